@@ -1,0 +1,82 @@
+// Package adapter carries worker and stitcher invocations to wherever the
+// functions run. Adapter is the one portable type (it satisfies the seed's
+// WorkerAdapter: Execute(ctx, WorkerJob) (WorkerResult, error)); a Driver per
+// transport moves the bytes: LocalWorkerAdapter in process, and the Lambda
+// and Cloud Run drivers over their APIs. Every driver passes the same
+// conformance suite, adaptertest.RunConformance.
+//
+// Errors come back typed: a *job.Error whose Kind says whether another
+// attempt can help, or the context's error when the caller gave up.
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// Function names a deployed function.
+type Function string
+
+// The functions an orchestrator invokes.
+const (
+	Worker   Function = "worker"
+	Stitcher Function = "stitcher"
+)
+
+// MaxPayload is Lambda's limit for a synchronous request or response
+// (6 MB), applied to every transport so a job that works locally works in
+// the cloud.
+const MaxPayload = 6 * 1024 * 1024
+
+// Driver moves one invocation's bytes. It returns the function's response
+// payload, or an error: a *job.Error for a function error or a classified
+// transport failure, or the context's error.
+type Driver interface {
+	Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error)
+}
+
+// Adapter is the portable client of the worker and stitcher functions.
+type Adapter struct {
+	driver Driver
+}
+
+// New wraps a driver.
+func New(d Driver) *Adapter { return &Adapter{driver: d} }
+
+// Execute runs one chunk on a worker.
+func (a *Adapter) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	var out job.WorkerResult
+	err := a.call(ctx, Worker, w, &out)
+	return out, err
+}
+
+// Stitch runs the stitcher.
+func (a *Adapter) Stitch(ctx context.Context, r job.StitchRequest) (job.StitchResult, error) {
+	var out job.StitchResult
+	err := a.call(ctx, Stitcher, r, &out)
+	return out, err
+}
+
+func (a *Adapter) call(ctx context.Context, fn Function, in, out any) error {
+	payload, err := json.Marshal(in)
+	if err != nil {
+		return job.Errorf(job.Permanent, job.CodeInvalid, "encode %s payload: %v", fn, err)
+	}
+	if len(payload) > MaxPayload {
+		return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "%s payload is %d bytes; the limit is %d", fn, len(payload), MaxPayload)
+	}
+	resp, err := a.driver.Invoke(ctx, fn, payload)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("invoke %s: %w", fn, ctx.Err())
+		}
+		return err
+	}
+	if err := json.Unmarshal(resp, out); err != nil {
+		return job.Errorf(job.Retryable, job.CodeTransport, "decode %s response: %v", fn, err)
+	}
+	return nil
+}

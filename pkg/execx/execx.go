@@ -1,0 +1,175 @@
+//go:build unix
+
+// Package execx runs the commands of a job safely: argv only (never a shell),
+// only programs on an allowlist, in a given work dir with a minimal
+// environment, under a timeout that kills the whole process group, with
+// stdout and stderr captured up to a cap (the tail is kept, since that is
+// where tools print why they failed).
+package execx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// DefaultMaxOutput is how much of stdout and of stderr is kept.
+const DefaultMaxOutput = 64 << 10
+
+// Runner runs allowlisted programs.
+type Runner struct {
+	Allowed job.Allowlist
+	// MaxOutput caps the captured tail of each stream; 0 means DefaultMaxOutput.
+	MaxOutput int
+}
+
+// Cmd is one command to run.
+type Cmd struct {
+	Argv    []string
+	Dir     string            // work dir; also HOME and TMPDIR of the command
+	Env     map[string]string // added to the minimal environment
+	Timeout time.Duration     // 0: only ctx bounds it
+}
+
+// Result is what a command did.
+type Result struct {
+	ExitCode int
+	Stdout   string // tail, at most MaxOutput bytes
+	Stderr   string // tail, at most MaxOutput bytes
+	Duration time.Duration
+}
+
+// Run runs c and waits for it. Errors are *job.Error: command_not_allowed
+// (permanent), timeout and command_failed (retryable, with the exit code and
+// stderr tail). If ctx ends first, the process group is killed and ctx's
+// error is returned.
+func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
+	if len(c.Argv) == 0 || c.Argv[0] == "" {
+		return Result{}, job.Errorf(job.Permanent, job.CodeInvalid, "empty command")
+	}
+	program := c.Argv[0]
+	if !r.Allowed.Allows(program) {
+		return Result{}, job.Errorf(job.Permanent, job.CodeNotAllowed,
+			"program %q is not on the allowlist (%s)", program, strings.Join(r.Allowed, ","))
+	}
+	path, err := exec.LookPath(program)
+	if err != nil {
+		return Result{}, job.Errorf(job.Permanent, job.CodeNotAllowed, "program %q cannot be run here: %v", program, err)
+	}
+
+	runCtx := ctx
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	limit := r.MaxOutput
+	if limit <= 0 {
+		limit = DefaultMaxOutput
+	}
+	stdout, stderr := &Tail{Max: limit}, &Tail{Max: limit}
+	cmd := exec.CommandContext(runCtx, path, c.Argv[1:]...)
+	cmd.Dir = c.Dir
+	cmd.Env = environment(c.Dir, c.Env)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = 2 * time.Second // a grandchild holding the pipes cannot hang us
+
+	start := time.Now()
+	err = cmd.Run()
+	res := Result{Duration: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
+	if cmd.Process != nil {
+		_ = killGroup(cmd.Process.Pid) // leftovers the command started in the background
+	}
+	if cmd.ProcessState != nil {
+		res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	switch {
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("%s: %w", program, ctx.Err())
+	case runCtx.Err() != nil:
+		e := job.Errorf(job.Retryable, job.CodeTimeout, "%s did not finish within %s and was killed", program, c.Timeout)
+		e.StderrTail = LastLines(res.Stderr, 20)
+		return res, e
+	case err != nil:
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			return res, job.Errorf(job.Retryable, job.CodeCommandFailed, "%s could not run: %v", program, err)
+		}
+		e := job.Errorf(job.Retryable, job.CodeCommandFailed, "%s exited with status %d", program, res.ExitCode)
+		e.ExitCode = res.ExitCode
+		e.StderrTail = LastLines(res.Stderr, 20)
+		return res, e
+	}
+	return res, nil
+}
+
+func killGroup(pid int) error {
+	err := syscall.Kill(-pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// environment is what a command sees: PATH and locale from this process, a
+// HOME and TMPDIR inside its work dir, and the job's own variables. Nothing
+// else, so credentials in the function's environment do not leak into it.
+func environment(dir string, extra map[string]string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8"}
+	if dir != "" {
+		env = append(env, "HOME="+dir, "TMPDIR="+dir)
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// Tail is an io.Writer that keeps the last Max bytes written to it.
+type Tail struct {
+	Max       int
+	buf       []byte
+	truncated bool
+}
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.Max { // trim rarely: amortised O(1) per byte
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.Max:]...)
+		t.truncated = true
+	}
+	return len(p), nil
+}
+
+// String returns the kept tail.
+func (t *Tail) String() string {
+	b := t.buf
+	if len(b) > t.Max {
+		b = b[len(b)-t.Max:]
+		t.truncated = true
+	}
+	if t.truncated {
+		return "…" + string(b)
+	}
+	return string(b)
+}
+
+// LastLines returns at most n trailing lines of s, trimmed.
+func LastLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n\r ")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

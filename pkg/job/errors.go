@@ -1,0 +1,118 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Kind tells the orchestrator whether an attempt is worth repeating.
+type Kind string
+
+// Error kinds.
+const (
+	// Retryable: throttling, timeouts, a lost worker, a command failure that
+	// may not repeat. Retried with backoff up to retry.maxAttempts.
+	Retryable Kind = "retryable"
+	// Permanent: a bad payload, a command not allowed. Never retried.
+	Permanent Kind = "permanent"
+)
+
+// Error codes carried by Error.
+const (
+	CodeInvalid         = "invalid"             // payload failed validation
+	CodeNotAllowed      = "command_not_allowed" // program not on the allowlist
+	CodeCommandFailed   = "command_failed"      // non-zero exit
+	CodeTimeout         = "timeout"             // the chunk ran past its timeout
+	CodeFrameMismatch   = "frame_mismatch"      // segment has the wrong frame count
+	CodeMissingOutput   = "missing_output"      // the command wrote no segment
+	CodeBadAssets       = "bad_assets"          // asset bundle missing, corrupt or unsafe
+	CodeStorage         = "storage"             // reading or writing the bucket failed
+	CodeThrottled       = "throttled"           // the platform refused for capacity
+	CodeTransport       = "transport"           // the invocation did not complete
+	CodeWorkerLost      = "worker_lost"         // the function crashed or was killed
+	CodePayloadTooLarge = "payload_too_large"   // over the platform's payload limit
+	CodeCancelled       = "cancelled"
+	CodeInternal        = "internal"
+)
+
+// ErrorType is the Lambda errorType (and Cloud Run error body marker) of an
+// Error: its errorMessage is the Error as JSON, so kind, code, exit code and
+// stderr tail survive every transport.
+const ErrorType = "HeliosError"
+
+// Error is the typed error that crosses transports.
+type Error struct {
+	Kind       Kind   `json:"kind"`
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	Chunk      *int   `json:"chunk,omitempty"`
+	ExitCode   int    `json:"exitCode,omitempty"`
+	StderrTail string `json:"stderrTail,omitempty"`
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Chunk != nil {
+		msg = fmt.Sprintf("chunk %d: %s", *e.Chunk, msg)
+	}
+	if e.StderrTail != "" {
+		msg += "\n" + e.StderrTail
+	}
+	return msg
+}
+
+// Retryable reports whether the attempt may be repeated.
+func (e *Error) Retryable() bool { return e.Kind == Retryable }
+
+// Errorf makes an Error.
+func Errorf(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WithChunk returns a copy of e naming a chunk.
+func (e *Error) WithChunk(index int) *Error {
+	c := *e
+	c.Chunk = &index
+	return &c
+}
+
+// AsError converts any error into an *Error for the wire. Validation errors
+// are permanent; context errors and unknown errors are retryable, since only
+// a typed error can promise that repeating is useless.
+func AsError(err error) *Error {
+	var e *Error
+	var ve *ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &ve):
+		return &Error{Kind: Permanent, Code: CodeInvalid, Message: ve.Error()}
+	case errors.Is(err, context.Canceled):
+		return &Error{Kind: Retryable, Code: CodeCancelled, Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Kind: Retryable, Code: CodeTimeout, Message: err.Error()}
+	}
+	return &Error{Kind: Retryable, Code: CodeInternal, Message: err.Error()}
+}
+
+// IsRetryable reports whether err is worth another attempt.
+func IsRetryable(err error) bool { return AsError(err).Retryable() }
+
+// MarshalWire encodes an error as the JSON errorMessage of a HeliosError.
+func MarshalWire(err error) string {
+	b, _ := json.Marshal(AsError(err))
+	return string(b)
+}
+
+// UnmarshalWire decodes a HeliosError errorMessage; ok is false if msg is not one.
+func UnmarshalWire(msg string) (*Error, bool) {
+	var e Error
+	if json.Unmarshal([]byte(msg), &e) != nil || (e.Kind != Retryable && e.Kind != Permanent) {
+		return nil, false
+	}
+	return &e, true
+}

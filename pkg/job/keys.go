@@ -1,0 +1,76 @@
+package job
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Storage layout. The trigger prefix (jobs/) and the write prefix (renders/)
+// never overlap, so the orchestrator cannot trigger itself.
+const (
+	JobsPrefix    = "jobs/"
+	RendersPrefix = "renders/"
+	AssetsPrefix  = "assets/"
+)
+
+var assetKeyPattern = regexp.MustCompile(`^assets/[0-9a-f]{64}\.tar\.gz$`)
+
+// AssetDigest returns the sha256 hex named by an asset key.
+func AssetDigest(key string) (string, bool) {
+	if !assetKeyPattern.MatchString(key) {
+		return "", false
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(key, AssetsPrefix), ".tar.gz"), true
+}
+
+// JobKey is where a submitted spec is uploaded; an upload there starts the job.
+func JobKey(id string) string { return JobsPrefix + id + ".json" }
+
+// JobIDFromKey returns the id of a jobs/<id>.json key.
+func JobIDFromKey(key string) (string, bool) {
+	name, ok := strings.CutPrefix(key, JobsPrefix)
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(name, ".json")
+	if !ok || !idPattern.MatchString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// ValidID reports whether id can name a job.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+func renders(id string) string { return RendersPrefix + id + "/" }
+
+// SpecKey holds the accepted, normalized spec, written once.
+func SpecKey(id string) string { return renders(id) + "spec.json" }
+
+// StatusKey holds the job's progress; only the orchestrator writes it.
+func StatusKey(id string) string { return renders(id) + "status.json" }
+
+// ChunksPrefix is the folder of segments and completion markers.
+func ChunksPrefix(id string) string { return renders(id) + "chunks/" }
+
+// SegmentKey is one attempt's segment. The index is zero-padded so lexical
+// order is frame order.
+func SegmentKey(id string, index, attempt int, format string) string {
+	return fmt.Sprintf("%s%06d.%d.%s", ChunksPrefix(id), index, attempt, format)
+}
+
+// MarkerKey is a chunk's completion marker, created if not exists: the first
+// attempt to create it wins.
+func MarkerKey(id string, index int) string {
+	return fmt.Sprintf("%s%06d.json", ChunksPrefix(id), index)
+}
+
+// StitchLockKey is created if not exists, so the stitch runs once.
+func StitchLockKey(id string) string { return renders(id) + "stitch.lock" }
+
+// CancelKey is the cancellation request.
+func CancelKey(id string) string { return renders(id) + "cancel" }
+
+// DefaultOutputKey is the final video unless the spec names another key.
+func DefaultOutputKey(id, format string) string { return renders(id) + "output." + format }

@@ -1,0 +1,135 @@
+package job
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// WorkerJob is the payload of the chunk worker: run one command that renders
+// one chunk into OutputFile, inside a fresh work dir.
+type WorkerJob struct {
+	JobID      string            `json:"jobId"`
+	Chunk      Chunk             `json:"chunk"`
+	Attempt    int               `json:"attempt"`
+	Command    string            `json:"command"`
+	Args       []string          `json:"args"`
+	Env        map[string]string `json:"env,omitempty"`
+	OutputFile string            `json:"outputFile"`
+	Assets     string            `json:"assets,omitempty"`
+	Timeout    Duration          `json:"timeout,omitzero"`
+}
+
+// Format is the segment container, from OutputFile's extension.
+func (w WorkerJob) Format() string { return strings.TrimPrefix(path.Ext(w.OutputFile), ".") }
+
+// SegmentKey is where this attempt's segment is uploaded.
+func (w WorkerJob) SegmentKey() string {
+	return SegmentKey(w.JobID, w.Chunk.Index, w.Attempt, w.Format())
+}
+
+// Validate checks what a worker must trust before it acts: it may be invoked
+// directly, not only by the orchestrator.
+func (w WorkerJob) Validate() error {
+	v := &validator{allowed: nil}
+	if !idPattern.MatchString(w.JobID) {
+		v.addf("jobId", "must be 1-128 letters, digits, '.', '_' or '-'; got %q", w.JobID)
+	}
+	if w.Chunk.Index < 0 || w.Chunk.Start < 0 || w.Chunk.Count <= 0 {
+		v.addf("chunk", "needs index >= 0, start >= 0 and count >= 1; got %+v", w.Chunk)
+	}
+	if w.Attempt < 1 {
+		v.addf("attempt", "must be at least 1; got %d", w.Attempt)
+	}
+	if w.Command == "" {
+		v.addf("command", "must not be empty")
+	}
+	v.relativePath("outputFile", w.OutputFile)
+	v.env(w.Env)
+	if w.Assets != "" && !assetKeyPattern.MatchString(w.Assets) {
+		v.addf("assets", "must be a key of the form assets/<64 hex sha256>.tar.gz; got %q", w.Assets)
+	}
+	if w.Timeout.Duration < 0 {
+		v.addf("timeout", "must not be negative; got %s", w.Timeout)
+	}
+	if len(v.problems) > 0 {
+		return &ValidationError{Problems: v.problems}
+	}
+	return nil
+}
+
+// WorkerResult is what a worker returns, and, for the attempt that won, the
+// content of the chunk's completion marker.
+type WorkerResult struct {
+	JobID      string `json:"jobId"`
+	Chunk      Chunk  `json:"chunk"`
+	Attempt    int    `json:"attempt"`
+	SegmentKey string `json:"segmentKey"`
+	Bytes      int64  `json:"bytes"`
+	Frames     int    `json:"frames"`
+	ExitCode   int    `json:"exitCode"`
+	DurationMs int64  `json:"durationMs"` // the command's run time
+	// Winner is false when another attempt had already completed the chunk;
+	// the other fields then describe that attempt, read from the marker.
+	Winner bool `json:"winner"`
+}
+
+// Segment is one chunk's video, in order, as the stitcher receives it.
+type Segment struct {
+	Key    string `json:"key"`
+	Frames int    `json:"frames"`
+}
+
+// StitchRequest is the payload of the stitcher.
+type StitchRequest struct {
+	JobID     string    `json:"jobId"`
+	Segments  []Segment `json:"segments"`
+	OutputKey string    `json:"outputKey"`
+}
+
+// TotalFrames is the frame count the output must have.
+func (r StitchRequest) TotalFrames() int {
+	n := 0
+	for _, s := range r.Segments {
+		n += s.Frames
+	}
+	return n
+}
+
+// Validate checks the request before the stitcher reads or writes anything.
+func (r StitchRequest) Validate() error {
+	v := &validator{}
+	if !idPattern.MatchString(r.JobID) {
+		v.addf("jobId", "must be 1-128 letters, digits, '.', '_' or '-'; got %q", r.JobID)
+	}
+	if len(r.Segments) == 0 || len(r.Segments) > MaxChunks {
+		v.addf("segments", "must have between 1 and %d entries; got %d", MaxChunks, len(r.Segments))
+	}
+	prefix := ChunksPrefix(r.JobID)
+	for i, s := range r.Segments {
+		if !IsSafeRelative(s.Key) || !strings.HasPrefix(s.Key, prefix) {
+			v.addf(fmt.Sprintf("segments[%d].key", i), "must be a key under %s; got %q", prefix, s.Key)
+		}
+		if s.Frames <= 0 {
+			v.addf(fmt.Sprintf("segments[%d].frames", i), "must be at least 1; got %d", s.Frames)
+		}
+	}
+	switch {
+	case !IsSafeRelative(r.OutputKey):
+		v.addf("outputKey", "must be a relative storage key without '..'; got %q", r.OutputKey)
+	case strings.HasPrefix(r.OutputKey, JobsPrefix) || strings.HasPrefix(r.OutputKey, AssetsPrefix):
+		v.addf("outputKey", "must not be under %s or %s; got %q", JobsPrefix, AssetsPrefix, r.OutputKey)
+	}
+	if len(v.problems) > 0 {
+		return &ValidationError{Problems: v.problems}
+	}
+	return nil
+}
+
+// StitchResult is what the stitcher returns.
+type StitchResult struct {
+	OutputKey  string `json:"outputKey"`
+	Bytes      int64  `json:"bytes"`
+	Frames     int    `json:"frames"`
+	DurationMs int64  `json:"durationMs"`
+}

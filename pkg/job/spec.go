@@ -1,0 +1,186 @@
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// MaxSpecBytes bounds a spec document; a Helios-form spec with 10,000 chunks
+// fits with room to spare.
+const MaxSpecBytes = 8 << 20
+
+// Spec is a render job. It has two forms that decode into this one type:
+//
+//   - the native form: Command + Args (a template with placeholders) and a
+//     chunking rule (FramesPerChunk or ChunkCount);
+//   - the Helios form, as written by `helios render --emit-job`: Chunks, each
+//     with a ready command string and output file, and MergeCommand.
+type Spec struct {
+	ID       string   `json:"id,omitempty"`
+	Metadata Metadata `json:"metadata"`
+
+	// Native form.
+	Command        string   `json:"command,omitempty"`
+	Args           []string `json:"args,omitempty"`
+	FramesPerChunk int      `json:"framesPerChunk,omitempty"`
+	ChunkCount     int      `json:"chunkCount,omitempty"`
+	// SegmentFormat is the container of the chunk segments (and by default of
+	// the output): mp4, mov, mkv, webm, ts or m4v. Default mp4.
+	SegmentFormat string `json:"segmentFormat,omitempty"`
+
+	// Helios form.
+	Chunks []HeliosChunk `json:"chunks,omitempty"`
+	// MergeCommand is kept for the record; the stitcher always joins the
+	// segments itself (concat demuxer, stream copy), which is what it does.
+	MergeCommand string `json:"mergeCommand,omitempty"`
+
+	// Both forms.
+	Env          map[string]string `json:"env,omitempty"`
+	Output       string            `json:"output,omitempty"` // storage key of the final video
+	Assets       string            `json:"assets,omitempty"` // assets/<sha256>.tar.gz
+	Retry        RetryPolicy       `json:"retry,omitzero"`
+	ChunkTimeout Duration          `json:"chunkTimeout,omitzero"`
+	KeepChunks   bool              `json:"keepChunks,omitempty"`
+}
+
+// Metadata describes the video.
+type Metadata struct {
+	TotalFrames int     `json:"totalFrames"`
+	FPS         float64 `json:"fps"`
+	Width       int     `json:"width"`
+	Height      int     `json:"height"`
+	Duration    float64 `json:"duration,omitempty"` // seconds; informational (Helios form)
+}
+
+// HeliosChunk is one entry of a Helios-form spec.
+type HeliosChunk struct {
+	ID         int    `json:"id"`
+	StartFrame int    `json:"startFrame"`
+	FrameCount int    `json:"frameCount"`
+	OutputFile string `json:"outputFile"`
+	Command    string `json:"command"`
+}
+
+// RetryPolicy governs retries of a chunk after a retryable error.
+type RetryPolicy struct {
+	MaxAttempts    int      `json:"maxAttempts,omitempty"`
+	InitialBackoff Duration `json:"initialBackoff,omitzero"`
+	MaxBackoff     Duration `json:"maxBackoff,omitzero"`
+}
+
+// Defaults applied by Normalize.
+const (
+	DefaultSegmentFormat  = "mp4"
+	DefaultMaxAttempts    = 3
+	DefaultInitialBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff     = 30 * time.Second
+	DefaultChunkTimeout   = 15 * time.Minute
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string ("90s").
+type Duration struct{ time.Duration }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("expected a duration string such as \"90s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("expected a duration string such as \"90s\", got %q", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// IsHeliosForm reports whether the spec lists its chunks itself.
+func (s *Spec) IsHeliosForm() bool { return len(s.Chunks) > 0 }
+
+// Decode reads a spec strictly: unknown fields, wrong types, trailing data and
+// documents over MaxSpecBytes are refused with a *ValidationError naming the
+// JSON path. It does not validate the content; call Normalize then Validate.
+func Decode(r io.Reader) (*Spec, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSpecBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	if len(data) > MaxSpecBytes {
+		return nil, invalid("", fmt.Sprintf("spec is larger than %d bytes", MaxSpecBytes))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, decodeProblem(err)
+	}
+	if dec.More() {
+		return nil, invalid("", "unexpected data after the JSON object")
+	}
+	return &s, nil
+}
+
+func decodeProblem(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return invalid("", fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn))
+	case errors.As(err, &typ):
+		return invalid(typ.Field, fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value))
+	case errors.Is(err, io.EOF):
+		return invalid("", "empty document: expected a JSON object")
+	}
+	msg := err.Error()
+	if field, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return invalid(strings.Trim(field, `"`), "unknown field")
+	}
+	// Errors from Duration.UnmarshalJSON arrive without the field name.
+	return invalid("", strings.TrimPrefix(msg, "json: "))
+}
+
+// Normalize fills defaults so that the stored spec says exactly what runs. It
+// sorts Helios-form chunks by start frame, which makes chunk index i the i-th
+// range of the video.
+func (s *Spec) Normalize() {
+	if s.IsHeliosForm() {
+		sort.SliceStable(s.Chunks, func(i, j int) bool { return s.Chunks[i].StartFrame < s.Chunks[j].StartFrame })
+		if s.SegmentFormat == "" {
+			s.SegmentFormat = strings.TrimPrefix(path.Ext(s.Chunks[0].OutputFile), ".")
+		}
+	}
+	if s.SegmentFormat == "" {
+		s.SegmentFormat = DefaultSegmentFormat
+	}
+	if s.Output == "" && s.ID != "" {
+		s.Output = DefaultOutputKey(s.ID, s.SegmentFormat)
+	}
+	if s.Retry.MaxAttempts == 0 {
+		s.Retry.MaxAttempts = DefaultMaxAttempts
+	}
+	if s.Retry.InitialBackoff.Duration == 0 {
+		s.Retry.InitialBackoff.Duration = DefaultInitialBackoff
+	}
+	if s.Retry.MaxBackoff.Duration == 0 {
+		s.Retry.MaxBackoff.Duration = max(DefaultMaxBackoff, s.Retry.InitialBackoff.Duration)
+	}
+	if s.ChunkTimeout.Duration == 0 {
+		s.ChunkTimeout.Duration = DefaultChunkTimeout
+	}
+}
+
+// Canonical is the byte form stored as renders/<id>/spec.json; two specs are
+// the same job exactly when their canonical forms are equal.
+func (s *Spec) Canonical() ([]byte, error) {
+	return json.MarshalIndent(s, "", "  ")
+}

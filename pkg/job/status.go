@@ -1,0 +1,65 @@
+package job
+
+import "time"
+
+// State is where a job or a chunk is in its life.
+type State string
+
+// Job and chunk states.
+const (
+	StatePending   State = "pending"
+	StateRunning   State = "running"
+	StateStitching State = "stitching"
+	StateDone      State = "done"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// Final reports whether nothing more will happen to a job in this state.
+func (s State) Final() bool { return s == StateDone || s == StateFailed || s == StateCancelled }
+
+// Status is renders/<id>/status.json: a job's progress, rewritten by the
+// orchestrator only.
+type Status struct {
+	JobID        string        `json:"jobId"`
+	State        State         `json:"state"`
+	TotalFrames  int           `json:"totalFrames"`
+	FramesDone   int           `json:"framesDone"`
+	ChunksTotal  int           `json:"chunksTotal"`
+	ChunksDone   int           `json:"chunksDone"`
+	ChunksFailed int           `json:"chunksFailed"`
+	Chunks       []ChunkStatus `json:"chunks"`
+	Output       string        `json:"output,omitempty"` // key of the final video, once done
+	OutputBytes  int64         `json:"outputBytes,omitempty"`
+	Error        *Error        `json:"error,omitempty"`
+	Timings      Timings       `json:"timings"`
+	// WorkerSeconds is the summed run time of every worker attempt, the
+	// figure serverless compute is billed on.
+	WorkerSeconds float64 `json:"workerSeconds"`
+	// EstimatedCostUSD prices WorkerSeconds with HELIOS_COST_PER_WORKER_SECOND.
+	EstimatedCostUSD float64 `json:"estimatedCostUsd"`
+}
+
+// ChunkStatus is the progress of one chunk.
+type ChunkStatus struct {
+	Index      int    `json:"index"`
+	Start      int    `json:"start"`
+	Count      int    `json:"count"`
+	State      State  `json:"state"`
+	Attempts   int    `json:"attempts"`
+	DurationMs int64  `json:"durationMs,omitempty"` // the winning attempt's command time
+	SegmentKey string `json:"segmentKey,omitempty"`
+	Error      *Error `json:"error,omitempty"` // the last attempt's error
+}
+
+// Timings are wall-clock marks of the job.
+type Timings struct {
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	RenderedAt time.Time `json:"renderedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	RenderMs   int64     `json:"renderMs,omitempty"`
+	StitchMs   int64     `json:"stitchMs,omitempty"`
+	TotalMs    int64     `json:"totalMs,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}

@@ -1,0 +1,135 @@
+// Package runtime serves one typed handler, func(ctx, In) (Out, error), the
+// way each platform expects: on AWS Lambda through aws-lambda-go when
+// AWS_LAMBDA_RUNTIME_API is set, otherwise as an HTTP function through
+// functions-framework-go on $PORT (Cloud Run, or a laptop). The local adapter
+// calls the very same byte-level Invoke in process.
+//
+// Errors leave a handler as a HeliosError: on Lambda the errorType is
+// "HeliosError" and the errorMessage is the *job.Error as JSON; over HTTP the
+// body is that JSON with a 4xx (permanent) or 5xx (retryable) status. Either
+// way the caller gets back the kind, code, exit code and stderr tail.
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// Handler is a typed function handler. Its Invoke method is the byte-level
+// interface Lambda uses (lambda.Handler).
+type Handler[In, Out any] func(context.Context, In) (Out, error)
+
+var _ lambda.Handler = Handler[int, int](nil)
+
+// Invoke decodes the payload strictly, calls the handler and encodes the
+// result. A payload that does not decode is a permanent error.
+func (h Handler[In, Out]) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	var in In
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, WireError(job.Errorf(job.Permanent, job.CodeInvalid, "payload does not decode: %v", err))
+	}
+	out, err := h(ctx, in)
+	if err != nil {
+		return nil, WireError(err)
+	}
+	return json.Marshal(out)
+}
+
+// WireError is err as Lambda reports a handled function error.
+func WireError(err error) messages.InvokeResponse_Error {
+	return messages.InvokeResponse_Error{Type: job.ErrorType, Message: job.MarshalWire(err)}
+}
+
+// DecodeFunctionError turns a function error reported by a platform (Lambda's
+// errorType and errorMessage) back into a *job.Error. Anything that is not a
+// HeliosError — a crash, an out-of-memory kill, a runtime timeout — means the
+// worker was lost, which is worth another attempt.
+func DecodeFunctionError(errorType, message string) *job.Error {
+	if errorType == job.ErrorType {
+		if e, ok := job.UnmarshalWire(message); ok {
+			return e
+		}
+	}
+	return job.Errorf(job.Retryable, job.CodeWorkerLost, "function failed: %s: %s", errorType, message)
+}
+
+// Start serves h on the platform this process runs on and returns only when
+// serving ends.
+func Start(ctx context.Context, h lambda.Handler, log *slog.Logger) error {
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		lambda.StartHandlerWithContext(ctx, h) // never returns
+		return nil
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	// Cloud Run routes to the container's interface; anywhere else an
+	// unauthenticated function must not be reachable from the network.
+	host := "127.0.0.1"
+	if os.Getenv("K_SERVICE") != "" {
+		host = ""
+	}
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", HTTPHandler(h).ServeHTTP); err != nil {
+		return fmt.Errorf("register function: %w", err)
+	}
+	log.Info("serving over HTTP", "addr", net.JoinHostPort(host, port))
+	return funcframework.StartHostPort(host, port)
+}
+
+// MaxHTTPBody bounds a request body, like Lambda's 6 MB payload limit.
+const MaxHTTPBody = 6 << 20
+
+// HTTPHandler serves h over HTTP: POST a JSON payload, get JSON back.
+func HTTPHandler(h lambda.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			writeError(w, http.StatusMethodNotAllowed, job.Errorf(job.Permanent, job.CodeInvalid, "use POST with a JSON body"))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, job.Errorf(job.Permanent, job.CodePayloadTooLarge, "body over %d bytes", MaxHTTPBody))
+			return
+		}
+		out, err := h.Invoke(r.Context(), body)
+		if err != nil {
+			var fe messages.InvokeResponse_Error
+			e := job.AsError(err)
+			if errors.As(err, &fe) {
+				e = DecodeFunctionError(fe.Type, fe.Message)
+			}
+			status := http.StatusInternalServerError
+			if !e.Retryable() {
+				status = http.StatusUnprocessableEntity
+			}
+			writeError(w, status, e)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, e *job.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Helios-Error", job.ErrorType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(e)
+}

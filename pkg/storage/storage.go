@@ -1,0 +1,195 @@
+// Package storage opens the bucket that carries everything between the stages
+// and holds the few helpers the stages share. A bucket is a gocloud.dev
+// *blob.Bucket opened from a URL: file:///abs/dir, mem://, and, where the
+// driver is linked in, s3:// and gs://.
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file://
+	_ "gocloud.dev/blob/memblob"  // mem://
+	"gocloud.dev/gcerrors"
+)
+
+// Open opens a bucket from a URL. A plain path (./data, /srv/helios) is taken
+// as a local folder and created if missing.
+func Open(ctx context.Context, rawURL string) (*blob.Bucket, error) {
+	u, err := NormalizeURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	b, err := blob.OpenBucket(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("open storage %q: %w", rawURL, err)
+	}
+	return b, nil
+}
+
+// NormalizeURL turns a plain path into a file:// URL (absolute, created on
+// open, temp files beside the target so renames stay on one filesystem) and
+// returns other URLs unchanged.
+func NormalizeURL(raw string) (string, error) {
+	if raw == "" {
+		return "", errors.New("storage URL is empty: set HELIOS_STORAGE_URL or --storage (file:///dir, s3://bucket, gs://bucket)")
+	}
+	if strings.Contains(raw, "://") {
+		if _, err := url.Parse(raw); err != nil {
+			return "", fmt.Errorf("storage URL %q: %w", raw, err)
+		}
+		return raw, nil
+	}
+	abs, err := filepath.Abs(raw)
+	if err != nil {
+		return "", fmt.Errorf("storage path %q: %w", raw, err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=true&no_tmp_dir=true"}
+	return u.String(), nil
+}
+
+// ErrExists is returned by Create when the key is already there.
+var ErrExists = errors.New("already exists")
+
+// IsNotFound reports whether err means the key does not exist.
+func IsNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
+
+// Create writes data to key only if key does not exist yet (S3 If-None-Match,
+// GCS ifGenerationMatch=0, an exclusive create on disk). It returns ErrExists
+// if another writer got there first.
+func Create(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
+	err := b.WriteAll(ctx, key, data, &blob.WriterOptions{IfNotExist: true, ContentType: contentType(key)})
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return fmt.Errorf("create %s: %w", key, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return nil
+}
+
+// CreateJSON is Create for a JSON document.
+func CreateJSON(ctx context.Context, b *blob.Bucket, key string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return Create(ctx, b, key, data)
+}
+
+// WriteJSON replaces key with v as JSON. The object appears whole or not at all.
+func WriteJSON(ctx context.Context, b *blob.Bucket, key string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if err := b.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// ReadJSON decodes key into v. A missing key is reported with IsNotFound.
+func ReadJSON(ctx context.Context, b *blob.Bucket, key string, v any) error {
+	data, err := b.ReadAll(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+// DownloadFile copies key into a new local file at path.
+func DownloadFile(ctx context.Context, b *blob.Bucket, key, path string) (int64, error) {
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return 0, fmt.Errorf("download %s: %w", key, err)
+	}
+	defer r.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("download %s: %w", key, err)
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("download %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// UploadFile copies a local file to key. The object is published only when
+// the whole file has been written: a failure or cancellation leaves nothing.
+func UploadFile(ctx context.Context, b *blob.Bucket, path, key string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", key, err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(ctx) // cancelling aborts the write
+	defer cancel()
+	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key)})
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", key, err)
+	}
+	n, err := io.Copy(w, f)
+	if err != nil {
+		cancel()
+		_ = w.Close()
+		return n, fmt.Errorf("upload %s: %w", key, err)
+	}
+	if err := w.Close(); err != nil {
+		return n, fmt.Errorf("upload %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// DeletePrefix removes every key under prefix for which keep returns false.
+func DeletePrefix(ctx context.Context, b *blob.Bucket, prefix string, keep func(key string) bool) error {
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if obj.IsDir || (keep != nil && keep(obj.Key)) {
+			continue
+		}
+		if err := b.Delete(ctx, obj.Key); err != nil && !IsNotFound(err) {
+			return fmt.Errorf("delete %s: %w", obj.Key, err)
+		}
+	}
+}
+
+func contentType(key string) string {
+	switch {
+	case strings.HasSuffix(key, ".json"):
+		return "application/json"
+	case strings.HasSuffix(key, ".mp4"), strings.HasSuffix(key, ".m4v"):
+		return "video/mp4"
+	case strings.HasSuffix(key, ".mov"):
+		return "video/quicktime"
+	case strings.HasSuffix(key, ".webm"):
+		return "video/webm"
+	case strings.HasSuffix(key, ".mkv"):
+		return "video/x-matroska"
+	case strings.HasSuffix(key, ".ts"):
+		return "video/mp2t"
+	}
+	return "application/octet-stream"
+}

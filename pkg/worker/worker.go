@@ -1,0 +1,152 @@
+// Package worker is the chunk worker's handler: WorkerJob in, WorkerResult
+// out. It fetches the job's assets, runs the command in a fresh work dir,
+// checks the segment has exactly the chunk's frames, uploads it and creates
+// the chunk's completion marker if no other attempt has.
+package worker
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// FrameCounter counts the video frames of a file (ffmpeg.Tool does).
+type FrameCounter interface {
+	CountFrames(ctx context.Context, path string) (int, error)
+}
+
+// Handler renders chunks.
+type Handler struct {
+	Bucket *blob.Bucket
+	Runner *execx.Runner // its allowlist is the worker's own: a worker may be invoked directly
+	Frames FrameCounter
+	// TempDir holds the per-attempt work dirs; "" means os.TempDir() (/tmp on Lambda).
+	TempDir string
+	// MaxAssetBytes caps the unpacked size of an asset bundle; 0 means 2 GiB.
+	MaxAssetBytes int64
+	Logger        *slog.Logger
+}
+
+// Handle renders one chunk. Errors are *job.Error.
+func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	if err := w.Validate(); err != nil {
+		return job.WorkerResult{}, job.AsError(err)
+	}
+	log := h.logger().With("jobId", w.JobID, "chunk", w.Chunk.Index, "attempt", w.Attempt)
+	fail := func(err error) (job.WorkerResult, error) {
+		e := job.AsError(err).WithChunk(w.Chunk.Index)
+		log.Warn("chunk failed", "code", e.Code, "kind", e.Kind, "error", e.Message)
+		return job.WorkerResult{}, e
+	}
+
+	// A duplicate invocation of a finished chunk does no work.
+	if prev, ok, err := h.readMarker(ctx, w); err != nil {
+		return fail(err)
+	} else if ok {
+		log.Info("chunk already complete", "segment", prev.SegmentKey)
+		return prev, nil
+	}
+
+	dir, err := os.MkdirTemp(h.TempDir, "helios-chunk-*")
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err))
+	}
+	defer os.RemoveAll(dir)
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o700); err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err))
+	}
+	if w.Assets != "" {
+		if err := h.fetchAssets(ctx, w.Assets, dir, work); err != nil {
+			return fail(err)
+		}
+	}
+
+	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count)
+	res, err := h.Runner.Run(ctx, execx.Cmd{
+		Argv:    append([]string{w.Command}, w.Args...),
+		Dir:     work,
+		Env:     w.Env,
+		Timeout: w.Timeout.Duration,
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	segment := filepath.Join(work, filepath.FromSlash(w.OutputFile))
+	info, err := os.Lstat(segment)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		e := job.Errorf(job.Retryable, job.CodeMissingOutput, "%s exited 0 but wrote no %s", w.Command, w.OutputFile)
+		e.StderrTail = execx.LastLines(res.Stderr, 20)
+		return fail(e)
+	case err != nil:
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "stat segment: %v", err))
+	case !info.Mode().IsRegular():
+		// A symlink could point anywhere on the worker; never upload one.
+		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile))
+	}
+	frames, err := h.Frames.CountFrames(ctx, segment)
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err))
+	}
+	if frames != w.Chunk.Count {
+		return fail(job.Errorf(job.Retryable, job.CodeFrameMismatch,
+			"segment has %d frames, chunk [%d, %d) needs %d", frames, w.Chunk.Start, w.Chunk.End(), w.Chunk.Count))
+	}
+
+	key := w.SegmentKey()
+	n, err := storage.UploadFile(ctx, h.Bucket, segment, key)
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+	}
+	result := job.WorkerResult{
+		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
+		Bytes: n, Frames: frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
+	}
+	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
+	if errors.Is(err, storage.ErrExists) {
+		// Another attempt finished first; its segment is the one that counts.
+		// Ours stays until the orchestrator's clean-up.
+		prev, ok, rerr := h.readMarker(ctx, w)
+		if rerr != nil || !ok {
+			return fail(job.Errorf(job.Retryable, job.CodeStorage, "marker exists but cannot be read: %v", rerr))
+		}
+		log.Info("another attempt completed the chunk first", "winner", prev.SegmentKey)
+		return prev, nil
+	}
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+	}
+	log.Info("chunk done", "segment", key, "bytes", n, "frames", frames, "ms", res.Duration.Milliseconds())
+	return result, nil
+}
+
+func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob) (job.WorkerResult, bool, error) {
+	var r job.WorkerResult
+	err := storage.ReadJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), &r)
+	if storage.IsNotFound(err) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+	}
+	r.Winner = false
+	return r, true, nil
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
