@@ -19,6 +19,7 @@ import (
 	_ "gocloud.dev/blob/fileblob" // file://
 	_ "gocloud.dev/blob/memblob"  // mem://
 	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
 )
 
 // Open opens a bucket from a URL. A plain path (./data, /srv/helios) is taken
@@ -156,24 +157,37 @@ func UploadFile(ctx context.Context, b *blob.Bucket, path, key string) (int64, e
 	return n, nil
 }
 
-// DeletePrefix removes every key under prefix for which keep returns false.
-func DeletePrefix(ctx context.Context, b *blob.Bucket, prefix string, keep func(key string) bool) error {
+// List returns every key under prefix.
+func List(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) {
+	var keys []string
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return nil
+			return keys, nil
 		}
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
-		if obj.IsDir || (keep != nil && keep(obj.Key)) {
-			continue
-		}
-		if err := b.Delete(ctx, obj.Key); err != nil && !IsNotFound(err) {
-			return fmt.Errorf("delete %s: %w", obj.Key, err)
+		if !obj.IsDir {
+			keys = append(keys, obj.Key)
 		}
 	}
+}
+
+// DeleteKeys removes keys, several at a time; keys already gone are fine.
+func DeleteKeys(ctx context.Context, b *blob.Bucket, keys []string) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, key := range keys {
+		g.Go(func() error {
+			if err := b.Delete(ctx, key); err != nil && !IsNotFound(err) {
+				return fmt.Errorf("delete %s: %w", key, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 func contentType(key string) string {

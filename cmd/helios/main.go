@@ -1,0 +1,71 @@
+// Command helios renders and manages Helios jobs:
+//
+//	helios job run SPEC.json --out PATH [--storage URL] [--concurrency N] [--json]
+//	helios job status ID [--storage URL] [--json]
+//	helios job cancel ID [--storage URL]
+//
+// `job run` renders on this machine, in process, with the same handlers the
+// cloud functions run. Exit status: 0 success, 1 the job failed or was
+// cancelled, 2 bad input or usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// failedError marks a job that ended failed or cancelled: status 1, and the
+// command has already said why.
+var errJobFailed = errors.New("job did not succeed")
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv})
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	err := cmd.ExecuteContext(ctx)
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errJobFailed):
+		return exitFailed
+	case errors.As(err, &ue) || isCobraUsage(err):
+		fmt.Fprintln(stderr, "helios:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "helios:", err)
+		return exitFailed
+	}
+}
+
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}

@@ -1,0 +1,285 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// errCancelRequested is the cause of a dispatch stopped by the cancel object.
+var errCancelRequested = errors.New("cancellation requested")
+
+// ErrStitchInProgress means another orchestrator holds a fresh stitch lock.
+var ErrStitchInProgress = errors.New("another orchestrator is stitching this job")
+
+// Run claims a prepared spec and runs the job until it is done, failed or
+// cancelled, and returns the final status. A job that fails is not a Go
+// error: the status says why. Errors are for what stopped the orchestrator
+// itself: ErrConflict, storage failures, or ctx ending (the status written
+// so far then allows a resume).
+func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions) (*job.Status, error) {
+	id := spec.ID
+	log := o.log.With("jobId", id)
+	canonical, err := spec.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	if err := o.createOnce(ctx, job.SpecKey(id), canonical); err != nil {
+		return nil, fmt.Errorf("claim job %q: %w", id, err)
+	}
+
+	prev, err := ReadStatus(ctx, o.bucket, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if prev != nil && prev.State == job.StateDone {
+		if ok, err := o.bucket.Exists(ctx, prev.Output); err == nil && ok {
+			log.Info("job already done", "output", prev.Output)
+			return prev, nil
+		}
+	}
+
+	chunks := spec.Plan()
+	tr := newTracker(o, spec, chunks, prev, opts.Progress)
+	if cancelled, err := o.cancelRequested(ctx, id); err != nil {
+		return nil, err
+	} else if cancelled {
+		return o.finish(ctx, tr, job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before rendering"), nil)
+	}
+
+	results, err := o.loadMarkers(ctx, id, len(chunks))
+	if err != nil {
+		return nil, err
+	}
+	var pending []job.Chunk
+	tr.update(func(st *job.Status) {
+		for _, c := range chunks {
+			if r, ok := results[c.Index]; ok {
+				tr.markDone(st, c.Index, r)
+			} else {
+				pending = append(pending, c)
+			}
+		}
+	})
+	if err := tr.setState(ctx, job.StateRunning, nil); err != nil {
+		return nil, fmt.Errorf("write status: %w", err)
+	}
+	log.Info("dispatching", "chunks", len(chunks), "pending", len(pending), "concurrency", o.cfg.Concurrency)
+
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopWatch := o.watchCancel(dctx, id, cancel)
+	stopFlush := tr.flushEvery(ctx, o.cfg.StatusInterval, func(err error) { log.Warn("status write failed", "error", err) })
+	fresh, err := o.dispatch(dctx, spec, pending, tr, log)
+	stopWatch()
+	stopFlush()
+	for i, r := range fresh {
+		results[i] = r
+	}
+
+	switch {
+	case errors.Is(context.Cause(dctx), errCancelRequested):
+		return o.finish(ctx, tr, job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled by request"), nil)
+	case ctx.Err() != nil:
+		// Interrupted (Ctrl-C, a function timeout): leave the progress for a resume.
+		_ = tr.write(context.WithoutCancel(ctx))
+		return tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, ctx.Err())
+	case err != nil:
+		return o.finish(ctx, tr, job.StateFailed, job.AsError(err), nil)
+	}
+
+	tr.update(func(st *job.Status) {
+		st.Timings.RenderedAt = time.Now().UTC()
+		st.Timings.RenderMs = st.Timings.RenderedAt.Sub(st.Timings.StartedAt).Milliseconds()
+	})
+	return o.stitchAndFinish(ctx, spec, results, tr, log)
+}
+
+// dispatch renders the pending chunks with bounded concurrency. The first
+// chunk that fails for good stops the others: the job has failed, and
+// rendering the rest would only cost money.
+func (o *Orchestrator) dispatch(ctx context.Context, spec *job.Spec, pending []job.Chunk, tr *tracker, log *slog.Logger) (map[int]job.WorkerResult, error) {
+	var mu sync.Mutex
+	results := make(map[int]job.WorkerResult, len(pending))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.cfg.Concurrency)
+	for _, c := range pending {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			r, err := o.runChunk(gctx, spec, c, tr, log)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			results[c.Index] = r
+			mu.Unlock()
+			return nil
+		})
+	}
+	return results, g.Wait()
+}
+
+// runChunk renders one chunk, retrying retryable errors with exponential
+// backoff and jitter up to retry.maxAttempts.
+func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, c job.Chunk, tr *tracker, log *slog.Logger) (job.WorkerResult, error) {
+	attempt := tr.attempts(c.Index)
+	var last *job.Error
+	op := func() (job.WorkerResult, error) {
+		attempt++
+		tr.attemptStarted(c.Index, attempt)
+		actx, cancel := context.WithTimeout(ctx, spec.ChunkTimeout.Duration+o.cfg.ChunkGrace)
+		defer cancel()
+		start := time.Now()
+		r, err := o.workers.Execute(actx, spec.WorkerJob(c, attempt))
+		took := time.Since(start)
+		if err == nil {
+			tr.chunkDone(c.Index, r, took)
+			return r, nil
+		}
+		if ctx.Err() != nil {
+			return r, backoff.Permanent(ctx.Err())
+		}
+		last = job.AsError(err).WithChunk(c.Index)
+		if actx.Err() != nil {
+			last = job.Errorf(job.Retryable, job.CodeTimeout, "no answer from the worker within %s", spec.ChunkTimeout.Duration+o.cfg.ChunkGrace).WithChunk(c.Index)
+		}
+		tr.attemptFailed(c.Index, last, took)
+		log.Warn("chunk attempt failed", "chunk", c.Index, "attempt", attempt, "kind", last.Kind, "code", last.Code, "error", last.Message)
+		if !last.Retryable() {
+			return r, backoff.Permanent(last)
+		}
+		return r, last
+	}
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     spec.Retry.InitialBackoff.Duration,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         spec.Retry.MaxBackoff.Duration,
+	}
+	r, err := backoff.Retry(ctx, op, backoff.WithBackOff(b),
+		backoff.WithMaxTries(uint(spec.Retry.MaxAttempts)), backoff.WithMaxElapsedTime(0))
+	if err == nil {
+		return r, nil
+	}
+	if ctx.Err() != nil || last == nil {
+		tr.chunkStopped(c.Index)
+		return r, err
+	}
+	final := *last
+	final.Message = fmt.Sprintf("%s (attempt %d of %d)", final.Message, attempt, spec.Retry.MaxAttempts)
+	if !last.Retryable() {
+		final.Message = fmt.Sprintf("%s (attempt %d, not retryable)", last.Message, attempt)
+	}
+	tr.chunkFailed(c.Index, &final)
+	return r, &final
+}
+
+// loadMarkers reads the completion markers already in storage. A marker
+// whose segment has gone (cleaned up, or lost) is deleted so the chunk is
+// rendered again.
+func (o *Orchestrator) loadMarkers(ctx context.Context, id string, n int) (map[int]job.WorkerResult, error) {
+	keys, err := storage.List(ctx, o.bucket, job.ChunksPrefix(id))
+	if err != nil {
+		return nil, err
+	}
+	exists := make(map[string]bool, len(keys))
+	var markers []string
+	for _, k := range keys {
+		exists[k] = true
+		if strings.HasSuffix(k, ".json") {
+			markers = append(markers, k)
+		}
+	}
+	results := make(map[int]job.WorkerResult, len(markers))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for _, key := range markers {
+		g.Go(func() error {
+			var r job.WorkerResult
+			if err := storage.ReadJSON(gctx, o.bucket, key, &r); err != nil {
+				return err
+			}
+			if r.Chunk.Index < 0 || r.Chunk.Index >= n || job.MarkerKey(id, r.Chunk.Index) != key {
+				return fmt.Errorf("marker %s does not belong to this job's plan", key)
+			}
+			if !exists[r.SegmentKey] {
+				o.log.Info("segment of a completed chunk is gone; rendering it again", "jobId", id, "chunk", r.Chunk.Index)
+				return o.bucket.Delete(gctx, key)
+			}
+			mu.Lock()
+			results[r.Chunk.Index] = r
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("load completion markers: %w", err)
+	}
+	return results, nil
+}
+
+func (o *Orchestrator) cancelRequested(ctx context.Context, id string) (bool, error) {
+	ok, err := o.bucket.Exists(ctx, job.CancelKey(id))
+	if err != nil {
+		return false, fmt.Errorf("check cancel: %w", err)
+	}
+	return ok, nil
+}
+
+// watchCancel polls for the cancel object and cancels the dispatch when it
+// appears.
+func (o *Orchestrator) watchCancel(ctx context.Context, id string, cancel context.CancelCauseFunc) (stop func()) {
+	ctx, stopCtx := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(o.cfg.CancelPollInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if ok, err := o.cancelRequested(ctx, id); err == nil && ok {
+					o.log.Info("cancel requested", "jobId", id)
+					cancel(errCancelRequested)
+					return
+				}
+			}
+		}
+	}()
+	return func() { stopCtx(); <-done }
+}
+
+// finish records a final state.
+func (o *Orchestrator) finish(ctx context.Context, tr *tracker, state job.State, e *job.Error, also func(*job.Status)) (*job.Status, error) {
+	ctx = context.WithoutCancel(ctx)
+	err := tr.setState(ctx, state, func(st *job.Status) {
+		st.Error = e
+		now := time.Now().UTC()
+		st.Timings.FinishedAt = now
+		st.Timings.TotalMs = now.Sub(st.Timings.StartedAt).Milliseconds()
+		if also != nil {
+			also(st)
+		}
+	})
+	st := tr.snapshot()
+	o.log.Info("job finished", "jobId", st.JobID, "state", st.State, "chunksDone", st.ChunksDone, "error", e)
+	if err != nil {
+		return st, fmt.Errorf("write final status: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,186 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// tracker owns a job's Status during a run and writes status.json: at once
+// on state changes, and at most every interval while chunks complete, so a
+// 10,000-chunk job does not rewrite a large document 10,000 times.
+type tracker struct {
+	bucket   *blob.Bucket
+	progress func(job.Status)
+	costRate float64
+
+	writeMu sync.Mutex // orders writes so an older snapshot never lands last
+	mu      sync.Mutex
+	st      job.Status
+	dirty   bool
+}
+
+func newTracker(o *Orchestrator, spec *job.Spec, chunks []job.Chunk, prev *job.Status, progress func(job.Status)) *tracker {
+	now := time.Now().UTC()
+	st := job.Status{
+		JobID:       spec.ID,
+		State:       job.StatePending,
+		TotalFrames: spec.Metadata.TotalFrames,
+		ChunksTotal: len(chunks),
+		Chunks:      make([]job.ChunkStatus, len(chunks)),
+		Timings:     job.Timings{CreatedAt: now, StartedAt: now},
+	}
+	for i, c := range chunks {
+		st.Chunks[i] = job.ChunkStatus{Index: c.Index, Start: c.Start, Count: c.Count, State: job.StatePending}
+	}
+	if prev != nil && len(prev.Chunks) == len(chunks) {
+		// Resuming: keep the history, so attempt numbers keep counting up and
+		// never reuse a segment key of an earlier run.
+		st.Timings.CreatedAt = prev.Timings.CreatedAt
+		st.WorkerSeconds = prev.WorkerSeconds
+		for i := range st.Chunks {
+			st.Chunks[i].Attempts = prev.Chunks[i].Attempts
+		}
+	}
+	return &tracker{bucket: o.bucket, progress: progress, costRate: o.cfg.CostPerWorkerSecond, st: st}
+}
+
+// update changes the status under the lock and reports progress.
+func (t *tracker) update(f func(st *job.Status)) {
+	t.mu.Lock()
+	f(&t.st)
+	t.st.EstimatedCostUSD = t.st.WorkerSeconds * t.costRate
+	t.dirty = true
+	snap := t.st
+	snap.Chunks = nil
+	t.mu.Unlock()
+	if t.progress != nil {
+		t.progress(snap)
+	}
+}
+
+func (t *tracker) attempts(i int) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.st.Chunks[i].Attempts
+}
+
+func (t *tracker) attemptStarted(i, attempt int) {
+	t.update(func(st *job.Status) {
+		st.Chunks[i].State = job.StateRunning
+		st.Chunks[i].Attempts = attempt
+	})
+}
+
+func (t *tracker) attemptFailed(i int, e *job.Error, took time.Duration) {
+	t.update(func(st *job.Status) {
+		st.Chunks[i].Error = e
+		st.WorkerSeconds += took.Seconds()
+	})
+}
+
+func (t *tracker) chunkDone(i int, r job.WorkerResult, took time.Duration) {
+	t.update(func(st *job.Status) {
+		t.markDone(st, i, r)
+		st.WorkerSeconds += took.Seconds()
+	})
+}
+
+func (t *tracker) markDone(st *job.Status, i int, r job.WorkerResult) {
+	c := &st.Chunks[i]
+	if c.State == job.StateDone {
+		return
+	}
+	c.State, c.SegmentKey, c.DurationMs, c.Error = job.StateDone, r.SegmentKey, r.DurationMs, nil
+	st.ChunksDone++
+	st.FramesDone += c.Count
+}
+
+// chunkStopped puts a chunk abandoned by a cancelled dispatch back to pending.
+func (t *tracker) chunkStopped(i int) {
+	t.update(func(st *job.Status) {
+		if st.Chunks[i].State == job.StateRunning {
+			st.Chunks[i].State = job.StatePending
+		}
+	})
+}
+
+func (t *tracker) chunkFailed(i int, e *job.Error) {
+	t.update(func(st *job.Status) {
+		st.Chunks[i].State = job.StateFailed
+		st.Chunks[i].Error = e
+		st.ChunksFailed++
+	})
+}
+
+// snapshot returns a deep copy of the status.
+func (t *tracker) snapshot() *job.Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.st
+	st.Chunks = append([]job.ChunkStatus(nil), t.st.Chunks...)
+	return &st
+}
+
+// write stores the status if it changed since the last write.
+func (t *tracker) write(ctx context.Context) error {
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	t.mu.Lock()
+	if !t.dirty {
+		t.mu.Unlock()
+		return nil
+	}
+	t.st.Timings.UpdatedAt = time.Now().UTC()
+	data, err := json.MarshalIndent(&t.st, "", "  ")
+	t.dirty = false
+	t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := t.bucket.WriteAll(ctx, job.StatusKey(t.st.JobID), data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		t.mu.Lock()
+		t.dirty = true
+		t.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// setState changes the job state and writes the status at once.
+func (t *tracker) setState(ctx context.Context, s job.State, f func(st *job.Status)) error {
+	t.update(func(st *job.Status) {
+		st.State = s
+		if f != nil {
+			f(st)
+		}
+	})
+	return t.write(ctx)
+}
+
+// flushEvery writes the status every interval until stop is called.
+func (t *tracker) flushEvery(ctx context.Context, interval time.Duration, onErr func(error)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if err := t.write(ctx); err != nil && ctx.Err() == nil {
+					onErr(err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

@@ -1,0 +1,152 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// stitchLock is the content of renders/<id>/stitch.lock.
+type stitchLock struct {
+	CreatedAt time.Time `json:"createdAt"`
+	Host      string    `json:"host,omitempty"`
+}
+
+// stitchAndFinish takes the stitch lock, stitches the winning segments in
+// frame order, records the final status and cleans up the segments.
+func (o *Orchestrator) stitchAndFinish(ctx context.Context, spec *job.Spec, results map[int]job.WorkerResult, tr *tracker, log *slog.Logger) (*job.Status, error) {
+	req := job.StitchRequest{JobID: spec.ID, OutputKey: spec.Output, Segments: make([]job.Segment, len(results))}
+	for i := range req.Segments {
+		r, ok := results[i]
+		if !ok {
+			return nil, fmt.Errorf("internal: chunk %d has no result before stitching", i)
+		}
+		req.Segments[i] = job.Segment{Key: r.SegmentKey, Frames: r.Frames}
+	}
+
+	done, err := o.takeStitchLock(ctx, spec)
+	switch {
+	case errors.Is(err, ErrStitchInProgress):
+		log.Info("stitch already in progress elsewhere; leaving it")
+		_ = tr.setState(ctx, job.StateStitching, nil)
+		return tr.snapshot(), nil
+	case err != nil:
+		return nil, err
+	case done:
+		log.Info("output already stitched", "output", spec.Output)
+		return o.succeed(ctx, spec, tr, job.StitchResult{OutputKey: spec.Output, Frames: req.TotalFrames()}, log)
+	}
+
+	if err := tr.setState(ctx, job.StateStitching, nil); err != nil {
+		return nil, fmt.Errorf("write status: %w", err)
+	}
+	start := time.Now()
+	op := func() (job.StitchResult, error) {
+		sctx, cancel := context.WithTimeout(ctx, o.cfg.StitchTimeout)
+		defer cancel()
+		res, err := o.stitcher.Stitch(sctx, req)
+		if err == nil || ctx.Err() != nil {
+			return res, err
+		}
+		e := job.AsError(err)
+		log.Warn("stitch attempt failed", "code", e.Code, "error", e.Message)
+		if !e.Retryable() {
+			return res, backoff.Permanent(e)
+		}
+		return res, e
+	}
+	b := &backoff.ExponentialBackOff{InitialInterval: spec.Retry.InitialBackoff.Duration, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: spec.Retry.MaxBackoff.Duration}
+	res, err := backoff.Retry(ctx, op, backoff.WithBackOff(b),
+		backoff.WithMaxTries(uint(spec.Retry.MaxAttempts)), backoff.WithMaxElapsedTime(0))
+	tr.update(func(st *job.Status) { st.Timings.StitchMs = time.Since(start).Milliseconds() })
+	if err != nil {
+		// Release the lock so that running the job again can stitch.
+		if derr := o.bucket.Delete(context.WithoutCancel(ctx), job.StitchLockKey(spec.ID)); derr != nil {
+			log.Warn("release stitch lock", "error", derr)
+		}
+		if ctx.Err() != nil {
+			_ = tr.write(context.WithoutCancel(ctx))
+			return tr.snapshot(), fmt.Errorf("job %q interrupted while stitching: %w", spec.ID, ctx.Err())
+		}
+		e := *job.AsError(err)
+		e.Message = "stitch failed: " + e.Message
+		return o.finish(ctx, tr, job.StateFailed, &e, nil)
+	}
+	return o.succeed(ctx, spec, tr, res, log)
+}
+
+// takeStitchLock creates the stitch lock. done is true when the output
+// already exists (an earlier run stitched it). A fresh lock held by someone
+// else is ErrStitchInProgress; a stale one is taken over.
+func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec) (done bool, err error) {
+	key := job.StitchLockKey(spec.ID)
+	host, _ := os.Hostname()
+	for range 2 {
+		err := storage.CreateJSON(ctx, o.bucket, key, stitchLock{CreatedAt: time.Now().UTC(), Host: host})
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, storage.ErrExists) {
+			return false, err
+		}
+		if ok, err := o.bucket.Exists(ctx, spec.Output); err != nil {
+			return false, err
+		} else if ok {
+			return true, nil
+		}
+		var held stitchLock
+		if err := storage.ReadJSON(ctx, o.bucket, key, &held); err != nil && !storage.IsNotFound(err) {
+			return false, err
+		}
+		if time.Since(held.CreatedAt) < o.cfg.StitchTimeout {
+			return false, ErrStitchInProgress
+		}
+		if err := o.bucket.Delete(ctx, key); err != nil && !storage.IsNotFound(err) {
+			return false, err
+		}
+	}
+	return false, ErrStitchInProgress
+}
+
+// succeed records the done state, then removes the segments unless the spec
+// keeps them. The markers stay: they are small, and they say which chunks
+// were done.
+func (o *Orchestrator) succeed(ctx context.Context, spec *job.Spec, tr *tracker, res job.StitchResult, log *slog.Logger) (*job.Status, error) {
+	if res.Bytes == 0 {
+		if attrs, err := o.bucket.Attributes(ctx, res.OutputKey); err == nil {
+			res.Bytes = attrs.Size
+		}
+	}
+	st, err := o.finish(ctx, tr, job.StateDone, nil, func(s *job.Status) {
+		s.Output, s.OutputBytes = res.OutputKey, res.Bytes
+	})
+	if err != nil {
+		return st, err
+	}
+	if !spec.KeepChunks {
+		keys, err := storage.List(ctx, o.bucket, job.ChunksPrefix(spec.ID))
+		if err == nil {
+			var segments []string
+			for _, k := range keys {
+				if !strings.HasSuffix(k, ".json") {
+					segments = append(segments, k)
+				}
+			}
+			err = storage.DeleteKeys(ctx, o.bucket, segments)
+		}
+		if err != nil {
+			log.Warn("clean up segments", "error", err)
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,55 @@
+// Package pipeline wires the stages together from a Config: the worker and
+// stitcher handlers, the adapter that reaches them, and the orchestrator.
+// The functions' main packages and the CLI call it, so there is one place
+// that knows how the parts fit.
+package pipeline
+
+import (
+	"fmt"
+	"log/slog"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/adapter"
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/ffmpeg"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/stitch"
+	"github.com/helios-project/infrastructure/pkg/worker"
+)
+
+// Worker is the chunk worker function.
+func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) runtime.Handler[job.WorkerJob, job.WorkerResult] {
+	h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: cfg.Allowed}, Frames: ffmpeg.New(), Logger: log}
+	return h.Handle
+}
+
+// Stitcher is the stitcher function.
+func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchRequest, job.StitchResult] {
+	tool := ffmpeg.New()
+	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Logger: log}
+	return h.Handle
+}
+
+// Adapter returns the adapter cfg asks for.
+func Adapter(b *blob.Bucket, cfg config.Config, log *slog.Logger) (*adapter.Adapter, error) {
+	switch cfg.Adapter {
+	case config.AdapterLocal:
+		return adapter.New(adapter.NewLocal(Worker(b, cfg, log), Stitcher(b, log), cfg.Concurrency)), nil
+	}
+	return nil, fmt.Errorf("adapter %q is not available in this build", cfg.Adapter)
+}
+
+// Orchestrator returns an orchestrator reaching its workers through a.
+func Orchestrator(b *blob.Bucket, a *adapter.Adapter, cfg config.Config, log *slog.Logger) *orchestrator.Orchestrator {
+	return orchestrator.New(b, a, a, orchestrator.Config{
+		Allowed:             cfg.Allowed,
+		Concurrency:         cfg.Concurrency,
+		StatusInterval:      cfg.StatusInterval,
+		StitchTimeout:       cfg.StitchTimeout,
+		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
+	}, log)
+}
