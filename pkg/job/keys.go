@@ -74,3 +74,7 @@ func CancelKey(id string) string { return renders(id) + "cancel" }
 
 // DefaultOutputKey is the final video unless the spec names another key.
 func DefaultOutputKey(id, format string) string { return renders(id) + "output." + format }
+
+// LeaseKey is held by the orchestrator running the job, so a duplicate
+// trigger does not render the job a second time alongside it.
+func LeaseKey(id string) string { return renders(id) + "lease" }

@@ -56,6 +56,9 @@ type Config struct {
 	StitchTimeout time.Duration
 	// CostPerWorkerSecond prices the status's cost estimate (default 0).
 	CostPerWorkerSecond float64
+	// LeaseTTL is how long a job's lease lasts without renewal; a crashed
+	// orchestrator's job can be resumed after it (default 60s).
+	LeaseTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -73,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StitchTimeout <= 0 {
 		c.StitchTimeout = 15 * time.Minute
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = time.Minute
 	}
 	if len(c.Allowed) == 0 {
 		c.Allowed = job.Allowlist{"ffmpeg"}

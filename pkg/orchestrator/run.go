@@ -38,6 +38,12 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 		return nil, fmt.Errorf("claim job %q: %w", id, err)
 	}
 
+	release, err := o.acquireLease(ctx, id, log)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
 	prev, err := ReadStatus(ctx, o.bucket, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err

@@ -36,9 +36,9 @@ func (o *Orchestrator) stitchAndFinish(ctx context.Context, spec *job.Spec, resu
 	done, err := o.takeStitchLock(ctx, spec)
 	switch {
 	case errors.Is(err, ErrStitchInProgress):
+		// Only with an expired lease taken over: the holder writes the status.
 		log.Info("stitch already in progress elsewhere; leaving it")
-		_ = tr.setState(ctx, job.StateStitching, nil)
-		return tr.snapshot(), nil
+		return tr.snapshot(), err
 	case err != nil:
 		return nil, err
 	case done:

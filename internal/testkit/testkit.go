@@ -1,0 +1,129 @@
+// Package testkit holds what the end-to-end tests share: real ffmpeg
+// renders of a known test pattern, the frame-exact comparison, and specs.
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// Test pattern settings: small frames so ffmpeg is quick.
+const (
+	Width  = 160
+	Height = 120
+	FPS    = 10
+)
+
+// RequireFFmpeg fails the test (never skips: CI installs ffmpeg) if ffmpeg
+// or ffprobe is missing.
+func RequireFFmpeg(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found on PATH: install it (apt-get install -y ffmpeg) or run `make test`", tool)
+		}
+	}
+}
+
+// ChunkArgs are the args of a lossless render of frames [{start}, {end}) of
+// ffmpeg's testsrc2 pattern into {output}: the decoded frames equal the
+// pattern's, so chunks joined by stream copy must match a single pass.
+func ChunkArgs() []string {
+	return []string{
+		"-hide_banner", "-nostdin", "-loglevel", "error",
+		"-f", "lavfi", "-i", "testsrc2=size={width}x{height}:rate={fps}",
+		"-vf", "trim=start_frame={start}:end_frame={end},setpts=PTS-STARTPTS",
+		"-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+		"-an", "-y", "{output}",
+	}
+}
+
+// NativeSpec is a native-form spec rendering total frames in chunks of
+// framesPerChunk.
+func NativeSpec(id string, total, framesPerChunk int) *job.Spec {
+	return &job.Spec{
+		ID:             id,
+		Metadata:       job.Metadata{TotalFrames: total, FPS: FPS, Width: Width, Height: Height},
+		Command:        "ffmpeg",
+		Args:           ChunkArgs(),
+		FramesPerChunk: framesPerChunk,
+		Retry:          job.RetryPolicy{MaxAttempts: 3, InitialBackoff: job.Duration{Duration: 10_000_000}, MaxBackoff: job.Duration{Duration: 50_000_000}},
+	}
+}
+
+// HeliosSpecJSON is a Helios-form spec (what `helios render --emit-job`
+// writes) for total frames in the given chunk sizes, listed in reverse order
+// and with quoted arguments, as a user might hand-edit it.
+func HeliosSpecJSON(id string, sizes ...int) string {
+	var chunks []string
+	start := 0
+	for i, n := range sizes {
+		cmd := fmt.Sprintf(`ffmpeg -hide_banner -nostdin -loglevel error -f lavfi -i \"testsrc2=size=%dx%d:rate=%d\" -vf 'trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS' -c:v libx264 -qp 0 -preset ultrafast -pix_fmt yuv420p -an -y part_%d.mov`,
+			Width, Height, FPS, start, start+n, i)
+		chunks = append(chunks, fmt.Sprintf(`{"id": %d, "startFrame": %d, "frameCount": %d, "outputFile": "part_%d.mov", "command": "%s"}`, i, start, n, i, cmd))
+		start += n
+	}
+	for i, j := 0, len(chunks)-1; i < j; i, j = i+1, j-1 {
+		chunks[i], chunks[j] = chunks[j], chunks[i]
+	}
+	return fmt.Sprintf(`{"id": %q, "metadata": {"totalFrames": %d, "fps": %d, "width": %d, "height": %d, "duration": %g},
+  "chunks": [%s],
+  "mergeCommand": "helios merge output.mov part_0.mov"}`, id, start, FPS, Width, Height, float64(start)/FPS, strings.Join(chunks, ",\n"))
+}
+
+// SinglePass renders frames [0, total) of the pattern in one ffmpeg run, the
+// reference the stitched output must equal.
+func SinglePass(t testing.TB, dir string, total int) string {
+	t.Helper()
+	out := filepath.Join(dir, fmt.Sprintf("reference-%d.mp4", total))
+	vars := job.Vars{Chunk: job.Chunk{Start: 0, Count: total}, Output: out, FPS: FPS, Width: Width, Height: Height}
+	run(t, "ffmpeg", vars.Expand(ChunkArgs())...)
+	return out
+}
+
+// FrameMD5 returns the md5 of every decoded video frame of a file.
+func FrameMD5(t testing.TB, path string) []string {
+	t.Helper()
+	out := run(t, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path, "-map", "0:v", "-f", "framemd5", "-")
+	var sums []string
+	for _, line := range strings.Split(out, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Split(line, ",")
+		sums = append(sums, strings.TrimSpace(fields[len(fields)-1]))
+	}
+	return sums
+}
+
+// AssertFrameExact checks that got decodes to exactly the frames of want.
+func AssertFrameExact(t testing.TB, got, want string) {
+	t.Helper()
+	g, w := FrameMD5(t, got), FrameMD5(t, want)
+	if len(g) != len(w) {
+		t.Fatalf("%s has %d frames, reference has %d", filepath.Base(got), len(g), len(w))
+	}
+	for i := range g {
+		if g[i] != w[i] {
+			t.Fatalf("frame %d differs from the single-pass render (%s vs %s)", i, g[i], w[i])
+		}
+	}
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(context.Background(), name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}

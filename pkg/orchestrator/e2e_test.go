@@ -1,0 +1,478 @@
+package orchestrator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/adapter"
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// The test binary doubles as a misbehaving render command, allowlisted by
+// its absolute path:
+//
+//	orchestrator.test helper-flaky STATE_DIR FAILURES CHUNK ffmpeg-args...
+//	orchestrator.test helper-sleep
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "helper-") {
+		os.Exit(helper(os.Args[1], os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func helper(mode string, args []string) int {
+	switch mode {
+	case "helper-sleep":
+		time.Sleep(time.Minute)
+		return 0
+	case "helper-flaky":
+		state, failures, chunk := args[0], args[1], args[2]
+		n, _ := strconv.Atoi(failures)
+		counter := filepath.Join(state, "chunk-"+chunk)
+		data, _ := os.ReadFile(counter)
+		calls := len(data)
+		_ = os.WriteFile(counter, append(data, 'x'), 0o600)
+		if calls < n {
+			fmt.Fprintf(os.Stderr, "flaky: simulated failure %d of chunk %s\n", calls+1, chunk)
+			return 1
+		}
+		ffmpeg, err := execLookPath("ffmpeg")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 127
+		}
+		_ = syscall.Exec(ffmpeg, append([]string{"ffmpeg"}, args[3:]...), os.Environ())
+		return 126
+	}
+	return 2
+}
+
+func execLookPath(name string) (string, error) {
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		p := filepath.Join(dir, name)
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not on PATH", name)
+}
+
+func self(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// rig is one local pipeline on a file:// bucket, with every invocation
+// counted on its way through the adapter.
+type rig struct {
+	t        *testing.T
+	bucket   *blob.Bucket
+	adapter  *adapter.Adapter
+	executes atomic.Int32
+	stitches atomic.Int32
+	cfg      orchestrator.Config
+	// afterExecute, if set, runs after each successful worker invocation.
+	afterExecute func(n int32)
+}
+
+func newRig(t *testing.T, allowed ...string) *rig {
+	t.Helper()
+	testkit.RequireFFmpeg(t)
+	b, err := storage.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if len(allowed) == 0 {
+		allowed = []string{"ffmpeg"}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config.Config{Allowed: allowed, Concurrency: 2}
+	a := adapter.New(adapter.NewLocal(pipeline.Worker(b, cfg, log), pipeline.Stitcher(b, log), 4))
+	return &rig{t: t, bucket: b, adapter: a, cfg: orchestrator.Config{
+		Allowed: allowed, Concurrency: 2, StatusInterval: 20 * time.Millisecond, CancelPollInterval: 20 * time.Millisecond,
+	}}
+}
+
+func (r *rig) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	res, err := r.adapter.Execute(ctx, w)
+	if err == nil {
+		n := r.executes.Add(1)
+		if r.afterExecute != nil {
+			r.afterExecute(n)
+		}
+	}
+	return res, err
+}
+
+func (r *rig) Stitch(ctx context.Context, req job.StitchRequest) (job.StitchResult, error) {
+	r.stitches.Add(1)
+	return r.adapter.Stitch(ctx, req)
+}
+
+func (r *rig) orchestrator() *orchestrator.Orchestrator {
+	return orchestrator.New(r.bucket, r, r, r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func (r *rig) prepare(spec string, id string) *job.Spec {
+	r.t.Helper()
+	s, err := r.orchestrator().Prepare(strings.NewReader(spec), id)
+	if err != nil {
+		r.t.Fatalf("Prepare: %v", err)
+	}
+	return s
+}
+
+func (r *rig) run(spec *job.Spec) *job.Status {
+	r.t.Helper()
+	st, err := r.orchestrator().Run(r.t.Context(), spec, orchestrator.RunOptions{})
+	if err != nil {
+		r.t.Fatalf("Run: %v", err)
+	}
+	return st
+}
+
+// output downloads the job's output to a local file.
+func (r *rig) output(st *job.Status) string {
+	r.t.Helper()
+	if st.State != job.StateDone {
+		r.t.Fatalf("job state = %s, want done (error: %v)", st.State, st.Error)
+	}
+	path := filepath.Join(r.t.TempDir(), "output"+filepath.Ext(st.Output))
+	if _, err := storage.DownloadFile(r.t.Context(), r.bucket, st.Output, path); err != nil {
+		r.t.Fatal(err)
+	}
+	return path
+}
+
+func (r *rig) keys(prefix string) []string {
+	r.t.Helper()
+	keys, err := storage.List(r.t.Context(), r.bucket, prefix)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return keys
+}
+
+func (r *rig) exists(key string) bool {
+	ok, err := r.bucket.Exists(r.t.Context(), key)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return ok
+}
+
+func specJSON(t *testing.T, s *job.Spec) string {
+	t.Helper()
+	data, err := s.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestFrameExact(t *testing.T) {
+	ref := t.TempDir()
+	chunkCount := testkit.NativeSpec("count", 23, 0)
+	chunkCount.ChunkCount = 4
+	tests := []struct {
+		name   string
+		spec   string
+		chunks int
+	}{
+		{"uneven chunks", specJSON(t, testkit.NativeSpec("uneven", 47, 10)), 5},
+		{"one-frame chunks", specJSON(t, testkit.NativeSpec("single", 7, 1)), 7},
+		{"chunkCount", specJSON(t, chunkCount), 4},
+		{"helios form", testkit.HeliosSpecJSON("helios", 5, 9, 6), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			spec := r.prepare(tt.spec, "")
+			st := r.run(spec)
+			if st.ChunksTotal != tt.chunks || st.ChunksDone != tt.chunks || st.FramesDone != spec.Metadata.TotalFrames {
+				t.Errorf("status chunks %d/%d frames %d, want %d chunks and %d frames", st.ChunksDone, st.ChunksTotal, st.FramesDone, tt.chunks, spec.Metadata.TotalFrames)
+			}
+			testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, ref, spec.Metadata.TotalFrames))
+
+			// The stored status says the same; segments are cleaned up, markers stay.
+			stored, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+			if err != nil || stored.State != job.StateDone || stored.Output != spec.Output || stored.OutputBytes == 0 {
+				t.Fatalf("stored status = %+v, %v", stored, err)
+			}
+			for _, k := range r.keys(job.ChunksPrefix(spec.ID)) {
+				if !strings.HasSuffix(k, ".json") {
+					t.Errorf("segment %s left after success", k)
+				}
+			}
+			if got := len(r.keys(job.ChunksPrefix(spec.ID))); got != tt.chunks {
+				t.Errorf("%d markers, want %d", got, tt.chunks)
+			}
+			if r.exists(job.LeaseKey(spec.ID)) {
+				t.Error("lease left behind")
+			}
+		})
+	}
+}
+
+// Running a finished job again does nothing and returns its status.
+func TestRerunFinishedJob(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("again", 12, 5)), "")
+	first := r.run(spec)
+	n := r.executes.Load()
+	second := r.run(spec)
+	if r.executes.Load() != n || r.stitches.Load() != 1 {
+		t.Errorf("second run executed %d chunks and %d stitches in total, want %d and 1", r.executes.Load(), r.stitches.Load(), n)
+	}
+	if second.State != job.StateDone || second.Output != first.Output {
+		t.Errorf("second run status = %+v", second)
+	}
+}
+
+func TestInvalidSpecWritesNothing(t *testing.T) {
+	docs := map[string]string{
+		"not json":       `{"metadata":`,
+		"unknown field":  `{"metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"command":"ffmpeg","args":["{output}"],"framesPerChunk":2,"colour":"red"}`,
+		"zero frames":    `{"metadata":{"totalFrames":0,"fps":10,"width":8,"height":8},"command":"ffmpeg","args":["{output}"],"framesPerChunk":2}`,
+		"not allowed":    `{"metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"command":"curl","args":["{output}"],"framesPerChunk":2}`,
+		"overlap":        `{"metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"chunks":[{"id":0,"startFrame":0,"frameCount":6,"outputFile":"a.mp4","command":"ffmpeg {output}"},{"id":1,"startFrame":5,"frameCount":5,"outputFile":"b.mp4","command":"ffmpeg {output}"}]}`,
+		"traversal":      `{"metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"chunks":[{"id":0,"startFrame":0,"frameCount":10,"outputFile":"../a.mp4","command":"ffmpeg {output}"}]}`,
+		"id mismatch":    `{"id":"other","metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"command":"ffmpeg","args":["{output}"],"framesPerChunk":2}`,
+		"unknown holder": `{"metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"command":"ffmpeg","args":["{output}","{frame}"],"framesPerChunk":2}`,
+	}
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t)
+			key := job.JobKey("bad")
+			if err := r.bucket.WriteAll(t.Context(), key, []byte(doc), nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.orchestrator().RunKey(t.Context(), key, orchestrator.RunOptions{})
+			var ve *job.ValidationError
+			if !errors.As(err, &ve) || len(ve.Problems) == 0 {
+				t.Fatalf("RunKey: err = %v, want a *job.ValidationError", err)
+			}
+			if got := r.keys(""); len(got) != 1 || got[0] != key {
+				t.Errorf("bucket holds %v after an invalid spec; want only %s", got, key)
+			}
+			if r.executes.Load() != 0 {
+				t.Error("a worker ran for an invalid spec")
+			}
+		})
+	}
+}
+
+func TestSameIDDifferentSpecIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.run(r.prepare(specJSON(t, testkit.NativeSpec("taken", 6, 3)), ""))
+	before := r.executes.Load()
+	other := r.prepare(specJSON(t, testkit.NativeSpec("taken", 8, 3)), "")
+	_, err := r.orchestrator().Run(t.Context(), other, orchestrator.RunOptions{})
+	if !errors.Is(err, orchestrator.ErrConflict) {
+		t.Fatalf("Run of a different spec under a taken id: err = %v, want ErrConflict", err)
+	}
+	if r.executes.Load() != before {
+		t.Error("the refused spec rendered chunks")
+	}
+}
+
+func TestFlakyCommandSucceedsOnRetry(t *testing.T) {
+	exe := self(t)
+	r := newRig(t, "ffmpeg", exe)
+	state := t.TempDir()
+	spec := testkit.NativeSpec("flaky", 20, 5)
+	spec.Command = exe
+	spec.Args = append([]string{"helper-flaky", state, "1", "{chunk}"}, spec.Args...)
+	st := r.run(r.prepare(specJSON(t, spec), ""))
+	testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, t.TempDir(), 20))
+	for _, c := range st.Chunks {
+		if c.Attempts != 2 || c.State != job.StateDone {
+			t.Errorf("chunk %d: %d attempts, state %s; want 2 attempts and done", c.Index, c.Attempts, c.State)
+		}
+	}
+}
+
+func TestFailingCommandFailsJob(t *testing.T) {
+	r := newRig(t)
+	spec := testkit.NativeSpec("broken", 20, 5)
+	spec.Args = append([]string{"-i", "no-such-input.mp4"}, spec.Args...)
+	spec = r.prepare(specJSON(t, spec), "")
+	st := r.run(spec)
+	if st.State != job.StateFailed {
+		t.Fatalf("state = %s, want failed", st.State)
+	}
+	e := st.Error
+	if e == nil || e.Chunk == nil || e.Code != job.CodeCommandFailed || !strings.Contains(e.StderrTail, "no-such-input.mp4") {
+		t.Fatalf("status error = %#v; want command_failed naming the chunk with the stderr tail", e)
+	}
+	if c := st.Chunks[*e.Chunk]; c.Attempts != 3 || c.State != job.StateFailed {
+		t.Errorf("failed chunk: %d attempts, state %s; want 3 and failed", c.Attempts, c.State)
+	}
+	if r.exists(spec.Output) || r.exists(job.StitchLockKey(spec.ID)) || r.stitches.Load() != 0 {
+		t.Error("a failed job published an output or stitched")
+	}
+	stored, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+	if err != nil || stored.State != job.StateFailed || stored.Error == nil || stored.Error.StderrTail == "" {
+		t.Errorf("stored status = %+v, %v", stored, err)
+	}
+}
+
+// A program the orchestrator accepts but the worker does not is refused by
+// the worker permanently: one attempt, no retries.
+func TestWorkerAllowlistIsPermanent(t *testing.T) {
+	exe := self(t)
+	r := newRig(t)
+	r.cfg.Allowed = job.Allowlist{"ffmpeg", exe}
+	spec := testkit.NativeSpec("refused", 10, 5)
+	spec.Command = exe
+	spec.Args = []string{"helper-sleep", "{output}"}
+	st := r.run(r.prepare(specJSON(t, spec), ""))
+	if st.State != job.StateFailed || st.Error == nil || st.Error.Code != job.CodeNotAllowed {
+		t.Fatalf("status = %s %#v, want failed with command_not_allowed", st.State, st.Error)
+	}
+	if c := st.Chunks[*st.Error.Chunk]; c.Attempts != 1 {
+		t.Errorf("permanent error retried: %d attempts", c.Attempts)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	exe := self(t)
+	r := newRig(t, "ffmpeg", exe)
+	spec := testkit.NativeSpec("cancel-me", 40, 5)
+	spec.Command, spec.Args = exe, []string{"helper-sleep", "{output}"}
+	prepared := r.prepare(specJSON(t, spec), "")
+	type result struct {
+		st  *job.Status
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := r.orchestrator().Run(t.Context(), prepared, orchestrator.RunOptions{})
+		done <- result{st, err}
+	}()
+	// Wait for the job to be running, then cancel it as `helios job cancel` does.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+		if err == nil && st.State == job.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("job never started running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := orchestrator.Cancel(t.Context(), r.bucket, spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if res.err != nil || res.st.State != job.StateCancelled {
+		t.Fatalf("Run = %v, %v; want cancelled", res.st, res.err)
+	}
+	if r.exists(prepared.Output) || r.stitches.Load() != 0 {
+		t.Error("a cancelled job stitched")
+	}
+	// Running it again keeps it cancelled and renders nothing.
+	st := r.run(prepared)
+	if st.State != job.StateCancelled || r.executes.Load() != 0 {
+		t.Errorf("rerun of a cancelled job: state %s, %d chunks rendered", st.State, r.executes.Load())
+	}
+}
+
+func TestResumeAfterCrash(t *testing.T) {
+	r := newRig(t)
+	r.cfg.Concurrency = 1
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("crash", 60, 10)), "")
+
+	// The first orchestrator dies after three chunks.
+	ctx, crash := context.WithCancel(t.Context())
+	r.afterExecute = func(n int32) {
+		if n == 3 {
+			crash()
+		}
+	}
+	if _, err := r.orchestrator().Run(ctx, spec, orchestrator.RunOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("crashed Run: err = %v, want context.Canceled", err)
+	}
+	r.afterExecute = nil
+	markers := len(r.keys(job.ChunksPrefix(spec.ID)))
+	var withMarker int
+	for _, k := range r.keys(job.ChunksPrefix(spec.ID)) {
+		if strings.HasSuffix(k, ".json") {
+			withMarker++
+		}
+	}
+	if withMarker < 3 || withMarker == 6 {
+		t.Fatalf("%d chunks done before the crash (%d keys); the test needs 3 to 5", withMarker, markers)
+	}
+	stored, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+	if err != nil || stored.State.Final() || stored.ChunksDone < 3 {
+		t.Fatalf("status after crash = %+v, %v; want running with progress", stored, err)
+	}
+
+	// A fresh orchestrator renders only the chunks without a marker.
+	r.executes.Store(0)
+	st := r.run(spec)
+	if got, want := int(r.executes.Load()), 6-withMarker; got != want {
+		t.Errorf("resume rendered %d chunks, want %d", got, want)
+	}
+	testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, t.TempDir(), 60))
+}
+
+// Two orchestrators started on the same job (a duplicated trigger) render
+// each chunk once and stitch once.
+func TestDuplicateRunRendersOnce(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("dup", 30, 10)), "")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() { _, errs[i] = r.orchestrator().Run(t.Context(), spec, orchestrator.RunOptions{}) })
+	}
+	wg.Wait()
+	busy := 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, orchestrator.ErrAlreadyRunning):
+			busy++
+		case err != nil:
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	if busy != 1 || r.executes.Load() != 3 || r.stitches.Load() != 1 {
+		t.Errorf("%d runs refused, %d chunks rendered, %d stitches; want 1, 3, 1", busy, r.executes.Load(), r.stitches.Load())
+	}
+	st, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+	if err != nil || st.State != job.StateDone {
+		t.Fatalf("final status %+v, %v", st, err)
+	}
+}
