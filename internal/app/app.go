@@ -1,0 +1,47 @@
+// Package app is the start-up shared by the three function binaries: read
+// the configuration, set up JSON logging, open the bucket, serve.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// Main builds a handler from the environment and serves it; it exits the
+// process with status 1 if start-up fails.
+func Main(name string, build func(b *blob.Bucket, cfg config.Config, log *slog.Logger) (lambda.Handler, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", name)
+	cfg, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		log.Error("bad configuration", "error", err)
+		os.Exit(1)
+	}
+	log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", name)
+	b, err := storage.Open(ctx, cfg.StorageURL)
+	if err != nil {
+		log.Error("open storage", "error", err)
+		os.Exit(1)
+	}
+	defer b.Close()
+	h, err := build(b, cfg, log)
+	if err != nil {
+		log.Error("start-up", "error", err)
+		os.Exit(1)
+	}
+	if err := runtime.Start(ctx, h, log); err != nil {
+		log.Error("serve", "error", err)
+		os.Exit(1)
+	}
+}

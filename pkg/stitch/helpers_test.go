@@ -1,0 +1,7 @@
+package stitch_test
+
+import "os/exec"
+
+func runFFmpeg(args []string) ([]byte, error) {
+	return exec.Command("ffmpeg", args...).CombinedOutput()
+}

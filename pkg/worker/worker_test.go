@@ -1,0 +1,170 @@
+package worker_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"testing"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/ffmpeg"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/worker"
+)
+
+func newHandler(t *testing.T) (*worker.Handler, *blob.Bucket, string) {
+	t.Helper()
+	testkit.RequireFFmpeg(t)
+	b, err := storage.Open(t.Context(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	tmp := t.TempDir()
+	return &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Frames: ffmpeg.New(), TempDir: tmp}, b, tmp
+}
+
+func chunkJob(start, count, attempt int) job.WorkerJob {
+	spec := testkit.NativeSpec("w", 100, 10)
+	spec.Normalize()
+	return spec.WorkerJob(job.Chunk{Index: start / 10, Start: start, Count: count}, attempt)
+}
+
+func wantCode(t *testing.T, err error, kind job.Kind, code string) *job.Error {
+	t.Helper()
+	var e *job.Error
+	if !errors.As(err, &e) || e.Kind != kind || e.Code != code {
+		t.Fatalf("err = %v; want %s %s", err, kind, code)
+	}
+	return e
+}
+
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("work dirs left in %s: %v %v", dir, entries, err)
+	}
+}
+
+func TestRenderChunk(t *testing.T) {
+	h, b, tmp := newHandler(t)
+	w := chunkJob(20, 4, 1)
+	res, err := h.Handle(t.Context(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Winner || res.Frames != 4 || res.Bytes == 0 || res.SegmentKey != job.SegmentKey("w", 2, 1, "mp4") {
+		t.Errorf("result = %+v", res)
+	}
+	var marker job.WorkerResult
+	if err := storage.ReadJSON(t.Context(), b, job.MarkerKey("w", 2), &marker); err != nil || marker.SegmentKey != res.SegmentKey {
+		t.Errorf("marker = %+v, %v", marker, err)
+	}
+	assertEmpty(t, tmp)
+
+	// A second attempt finds the marker and does no work.
+	again, err := h.Handle(t.Context(), chunkJob(20, 4, 2))
+	if err != nil || again.Winner || again.SegmentKey != res.SegmentKey {
+		t.Errorf("second attempt = %+v, %v; want the first attempt's result, not winner", again, err)
+	}
+	if ok, _ := b.Exists(t.Context(), job.SegmentKey("w", 2, 2, "mp4")); ok {
+		t.Error("second attempt uploaded a segment")
+	}
+}
+
+func TestWrongFrameCountIsRefused(t *testing.T) {
+	h, b, _ := newHandler(t)
+	w := chunkJob(0, 5, 1)
+	w.Chunk.Count = 6 // the command renders 5 frames, the chunk needs 6
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Retryable, job.CodeFrameMismatch)
+	keys, _ := storage.List(t.Context(), b, "")
+	if len(keys) != 0 {
+		t.Errorf("a bad segment was uploaded: %v", keys)
+	}
+}
+
+func TestMissingSegment(t *testing.T) {
+	h, _, _ := newHandler(t)
+	w := chunkJob(0, 3, 1)
+	w.Args[len(w.Args)-1] = "elsewhere.mp4"
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Retryable, job.CodeMissingOutput)
+}
+
+func TestCommandNotAllowed(t *testing.T) {
+	h, _, tmp := newHandler(t)
+	w := chunkJob(0, 3, 1)
+	w.Command = "sh"
+	e := wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeNotAllowed)
+	if e.Chunk == nil || *e.Chunk != 0 {
+		t.Errorf("error does not name the chunk: %#v", e)
+	}
+	assertEmpty(t, tmp)
+}
+
+func TestInvalidJob(t *testing.T) {
+	h, _, _ := newHandler(t)
+	w := chunkJob(0, 3, 1)
+	w.OutputFile = "../../etc/passwd.mp4"
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeInvalid)
+}
+
+// bundle makes a tar.gz holding one file and returns it with its asset key.
+func bundle(t *testing.T, name string, data []byte) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(data)
+	tw.Close()
+	gz.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	return buf.Bytes(), "assets/" + hex.EncodeToString(sum[:]) + ".tar.gz"
+}
+
+func TestAssets(t *testing.T) {
+	h, b, tmp := newHandler(t)
+	source := testkit.SinglePass(t, t.TempDir(), 30)
+	data, err := os.ReadFile(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, key := bundle(t, "media/source.mp4", data)
+	if err := b.WriteAll(t.Context(), key, archive, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The chunk cuts frames [10, 17) out of the bundled video.
+	w := job.WorkerJob{JobID: "a", Chunk: job.Chunk{Index: 1, Start: 10, Count: 7}, Attempt: 1, Command: "ffmpeg",
+		Args: []string{"-nostdin", "-loglevel", "error", "-i", "media/source.mp4", "-vf", "trim=start_frame=10:end_frame=17,setpts=PTS-STARTPTS",
+			"-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", "-y", "out.mp4"},
+		OutputFile: "out.mp4", Assets: key}
+	res, err := h.Handle(t.Context(), w)
+	if err != nil || res.Frames != 7 {
+		t.Fatalf("Handle with assets = %+v, %v", res, err)
+	}
+	assertEmpty(t, tmp)
+
+	t.Run("wrong digest", func(t *testing.T) {
+		other, _ := bundle(t, "x", []byte("other"))
+		if err := b.WriteAll(t.Context(), key, other, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.JobID = "b"
+		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeBadAssets)
+	})
+	t.Run("missing", func(t *testing.T) {
+		w.JobID, w.Assets = "c", "assets/"+hex.EncodeToString(make([]byte, 32))+".tar.gz"
+		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeBadAssets)
+	})
+}
