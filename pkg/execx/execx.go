@@ -168,6 +168,9 @@ func (t *Tail) String() string {
 func LastLines(s string, n int) string {
 	s = strings.TrimRight(s, "\n\r ")
 	lines := strings.Split(s, "\n")
+	if n < 0 {
+		n = 0
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

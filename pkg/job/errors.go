@@ -100,7 +100,7 @@ func AsError(err error) *Error {
 }
 
 // IsRetryable reports whether err is worth another attempt.
-func IsRetryable(err error) bool { return AsError(err).Retryable() }
+func IsRetryable(err error) bool { return err != nil && AsError(err).Retryable() }
 
 // MarshalWire encodes an error as the JSON errorMessage of a HeliosError.
 func MarshalWire(err error) string {

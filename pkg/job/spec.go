@@ -120,6 +120,9 @@ func Decode(r io.Reader) (*Spec, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		return nil, invalid("", "expected a JSON object, got null")
+	}
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
 		return nil, decodeProblem(err)

@@ -163,8 +163,8 @@ func (v *validator) native(s *Spec) {
 		v.addf("framesPerChunk", "give framesPerChunk or chunkCount, not both")
 	case s.FramesPerChunk == 0 && s.ChunkCount == 0:
 		v.addf("framesPerChunk", "one of framesPerChunk or chunkCount is required")
-	case s.FramesPerChunk < 0:
-		v.addf("framesPerChunk", "must be at least 1; got %d", s.FramesPerChunk)
+	case s.FramesPerChunk < 0 || s.FramesPerChunk > MaxTotalFrames:
+		v.addf("framesPerChunk", "must be between 1 and %d; got %d", MaxTotalFrames, s.FramesPerChunk)
 	case s.ChunkCount < 0:
 		v.addf("chunkCount", "must be at least 1; got %d", s.ChunkCount)
 	case total > 0 && s.ChunkCount > total:
@@ -172,7 +172,7 @@ func (v *validator) native(s *Spec) {
 	case s.ChunkCount > MaxChunks:
 		v.addf("chunkCount", "must be at most %d; got %d", MaxChunks, s.ChunkCount)
 	case s.FramesPerChunk > 0 && total > 0 && ceilDiv(total, s.FramesPerChunk) > MaxChunks:
-		v.addf("framesPerChunk", "makes %d chunks of %d frames; at most %d chunks are allowed", ceilDiv(total, s.FramesPerChunk), total, MaxChunks)
+		v.addf("framesPerChunk", "makes %d chunks of %d frames; at most %d chunks are allowed", ceilDiv(total, s.FramesPerChunk), s.FramesPerChunk, MaxChunks)
 	}
 }
 
@@ -183,20 +183,22 @@ func (v *validator) heliosChunks(s *Spec) {
 	}
 	ids := map[int]int{}
 	outputs := map[string]int{}
-	ext := ""
+	ext, outputsOK := "", true
 	for i, c := range s.Chunks {
 		p := fmt.Sprintf("chunks[%d]", i)
 		if j, dup := ids[c.ID]; dup {
 			v.addf(p+".id", "duplicates chunks[%d].id (%d)", j, c.ID)
 		}
 		ids[c.ID] = i
-		if c.StartFrame < 0 {
-			v.addf(p+".startFrame", "must not be negative; got %d", c.StartFrame)
+		if c.StartFrame < 0 || c.StartFrame >= MaxTotalFrames {
+			v.addf(p+".startFrame", "must be between 0 and %d; got %d", MaxTotalFrames-1, c.StartFrame)
 		}
-		if c.FrameCount <= 0 {
-			v.addf(p+".frameCount", "must be at least 1; got %d", c.FrameCount)
+		if c.FrameCount <= 0 || c.FrameCount > MaxTotalFrames {
+			v.addf(p+".frameCount", "must be between 1 and %d; got %d", MaxTotalFrames, c.FrameCount)
 		}
-		if v.relativePath(p+".outputFile", c.OutputFile) {
+		if !v.relativePath(p+".outputFile", c.OutputFile) {
+			outputsOK = false
+		} else {
 			if j, dup := outputs[c.OutputFile]; dup {
 				v.addf(p+".outputFile", "duplicates chunks[%d].outputFile (%q)", j, c.OutputFile)
 			}
@@ -221,6 +223,9 @@ func (v *validator) heliosChunks(s *Spec) {
 			}
 		}
 	}
+	if outputsOK && ext != "" && ext != s.SegmentFormat {
+		v.addf("segmentFormat", "is %q but the chunks write .%s files; leave it out or make it %q", s.SegmentFormat, ext, ext)
+	}
 	v.coverage(s)
 }
 
@@ -230,8 +235,8 @@ func (v *validator) coverage(s *Spec) {
 	total := s.Metadata.TotalFrames
 	next := 0
 	for i, c := range s.Chunks {
-		if c.FrameCount <= 0 || c.StartFrame < 0 {
-			return // already reported; ranges are meaningless
+		if c.FrameCount <= 0 || c.StartFrame < 0 || c.FrameCount > MaxTotalFrames || c.StartFrame >= MaxTotalFrames {
+			return // already reported; ranges are meaningless (and could overflow)
 		}
 		p := fmt.Sprintf("chunks[%d]", i)
 		switch {
@@ -288,6 +293,8 @@ func (v *validator) output(s *Spec) {
 		v.addf("output", "must be a relative storage key without '..'; got %q", o)
 	case strings.HasPrefix(o, JobsPrefix) || strings.HasPrefix(o, AssetsPrefix):
 		v.addf("output", "must not be under %s or %s (those prefixes hold inputs); got %q", JobsPrefix, AssetsPrefix, o)
+	case idPattern.MatchString(s.ID) && strings.HasPrefix(o, RendersPrefix) && (!strings.HasPrefix(o, renders(s.ID)) || strings.HasPrefix(o, ChunksPrefix(s.ID)) || strings.Count(o, "/") != 2):
+		v.addf("output", "under %s it must be a file directly in this job's folder %s; got %q", RendersPrefix, renders(s.ID), o)
 	case path.Ext(o) != "."+s.SegmentFormat:
 		v.addf("output", "must end in .%s, the segments' container (they are joined without re-encoding); got %q", s.SegmentFormat, o)
 	}

@@ -93,6 +93,8 @@ func Extract(r io.Reader, dir string, maxBytes int64) error {
 		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
 		switch hdr.Typeflag {
+		case tar.TypeXGlobalHeader:
+			continue // metadata (git archive writes one), not a file
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o755); err != nil {
 				return err
@@ -140,5 +142,5 @@ func typeName(t byte) string {
 	case tar.TypeFifo:
 		return "fifo"
 	}
-	return fmt.Sprintf("entry of type %q", t)
+	return fmt.Sprintf("tar entry of type %q", t)
 }

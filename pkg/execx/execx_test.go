@@ -1,0 +1,511 @@
+//go:build unix
+
+package execx_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+func asJobError(t *testing.T, err error) *job.Error {
+	t.Helper()
+	var e *job.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error is %T (%v), want *job.Error", err, err)
+	}
+	return e
+}
+
+func TestRunRefusesProgramsNotAllowed(t *testing.T) {
+	dir := t.TempDir()
+	// An executable named ffmpeg in the work dir that would leave a mark if
+	// it ran.
+	fake := filepath.Join(dir, "ffmpeg")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\ntouch \"$(dirname \"$0\")/RAN\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}
+	tests := []struct {
+		name string
+		argv []string
+	}{
+		{"other program", []string{"touch", filepath.Join(dir, "RAN")}},
+		{"shell", []string{"sh", "-c", "touch RAN"}},
+		{"relative path to an allowed name", []string{"./ffmpeg", "-version"}},
+		{"absolute path to an allowed name", []string{fake, "-version"}},
+		{"/tmp/ffmpeg", []string{"/tmp/ffmpeg", "-version"}},
+		{"/usr/bin/ffmpeg", []string{"/usr/bin/ffmpeg", "-version"}},
+		{"allowed name with a space", []string{"ffmpeg ", "-version"}},
+		{"allowed name in another case", []string{"FFMPEG", "-version"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := r.Run(context.Background(), execx.Cmd{Argv: tt.argv, Dir: dir})
+			e := asJobError(t, err)
+			if e.Kind != job.Permanent || e.Code != job.CodeNotAllowed {
+				t.Errorf("error = {%s %s %q}, want {permanent command_not_allowed}", e.Kind, e.Code, e.Message)
+			}
+			if !strings.Contains(e.Message, strconv.Quote(tt.argv[0])) {
+				t.Errorf("message %q does not name the program %q", e.Message, tt.argv[0])
+			}
+			if e.Retryable() {
+				t.Error("a refused program is retryable")
+			}
+			if res.Stdout != "" || res.Stderr != "" || res.Duration != 0 {
+				t.Errorf("result = %+v, want zero: nothing ran", res)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "RAN")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the refused program ran (RAN exists: %v)", err)
+			}
+		})
+	}
+}
+
+func TestRunEmptyCommand(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{""}}
+	for _, argv := range [][]string{nil, {}, {""}, {"", "x"}} {
+		_, err := r.Run(context.Background(), execx.Cmd{Argv: argv})
+		e := asJobError(t, err)
+		if e.Kind != job.Permanent || e.Code != job.CodeInvalid {
+			t.Errorf("argv %q: error = {%s %s}, want {permanent invalid}", argv, e.Kind, e.Code)
+		}
+	}
+}
+
+func TestRunAllowedButMissing(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"helios-no-such-program-xyz"}}
+	_, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"helios-no-such-program-xyz"}, Dir: t.TempDir()})
+	e := asJobError(t, err)
+	if e.Kind != job.Permanent || e.Code != job.CodeNotAllowed || !strings.Contains(e.Message, "cannot be run here") {
+		t.Errorf("error = %+v, want permanent command_not_allowed 'cannot be run here'", e)
+	}
+}
+
+func TestRunSuccess(t *testing.T) {
+	dir := t.TempDir()
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	res, err := r.Run(context.Background(), execx.Cmd{
+		Argv: []string{"sh", "-c", `printf 'out'; printf 'err' >&2; pwd > where`},
+		Dir:  dir,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.ExitCode != 0 || res.Stdout != "out" || res.Stderr != "err" {
+		t.Errorf("result = %+v, want exit 0, stdout out, stderr err", res)
+	}
+	if res.Duration <= 0 {
+		t.Errorf("Duration = %v, want > 0", res.Duration)
+	}
+	where, err := os.ReadFile(filepath.Join(dir, "where"))
+	if err != nil {
+		t.Fatalf("the command did not run in Dir: %v", err)
+	}
+	got, _ := filepath.EvalSymlinks(strings.TrimSpace(string(where)))
+	want, _ := filepath.EvalSymlinks(dir)
+	if got != want {
+		t.Errorf("working directory = %q, want %q", got, want)
+	}
+}
+
+func TestRunStdinIsEmpty(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	done := make(chan struct{})
+	var res execx.Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = r.Run(context.Background(), execx.Cmd{Argv: []string{"sh", "-c", "cat; echo done"}, Dir: t.TempDir(), Timeout: 10 * time.Second})
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("a command reading stdin hung")
+	}
+	if err != nil || res.Stdout != "done\n" {
+		t.Errorf("Run = %+v, %v; want stdout 'done\\n' and no error", res, err)
+	}
+}
+
+func TestRunArgumentsAreNotInterpretedByAShell(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"printf"}}
+	for _, arg := range []string{
+		"$(touch PWNED)",
+		"`touch PWNED`",
+		"; touch PWNED",
+		"x && touch PWNED",
+		"x | touch PWNED",
+		"x > PWNED",
+		"$HOME ${PATH} ~ * ?",
+		"'\"quoted\"'",
+		"line1\nline2",
+	} {
+		t.Run(arg, func(t *testing.T) {
+			dir := t.TempDir()
+			res, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"printf", "%s", arg}, Dir: dir})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Stdout != arg {
+				t.Errorf("stdout = %q, want the literal argument %q", res.Stdout, arg)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Errorf("the work dir is not empty: %v (something interpreted the argument)", entries)
+			}
+		})
+	}
+}
+
+func TestRunNonZeroExit(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	res, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"sh", "-c", "echo partial; echo boom >&2; exit 7"}, Dir: t.TempDir()})
+	e := asJobError(t, err)
+	if e.Kind != job.Retryable || e.Code != job.CodeCommandFailed {
+		t.Errorf("error = {%s %s}, want {retryable command_failed}", e.Kind, e.Code)
+	}
+	if e.ExitCode != 7 || res.ExitCode != 7 {
+		t.Errorf("exit code = %d (error) / %d (result), want 7", e.ExitCode, res.ExitCode)
+	}
+	if e.StderrTail != "boom" {
+		t.Errorf("StderrTail = %q, want boom", e.StderrTail)
+	}
+	if !strings.Contains(e.Message, "exited with status 7") {
+		t.Errorf("Message = %q", e.Message)
+	}
+	if res.Stdout != "partial\n" || res.Stderr != "boom\n" {
+		t.Errorf("result = %+v; output must be kept on failure", res)
+	}
+	if !job.IsRetryable(err) {
+		t.Error("IsRetryable = false for a failed command")
+	}
+}
+
+func TestRunStderrTailKeepsLastLines(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	_, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"sh", "-c", `i=1; while [ $i -le 50 ]; do echo "line $i" >&2; i=$((i+1)); done; exit 1`}, Dir: t.TempDir()})
+	e := asJobError(t, err)
+	lines := strings.Split(e.StderrTail, "\n")
+	if len(lines) != 20 || lines[0] != "line 31" || lines[19] != "line 50" {
+		t.Errorf("StderrTail has %d lines, %q ... %q; want the last 20 (line 31 .. line 50)", len(lines), lines[0], lines[len(lines)-1])
+	}
+}
+
+// alive reports whether pid is a process that has not exited. A zombie (exited
+// but not yet reaped, which happens when the container's init does not reap
+// orphans) counts as dead.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ESRCH)
+	}
+	// The state follows the parenthesised command name.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+func TestRunTimeoutKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	start := time.Now()
+	res, err := r.Run(context.Background(), execx.Cmd{
+		Argv:    []string{"sh", "-c", "sleep 30 & echo $! > bg.pid; echo started >&2; wait"},
+		Dir:     dir,
+		Timeout: 300 * time.Millisecond,
+	})
+	elapsed := time.Since(start)
+	if elapsed > 5*time.Second {
+		t.Errorf("Run took %v after a 300ms timeout, want well under 5s", elapsed)
+	}
+	if elapsed < 300*time.Millisecond {
+		t.Errorf("Run returned after %v, before the timeout", elapsed)
+	}
+	e := asJobError(t, err)
+	if e.Kind != job.Retryable || e.Code != job.CodeTimeout {
+		t.Errorf("error = {%s %s %q}, want {retryable timeout}", e.Kind, e.Code, e.Message)
+	}
+	if !strings.Contains(e.Message, "300ms") {
+		t.Errorf("Message = %q, want it to name the timeout", e.Message)
+	}
+	if e.StderrTail != "started" {
+		t.Errorf("StderrTail = %q, want the output so far", e.StderrTail)
+	}
+	if res.ExitCode != -1 {
+		t.Errorf("ExitCode = %d, want -1 (killed by a signal)", res.ExitCode)
+	}
+
+	b, err := os.ReadFile(filepath.Join(dir, "bg.pid"))
+	if err != nil {
+		t.Fatalf("bg.pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("bg.pid = %q", b)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // do not leave it behind
+			t.Fatalf("background process %d is still alive 2s after the timeout: the process group was not killed", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunBackgroundLeftoversKilledAfterSuccess(t *testing.T) {
+	dir := t.TempDir()
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	// The command exits at once but leaves a daemon behind, with its output
+	// detached so Run does not wait for it.
+	_, err := r.Run(context.Background(), execx.Cmd{
+		Argv: []string{"sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $! > bg.pid"},
+		Dir:  dir,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "bg.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("background process %d survived the command", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunContextCancelled(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := r.Run(ctx, execx.Cmd{Argv: []string{"sh", "-c", "sleep 30"}, Dir: t.TempDir(), Timeout: time.Minute})
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Run took %v after cancellation", elapsed)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v, want one wrapping context.Canceled", err)
+	}
+	if e := job.AsError(err); e.Code != job.CodeCancelled {
+		t.Errorf("AsError(err).Code = %q, want %q", e.Code, job.CodeCancelled)
+	}
+
+	// Already cancelled: nothing runs.
+	dir := t.TempDir()
+	_, err = r.Run(ctx, execx.Cmd{Argv: []string{"sh", "-c", "touch RAN"}, Dir: dir})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error = %v, want one wrapping context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "RAN")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a command ran under a cancelled context")
+	}
+}
+
+func TestRunParentDeadline(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := r.Run(ctx, execx.Cmd{Argv: []string{"sh", "-c", "sleep 30"}, Dir: t.TempDir()})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error = %v, want one wrapping context.DeadlineExceeded", err)
+	}
+}
+
+func TestRunOutputCap(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}, MaxOutput: 1024}
+	res, err := r.Run(context.Background(), execx.Cmd{
+		Argv: []string{"sh", "-c", `head -c 1048576 /dev/zero | tr '\0' a >&2; printf 'THE END' >&2; head -c 100000 /dev/zero | tr '\0' b; echo tail`},
+		Dir:  t.TempDir(),
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	const ell = "…"
+	for name, out := range map[string]string{"stderr": res.Stderr, "stdout": res.Stdout} {
+		if len(out) > 1024+len(ell) {
+			t.Errorf("%s is %d bytes, want at most %d", name, len(out), 1024+len(ell))
+		}
+		if !strings.HasPrefix(out, ell) {
+			t.Errorf("%s does not start with %q to mark the cut", name, ell)
+		}
+	}
+	if !strings.HasSuffix(res.Stderr, "aaaaTHE END") {
+		t.Errorf("stderr ends with %q, want the last bytes written", res.Stderr[max(0, len(res.Stderr)-20):])
+	}
+	if !strings.HasSuffix(res.Stdout, "bbbbtail\n") {
+		t.Errorf("stdout ends with %q, want the last bytes written", res.Stdout[max(0, len(res.Stdout)-20):])
+	}
+	if got := strings.TrimPrefix(res.Stderr, ell); len(got) != 1024 {
+		t.Errorf("kept %d bytes of stderr, want exactly 1024", len(got))
+	}
+}
+
+func TestRunDefaultOutputCap(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	res, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"sh", "-c", `head -c 200000 /dev/zero | tr '\0' a`}, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(strings.TrimPrefix(res.Stdout, "…")); got != execx.DefaultMaxOutput {
+		t.Errorf("kept %d bytes, want DefaultMaxOutput (%d)", got, execx.DefaultMaxOutput)
+	}
+}
+
+func TestRunMinimalEnvironment(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak")
+	t.Setenv("AWS_SESSION_TOKEN", "do-not-leak")
+	t.Setenv("HELIOS_BUCKET", "do-not-leak")
+	t.Setenv("LD_PRELOAD", "")
+	dir := t.TempDir()
+	r := &execx.Runner{Allowed: job.Allowlist{"env"}}
+	res, err := r.Run(context.Background(), execx.Cmd{
+		Argv: []string{"env"},
+		Dir:  dir,
+		Env:  map[string]string{"JOB_QUALITY": "high and=equals", "OTHER": ""},
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("env line %q", line)
+		}
+		env[k] = v
+	}
+	if strings.Contains(res.Stdout, "do-not-leak") {
+		t.Errorf("the child saw a secret from the parent environment:\n%s", res.Stdout)
+	}
+	for _, k := range []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HELIOS_BUCKET", "LD_PRELOAD"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("%s is in the child environment", k)
+		}
+	}
+	want := map[string]string{
+		"HOME":        dir,
+		"TMPDIR":      dir,
+		"PATH":        os.Getenv("PATH"),
+		"LANG":        "C.UTF-8",
+		"JOB_QUALITY": "high and=equals",
+		"OTHER":       "",
+	}
+	for k, v := range want {
+		if got, ok := env[k]; !ok || got != v {
+			t.Errorf("%s = %q (present %v), want %q", k, got, ok, v)
+		}
+	}
+	for k := range env {
+		if _, ok := want[k]; !ok && k != "PWD" {
+			t.Errorf("unexpected variable %s=%q in the child environment", k, env[k])
+		}
+	}
+}
+
+func TestRunWithoutDirHasNoHome(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"env"}}
+	res, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"env"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		if strings.HasPrefix(line, "HOME=") || strings.HasPrefix(line, "TMPDIR=") {
+			t.Errorf("without Dir the child has %s", line)
+		}
+	}
+}
+
+func TestTail(t *testing.T) {
+	tests := []struct {
+		name   string
+		max    int
+		writes []string
+		want   string
+	}{
+		{"nothing written", 5, nil, ""},
+		{"under the cap", 5, []string{"abc"}, "abc"},
+		{"exactly the cap", 5, []string{"abcde"}, "abcde"},
+		{"exactly the cap in pieces", 5, []string{"ab", "c", "de"}, "abcde"},
+		{"one over the cap", 5, []string{"abcdef"}, "…bcdef"},
+		{"over in pieces", 5, []string{"abc", "def", "g"}, "…cdefg"},
+		{"past twice the cap", 5, []string{"0123456789", "ABC"}, "…89ABC"},
+		{"huge single write", 4, []string{strings.Repeat("x", 10_000) + "WXYZ"}, "…WXYZ"},
+		{"many small writes", 3, strings.Split(strings.Repeat("ab", 1000)+"xyz", ""), "…xyz"},
+		{"empty writes", 3, []string{"", "ab", "", "c", ""}, "abc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tl := &execx.Tail{Max: tt.max}
+			for _, w := range tt.writes {
+				n, err := tl.Write([]byte(w))
+				if n != len(w) || err != nil {
+					t.Fatalf("Write(%d bytes) = %d, %v", len(w), n, err)
+				}
+			}
+			if got := tl.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+			// String is stable.
+			if got := tl.String(); got != tt.want {
+				t.Errorf("second String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	// Writing more after a trim keeps the cut mark and the newest bytes.
+	tl := &execx.Tail{Max: 4}
+	tl.Write([]byte("0123456789"))
+	tl.Write([]byte("ab"))
+	if got := tl.String(); got != "…89ab" {
+		t.Errorf("String() = %q, want …89ab", got)
+	}
+}
+
+func TestLastLines(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"", 3, ""},
+		{"one", 3, "one"},
+		{"one\ntwo\nthree\n", 2, "two\nthree"},
+		{"one\ntwo\nthree", 3, "one\ntwo\nthree"},
+		{"one\ntwo\nthree", 10, "one\ntwo\nthree"},
+		{"one\ntwo\nthree", 1, "three"},
+		{"one\ntwo\n\n\n", 1, "two"},
+		{"one\r\ntwo\r\n", 1, "two"},
+		{"trailing spaces   \n \n", 5, "trailing spaces"},
+		{"a\n\nb", 2, "\nb"},
+		{"x\ny", 0, ""},
+	}
+	for _, tt := range tests {
+		if got := execx.LastLines(tt.s, tt.n); got != tt.want {
+			t.Errorf("LastLines(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+	}
+}
