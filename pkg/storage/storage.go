@@ -1,7 +1,8 @@
 // Package storage opens the bucket that carries everything between the stages
 // and holds the few helpers the stages share. A bucket is a gocloud.dev
-// *blob.Bucket opened from a URL: file:///abs/dir, mem://, and, where the
-// driver is linked in, s3:// and gs://.
+// *blob.Bucket opened from a URL: file:///abs/dir, mem://, or
+// s3://bucket?region=…[&endpoint=http://host:port&use_path_style=true] for S3
+// and S3-compatible servers (credentials from the usual AWS chain).
 package storage
 
 import (
@@ -10,14 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file://
 	_ "gocloud.dev/blob/memblob"  // mem://
+	_ "gocloud.dev/blob/s3blob"   // s3://
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
 )
@@ -188,6 +192,26 @@ func DeleteKeys(ctx context.Context, b *blob.Bucket, keys []string) error {
 		})
 	}
 	return g.Wait()
+}
+
+// PresignGet returns a URL that downloads key without credentials until it
+// expires. Buckets that cannot sign (a local folder) return an error.
+func PresignGet(ctx context.Context, b *blob.Bucket, key string, expiry time.Duration) (string, error) {
+	u, err := b.SignedURL(ctx, key, &blob.SignedURLOptions{Method: http.MethodGet, Expiry: expiry})
+	if err != nil {
+		return "", fmt.Errorf("presign %s: %w", key, err)
+	}
+	return u, nil
+}
+
+// BucketName is the bucket an s3:// or gs:// URL names ("" for others): the
+// name events carry.
+func BucketName(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "s3" && u.Scheme != "gs") {
+		return ""
+	}
+	return u.Host
 }
 
 func contentType(key string) string {

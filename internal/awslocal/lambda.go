@@ -1,0 +1,286 @@
+// Package awslocal runs the AWS side of Helios on loopback, for the tests,
+// the benchmarks and `make demo-aws-local`: the real bootstrap binaries
+// under the AWS Lambda Runtime Interface Emulator, fronted by a small Lambda
+// API endpoint that pools several emulators per function (each emulator runs
+// one invocation at a time, as one Lambda execution environment does), and an
+// S3-compatible server.
+package awslocal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Function describes one function to emulate.
+type Function struct {
+	Name      string            // the FunctionName callers use
+	Bootstrap string            // path of the bootstrap binary
+	Env       map[string]string // the function's environment
+	Instances int               // emulators, i.e. concurrent executions (default 1)
+	Timeout   time.Duration     // per invocation (default 5m)
+}
+
+// Lambda is a Lambda API endpoint on loopback backed by emulator pools.
+type Lambda struct {
+	URL string // endpoint for the SDK: BaseEndpoint or AWS_ENDPOINT_URL_LAMBDA
+
+	srv   *http.Server
+	pools map[string]*pool
+	wg    sync.WaitGroup
+}
+
+type pool struct {
+	idle     chan string // emulator invoke URLs
+	procs    []*exec.Cmd
+	calls    atomic.Int64
+	throttle atomic.Int64
+}
+
+// Calls returns how many invocations of fn reached an emulator.
+func (l *Lambda) Calls(fn string) int64 { return l.pools[fn].calls.Load() }
+
+// Throttle makes the next n invocations of fn fail as Lambda does when a
+// function is at its concurrency limit (429 TooManyRequestsException).
+func (l *Lambda) Throttle(fn string, n int64) { l.pools[fn].throttle.Store(n) }
+
+// StartLambda starts the emulators and the endpoint. rie is the path of
+// aws-lambda-rie. Logs of the emulators go to logDir.
+func StartLambda(ctx context.Context, rie, logDir string, fns ...Function) (*Lambda, error) {
+	l := &Lambda{pools: map[string]*pool{}}
+	for _, fn := range fns {
+		p, err := startPool(ctx, rie, logDir, fn)
+		if p != nil {
+			l.pools[fn.Name] = p
+		}
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	l.URL = "http://" + ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", l.invoke)
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go l.srv.Serve(ln)
+	return l, nil
+}
+
+func startPool(ctx context.Context, rie, logDir string, fn Function) (*pool, error) {
+	n := max(fn.Instances, 1)
+	timeout := fn.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	p := &pool{idle: make(chan string, n)}
+	env := append(os.Environ(), fmt.Sprintf("AWS_LAMBDA_FUNCTION_TIMEOUT=%d", int(timeout.Seconds())),
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024")
+	for k, v := range fn.Env {
+		env = append(env, k+"="+v)
+	}
+	for i := range n {
+		apiPort, err := freePort()
+		if err != nil {
+			return p, err
+		}
+		invokePort, err := freePort()
+		if err != nil {
+			return p, err
+		}
+		logFile, err := os.Create(filepath.Join(logDir, fmt.Sprintf("%s-%d.log", fn.Name, i)))
+		if err != nil {
+			return p, err
+		}
+		cmd := exec.Command(rie,
+			"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort),
+			"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", invokePort),
+			fn.Bootstrap)
+		cmd.Env = env
+		cmd.Dir = filepath.Dir(fn.Bootstrap)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			logFile.Close()
+			return p, fmt.Errorf("start %s: %w", rie, err)
+		}
+		go func() { _ = cmd.Wait(); logFile.Close() }()
+		p.procs = append(p.procs, cmd)
+		addr := fmt.Sprintf("127.0.0.1:%d", invokePort)
+		if err := waitListening(ctx, addr, 10*time.Second); err != nil {
+			return p, fmt.Errorf("emulator for %s: %w (log: %s)", fn.Name, err, logFile.Name())
+		}
+		p.idle <- "http://" + addr + "/2015-03-31/functions/function/invocations"
+	}
+	return p, nil
+}
+
+// invoke serves the Lambda Invoke API: it takes an idle emulator (waiting
+// for one, as a request waits for a free execution environment), forwards
+// the payload, and answers as Lambda does: a function error is a 200 with
+// X-Amz-Function-Error and the error document as payload.
+func (l *Lambda) invoke(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if i := strings.LastIndexByte(name, ':'); strings.HasPrefix(name, "arn:") && i > 0 {
+		name = name[i+1:]
+	}
+	p := l.pools[name]
+	if p == nil {
+		apiError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+name)
+		return
+	}
+	if p.throttle.Load() > 0 && p.throttle.Add(-1) >= 0 {
+		apiError(w, http.StatusTooManyRequests, "TooManyRequestsException", "Rate Exceeded.")
+		return
+	}
+	payload, err := io.ReadAll(io.LimitReader(r.Body, 6*1024*1024+1))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequestContentException", err.Error())
+		return
+	}
+	if len(payload) > 6*1024*1024 {
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation")
+		return
+	}
+	if r.Header.Get("X-Amz-Invocation-Type") == "Event" {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			_, _, _ = p.call(context.WithoutCancel(r.Context()), payload)
+		}()
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	status, body, err := p.call(r.Context(), payload)
+	if err != nil {
+		apiError(w, http.StatusBadGateway, "ServiceException", err.Error())
+		return
+	}
+	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	if status != http.StatusOK || isErrorDocument(body) {
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// call runs one invocation on an idle emulator. If the caller gives up, the
+// invocation still runs to its end and only then frees the emulator, as an
+// abandoned invocation keeps its Lambda execution environment (and as the
+// emulator needs: a second invoke while one runs crashes it).
+func (p *pool) call(ctx context.Context, payload []byte) (int, []byte, error) {
+	var url string
+	select {
+	case url = <-p.idle:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	p.calls.Add(1)
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { p.idle <- url }()
+		status, body, err := post(context.WithoutCancel(ctx), url, payload)
+		done <- result{status, body, err}
+	}()
+	select {
+	case r := <-done:
+		return r.status, r.body, r.err
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+}
+
+func post(ctx context.Context, url string, payload []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// isErrorDocument reports whether an emulator response is a function error
+// ({"errorMessage": …, "errorType": …}); the emulator does not set
+// X-Amz-Function-Error itself.
+func isErrorDocument(body []byte) bool {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return false
+	}
+	_, hasMsg := doc["errorMessage"]
+	_, hasType := doc["errorType"]
+	return hasMsg && hasType && len(doc) <= 3
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-Errortype", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": msg})
+}
+
+// Close stops the endpoint and the emulators.
+func (l *Lambda) Close() {
+	if l.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = l.srv.Shutdown(ctx)
+		cancel()
+	}
+	for _, p := range l.pools {
+		for _, cmd := range p.procs {
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+			}
+		}
+	}
+	l.wg.Wait()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.Join(fmt.Errorf("%s not listening after %s", addr, timeout), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,28 @@
+// Command probefn serves the adapter conformance suite's probe handlers as a
+// function (PROBE_FUNCTION=worker or stitcher), so remote transports are
+// tested against the same behaviour as the local one.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/helios-project/infrastructure/pkg/adapter/adaptertest"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/runtime"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	var h lambda.Handler = runtime.Handler[job.WorkerJob, job.WorkerResult](adaptertest.ProbeWorker)
+	if os.Getenv("PROBE_FUNCTION") == "stitcher" {
+		h = runtime.Handler[job.StitchRequest, job.StitchResult](adaptertest.ProbeStitcher)
+	}
+	if err := runtime.Start(context.Background(), h, log); err != nil {
+		log.Error("serve", "error", err)
+		os.Exit(1)
+	}
+}
