@@ -133,7 +133,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	if id == "" {
 		id = idFromSpec(data, specPath)
 	}
-	a, err := pipeline.Adapter(b, cfg, log)
+	a, err := pipeline.Adapter(ctx, b, cfg, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -189,11 +189,8 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 
 // idFromSpec is the spec's own id if it has one, else the file's base name.
 func idFromSpec(data []byte, path string) string {
-	var probe struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(data, &probe) == nil && probe.ID != "" {
-		return probe.ID
+	if id := job.PeekID(data); id != "" {
+		return id
 	}
 	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 }

@@ -56,26 +56,32 @@ func (l *Lambda) Calls(fn string) int64 { return l.pools[fn].calls.Load() }
 // function is at its concurrency limit (429 TooManyRequestsException).
 func (l *Lambda) Throttle(fn string, n int64) { l.pools[fn].throttle.Store(n) }
 
-// StartLambda starts the emulators and the endpoint. rie is the path of
-// aws-lambda-rie. Logs of the emulators go to logDir.
+// StartLambda starts the endpoint and the emulators. rie is the path of
+// aws-lambda-rie; the emulators' logs go to logDir. Every function gets
+// AWS_ENDPOINT_URL_LAMBDA pointing at this endpoint, so functions invoke one
+// another here as they would in an account.
 func StartLambda(ctx context.Context, rie, logDir string, fns ...Function) (*Lambda, error) {
-	l := &Lambda{pools: map[string]*pool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l := &Lambda{pools: map[string]*pool{}, URL: "http://" + ln.Addr().String()}
 	for _, fn := range fns {
+		env := map[string]string{"AWS_ENDPOINT_URL_LAMBDA": l.URL}
+		for k, v := range fn.Env {
+			env[k] = v
+		}
+		fn.Env = env
 		p, err := startPool(ctx, rie, logDir, fn)
 		if p != nil {
 			l.pools[fn.Name] = p
 		}
 		if err != nil {
+			ln.Close()
 			l.Close()
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	l.URL = "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", l.invoke)
 	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

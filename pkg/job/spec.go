@@ -143,6 +143,8 @@ func decodeProblem(err error) error {
 		return invalid(typ.Field, fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value))
 	case errors.Is(err, io.EOF):
 		return invalid("", "empty document: expected a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "invalid JSON: the document ends before the object is complete")
 	}
 	msg := err.Error()
 	if field, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
@@ -186,4 +188,16 @@ func (s *Spec) Normalize() {
 // the same job exactly when their canonical forms are equal.
 func (s *Spec) Canonical() ([]byte, error) {
 	return json.MarshalIndent(s, "", "  ")
+}
+
+// PeekID returns the "id" of a spec document without validating anything
+// else ("" if it has none or does not decode).
+func PeekID(data []byte) string {
+	var probe struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return ""
+	}
+	return probe.ID
 }

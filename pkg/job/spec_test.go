@@ -66,7 +66,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty document", ``, "", "empty document"},
 		{"whitespace-only document", " \n\t ", "", "empty document"},
 		{"syntax error", `{"id":}`, "", "invalid JSON"},
-		{"truncated document", `{"id":"a"`, "", "unexpected EOF"},
+		{"truncated document", `{"id":"a"`, "", "the document ends before the object is complete"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

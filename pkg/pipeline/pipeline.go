@@ -5,6 +5,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -18,6 +19,8 @@ import (
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/runtime"
 	"github.com/helios-project/infrastructure/pkg/stitch"
+	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/trigger"
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
@@ -34,13 +37,34 @@ func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchReques
 	return h.Handle
 }
 
-// Adapter returns the adapter cfg asks for.
-func Adapter(b *blob.Bucket, cfg config.Config, log *slog.Logger) (*adapter.Adapter, error) {
+// Adapter returns the adapter cfg asks for: the functions in this process,
+// or on AWS Lambda.
+func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*adapter.Adapter, error) {
 	switch cfg.Adapter {
 	case config.AdapterLocal:
 		return adapter.New(adapter.NewLocal(Worker(b, cfg, log), Stitcher(b, log), cfg.Concurrency)), nil
+	case config.AdapterLambda:
+		client, err := adapter.NewLambdaClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return adapter.New(adapter.NewLambda(client, cfg.WorkerFunction, cfg.StitcherFunction)), nil
 	}
 	return nil, fmt.Errorf("adapter %q is not available in this build", cfg.Adapter)
+}
+
+// Trigger is the orchestrator function's handler.
+func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*trigger.Handler, error) {
+	a, err := Adapter(ctx, b, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &trigger.Handler{
+		Orch:       Orchestrator(b, a, cfg, log),
+		Bucket:     b,
+		BucketName: storage.BucketName(cfg.StorageURL),
+		Log:        log,
+	}, nil
 }
 
 // Orchestrator returns an orchestrator reaching its workers through a.

@@ -1,49 +1,163 @@
-// Package trigger decodes what starts or resumes a job and hands it to the
-// orchestrator.
+// Package trigger decodes what reaches the orchestrator function and acts on
+// it. One Lambda entry point recognises three shapes:
+//
+//   - an S3 event: ObjectCreated records for jobs/<id>.json start those jobs
+//     (keys are URL-decoded; records outside jobs/ or for another bucket are
+//     logged and ignored);
+//   - an HTTP request through a Function URL or an API Gateway HTTP API
+//     (payload format 2.0), served by the same net/http API (API) that runs
+//     anywhere else: POST /jobs, GET /jobs/{id}, DELETE /jobs/{id};
+//   - a direct invocation {"jobId": "<id>"} (resume) or {"key": "jobs/<id>.json"}.
 package trigger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/runtime"
 )
 
-// Invoke is a direct invocation of the orchestrator function: {"jobId": "..."}
-// resumes an accepted job, {"key": "jobs/<id>.json"} starts an uploaded one.
+// Orchestrator is what the triggers need of the orchestrator.
+type Orchestrator interface {
+	Prepare(r io.Reader, id string) (*job.Spec, error)
+	Submit(ctx context.Context, spec *job.Spec) error
+	RunKey(ctx context.Context, key string, opts orchestrator.RunOptions) (*job.Status, error)
+	Resume(ctx context.Context, id string, opts orchestrator.RunOptions) (*job.Status, error)
+}
+
+// DefaultMaxBody bounds an HTTP request body (Lambda's own limit is 6 MB).
+const DefaultMaxBody = 5 << 20
+
+// Handler is the orchestrator function.
+type Handler struct {
+	Orch   Orchestrator
+	Bucket *blob.Bucket
+	// BucketName is the bucket S3 events must come from; "" accepts any.
+	BucketName string
+	// MaxBody bounds HTTP request bodies; 0 means DefaultMaxBody.
+	MaxBody int64
+	// Margin is how long before the function's deadline a run stops, saves
+	// its progress and releases its lease, so a retry of the event resumes
+	// it at once (default 15s).
+	Margin time.Duration
+	Log    *slog.Logger
+}
+
+// Lambda returns the byte-level handler served on Lambda.
+func (h *Handler) Lambda() runtime.Handler[json.RawMessage, any] {
+	return h.handle
+}
+
+// shape is just enough of an event to tell which one it is.
+type shape struct {
+	Records []struct {
+		EventSource string `json:"eventSource"`
+	} `json:"Records"`
+	RequestContext *struct {
+		HTTP *struct {
+			Method string `json:"method"`
+		} `json:"http"`
+		HTTPMethod string `json:"httpMethod"`
+	} `json:"requestContext"`
+	JobID string `json:"jobId"`
+	Key   string `json:"key"`
+}
+
+func (h *Handler) handle(ctx context.Context, payload json.RawMessage) (any, error) {
+	var s shape
+	if err := json.Unmarshal(payload, &s); err != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "event is not a JSON object: %v", err)
+	}
+	switch {
+	case len(s.Records) > 0 && s.Records[0].EventSource == "aws:s3":
+		return h.s3(ctx, payload)
+	case s.RequestContext != nil && s.RequestContext.HTTP != nil && s.RequestContext.HTTP.Method != "":
+		return h.httpV2(ctx, payload)
+	case s.RequestContext != nil && s.RequestContext.HTTPMethod != "":
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid,
+			"API Gateway REST (payload format 1.0) events are not supported: use a Function URL or an HTTP API with payload format 2.0")
+	case s.JobID != "" || s.Key != "":
+		return h.direct(ctx, Invoke{JobID: s.JobID, Key: s.Key})
+	}
+	return nil, job.Errorf(job.Permanent, job.CodeInvalid,
+		`unrecognised event: expected an S3 event, an HTTP request (payload format 2.0), {"jobId": "<id>"} or {"key": "jobs/<id>.json"}`)
+}
+
+// Invoke is a direct invocation: {"jobId": "..."} resumes an accepted job,
+// {"key": "jobs/<id>.json"} starts an uploaded one.
 type Invoke struct {
 	JobID string `json:"jobId,omitempty"`
 	Key   string `json:"key,omitempty"`
 }
 
-// Runner is what a trigger needs of the orchestrator.
-type Runner interface {
-	Resume(ctx context.Context, id string, opts orchestrator.RunOptions) (*job.Status, error)
-	RunKey(ctx context.Context, key string, opts orchestrator.RunOptions) (*job.Status, error)
-}
-
-// HandleInvoke runs a direct invocation. A job already being run elsewhere
-// is not an error: the invocation was a duplicate.
-func HandleInvoke(ctx context.Context, r Runner, in Invoke) (*job.Status, error) {
+func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
+	ctx, cancel := h.withMargin(ctx)
+	defer cancel()
 	var st *job.Status
 	var err error
 	switch {
 	case in.JobID != "" && in.Key != "":
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "give jobId or key, not both")
 	case in.JobID != "":
-		st, err = r.Resume(ctx, in.JobID, orchestrator.RunOptions{})
-	case in.Key != "":
-		st, err = r.RunKey(ctx, in.Key, orchestrator.RunOptions{})
+		st, err = h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
 	default:
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, `expected {"jobId": "<id>"} or {"key": "jobs/<id>.json"}`)
+		st, err = h.Orch.RunKey(ctx, in.Key, orchestrator.RunOptions{})
 	}
 	if errors.Is(err, orchestrator.ErrAlreadyRunning) {
-		return &job.Status{JobID: in.JobID, State: job.StateRunning}, nil
+		h.log().Info("job already running elsewhere; nothing to do", "jobId", in.JobID, "key", in.Key)
+		return map[string]string{"jobId": in.JobID, "key": in.Key, "state": "already running"}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("run job: %w", err)
+		return nil, runError(err)
 	}
 	return st, nil
+}
+
+// runError classifies an error from running a job for the platform: a spec
+// that cannot run is permanent; anything else (storage, an interrupted run)
+// is worth the platform's retry of the event.
+func runError(err error) error {
+	var ve *job.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return job.AsError(err)
+	case errors.Is(err, orchestrator.ErrConflict), errors.Is(err, orchestrator.ErrNotFound):
+		return job.Errorf(job.Permanent, job.CodeInvalid, "%v", err)
+	}
+	return job.Errorf(job.Retryable, job.CodeInternal, "%v", err)
+}
+
+// withMargin ends the context a little before the function's own deadline.
+func (h *Handler) withMargin(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := h.Margin
+	if margin <= 0 {
+		margin = 15 * time.Second
+	}
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log != nil {
+		return h.Log
+	}
+	return slog.Default()
+}
+
+func (h *Handler) maxBody() int64 {
+	if h.MaxBody > 0 {
+		return h.MaxBody
+	}
+	return DefaultMaxBody
 }

@@ -1,0 +1,127 @@
+package awslocal
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/s3blob"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+)
+
+// Function names of the emulated stack, as SAM and CDK name them.
+const (
+	OrchestratorFunction = "helios-orchestrator"
+	WorkerFunction       = "helios-worker"
+	StitcherFunction     = "helios-stitcher"
+	BucketName           = "helios-renders"
+)
+
+// StackOptions size the emulated stack.
+type StackOptions struct {
+	Workers       int    // worker execution environments (default 3)
+	Orchestrators int    // orchestrator execution environments (default 2)
+	WorkDir       string // bootstraps and emulator logs
+	Allowed       string // HELIOS_ALLOWED_COMMANDS (default ffmpeg)
+}
+
+// Stack is the three functions, built from this module, under the Lambda
+// emulator with an S3-compatible bucket: the AWS deployment on loopback.
+type Stack struct {
+	S3     *S3
+	Lambda *Lambda
+	Bucket *blob.Bucket // the stack's bucket through the real S3 client
+	Client *lambda.Client
+	URL    string // HELIOS_STORAGE_URL of the bucket
+}
+
+// StartStack builds the bootstraps and starts everything.
+func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
+	rie, err := FindRIE()
+	if err != nil {
+		return nil, err
+	}
+	workers := max(opts.Workers, 3)
+	orchestrators := max(opts.Orchestrators, 2)
+	if opts.Allowed == "" {
+		opts.Allowed = "ffmpeg"
+	}
+	boots := map[string]string{}
+	for fn, pkg := range map[string]string{
+		OrchestratorFunction: "./functions/orchestrator",
+		WorkerFunction:       "./functions/worker",
+		StitcherFunction:     "./functions/stitcher",
+	} {
+		root, err := moduleRoot()
+		if err != nil {
+			return nil, err
+		}
+		boots[fn], err = BuildBootstrap(ctx, filepath.Join(root, pkg), filepath.Join(opts.WorkDir, fn))
+		if err != nil {
+			return nil, err
+		}
+	}
+	s3srv, err := StartS3(BucketName)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stack{S3: s3srv, URL: s3srv.BucketURL(BucketName)}
+	env := func(extra map[string]string) map[string]string {
+		e := CredentialsEnv()
+		e[config.EnvStorageURL] = st.URL
+		e[config.EnvAllowedCommands] = opts.Allowed
+		e[config.EnvLogLevel] = "info"
+		for k, v := range extra {
+			e[k] = v
+		}
+		return e
+	}
+	st.Lambda, err = StartLambda(ctx, rie, opts.WorkDir,
+		Function{Name: OrchestratorFunction, Bootstrap: boots[OrchestratorFunction], Instances: orchestrators, Env: env(map[string]string{
+			config.EnvAdapter:          config.AdapterLambda,
+			config.EnvWorkerFunction:   WorkerFunction,
+			config.EnvStitcherFunction: StitcherFunction,
+			config.EnvConcurrency:      strconv.Itoa(workers),
+			config.EnvStatusInterval:   "200ms",
+		})},
+		Function{Name: WorkerFunction, Bootstrap: boots[WorkerFunction], Instances: workers, Env: env(nil)},
+		Function{Name: StitcherFunction, Bootstrap: boots[StitcherFunction], Env: env(nil)},
+	)
+	if err != nil {
+		s3srv.Close()
+		return nil, err
+	}
+	cfg := aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+	}
+	st.Bucket, err = s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(s3srv.Endpoint)
+		o.UsePathStyle = true
+	}), BucketName, nil)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open the stack's bucket: %w", err)
+	}
+	cfg.BaseEndpoint = aws.String(st.Lambda.URL)
+	st.Client = lambda.NewFromConfig(cfg)
+	return st, nil
+}
+
+// Close stops everything.
+func (s *Stack) Close() {
+	if s.Bucket != nil {
+		s.Bucket.Close()
+	}
+	if s.Lambda != nil {
+		s.Lambda.Close()
+	}
+	s.S3.Close()
+}

@@ -1,0 +1,214 @@
+package trigger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// API is the orchestrator's HTTP API:
+//
+//	POST   /jobs       spec in the body → 202 {jobId, statusUrl}; writes jobs/<id>.json,
+//	                   whose upload starts the render
+//	GET    /jobs/{id}  status JSON (with a presigned outputUrl once done), 404 if unknown
+//	DELETE /jobs/{id}  cancel → 202
+//
+// Bad JSON or an invalid spec is a 400 listing every problem, with nothing
+// written; a body over the limit is a 413. Authentication is the
+// platform's (a Function URL with AWS_IAM auth, Cloud Run IAM).
+func (h *Handler) API() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /jobs", h.postJob)
+	mux.HandleFunc("GET /jobs/{id}", h.getJob)
+	mux.HandleFunc("DELETE /jobs/{id}", h.deleteJob)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no route " + r.Method + " " + r.URL.Path + "; use POST /jobs, GET /jobs/{id} or DELETE /jobs/{id}"})
+	})
+	return mux
+}
+
+type apiError struct {
+	Error    string        `json:"error"`
+	Problems []job.Problem `json:"problems,omitempty"`
+}
+
+// Accepted is the answer to POST /jobs.
+type Accepted struct {
+	JobID     string `json:"jobId"`
+	Status    string `json:"status"`
+	StatusURL string `json:"statusUrl"`
+	SpecKey   string `json:"specKey"`
+}
+
+func (h *Handler) postJob(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody()))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body is over %d bytes", h.maxBody())})
+		return
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "cannot read the request body: " + err.Error()})
+		return
+	}
+	id := job.PeekID(body)
+	if id == "" {
+		id = NewID(time.Now())
+	}
+	spec, err := h.Orch.Prepare(bytes.NewReader(body), id)
+	var ve *job.ValidationError
+	if errors.As(err, &ve) {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid job spec", Problems: ve.Problems})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	err = h.Orch.Submit(r.Context(), spec)
+	if errors.Is(err, orchestrator.ErrConflict) {
+		writeJSON(w, http.StatusConflict, apiError{Error: fmt.Sprintf("job %q already exists with a different spec", spec.ID)})
+		return
+	}
+	if err != nil {
+		h.log().Error("submit", "jobId", spec.ID, "error", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "could not store the job; try again"})
+		return
+	}
+	h.log().Info("job submitted", "jobId", spec.ID)
+	writeJSON(w, http.StatusAccepted, Accepted{JobID: spec.ID, Status: "submitted", StatusURL: "/jobs/" + spec.ID, SpecKey: job.JobKey(spec.ID)})
+}
+
+// StatusResponse is the answer to GET /jobs/{id}.
+type StatusResponse struct {
+	*job.Status
+	OutputURL string `json:"outputUrl,omitempty"`
+}
+
+func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	st, err := orchestrator.ReadStatus(r.Context(), h.Bucket, id)
+	if errors.Is(err, orchestrator.ErrNotFound) {
+		// Submitted but not started yet?
+		if ok, _ := h.Bucket.Exists(r.Context(), job.JobKey(id)); ok && job.ValidID(id) {
+			writeJSON(w, http.StatusOK, StatusResponse{Status: &job.Status{JobID: id, State: job.StatePending}})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("job %q not found", id)})
+		return
+	}
+	if err != nil {
+		h.log().Error("read status", "jobId", id, "error", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "could not read the status; try again"})
+		return
+	}
+	resp := StatusResponse{Status: st}
+	if st.State == job.StateDone && st.Output != "" {
+		if u, err := storage.PresignGet(r.Context(), h.Bucket, st.Output, time.Hour); err == nil {
+			resp.OutputURL = u
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) deleteJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := orchestrator.Cancel(r.Context(), h.Bucket, id)
+	if errors.Is(err, orchestrator.ErrNotFound) {
+		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("job %q not found", id)})
+		return
+	}
+	if err != nil {
+		h.log().Error("cancel", "jobId", id, "error", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "could not request the cancellation; try again"})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"jobId": id, "status": "cancel requested"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// NewID makes a job id for a spec that has none: sortable by time, unique
+// by 32 random bits.
+func NewID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// httpV2 serves a Function URL / HTTP API (payload format 2.0) event with API.
+func (h *Handler) httpV2(ctx context.Context, payload json.RawMessage) (any, error) {
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "HTTP event does not decode: %v", err)
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		var err error
+		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: `{"error":"body is not valid base64"}`}, nil
+		}
+	}
+	target := ev.RawPath
+	if target == "" {
+		target = "/"
+	}
+	if ev.RawQueryString != "" {
+		target += "?" + ev.RawQueryString
+	}
+	req, err := http.NewRequestWithContext(ctx, ev.RequestContext.HTTP.Method, target, bytes.NewReader(body))
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: `{"error":"bad request line"}`}, nil
+	}
+	for k, v := range ev.Headers {
+		req.Header.Set(k, v)
+	}
+	req.ContentLength = int64(len(body))
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	h.API().ServeHTTP(rec, req)
+	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
+	for k, v := range rec.header {
+		resp.Headers[k] = strings.Join(v, ", ")
+	}
+	return resp, nil
+}
+
+// recorder collects a net/http response for a Lambda HTTP answer.
+type recorder struct {
+	header      http.Header
+	body        bytes.Buffer
+	status      int
+	wroteHeader bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Write(p []byte) (int, error) {
+	r.wroteHeader = true
+	return r.body.Write(p)
+}
+func (r *recorder) WriteHeader(status int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = status, true
+	}
+}
