@@ -12,6 +12,7 @@ const (
 	JobsPrefix    = "jobs/"
 	RendersPrefix = "renders/"
 	AssetsPrefix  = "assets/"
+	OutputsPrefix = "outputs/" // where a spec may name its output, besides renders/<id>/
 )
 
 var assetKeyPattern = regexp.MustCompile(`^assets/[0-9a-f]{64}\.tar\.gz$`)

@@ -114,11 +114,8 @@ func (r StitchRequest) Validate() error {
 			v.addf(fmt.Sprintf("segments[%d].frames", i), "must be at least 1; got %d", s.Frames)
 		}
 	}
-	switch {
-	case !IsSafeRelative(r.OutputKey):
-		v.addf("outputKey", "must be a relative storage key without '..'; got %q", r.OutputKey)
-	case strings.HasPrefix(r.OutputKey, JobsPrefix) || strings.HasPrefix(r.OutputKey, AssetsPrefix):
-		v.addf("outputKey", "must not be under %s or %s; got %q", JobsPrefix, AssetsPrefix, r.OutputKey)
+	if !ValidOutputKey(r.JobID, r.OutputKey) {
+		v.addf("outputKey", "must be a file directly in %s or a key under %s; got %q", renders(r.JobID), OutputsPrefix, r.OutputKey)
 	}
 	if len(v.problems) > 0 {
 		return &ValidationError{Problems: v.problems}

@@ -291,13 +291,25 @@ func (v *validator) output(s *Spec) {
 	switch o := s.Output; {
 	case !IsSafeRelative(o):
 		v.addf("output", "must be a relative storage key without '..'; got %q", o)
-	case strings.HasPrefix(o, JobsPrefix) || strings.HasPrefix(o, AssetsPrefix):
-		v.addf("output", "must not be under %s or %s (those prefixes hold inputs); got %q", JobsPrefix, AssetsPrefix, o)
-	case idPattern.MatchString(s.ID) && strings.HasPrefix(o, RendersPrefix) && (!strings.HasPrefix(o, renders(s.ID)) || strings.HasPrefix(o, ChunksPrefix(s.ID)) || strings.Count(o, "/") != 2):
-		v.addf("output", "under %s it must be a file directly in this job's folder %s; got %q", RendersPrefix, renders(s.ID), o)
+	case !ValidOutputKey(s.ID, o) && idPattern.MatchString(s.ID):
+		v.addf("output", "must be a file directly in this job's folder %s or a key under %s (where the stitcher may write); got %q", renders(s.ID), OutputsPrefix, o)
 	case path.Ext(o) != "."+s.SegmentFormat:
 		v.addf("output", "must end in .%s, the segments' container (they are joined without re-encoding); got %q", s.SegmentFormat, o)
 	}
+}
+
+// ValidOutputKey reports whether a job may publish its video at key: a file
+// directly in renders/<id>/, or any key under outputs/. Nothing else, so a
+// job can overwrite neither inputs nor another job's files, and the
+// stitcher's write permission stays two prefixes wide.
+func ValidOutputKey(id, key string) bool {
+	if !IsSafeRelative(key) {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(key, renders(id)); ok {
+		return !strings.Contains(rest, "/") && rest != "spec.json" && rest != "status.json" && rest != "lease" && rest != "cancel" && rest != "stitch.lock"
+	}
+	return strings.HasPrefix(key, OutputsPrefix)
 }
 
 // reservedEnv are variables a job may not set: they change which binaries or
