@@ -1,0 +1,67 @@
+package config_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StorageURL != ".helios" || c.Adapter != "local" || strings.Join(c.Allowed, ",") != "ffmpeg" ||
+		c.Concurrency < 1 || c.StatusInterval != time.Second || c.StitchTimeout != 15*time.Minute || c.LogLevel != slog.LevelInfo {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{
+		config.EnvStorageURL: "s3://b", config.EnvAdapter: "lambda", config.EnvWorkerFunction: "w",
+		config.EnvStitcherFunction: "arn:aws:lambda:eu-west-1:1:function:s", config.EnvAllowedCommands: "ffmpeg, helios",
+		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvCostPerWorkerSecond: "0.0000166667",
+		config.EnvLogLevel: "debug",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Adapter != "lambda" || c.WorkerFunction != "w" || strings.Join(c.Allowed, ",") != "ffmpeg,helios" ||
+		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.CostPerWorkerSecond != 0.0000166667 || c.LogLevel != slog.LevelDebug {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{config.EnvAdapter: "k8s"}, "HELIOS_ADAPTER=\"k8s\": expected local or lambda"},
+		{map[string]string{config.EnvAdapter: "lambda"}, "HELIOS_ADAPTER=lambda needs HELIOS_WORKER_FUNCTION and HELIOS_STITCHER_FUNCTION"},
+		{map[string]string{config.EnvConcurrency: "0"}, "HELIOS_CONCURRENCY=\"0\": expected a whole number from 1 to 10000"},
+		{map[string]string{config.EnvConcurrency: "many"}, "HELIOS_CONCURRENCY"},
+		{map[string]string{config.EnvStatusInterval: "soon"}, "HELIOS_STATUS_INTERVAL=\"soon\": expected a positive duration"},
+		{map[string]string{config.EnvStitchTimeout: "-1m"}, "HELIOS_STITCH_TIMEOUT"},
+		{map[string]string{config.EnvCostPerWorkerSecond: "-1"}, "HELIOS_COST_PER_WORKER_SECOND"},
+		{map[string]string{config.EnvLogLevel: "loud"}, "HELIOS_LOG_LEVEL=\"loud\""},
+		{map[string]string{config.EnvAllowedCommands: " , "}, "HELIOS_ALLOWED_COMMANDS"},
+	}
+	for _, tt := range tests {
+		_, err := config.FromEnv(env(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want it to contain %q", tt.env, err, tt.want)
+		}
+	}
+	// Every problem is reported at once.
+	_, err := config.FromEnv(env(map[string]string{config.EnvConcurrency: "x", config.EnvLogLevel: "y"}))
+	if err == nil || !strings.Contains(err.Error(), "HELIOS_CONCURRENCY") || !strings.Contains(err.Error(), "HELIOS_LOG_LEVEL") {
+		t.Errorf("two bad values: %v", err)
+	}
+}

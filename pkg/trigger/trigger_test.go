@@ -1,0 +1,186 @@
+package trigger_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/trigger"
+)
+
+// fakeOrch records what the triggers ask of the orchestrator. The real
+// orchestrator's behaviour is covered end to end in e2e/ and
+// pkg/orchestrator; here the question is only what each event turns into.
+type fakeOrch struct {
+	*orchestrator.Orchestrator
+	mu   sync.Mutex
+	keys []string
+	ids  []string
+	err  error
+}
+
+func (f *fakeOrch) RunKey(ctx context.Context, key string, _ orchestrator.RunOptions) (*job.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys = append(f.keys, key)
+	return &job.Status{State: job.StateDone}, f.err
+}
+
+func (f *fakeOrch) Resume(ctx context.Context, id string, _ orchestrator.RunOptions) (*job.Status, error) {
+	f.ids = append(f.ids, id)
+	return &job.Status{JobID: id, State: job.StateDone}, f.err
+}
+
+func newHandler(t *testing.T) (*trigger.Handler, *fakeOrch) {
+	t.Helper()
+	b, err := storage.Open(t.Context(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f := &fakeOrch{Orchestrator: orchestrator.New(b, nil, nil, orchestrator.Config{}, log)}
+	return &trigger.Handler{Orch: f, Bucket: b, BucketName: "renders", Log: log, MaxBody: 4096}, f
+}
+
+func invoke(t *testing.T, h *trigger.Handler, ev any) ([]byte, *job.Error) {
+	t.Helper()
+	payload, _ := json.Marshal(ev)
+	out, err := h.Lambda().Invoke(t.Context(), payload)
+	if err != nil {
+		var fe messages.InvokeResponse_Error
+		if !errors.As(err, &fe) {
+			t.Fatalf("Invoke: %v", err)
+		}
+		return nil, runtime.DecodeFunctionError(fe.Type, fe.Message)
+	}
+	return out, nil
+}
+
+func record(bucket, name, key string) events.S3EventRecord {
+	var r events.S3EventRecord
+	r.EventSource, r.EventName = "aws:s3", name
+	r.S3.Bucket.Name, r.S3.Object.Key = bucket, key
+	return r
+}
+
+func TestS3Event(t *testing.T) {
+	h, f := newHandler(t)
+	ev := events.S3Event{Records: []events.S3EventRecord{
+		record("renders", "ObjectCreated:Put", "jobs/my+film+%281%29.json"), // "my film (1).json", form-encoded
+		record("renders", "ObjectCreated:CompleteMultipartUpload", "jobs/b.json"),
+		record("renders", "ObjectRemoved:Delete", "jobs/c.json"),
+		record("other", "ObjectCreated:Put", "jobs/d.json"),
+		record("renders", "ObjectCreated:Put", "renders/e/output.mp4"),
+		record("renders", "ObjectCreated:Put", "jobs/f.txt"),
+	}}
+	out, e := invoke(t, h, ev)
+	if e != nil {
+		t.Fatal(e)
+	}
+	if got := strings.Join(slices.Sorted(slices.Values(f.keys)), ","); got != "jobs/b.json,jobs/my film (1).json" {
+		t.Errorf("ran %s", got)
+	}
+	if n := strings.Count(string(out), "ignored"); n != 4 {
+		t.Errorf("%d records ignored, want 4: %s", n, out)
+	}
+}
+
+func TestS3EventErrors(t *testing.T) {
+	h, f := newHandler(t)
+	ev := events.S3Event{Records: []events.S3EventRecord{record("renders", "ObjectCreated:Put", "jobs/a.json")}}
+
+	f.err = &job.ValidationError{Problems: []job.Problem{{Path: "metadata.fps", Message: "must be greater than 0"}}}
+	if _, e := invoke(t, h, ev); e == nil || e.Kind != job.Permanent || !strings.Contains(e.Message, "metadata.fps") {
+		t.Errorf("invalid spec: %v, want a permanent error naming the field", e)
+	}
+	f.err = orchestrator.ErrAlreadyRunning
+	if out, e := invoke(t, h, ev); e != nil || !strings.Contains(string(out), "duplicate event") {
+		t.Errorf("duplicate event: %s %v, want success", out, e)
+	}
+	f.err = errors.New("S3 is down")
+	if _, e := invoke(t, h, ev); e == nil || !e.Retryable() {
+		t.Errorf("storage failure: %v, want retryable (the platform retries the event)", e)
+	}
+}
+
+func TestDirectInvoke(t *testing.T) {
+	h, f := newHandler(t)
+	if _, e := invoke(t, h, map[string]string{"jobId": "abc"}); e != nil || len(f.ids) != 1 || f.ids[0] != "abc" {
+		t.Errorf("resume: %v %v", f.ids, e)
+	}
+	if _, e := invoke(t, h, map[string]string{"key": "jobs/x.json"}); e != nil || f.keys[0] != "jobs/x.json" {
+		t.Errorf("run key: %v %v", f.keys, e)
+	}
+	if _, e := invoke(t, h, map[string]string{"jobId": "a", "key": "jobs/a.json"}); e == nil || e.Kind != job.Permanent {
+		t.Errorf("both: %v", e)
+	}
+	for _, bad := range []any{map[string]int{"x": 1}, []int{1}, "str"} {
+		if _, e := invoke(t, h, bad); e == nil || e.Kind != job.Permanent {
+			t.Errorf("%v: %v, want a permanent error", bad, e)
+		}
+	}
+}
+
+func TestAPI(t *testing.T) {
+	h, _ := newHandler(t)
+	srv := httptest.NewServer(h.API())
+	defer srv.Close()
+	do := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	valid := `{"metadata":{"totalFrames":10,"fps":10,"width":8,"height":8},"command":"ffmpeg","args":["{output}"],"framesPerChunk":5}`
+	code, body := do("POST", "/jobs", valid)
+	var acc trigger.Accepted
+	json.Unmarshal([]byte(body), &acc)
+	if code != 202 || acc.JobID == "" || acc.SpecKey != job.JobKey(acc.JobID) {
+		t.Fatalf("POST = %d %s", code, body)
+	}
+	if ok, _ := h.Bucket.Exists(t.Context(), acc.SpecKey); !ok {
+		t.Error("POST did not write the spec")
+	}
+	if code, body = do("GET", "/jobs/"+acc.JobID, ""); code != 200 || !strings.Contains(body, `"pending"`) {
+		t.Errorf("GET submitted = %d %s", code, body)
+	}
+	named := strings.Replace(valid, "{", `{"id":"named",`, 1)
+	if code, _ = do("POST", "/jobs", named); code != 202 {
+		t.Errorf("POST named = %d", code)
+	}
+	if code, _ = do("POST", "/jobs", named); code != 202 {
+		t.Errorf("POST the same spec again = %d, want 202 (idempotent)", code)
+	}
+	if code, body = do("POST", "/jobs", strings.Replace(named, `"framesPerChunk":5`, `"framesPerChunk":2`, 1)); code != 409 {
+		t.Errorf("POST a different spec under a taken id = %d %s, want 409", code, body)
+	}
+	if code, body = do("POST", "/jobs", strings.Repeat(" ", 5000)); code != 413 {
+		t.Errorf("POST too large = %d %s", code, body)
+	}
+	if code, body = do("DELETE", "/jobs/named", ""); code != 202 {
+		t.Errorf("DELETE = %d %s", code, body)
+	}
+	if code, _ = do("PUT", "/jobs/named", ""); code != 404 && code != 405 {
+		t.Errorf("PUT = %d", code)
+	}
+}
