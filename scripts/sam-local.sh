@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 mkdir -p build
 [ -f build/sam-env.json ] || cat > build/sam-env.json <<'JSON'
 {
-  "OrchestratorFunction": { "HELIOS_STORAGE_URL": "s3://helios-renders", "HELIOS_ADAPTER": "lambda" },
-  "WorkerFunction":       { "HELIOS_STORAGE_URL": "s3://helios-renders" },
-  "StitcherFunction":     { "HELIOS_STORAGE_URL": "s3://helios-renders" }
+  "OrchestratorFunction": { "HELIOS_STORAGE_URL": "s3://helios-renders-ACCOUNT-REGION", "HELIOS_ADAPTER": "lambda" },
+  "WorkerFunction":       { "HELIOS_STORAGE_URL": "s3://helios-renders-ACCOUNT-REGION" },
+  "StitcherFunction":     { "HELIOS_STORAGE_URL": "s3://helios-renders-ACCOUNT-REGION" }
 }
 JSON
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -18,6 +19,28 @@ import (
 type S3 struct {
 	Endpoint string // http://127.0.0.1:port
 	srv      *http.Server
+
+	mu   sync.Mutex
+	tags map[string]string // key → x-amz-tagging sent with its upload
+}
+
+// Tagging returns the tags the upload of key carried ("" if none): the
+// fake server does not keep tags sent with PUT, so they are recorded here.
+func (s *S3) Tagging(bucket, key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tags["/"+bucket+"/"+key]
+}
+
+func (s *S3) record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := r.Header.Get("X-Amz-Tagging"); t != "" {
+			s.mu.Lock()
+			s.tags[r.URL.Path] = t
+			s.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // StartS3 starts the server with the given buckets created.
@@ -33,7 +56,8 @@ func StartS3(buckets ...string) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &S3{Endpoint: "http://" + ln.Addr().String(), srv: &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second}}
+	s := &S3{Endpoint: "http://" + ln.Addr().String(), tags: map[string]string{}}
+	s.srv = &http.Server{Handler: s.record(faker.Server()), ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }

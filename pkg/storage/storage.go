@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file://
 	_ "gocloud.dev/blob/memblob"  // mem://
@@ -114,6 +115,32 @@ func ReadJSON(ctx context.Context, b *blob.Bucket, key string, v any) error {
 	return nil
 }
 
+// Tag is an object tag.
+type Tag struct{ Key, Value string }
+
+// SegmentTag marks chunk segments, so a bucket lifecycle rule can expire the
+// ones a failed or cancelled job leaves behind (S3 rules cannot match
+// renders/*/chunks/ by prefix).
+var SegmentTag = Tag{Key: "helios-kind", Value: "segment"}
+
+func tagging(tags []Tag) func(func(any) bool) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	q := url.Values{}
+	for _, t := range tags {
+		q.Set(t.Key, t.Value)
+	}
+	encoded := q.Encode()
+	return func(as func(any) bool) error {
+		var in *transfermanager.UploadObjectInput
+		if as(&in) {
+			in.Tagging = &encoded
+		}
+		return nil
+	}
+}
+
 // DownloadFile copies key into a new local file at path.
 func DownloadFile(ctx context.Context, b *blob.Bucket, key, path string) (int64, error) {
 	r, err := b.NewReader(ctx, key, nil)
@@ -137,7 +164,9 @@ func DownloadFile(ctx context.Context, b *blob.Bucket, key, path string) (int64,
 
 // UploadFile copies a local file to key. The object is published only when
 // the whole file has been written: a failure or cancellation leaves nothing.
-func UploadFile(ctx context.Context, b *blob.Bucket, path, key string) (int64, error) {
+// tags become S3 object tags (lifecycle rules match them); other stores
+// ignore them.
+func UploadFile(ctx context.Context, b *blob.Bucket, path, key string, tags ...Tag) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", key, err)
@@ -145,7 +174,7 @@ func UploadFile(ctx context.Context, b *blob.Bucket, path, key string) (int64, e
 	defer f.Close()
 	ctx, cancel := context.WithCancel(ctx) // cancelling aborts the write
 	defer cancel()
-	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key)})
+	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key), BeforeWrite: tagging(tags)})
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", key, err)
 	}

@@ -51,6 +51,21 @@ func TestConformance(t *testing.T) {
 			testListDelete(t, b)
 		})
 	}
+	t.Run("s3 tags segments", func(t *testing.T) {
+		b, err := storage.Open(t.Context(), drivers["s3"].url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		src := filepath.Join(t.TempDir(), "seg.mp4")
+		os.WriteFile(src, []byte("segment"), 0o600)
+		if _, err := storage.UploadFile(t.Context(), b, src, "renders/j/chunks/000003.1.mp4", storage.SegmentTag); err != nil {
+			t.Fatal(err)
+		}
+		if got := s3.Tagging("conformance", "renders/j/chunks/000003.1.mp4"); got != "helios-kind=segment" {
+			t.Errorf("segment uploaded with tagging %q, want helios-kind=segment (the lifecycle rule matches it)", got)
+		}
+	})
 }
 
 func testCreate(t *testing.T, b *blob.Bucket) {

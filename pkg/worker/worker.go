@@ -105,7 +105,7 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 
 	key := w.SegmentKey()
-	n, err := storage.UploadFile(ctx, h.Bucket, segment, key)
+	n, err := storage.UploadFile(ctx, h.Bucket, segment, key, storage.SegmentTag)
 	if err != nil {
 		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
 	}
