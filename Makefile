@@ -14,7 +14,12 @@ FUNCTIONS   := orchestrator worker stitcher
 # The Lambda Runtime Interface Emulator, pinned; installed into bin/ by `make rie`.
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 
-.PHONY: all build demo test test-unit bench deps-ffmpeg clean help package rie sam-local demo-aws-local
+# The ffmpeg layer: pinned static builds by default; FFMPEG_BIN=... FFPROBE_BIN=... to package given binaries.
+LAYER_ZIP   := layers/ffmpeg/build/ffmpeg-layer.zip
+CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --no-install cdk
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local
 
 all: build
 
@@ -37,9 +42,16 @@ demo: deps-ffmpeg build ## render examples/jobs/demo.json locally to out/demo.mp
 	  -show_entries stream=codec_name,width,height,nb_read_packets -of default=noprint_wrappers=1 out/demo.mp4 \
 	  | sed 's/^/  ffprobe: /'
 
-test: deps-ffmpeg rie ## run every test (unit and end to end: real ffmpeg, Lambda emulator, S3 server)
+test: deps-ffmpeg deps-node rie ## run every test (unit and end to end: real ffmpeg, Lambda emulator, S3 server, CDK synth)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) test-cdk
+
+test-cdk: deps-node ## synthesize the CDK stack and check it with assertions
+	cd infra/cdk && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+
+deps-node:
+	@command -v node >/dev/null 2>&1 || { echo "node is missing: the CDK (jsii) needs Node.js 18+ (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }
 
 test-unit: ## run the fast tests only
 	$(GO) test -count=1 -short ./...
@@ -60,6 +72,23 @@ package: ## build each function as a Lambda bootstrap zip in build/lambda/<fn>.z
 	  $(GO) run ./internal/cmd/mkzip -o $(LAMBDA_OUT)/$$fn.zip bootstrap=$(LAMBDA_OUT)/$$fn/bootstrap; \
 	  echo "$(LAMBDA_OUT)/$$fn.zip ($(LAMBDA_ARCH))"; \
 	done
+
+layer: ## build the ffmpeg Lambda layer zip (LAMBDA_ARCH=arm64|amd64; FFMPEG_BIN/FFPROBE_BIN to use given binaries)
+	$(GO) run ./layers/ffmpeg -arch $(LAMBDA_ARCH) -o $(LAYER_ZIP)
+
+infra/cdk/node_modules: infra/cdk/package.json infra/cdk/package-lock.json
+	cd infra/cdk && npm ci --no-audit --no-fund
+	@touch $@
+
+synth: deps-node infra/cdk/node_modules ## synthesize the CloudFormation template into infra/cdk/cdk.out (needs make package layer)
+	$(CDK) synth --quiet $(CDK_ARGS)
+	@ls infra/cdk/cdk.out/*.template.json
+
+deploy-aws: deps-node infra/cdk/node_modules package layer ## deploy with the pinned CDK CLI (AWS credentials needed; CDK_ARGS="-c workerConcurrency=100")
+	$(CDK) deploy --require-approval broadening $(CDK_ARGS)
+
+destroy-aws: deps-node infra/cdk/node_modules ## remove the stack (the bucket is kept unless removalPolicy=destroy)
+	$(CDK) destroy $(CDK_ARGS)
 
 sam-local: ## print the `sam local invoke` commands for the sample events (SAM_RUN=1 runs them)
 	@scripts/sam-local.sh

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// Settings size and shape the stack. Every field can be set with CDK
+// context (cdk.json or `cdk deploy -c name=value`); see settingsFromContext.
+type Settings struct {
+	StackName          string
+	BucketPrefix       string // bucket: <prefix>-<account>-<region>
+	RemovalPolicy      string // retain | destroy
+	ChunkExpiryDays    int    // leftover segments expire after this many days
+	OutputExpiryDays   int    // 0 keeps outputs/ forever
+	OrchestratorMemory int    // MB
+	WorkerMemory       int    // MB
+	WorkerStorage      int    // MB of /tmp
+	WorkerTimeout      int    // seconds
+	WorkerConcurrency  int    // reserved concurrency, and chunks in flight
+	StitcherMemory     int    // MB
+	StitcherStorage    int    // MB of /tmp
+	AllowedCommands    string // HELIOS_ALLOWED_COMMANDS
+	LogRetentionDays   int
+	AlarmTopicArn      string // optional SNS topic for the alarms
+	LambdaDir          string // where make package writes <fn>.zip
+	LayerZip           string // what make layer writes
+}
+
+// DefaultSettings are what `cdk synth` uses without context.
+func DefaultSettings() Settings {
+	return Settings{
+		StackName:          "HeliosRenderStack",
+		BucketPrefix:       "helios-renders",
+		RemovalPolicy:      "retain",
+		ChunkExpiryDays:    7,
+		OrchestratorMemory: 512,
+		WorkerMemory:       3008,
+		WorkerStorage:      4096,
+		WorkerTimeout:      900,
+		WorkerConcurrency:  50,
+		StitcherMemory:     3008,
+		StitcherStorage:    10240,
+		AllowedCommands:    "ffmpeg",
+		LogRetentionDays:   30,
+		LambdaDir:          "../../build/lambda",
+		LayerZip:           "../../layers/ffmpeg/build/ffmpeg-layer.zip",
+	}
+}
+
+var bucketPrefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,30}$`)
+
+// Validate reports every setting out of range, naming its context key.
+func (s Settings) Validate() error {
+	var problems []string
+	check := func(ok bool, key string, value any, want string) {
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s=%v: expected %s", key, value, want))
+		}
+	}
+	between := func(v, lo, hi int) bool { return v >= lo && v <= hi }
+	check(regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`).MatchString(s.StackName), "stackName", s.StackName, "a CloudFormation stack name")
+	check(bucketPrefixPattern.MatchString(s.BucketPrefix), "bucketPrefix", s.BucketPrefix, "2-31 lowercase letters, digits or '-'")
+	check(s.RemovalPolicy == "retain" || s.RemovalPolicy == "destroy", "removalPolicy", s.RemovalPolicy, "retain or destroy")
+	check(between(s.ChunkExpiryDays, 1, 3650), "chunkExpiryDays", s.ChunkExpiryDays, "1 to 3650")
+	check(between(s.OutputExpiryDays, 0, 36500), "outputExpiryDays", s.OutputExpiryDays, "0 (keep) to 36500")
+	for key, mb := range map[string]int{"orchestratorMemory": s.OrchestratorMemory, "workerMemory": s.WorkerMemory, "stitcherMemory": s.StitcherMemory} {
+		check(between(mb, 128, 10240), key, mb, "128 to 10240 MB")
+	}
+	for key, mb := range map[string]int{"workerStorage": s.WorkerStorage, "stitcherStorage": s.StitcherStorage} {
+		check(between(mb, 512, 10240), key, mb, "512 to 10240 MB of /tmp")
+	}
+	check(between(s.WorkerTimeout, 30, 900), "workerTimeout", s.WorkerTimeout, "30 to 900 seconds")
+	check(between(s.WorkerConcurrency, 1, 10000), "workerConcurrency", s.WorkerConcurrency, "1 to 10000")
+	check(len(job.ParseAllowlist(s.AllowedCommands)) > 0, "allowedCommands", s.AllowedCommands, "a comma-separated list of programs")
+	check(s.AlarmTopicArn == "" || strings.HasPrefix(s.AlarmTopicArn, "arn:"), "alarmTopicArn", s.AlarmTopicArn, "an SNS topic ARN")
+	if _, ok := retentions[s.LogRetentionDays]; !ok {
+		problems = append(problems, fmt.Sprintf("logRetentionDays=%d: expected one of CloudWatch's retention periods (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", s.LogRetentionDays))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid settings: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+var retentions = map[int]awslogs.RetentionDays{
+	1: awslogs.RetentionDays_ONE_DAY, 3: awslogs.RetentionDays_THREE_DAYS, 5: awslogs.RetentionDays_FIVE_DAYS,
+	7: awslogs.RetentionDays_ONE_WEEK, 14: awslogs.RetentionDays_TWO_WEEKS, 30: awslogs.RetentionDays_ONE_MONTH,
+	60: awslogs.RetentionDays_TWO_MONTHS, 90: awslogs.RetentionDays_THREE_MONTHS, 180: awslogs.RetentionDays_SIX_MONTHS,
+	365: awslogs.RetentionDays_ONE_YEAR, 731: awslogs.RetentionDays_TWO_YEARS, 1827: awslogs.RetentionDays_FIVE_YEARS,
+	3653: awslogs.RetentionDays_TEN_YEARS,
+}
+
+// settingsFromContext overrides the defaults with CDK context values.
+func settingsFromContext(scope constructs.Construct) (Settings, error) {
+	s := DefaultSettings()
+	var problems []string
+	str := func(key string, dst *string) {
+		if v := scope.Node().TryGetContext(jsii.String(key)); v != nil {
+			*dst = fmt.Sprint(v)
+		}
+	}
+	num := func(key string, dst *int) {
+		v := scope.Node().TryGetContext(jsii.String(key))
+		if v == nil {
+			return
+		}
+		switch x := v.(type) {
+		case float64:
+			*dst = int(x)
+		default:
+			n, err := strconv.Atoi(fmt.Sprint(x))
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s=%v: expected a whole number", key, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	str("stackName", &s.StackName)
+	str("bucketPrefix", &s.BucketPrefix)
+	str("removalPolicy", &s.RemovalPolicy)
+	num("chunkExpiryDays", &s.ChunkExpiryDays)
+	num("outputExpiryDays", &s.OutputExpiryDays)
+	num("orchestratorMemory", &s.OrchestratorMemory)
+	num("workerMemory", &s.WorkerMemory)
+	num("workerStorage", &s.WorkerStorage)
+	num("workerTimeout", &s.WorkerTimeout)
+	num("workerConcurrency", &s.WorkerConcurrency)
+	num("stitcherMemory", &s.StitcherMemory)
+	num("stitcherStorage", &s.StitcherStorage)
+	str("allowedCommands", &s.AllowedCommands)
+	num("logRetentionDays", &s.LogRetentionDays)
+	str("alarmTopicArn", &s.AlarmTopicArn)
+	str("lambdaDir", &s.LambdaDir)
+	str("layerZip", &s.LayerZip)
+	if len(problems) > 0 {
+		return s, fmt.Errorf("invalid context: %s", strings.Join(problems, "; "))
+	}
+	return s, s.Validate()
+}
+
+// NewHeliosRenderStack defines the bucket, the ffmpeg layer, the three
+// functions, the S3 trigger, the Function URL, least-privilege IAM, log
+// groups and alarms. It makes no account lookups: it synthesizes offline.
+func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
+	stack := awscdk.NewStack(scope, jsii.String(s.StackName), &awscdk.StackProps{
+		Description: jsii.String("Helios distributed rendering: orchestrator, chunk workers and stitcher on AWS Lambda"),
+	})
+	removal := awscdk.RemovalPolicy_RETAIN
+	if s.RemovalPolicy == "destroy" {
+		removal = awscdk.RemovalPolicy_DESTROY
+	}
+
+	// The bucket's name is built from pseudo parameters, not referenced, so
+	// the functions' policies and environment do not depend on the bucket
+	// resource, and the bucket can depend on the orchestrator (its event
+	// notification) without a cycle.
+	bucketName := awscdk.Fn_Join(jsii.String("-"), &[]*string{jsii.String(s.BucketPrefix), awscdk.Aws_ACCOUNT_ID(), awscdk.Aws_REGION()})
+	bucketArn := awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), awscdk.Aws_PARTITION(), jsii.String(":s3:::"), bucketName})
+	objects := func(pattern string) *string { return awscdk.Fn_Join(jsii.String(""), &[]*string{bucketArn, jsii.String("/" + pattern)}) }
+
+	rules := []*awss3.LifecycleRule{
+		{
+			Id:         jsii.String("expire-leftover-segments"),
+			Expiration: awscdk.Duration_Days(jsii.Number(float64(s.ChunkExpiryDays))),
+			TagFilters: &map[string]any{storage.SegmentTag.Key: storage.SegmentTag.Value},
+		},
+		{
+			Id:                                  jsii.String("abort-incomplete-uploads"),
+			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(1)),
+		},
+	}
+	if s.OutputExpiryDays > 0 {
+		rules = append(rules, &awss3.LifecycleRule{
+			Id:         jsii.String("expire-outputs"),
+			Prefix:     jsii.String(job.OutputsPrefix),
+			Expiration: awscdk.Duration_Days(jsii.Number(float64(s.OutputExpiryDays))),
+		})
+	}
+	bucket := awss3.NewBucket(stack, jsii.String("RenderBucket"), &awss3.BucketProps{
+		BucketName:        bucketName,
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		EnforceSSL:        jsii.Bool(true),
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		LifecycleRules:    &rules,
+		RemovalPolicy:     removal,
+	})
+
+	layer := awslambda.NewLayerVersion(stack, jsii.String("FfmpegLayer"), &awslambda.LayerVersionProps{
+		Description:             jsii.String("ffmpeg and ffprobe in /opt/bin"),
+		Code:                    awslambda.Code_FromAsset(jsii.String(s.LayerZip), nil),
+		CompatibleRuntimes:      &[]awslambda.Runtime{awslambda.Runtime_PROVIDED_AL2023()},
+		CompatibleArchitectures: &[]awslambda.Architecture{awslambda.Architecture_ARM_64()},
+		RemovalPolicy:           removal,
+	})
+
+	storageURL := awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("s3://"), bucketName})
+	common := map[string]*string{
+		config.EnvStorageURL:      storageURL,
+		config.EnvAllowedCommands: jsii.String(s.AllowedCommands),
+		config.EnvLogLevel:        jsii.String("info"),
+	}
+	function := func(id, name string, memory, storageMB, timeout int, env map[string]*string, layers []awslambda.ILayerVersion, reserved *float64) awslambda.Function {
+		vars := map[string]*string{}
+		for k, v := range common {
+			vars[k] = v
+		}
+		for k, v := range env {
+			vars[k] = v
+		}
+		logs := awslogs.NewLogGroup(stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+			Retention:     retentions[s.LogRetentionDays],
+			RemovalPolicy: removal,
+		})
+		props := &awslambda.FunctionProps{
+			Description:                  jsii.String("Helios " + name),
+			Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
+			Architecture:                 awslambda.Architecture_ARM_64(),
+			Handler:                      jsii.String("bootstrap"),
+			Code:                         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.LambdaDir, name+".zip")), nil),
+			MemorySize:                   jsii.Number(float64(memory)),
+			EphemeralStorageSize:         awscdk.Size_Mebibytes(jsii.Number(float64(storageMB))),
+			Timeout:                      awscdk.Duration_Seconds(jsii.Number(float64(timeout))),
+			Environment:                  &vars,
+			LogGroup:                     logs,
+			LoggingFormat:                awslambda.LoggingFormat_JSON,
+			ReservedConcurrentExecutions: reserved,
+		}
+		if len(layers) > 0 {
+			props.Layers = &layers
+		}
+		return awslambda.NewFunction(stack, jsii.String(id), props)
+	}
+
+	worker := function("WorkerFunction", "worker", s.WorkerMemory, s.WorkerStorage, s.WorkerTimeout, nil,
+		[]awslambda.ILayerVersion{layer}, jsii.Number(float64(s.WorkerConcurrency)))
+	stitcher := function("StitcherFunction", "stitcher", s.StitcherMemory, s.StitcherStorage, 900, nil,
+		[]awslambda.ILayerVersion{layer}, nil)
+	orchestrator := function("OrchestratorFunction", "orchestrator", s.OrchestratorMemory, 512, 900, map[string]*string{
+		config.EnvAdapter:          jsii.String(config.AdapterLambda),
+		config.EnvWorkerFunction:   worker.FunctionName(),
+		config.EnvStitcherFunction: stitcher.FunctionName(),
+		config.EnvConcurrency:      jsii.String(strconv.Itoa(s.WorkerConcurrency)),
+	}, nil, nil)
+
+	allow := func(fn awslambda.Function, actions []string, resources ...*string) {
+		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings(actions...),
+			Resources: &resources,
+		}))
+	}
+	// The orchestrator reads and writes jobs/ and renders/, reads outputs,
+	// lists (so a missing key is a 404, not a 403), and invokes exactly the
+	// worker and the stitcher.
+	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"))
+	allow(orchestrator, []string{"s3:GetObject"}, objects(job.OutputsPrefix+"*"))
+	allow(orchestrator, []string{"s3:ListBucket"}, bucketArn)
+	allow(orchestrator, []string{"lambda:InvokeFunction"}, worker.FunctionArn(), stitcher.FunctionArn())
+	// The worker reads assets and its job's files, writes only segments and markers.
+	allow(worker, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*"))
+	allow(worker, []string{"s3:PutObject", "s3:PutObjectTagging"}, objects("renders/*/chunks/*"))
+	allow(worker, []string{"s3:ListBucket"}, bucketArn)
+	// The stitcher reads segments and writes outputs.
+	allow(stitcher, []string{"s3:GetObject"}, objects("renders/*/chunks/*"))
+	allow(stitcher, []string{"s3:PutObject"}, objects("renders/*"), objects(job.OutputsPrefix+"*"))
+	allow(stitcher, []string{"s3:ListBucket"}, bucketArn)
+
+	// Uploads of jobs/*.json start the orchestrator; nothing under renders/
+	// does, so the orchestrator cannot trigger itself.
+	permission := awslambda.NewCfnPermission(stack, jsii.String("JobUploadInvokePermission"), &awslambda.CfnPermissionProps{
+		Action:        jsii.String("lambda:InvokeFunction"),
+		FunctionName:  orchestrator.FunctionArn(),
+		Principal:     jsii.String("s3.amazonaws.com"),
+		SourceArn:     bucketArn,
+		SourceAccount: awscdk.Aws_ACCOUNT_ID(),
+	})
+	cfnBucket := bucket.Node().DefaultChild().(awss3.CfnBucket)
+	cfnBucket.SetNotificationConfiguration(&awss3.CfnBucket_NotificationConfigurationProperty{
+		LambdaConfigurations: &[]any{&awss3.CfnBucket_LambdaConfigurationProperty{
+			Event:    jsii.String("s3:ObjectCreated:*"),
+			Function: orchestrator.FunctionArn(),
+			Filter: &awss3.CfnBucket_NotificationFilterProperty{S3Key: &awss3.CfnBucket_S3KeyFilterProperty{Rules: &[]any{
+				&awss3.CfnBucket_FilterRuleProperty{Name: jsii.String("prefix"), Value: jsii.String(job.JobsPrefix)},
+				&awss3.CfnBucket_FilterRuleProperty{Name: jsii.String("suffix"), Value: jsii.String(".json")},
+			}}},
+		}},
+	})
+	bucket.Node().AddDependency(permission)
+
+	url := orchestrator.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_AWS_IAM})
+
+	alarm := func(id, what string, metric awscloudwatch.IMetric) {
+		a := awscloudwatch.NewAlarm(stack, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String("Helios worker " + what + " in the last 5 minutes"),
+			Metric:             metric,
+			Threshold:          jsii.Number(1),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		if s.AlarmTopicArn != "" {
+			a.AddAlarmAction(awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(stack, jsii.String(id+"Topic"), jsii.String(s.AlarmTopicArn))))
+		}
+	}
+	period := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}
+	alarm("WorkerErrorsAlarm", "errors", worker.MetricErrors(period))
+	alarm("WorkerThrottlesAlarm", "throttles", worker.MetricThrottles(period))
+
+	output := func(id, desc string, value *string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: value})
+	}
+	output("BucketName", "Upload job specs to s3://<bucket>/jobs/<id>.json", bucket.BucketName())
+	output("FunctionUrl", "Orchestrator HTTP API (SigV4-signed): POST /jobs, GET /jobs/{id}, DELETE /jobs/{id}", url.Url())
+	output("OrchestratorFunctionName", "Orchestrator function", orchestrator.FunctionName())
+	output("WorkerFunctionName", "Chunk worker function", worker.FunctionName())
+	output("StitcherFunctionName", "Stitcher function", stitcher.FunctionName())
+	return stack
+}

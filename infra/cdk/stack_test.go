@@ -1,0 +1,352 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+)
+
+// synth builds the stack with stand-in asset zips and returns its template.
+func synth(t *testing.T, edit func(*Settings)) (assertions.Template, map[string]any) {
+	t.Helper()
+	dir := t.TempDir()
+	s := DefaultSettings()
+	s.LambdaDir = filepath.Join(dir, "lambda")
+	s.LayerZip = filepath.Join(dir, "ffmpeg-layer.zip")
+	os.MkdirAll(s.LambdaDir, 0o755)
+	for _, f := range []string{"orchestrator.zip", "worker.zip", "stitcher.zip"} {
+		os.WriteFile(filepath.Join(s.LambdaDir, f), []byte("PK\x05\x06"+strings.Repeat("\x00", 18)), 0o644)
+	}
+	os.WriteFile(s.LayerZip, []byte("PK\x05\x06"+strings.Repeat("\x00", 18)), 0o644)
+	if edit != nil {
+		edit(&s)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(dir, "cdk.out"))})
+	stack := NewHeliosRenderStack(app, s)
+	tpl := assertions.Template_FromStack(stack, nil)
+	var doc map[string]any
+	data, _ := json.Marshal(tpl.ToJSON())
+	json.Unmarshal(data, &doc)
+	return tpl, doc
+}
+
+func resources(doc map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range doc["Resources"].(map[string]any) {
+		m := r.(map[string]any)
+		if m["Type"] == typ {
+			props, _ := m["Properties"].(map[string]any)
+			out[id] = props
+		}
+	}
+	return out
+}
+
+func functionByHandlerName(t *testing.T, doc map[string]any, name string) (string, map[string]any) {
+	t.Helper()
+	for id, props := range resources(doc, "AWS::Lambda::Function") {
+		if strings.HasPrefix(id, name) {
+			return id, props
+		}
+	}
+	t.Fatalf("no function %s", name)
+	return "", nil
+}
+
+func TestStackShape(t *testing.T) {
+	tpl, doc := synth(t, nil)
+	for typ, n := range map[string]float64{
+		"AWS::Lambda::Function":     3, // no custom-resource helpers: notifications are native
+		"AWS::Lambda::LayerVersion": 1,
+		"AWS::S3::Bucket":           1,
+		"AWS::S3::BucketPolicy":     1,
+		"AWS::Lambda::Url":          1,
+		"AWS::Lambda::Permission":   1,
+		"AWS::CloudWatch::Alarm":    2,
+		"AWS::Logs::LogGroup":       3,
+	} {
+		tpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
+	}
+	for id, props := range resources(doc, "AWS::Lambda::Function") {
+		if props["Runtime"] != "provided.al2023" || props["Handler"] != "bootstrap" || !slices.Equal(strs(props["Architectures"]), []string{"arm64"}) {
+			t.Errorf("%s: runtime %v handler %v architectures %v", id, props["Runtime"], props["Handler"], props["Architectures"])
+		}
+	}
+	layerID := ""
+	for id := range resources(doc, "AWS::Lambda::LayerVersion") {
+		layerID = id
+	}
+	for _, name := range []string{"WorkerFunction", "StitcherFunction"} {
+		_, props := functionByHandlerName(t, doc, name)
+		layers, _ := json.Marshal(props["Layers"])
+		if !strings.Contains(string(layers), layerID) {
+			t.Errorf("%s does not use the ffmpeg layer: %s", name, layers)
+		}
+		if mb := props["EphemeralStorage"].(map[string]any)["Size"].(float64); mb < 4096 {
+			t.Errorf("%s has %v MB of /tmp", name, mb)
+		}
+	}
+	_, worker := functionByHandlerName(t, doc, "WorkerFunction")
+	if worker["ReservedConcurrentExecutions"] != float64(50) || worker["MemorySize"] != float64(3008) || worker["Timeout"] != float64(900) {
+		t.Errorf("worker sizing: %v %v %v", worker["ReservedConcurrentExecutions"], worker["MemorySize"], worker["Timeout"])
+	}
+	_, orch := functionByHandlerName(t, doc, "OrchestratorFunction")
+	if orch["Layers"] != nil {
+		t.Error("the orchestrator does not need ffmpeg")
+	}
+}
+
+func TestNotificationOnlyForJobs(t *testing.T) {
+	_, doc := synth(t, nil)
+	for _, props := range resources(doc, "AWS::S3::Bucket") {
+		cfgs := props["NotificationConfiguration"].(map[string]any)["LambdaConfigurations"].([]any)
+		if len(cfgs) != 1 {
+			t.Fatalf("%d notifications", len(cfgs))
+		}
+		c := cfgs[0].(map[string]any)
+		rules := c["Filter"].(map[string]any)["S3Key"].(map[string]any)["Rules"].([]any)
+		var got []string
+		for _, r := range rules {
+			m := r.(map[string]any)
+			got = append(got, m["Name"].(string)+"="+m["Value"].(string))
+		}
+		fn, _ := json.Marshal(c["Function"])
+		if c["Event"] != "s3:ObjectCreated:*" || !slices.Equal(got, []string{"prefix=jobs/", "suffix=.json"}) || !strings.Contains(string(fn), "OrchestratorFunction") {
+			t.Errorf("notification = %v %v %s", c["Event"], got, fn)
+		}
+	}
+	// The bucket is created after S3 may invoke the orchestrator, or S3
+	// refuses the notification.
+	for id, r := range doc["Resources"].(map[string]any) {
+		m := r.(map[string]any)
+		if m["Type"] == "AWS::S3::Bucket" && !slices.Contains(strs(m["DependsOn"]), "JobUploadInvokePermission") {
+			t.Errorf("%s does not depend on the invoke permission: %v", id, m["DependsOn"])
+		}
+	}
+	for _, p := range resources(doc, "AWS::Lambda::Permission") {
+		if p["Principal"] != "s3.amazonaws.com" || p["SourceAccount"] == nil || p["SourceArn"] == nil {
+			t.Errorf("invoke permission for S3 is not scoped to this bucket and account: %v", p)
+		}
+	}
+}
+
+func TestFunctionURLUsesIAM(t *testing.T) {
+	tpl, _ := synth(t, nil)
+	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Url"), map[string]any{"AuthType": "AWS_IAM"})
+}
+
+func TestBucketIsLockedDown(t *testing.T) {
+	tpl, doc := synth(t, nil)
+	tpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), map[string]any{
+		"PublicAccessBlockConfiguration": map[string]any{
+			"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true,
+		},
+		"BucketEncryption": map[string]any{"ServerSideEncryptionConfiguration": []any{
+			map[string]any{"ServerSideEncryptionByDefault": map[string]any{"SSEAlgorithm": "AES256"}},
+		}},
+	})
+	// SSL only.
+	found := false
+	for _, p := range resources(doc, "AWS::S3::BucketPolicy") {
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			m := st.(map[string]any)
+			cond, _ := json.Marshal(m["Condition"])
+			if m["Effect"] == "Deny" && strings.Contains(string(cond), `"aws:SecureTransport":"false"`) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("no statement denies requests without TLS")
+	}
+	// Leftover segments expire by tag (S3 rules cannot match renders/*/chunks/).
+	for _, p := range resources(doc, "AWS::S3::Bucket") {
+		rules, _ := json.Marshal(p["LifecycleConfiguration"])
+		if !strings.Contains(string(rules), `"ExpirationInDays":7`) || !strings.Contains(string(rules), `"TagFilters":[{"Key":"helios-kind","Value":"segment"}]`) {
+			t.Errorf("lifecycle rules = %s", rules)
+		}
+	}
+	// Kept by default.
+	for id, r := range doc["Resources"].(map[string]any) {
+		if r.(map[string]any)["Type"] == "AWS::S3::Bucket" && r.(map[string]any)["DeletionPolicy"] != "Retain" {
+			t.Errorf("%s is deleted with the stack by default", id)
+		}
+	}
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	_, doc := synth(t, nil)
+	perRole := map[string][]map[string]any{}
+	for _, p := range resources(doc, "AWS::IAM::Policy") {
+		roles, _ := json.Marshal(p["Roles"])
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			perRole[string(roles)] = append(perRole[string(roles)], st.(map[string]any))
+		}
+	}
+	if len(perRole) != 3 {
+		t.Fatalf("%d roles with inline policies, want 3", len(perRole))
+	}
+	for role, statements := range perRole {
+		for _, st := range statements {
+			for _, a := range strs(st["Action"]) {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("%s: wildcard action %s", role, a)
+				}
+			}
+			res, _ := json.Marshal(st["Resource"])
+			if string(res) == `"*"` || strings.Contains(string(res), `"*"`) {
+				t.Errorf("%s: resource * for %v", role, st["Action"])
+			}
+		}
+	}
+	// What each function may do, in the order the stack grants it.
+	want := map[string][]string{
+		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions"},
+		"WorkerFunction":       {"s3:GetObject on assets/*,renders/*", "s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"StitcherFunction":     {"s3:GetObject on renders/*/chunks/*", "s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
+	}
+	for fn, grants := range want {
+		var got []string
+		for role, statements := range perRole {
+			if !strings.Contains(role, fn) {
+				continue
+			}
+			for _, st := range statements {
+				got = append(got, describe(st))
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(grants)
+		if !slices.Equal(got, grants) {
+			t.Errorf("%s may:\n  %s\nwant:\n  %s", fn, strings.Join(got, "\n  "), strings.Join(grants, "\n  "))
+		}
+	}
+}
+
+// describe summarises a statement as "actions on resources", with object
+// ARNs reduced to their key pattern.
+func describe(st map[string]any) string {
+	actions := strs(st["Action"])
+	slices.Sort(actions)
+	var res []string
+	list, ok := st["Resource"].([]any)
+	if !ok {
+		list = []any{st["Resource"]}
+	}
+	functions := 0
+	for _, r := range list {
+		b, _ := json.Marshal(r)
+		s := string(b)
+		switch {
+		case strings.Contains(s, "Fn::GetAtt"):
+			functions++
+		case strings.Contains(s, `"/`):
+			i := strings.LastIndex(s, `"/`)
+			res = append(res, strings.Trim(s[i+2:], `"]}`))
+		default:
+			res = append(res, "bucket")
+		}
+	}
+	if functions > 0 {
+		res = append(res, strconv.Itoa(functions)+" functions")
+	}
+	slices.Sort(res)
+	return strings.Join(actions, ",") + " on " + strings.Join(res, ",")
+}
+
+// The environment the stack sets is exactly what the functions read: one
+// list of names, pkg/config's.
+func TestEnvironmentMatchesConfig(t *testing.T) {
+	_, doc := synth(t, nil)
+	for id, props := range resources(doc, "AWS::Lambda::Function") {
+		vars := props["Environment"].(map[string]any)["Variables"].(map[string]any)
+		for name := range vars {
+			if !slices.Contains(config.Names, name) {
+				t.Errorf("%s sets %s, which the functions do not read", id, name)
+			}
+		}
+		if _, ok := vars[config.EnvStorageURL]; !ok {
+			t.Errorf("%s lacks %s", id, config.EnvStorageURL)
+		}
+	}
+	_, orch := functionByHandlerName(t, doc, "OrchestratorFunction")
+	vars := orch["Environment"].(map[string]any)["Variables"].(map[string]any)
+	for _, name := range []string{config.EnvAdapter, config.EnvWorkerFunction, config.EnvStitcherFunction, config.EnvConcurrency, config.EnvAllowedCommands} {
+		if vars[name] == nil {
+			t.Errorf("orchestrator lacks %s", name)
+		}
+	}
+	if vars[config.EnvAdapter] != config.AdapterLambda || vars[config.EnvConcurrency] != "50" {
+		t.Errorf("orchestrator adapter %v concurrency %v", vars[config.EnvAdapter], vars[config.EnvConcurrency])
+	}
+	if _, err := config.FromEnv(func(k string) string {
+		if v, ok := vars[k].(string); ok {
+			return v
+		}
+		if vars[k] != nil {
+			return "resolved-at-deploy" // a reference: a function name
+		}
+		return ""
+	}); err != nil {
+		t.Errorf("the orchestrator's environment does not parse: %v", err)
+	}
+}
+
+func TestSettingsFromContext(t *testing.T) {
+	tpl, doc := synth(t, func(s *Settings) {
+		s.WorkerMemory, s.WorkerConcurrency, s.ChunkExpiryDays, s.OutputExpiryDays, s.RemovalPolicy = 2048, 7, 3, 30, "destroy"
+	})
+	_, worker := functionByHandlerName(t, doc, "WorkerFunction")
+	if worker["MemorySize"] != float64(2048) || worker["ReservedConcurrentExecutions"] != float64(7) {
+		t.Errorf("worker = %v MB, %v reserved", worker["MemorySize"], worker["ReservedConcurrentExecutions"])
+	}
+	tpl.HasResource(jsii.String("AWS::S3::Bucket"), map[string]any{"DeletionPolicy": "Delete"})
+	for _, p := range resources(doc, "AWS::S3::Bucket") {
+		rules, _ := json.Marshal(p["LifecycleConfiguration"])
+		if !strings.Contains(string(rules), `"ExpirationInDays":3`) || !strings.Contains(string(rules), `"Prefix":"outputs/"`) {
+			t.Errorf("lifecycle rules = %s", rules)
+		}
+	}
+
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{"workerMemory": "lots", "removalPolicy": "keep"}})
+	if _, err := settingsFromContext(app); err == nil || !strings.Contains(err.Error(), "workerMemory=lots") {
+		t.Errorf("bad context: %v", err)
+	}
+	bad := DefaultSettings()
+	bad.WorkerMemory, bad.RemovalPolicy, bad.BucketPrefix, bad.LogRetentionDays = 64, "keep", "Helios_Renders", 2
+	err := bad.Validate()
+	for _, want := range []string{"workerMemory=64", "removalPolicy=keep", "bucketPrefix=Helios_Renders", "logRetentionDays=2"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want it to name %s", err, want)
+		}
+	}
+}
+
+func strs(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
