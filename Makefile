@@ -48,7 +48,7 @@ test: deps-ffmpeg deps-node rie ## run every test (unit and end to end: real ffm
 	$(MAKE) test-cdk
 
 test-cdk: deps-node ## synthesize the CDK stack and check it with assertions
-	cd infra/cdk && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+	cd infra/cdk && $(GO) vet . && $(GO) test -count=1 -timeout 10m .
 
 deps-node:
 	@command -v node >/dev/null 2>&1 || { echo "node is missing: the CDK (jsii) needs Node.js 18+ (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }

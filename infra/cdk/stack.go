@@ -176,7 +176,9 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	// notification) without a cycle.
 	bucketName := awscdk.Fn_Join(jsii.String("-"), &[]*string{jsii.String(s.BucketPrefix), awscdk.Aws_ACCOUNT_ID(), awscdk.Aws_REGION()})
 	bucketArn := awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), awscdk.Aws_PARTITION(), jsii.String(":s3:::"), bucketName})
-	objects := func(pattern string) *string { return awscdk.Fn_Join(jsii.String(""), &[]*string{bucketArn, jsii.String("/" + pattern)}) }
+	objects := func(pattern string) *string {
+		return awscdk.Fn_Join(jsii.String(""), &[]*string{bucketArn, jsii.String("/" + pattern)})
+	}
 
 	rules := []*awss3.LifecycleRule{
 		{
