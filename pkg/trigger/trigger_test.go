@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -182,5 +184,33 @@ func TestAPI(t *testing.T) {
 	}
 	if code, _ = do("PUT", "/jobs/named", ""); code != 404 && code != 405 {
 		t.Errorf("PUT = %d", code)
+	}
+}
+
+// blockingOrch runs until its context ends, like a job longer than the
+// function's time limit.
+type blockingOrch struct{ *fakeOrch }
+
+func (b *blockingOrch) RunKey(ctx context.Context, key string, _ orchestrator.RunOptions) (*job.Status, error) {
+	<-ctx.Done()
+	return &job.Status{State: job.StateRunning}, fmt.Errorf("job interrupted: %w", ctx.Err())
+}
+
+// A run stops Margin before the function's deadline and fails retryably,
+// so the platform's retry of the event resumes it.
+func TestStopsBeforeTheDeadline(t *testing.T) {
+	h, f := newHandler(t)
+	h.Orch, h.Margin = &blockingOrch{fakeOrch: f}, 2*time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	payload, _ := json.Marshal(events.S3Event{Records: []events.S3EventRecord{record("renders", "ObjectCreated:Put", "jobs/long.json")}})
+	start := time.Now()
+	_, err := h.Lambda().Invoke(ctx, payload)
+	var fe messages.InvokeResponse_Error
+	if !errors.As(err, &fe) || !runtime.DecodeFunctionError(fe.Type, fe.Message).Retryable() {
+		t.Fatalf("Invoke = %v, want a retryable function error", err)
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("returned after %s, later than the margin before the 3s deadline", d)
 	}
 }
