@@ -244,6 +244,21 @@ func printFailure(w io.Writer, st *job.Status) {
 	}
 }
 
+// onBucket opens the storage, runs fn and closes it; a job that does not
+// exist is a usage error (exit 2).
+func (f *commonFlags) onBucket(ctx context.Context, e *env, fn func(*blob.Bucket) error) error {
+	_, b, _, err := f.setup(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	err = fn(b)
+	if errors.Is(err, orchestrator.ErrNotFound) {
+		return usageError{err}
+	}
+	return err
+}
+
 func newStatusCommand(e *env) *cobra.Command {
 	var f commonFlags
 	cmd := &cobra.Command{
@@ -251,31 +266,25 @@ func newStatusCommand(e *env) *cobra.Command {
 		Short: "Show a job's progress",
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, b, _, err := f.setup(cmd.Context(), e)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			st, err := orchestrator.ReadStatus(cmd.Context(), b, args[0])
-			if errors.Is(err, orchestrator.ErrNotFound) {
-				return usageError{err}
-			}
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(e.stdout, st)
-			}
-			fmt.Fprintf(e.stdout, "job %s: %s\n", st.JobID, st.State)
-			fmt.Fprintf(e.stdout, "  chunks: %d done, %d failed, %d total\n", st.ChunksDone, st.ChunksFailed, st.ChunksTotal)
-			fmt.Fprintf(e.stdout, "  frames: %d of %d\n", st.FramesDone, st.TotalFrames)
-			if st.Output != "" {
-				fmt.Fprintf(e.stdout, "  output: %s (%d bytes)\n", st.Output, st.OutputBytes)
-			}
-			if st.Error != nil {
-				fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
-			}
-			return nil
+			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
+				st, err := orchestrator.ReadStatus(cmd.Context(), b, args[0])
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(e.stdout, st)
+				}
+				fmt.Fprintf(e.stdout, "job %s: %s\n", st.JobID, st.State)
+				fmt.Fprintf(e.stdout, "  chunks: %d done, %d failed, %d total\n", st.ChunksDone, st.ChunksFailed, st.ChunksTotal)
+				fmt.Fprintf(e.stdout, "  frames: %d of %d\n", st.FramesDone, st.TotalFrames)
+				if st.Output != "" {
+					fmt.Fprintf(e.stdout, "  output: %s (%d bytes)\n", st.Output, st.OutputBytes)
+				}
+				if st.Error != nil {
+					fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
+				}
+				return nil
+			})
 		},
 	}
 	f.register(cmd, true)
@@ -289,20 +298,13 @@ func newCancelCommand(e *env) *cobra.Command {
 		Short: "Ask a job to stop; it ends cancelled and nothing is stitched",
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, b, _, err := f.setup(cmd.Context(), e)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			err = orchestrator.Cancel(cmd.Context(), b, args[0])
-			if errors.Is(err, orchestrator.ErrNotFound) {
-				return usageError{err}
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])
-			return nil
+			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
+				if err := orchestrator.Cancel(cmd.Context(), b, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	f.register(cmd, false)

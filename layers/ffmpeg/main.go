@@ -14,7 +14,6 @@ package main
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -26,7 +25,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"time"
+
+	"github.com/helios-project/infrastructure/internal/zipfile"
 )
 
 // pinned is one npm package holding one static binary.
@@ -159,38 +159,8 @@ func writeZip(out string, bins map[string]string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	tmp := out + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	zw := zip.NewWriter(f)
-	err = func() error {
-		for _, tool := range []string{"ffmpeg", "ffprobe"} {
-			hdr := &zip.FileHeader{Name: "bin/" + tool, Method: zip.Deflate, Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)}
-			hdr.SetMode(0o755)
-			w, err := zw.CreateHeader(hdr)
-			if err != nil {
-				return err
-			}
-			r, err := os.Open(bins[tool])
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(w, r)
-			r.Close()
-			if err != nil {
-				return err
-			}
-		}
-		return zw.Close()
-	}()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, out)
+	return zipfile.Write(out, []zipfile.Entry{
+		{Name: "bin/ffmpeg", Path: bins["ffmpeg"], Mode: 0o755},
+		{Name: "bin/ffprobe", Path: bins["ffprobe"], Mode: 0o755},
+	})
 }

@@ -53,26 +53,15 @@ func (o *Orchestrator) acquireLease(ctx context.Context, id string, log *slog.Lo
 		}
 	}
 
-	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(o.cfg.LeaseTTL / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-tick.C:
-				if err := storage.WriteJSON(renewCtx, o.bucket, key, fresh()); err != nil && renewCtx.Err() == nil {
-					log.Warn("renew lease", "error", err)
-				}
-			}
+	// Renewals outlive ctx: the lease is released (deleted) by release.
+	stop := every(context.WithoutCancel(ctx), o.cfg.LeaseTTL/3, func(ctx context.Context) bool {
+		if err := storage.WriteJSON(ctx, o.bucket, key, fresh()); err != nil && ctx.Err() == nil {
+			log.Warn("renew lease", "error", err)
 		}
-	}()
+		return true
+	})
 	return func() {
 		stop()
-		<-done
 		if err := deleteIfOwner(context.WithoutCancel(ctx), o.bucket, key, owner); err != nil {
 			log.Warn("release lease", "error", err)
 		}

@@ -248,26 +248,14 @@ func (o *Orchestrator) cancelRequested(ctx context.Context, id string) (bool, er
 // watchCancel polls for the cancel object and cancels the dispatch when it
 // appears.
 func (o *Orchestrator) watchCancel(ctx context.Context, id string, cancel context.CancelCauseFunc) (stop func()) {
-	ctx, stopCtx := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(o.cfg.CancelPollInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if ok, err := o.cancelRequested(ctx, id); err == nil && ok {
-					o.log.Info("cancel requested", "jobId", id)
-					cancel(errCancelRequested)
-					return
-				}
-			}
+	return every(ctx, o.cfg.CancelPollInterval, func(ctx context.Context) bool {
+		if ok, err := o.cancelRequested(ctx, id); err == nil && ok {
+			o.log.Info("cancel requested", "jobId", id)
+			cancel(errCancelRequested)
+			return false
 		}
-	}()
-	return func() { stopCtx(); <-done }
+		return true
+	})
 }
 
 // finish records a final state.

@@ -165,22 +165,10 @@ func (t *tracker) setState(ctx context.Context, s job.State, f func(st *job.Stat
 
 // flushEvery writes the status every interval until stop is called.
 func (t *tracker) flushEvery(ctx context.Context, interval time.Duration, onErr func(error)) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if err := t.write(ctx); err != nil && ctx.Err() == nil {
-					onErr(err)
-				}
-			}
+	return every(ctx, interval, func(ctx context.Context) bool {
+		if err := t.write(ctx); err != nil && ctx.Err() == nil {
+			onErr(err)
 		}
-	}()
-	return func() { cancel(); <-done }
+		return true
+	})
 }
