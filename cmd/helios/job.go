@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +32,7 @@ func newRootCommand(e *env) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	jobCmd := &cobra.Command{Use: "job", Short: "Run and manage render jobs"}
-	jobCmd.AddCommand(newRunCommand(e), newStatusCommand(e), newCancelCommand(e))
+	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e))
 	root.AddCommand(jobCmd)
 	return root
 }
@@ -126,29 +127,14 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	if concurrency > 0 {
 		cfg.Concurrency = concurrency
 	}
-	data, err := os.ReadFile(specPath)
-	if err != nil {
-		return usageError{err}
-	}
-	if id == "" {
-		id = idFromSpec(data, specPath)
-	}
 	a, err := pipeline.Adapter(ctx, b, cfg, log)
 	if err != nil {
 		return usageError{err}
 	}
 	orch := pipeline.Orchestrator(b, a, cfg, log)
-	spec, err := orch.Prepare(strings.NewReader(string(data)), id)
+	spec, err := prepare(e, orch, specPath, id)
 	if err != nil {
-		var ve *job.ValidationError
-		if errors.As(err, &ve) {
-			fmt.Fprintf(e.stderr, "helios: %s is not a valid job spec:\n", specPath)
-			for _, p := range ve.Problems {
-				fmt.Fprintf(e.stderr, "  - %s\n", p)
-			}
-			return usageError{fmt.Errorf("%d problem(s) in %s", len(ve.Problems), specPath)}
-		}
-		return usageError{err}
+		return err
 	}
 
 	prog := newProgress(e.stderr, spec.Metadata.TotalFrames)
@@ -157,6 +143,10 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	prog.finish()
 	if errors.Is(err, orchestrator.ErrConflict) {
 		return usageError{fmt.Errorf("%w: pass --id to render it as a new job", err)}
+	}
+	if errors.Is(err, orchestrator.ErrAlreadyRunning) {
+		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
+		return errJobFailed
 	}
 	if err != nil {
 		if st != nil && ctx.Err() != nil {
@@ -185,6 +175,134 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		return errJobFailed
 	}
 	return nil
+}
+
+// prepare reads, decodes and validates a spec file, listing every problem
+// on stderr. Nothing is written anywhere.
+func prepare(e *env, orch *orchestrator.Orchestrator, specPath, id string) (*job.Spec, error) {
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if id == "" {
+		id = idFromSpec(data, specPath)
+	}
+	spec, err := orch.Prepare(bytes.NewReader(data), id)
+	var ve *job.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		fmt.Fprintf(e.stderr, "helios: %s is not a valid job spec:\n", specPath)
+		for _, p := range ve.Problems {
+			fmt.Fprintf(e.stderr, "  - %s\n", p)
+		}
+		return nil, usageError{fmt.Errorf("%d problem(s) in %s", len(ve.Problems), specPath)}
+	case err != nil:
+		return nil, usageError{err}
+	}
+	return spec, nil
+}
+
+func newSubmitCommand(e *env) *cobra.Command {
+	var f commonFlags
+	var id string
+	cmd := &cobra.Command{
+		Use:   "submit SPEC.json --storage URL",
+		Short: "Validate a job and upload it to jobs/<id>.json, where the upload starts it (S3 or GCS trigger)",
+		Args:  exactArgs(1, "one job spec file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, b, log, err := f.setup(cmd.Context(), e)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			orch := orchestrator.New(b, nil, nil, orchestrator.Config{Allowed: cfg.Allowed}, log)
+			spec, err := prepare(e, orch, args[0], id)
+			if err != nil {
+				return err
+			}
+			if err := orch.Submit(cmd.Context(), spec); errors.Is(err, orchestrator.ErrConflict) {
+				return usageError{fmt.Errorf("%w: pass --id to submit it as a new job", err)}
+			} else if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": job.JobKey(spec.ID)})
+			}
+			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s\n", spec.ID, job.JobKey(spec.ID), spec.ID)
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&id, "id", "", "job id (default: the spec's id, else the file name)")
+	return cmd
+}
+
+func newWatchCommand(e *env) *cobra.Command {
+	var f commonFlags
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a job until it ends; exit 0 if it is done, 1 if it failed or was cancelled",
+		Args:  exactArgs(1, "one job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if interval <= 0 {
+				return usageError{fmt.Errorf("--interval must be positive; got %s", interval)}
+			}
+			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
+				return watch(cmd.Context(), e, b, args[0], interval, f.json)
+			})
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often to read the status")
+	return cmd
+}
+
+// watch polls a job's status until it is final. A job submitted but not
+// started yet is pending.
+func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time.Duration, asJSON bool) error {
+	var prog *progress
+	for {
+		st, err := orchestrator.ReadStatus(ctx, b, id)
+		if errors.Is(err, orchestrator.ErrNotFound) {
+			if ok, _ := b.Exists(ctx, job.JobKey(id)); !ok || !job.ValidID(id) {
+				return err
+			}
+			st, err = &job.Status{JobID: id, State: job.StatePending}, nil
+		}
+		if err != nil {
+			return err
+		}
+		if prog == nil && st.TotalFrames > 0 {
+			prog = newProgress(e.stderr, st.TotalFrames)
+		}
+		if prog != nil {
+			prog.update(*st)
+		}
+		if st.State.Final() {
+			if prog != nil {
+				prog.finish()
+			}
+			if asJSON {
+				if err := printJSON(e.stdout, st); err != nil {
+					return err
+				}
+			} else if st.State == job.StateDone {
+				fmt.Fprintf(e.stdout, "job %s done: %s (%d frames, %d bytes)\n", id, st.Output, st.FramesDone, st.OutputBytes)
+			} else {
+				printFailure(e.stdout, st)
+			}
+			if st.State != job.StateDone {
+				return errJobFailed
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
 }
 
 // idFromSpec is the spec's own id if it has one, else the file's base name.

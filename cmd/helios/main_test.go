@@ -153,3 +153,43 @@ func TestJobCancel(t *testing.T) {
 		t.Errorf("run of a cancelled job: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// submit validates and uploads; watch follows the job to its end while an
+// orchestrator (here in process, as the trigger would start it) renders it.
+func TestJobSubmitWatch(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	storage := t.TempDir()
+	env := map[string]string{"HELIOS_STORAGE_URL": storage}
+	spec := testkit.NativeSpec("submitted", 9, 3)
+	path := writeSpec(t, spec)
+	r := helios(t, env, "job", "submit", path)
+	if r.code != exitOK || !strings.Contains(r.stdout, "submitted job submitted as jobs/submitted.json") {
+		t.Fatalf("submit: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(storage, "jobs", "submitted.json")); err != nil {
+		t.Fatal(err)
+	}
+	if r := helios(t, env, "job", "watch", "nope", "--interval", "10ms"); r.code != exitUsage {
+		t.Errorf("watch of an unknown job: exit %d", r.code)
+	}
+	// The trigger starts it: run the same job through the CLI in the background.
+	done := make(chan result, 1)
+	go func() { done <- helios(t, env, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4")) }()
+	r = helios(t, env, "job", "watch", "submitted", "--interval", "20ms")
+	if r.code != exitOK || !strings.Contains(r.stdout, "job submitted done: renders/submitted/output.mp4 (9 frames") {
+		t.Errorf("watch: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if run := <-done; run.code != exitOK {
+		t.Errorf("run: exit %d %s", run.code, run.stderr)
+	}
+	// Submitting a different spec under the same id is refused.
+	spec.Metadata.TotalFrames = 12
+	if r := helios(t, env, "job", "submit", writeSpec(t, spec)); r.code != exitUsage || !strings.Contains(r.stderr, "--id") {
+		t.Errorf("conflicting submit: exit %d %s", r.code, r.stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"metadata":{}}`), 0o600)
+	if r := helios(t, env, "job", "submit", bad); r.code != exitUsage || !strings.Contains(r.stderr, "metadata.totalFrames") {
+		t.Errorf("invalid submit: exit %d %s", r.code, r.stderr)
+	}
+}
