@@ -66,6 +66,9 @@ func DefaultSettings() Settings {
 	}
 }
 
+// lambdaArmPricePerGBSecond is the first-tier arm64 duration price.
+const lambdaArmPricePerGBSecond = 0.0000133334
+
 var bucketPrefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,30}$`)
 
 // Validate reports every setting out of range, naming its context key.
@@ -262,6 +265,9 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		config.EnvWorkerFunction:   worker.FunctionName(),
 		config.EnvStitcherFunction: stitcher.FunctionName(),
 		config.EnvConcurrency:      jsii.String(strconv.Itoa(s.WorkerConcurrency)),
+		// Lambda arm64 duration price (USD per GB-second, us-east-1) times the
+		// worker's memory: the status's cost estimate.
+		config.EnvCostPerWorkerSecond: jsii.String(strconv.FormatFloat(lambdaArmPricePerGBSecond*float64(s.WorkerMemory)/1024, 'g', 6, 64)),
 	}, nil, nil)
 
 	allow := func(fn awslambda.Function, actions []string, resources ...*string) {

@@ -289,6 +289,9 @@ func TestEnvironmentMatchesConfig(t *testing.T) {
 			t.Errorf("orchestrator lacks %s", name)
 		}
 	}
+	if vars[config.EnvCostPerWorkerSecond] != "3.91669e-05" {
+		t.Errorf("cost per worker-second = %v, want the arm64 price of 3008 MB", vars[config.EnvCostPerWorkerSecond])
+	}
 	if vars[config.EnvAdapter] != config.AdapterLambda || vars[config.EnvConcurrency] != "50" {
 		t.Errorf("orchestrator adapter %v concurrency %v", vars[config.EnvAdapter], vars[config.EnvConcurrency])
 	}
