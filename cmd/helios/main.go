@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/helios-project/infrastructure/pkg/execx"
 )
 
 // Exit codes.
@@ -27,6 +29,11 @@ const (
 )
 
 func main() {
+	// Job commands run as this user: keep our environment (credentials) out
+	// of their reach through /proc.
+	if err := execx.ProtectEnviron(); err != nil {
+		fmt.Fprintln(os.Stderr, "helios: warning:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()

@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/runtime"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -23,6 +24,9 @@ func Main(name string, build func(b *blob.Bucket, cfg config.Config, log *slog.L
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", name)
+	if err := execx.ProtectEnviron(); err != nil {
+		log.Warn("cannot hide this process's environment from the commands it runs", "error", err)
+	}
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		log.Error("bad configuration", "error", err)

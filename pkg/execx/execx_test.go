@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -507,5 +510,33 @@ func TestLastLines(t *testing.T) {
 		if got := execx.LastLines(tt.s, tt.n); got != tt.want {
 			t.Errorf("LastLines(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
 		}
+	}
+}
+
+// A command cannot read the credentials in its parent's environment through
+// /proc once the parent has called ProtectEnviron.
+func TestProtectEnviron(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("no /proc")
+	}
+	if os.Geteuid() == 0 {
+		// root reads any process's environ regardless; check the flag instead.
+		if err := execx.ProtectEnviron(); err != nil {
+			t.Fatal(err)
+		}
+		dumpable, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		if err != nil || dumpable != 0 {
+			t.Errorf("PR_GET_DUMPABLE = %d, %v; want 0", dumpable, err)
+		}
+		return
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-for-test")
+	if err := execx.ProtectEnviron(); err != nil {
+		t.Fatal(err)
+	}
+	r := &execx.Runner{Allowed: job.Allowlist{"cat"}}
+	res, _ := r.Run(t.Context(), execx.Cmd{Argv: []string{"cat", fmt.Sprintf("/proc/%d/environ", os.Getpid())}, Dir: t.TempDir()})
+	if strings.Contains(res.Stdout, "s3cr3t-for-test") {
+		t.Error("the command read the parent's credentials from /proc")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
 )
@@ -29,5 +30,38 @@ func TestPlanAfterValidateIsBounded(t *testing.T) {
 	s.Normalize()
 	if err := s.Validate(job.Allowlist{"ffmpeg"}); err == nil {
 		t.Fatalf("a framesPerChunk of 2^62 validated; Plan would make %d chunks", len(s.Plan()))
+	}
+}
+
+func TestRejectsRiskySpecs(t *testing.T) {
+	base := func() *job.Spec {
+		s := &job.Spec{ID: "x", Metadata: job.Metadata{TotalFrames: 30, FPS: 30, Width: 8, Height: 8},
+			Command: "ffmpeg", Args: []string{"{output}"}, FramesPerChunk: 10}
+		return s
+	}
+	tests := []struct {
+		name string
+		edit func(*job.Spec)
+		want string
+	}{
+		{"gconv", func(s *job.Spec) { s.Env = map[string]string{"GCONV_PATH": "."} }, "env.GCONV_PATH: is reserved"},
+		{"proxy", func(s *job.Spec) { s.Env = map[string]string{"https_proxy": "http://evil"} }, "env.https_proxy: is reserved"},
+		{"locale path", func(s *job.Spec) { s.Env = map[string]string{"LOCPATH": "."} }, "env.LOCPATH: is reserved"},
+		{"lowercase helios", func(s *job.Spec) { s.Env = map[string]string{"helios_x": "1"} }, "is reserved"},
+		{"NUL in env", func(s *job.Spec) { s.Env = map[string]string{"A": "a\x00b"} }, "env.A: must not contain a NUL byte"},
+		{"NUL in args", func(s *job.Spec) { s.Args = []string{"a\x00b", "{output}"} }, "args[0]: must not contain a NUL byte"},
+		{"huge args", func(s *job.Spec) { s.Args = []string{strings.Repeat("x", job.MaxCommandBytes), "{output}"} }, "args: and env together are"},
+		{"huge backoff", func(s *job.Spec) {
+			s.Retry.InitialBackoff.Duration, s.Retry.MaxBackoff.Duration = 100000*time.Hour, 100000*time.Hour
+		}, "backoffs must be at most 10m0s"},
+	}
+	for _, tt := range tests {
+		s := base()
+		tt.edit(s)
+		s.Normalize()
+		err := s.Validate(job.Allowlist{"ffmpeg"})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/shlex"
 )
@@ -149,6 +150,7 @@ func (v *validator) native(s *Spec) {
 	if len(s.Args) > MaxArgs {
 		v.addf("args", "must have at most %d entries; got %d", MaxArgs, len(s.Args))
 	}
+	v.commandSize("args", s.Args, s.Env)
 	hasOutput := false
 	for i, a := range s.Args {
 		names := v.placeholders(fmt.Sprintf("args[%d]", i), a)
@@ -221,6 +223,7 @@ func (v *validator) heliosChunks(s *Spec) {
 			for _, a := range argv {
 				v.placeholders(p+".command", a)
 			}
+			v.commandSize(p+".command", argv, s.Env)
 		}
 	}
 	if outputsOK && ext != "" && ext != s.SegmentFormat {
@@ -312,20 +315,71 @@ func ValidOutputKey(id, key string) bool {
 	return strings.HasPrefix(key, OutputsPrefix)
 }
 
-// reservedEnv are variables a job may not set: they change which binaries or
-// libraries run.
-var reservedEnv = []string{"PATH", "HOME", "TMPDIR", "IFS", "SHELL", "BASH_ENV", "ENV"}
+// Variables a job may not set: they change which binaries, libraries,
+// locales, proxies or certificates the command loads, or reach into the
+// platform's credentials and our own configuration. A job's variables are
+// for its own program; these are the environment's.
+var (
+	reservedEnv = []string{
+		"PATH", "HOME", "TMPDIR", "IFS", "SHELL", "BASH_ENV", "ENV", "CDPATH", "PS4",
+		"GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_HOST_CONF",
+		"TZDIR", "GLIBC_TUNABLES", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
+		"PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "FONTCONFIG_FILE", "FONTCONFIG_PATH",
+	}
+	reservedEnvPrefixes = []string{"LD_", "DYLD_", "MALLOC_", "AWS_", "HELIOS_", "GOOGLE_", "GCE_", "CLOUDSDK_", "K_", "LAMBDA_", "_LAMBDA"}
+)
+
+// MaxCommandBytes bounds what one command carries (args and env together),
+// well under the kernel's argument limit and Lambda's 6 MB payload.
+const MaxCommandBytes = 256 << 10
+
+func reservedEnvName(k string) bool {
+	upper := strings.ToUpper(k)
+	if slices.Contains(reservedEnv, upper) || strings.HasSuffix(upper, "_PROXY") {
+		return true
+	}
+	for _, p := range reservedEnvPrefixes {
+		if strings.HasPrefix(upper, p) {
+			return true
+		}
+	}
+	return false
+}
 
 func (v *validator) env(env map[string]string) {
 	for _, k := range sortedKeys(env) {
 		switch {
 		case !envNamePattern.MatchString(k):
 			v.addf("env."+k, "is not a valid environment variable name")
-		case slices.Contains(reservedEnv, k) || strings.HasPrefix(k, "LD_") || strings.HasPrefix(k, "DYLD_") || strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "HELIOS_"):
+		case reservedEnvName(k):
 			v.addf("env."+k, "is reserved and may not be set by a job")
+		case strings.ContainsRune(env[k], 0):
+			v.addf("env."+k, "must not contain a NUL byte")
 		}
 	}
 }
+
+// commandSize checks one command's arguments for NUL bytes and the total
+// size against MaxCommandBytes.
+func (v *validator) commandSize(path string, args []string, env map[string]string) {
+	n := 0
+	for i, a := range args {
+		n += len(a) + 1
+		if strings.ContainsRune(a, 0) {
+			v.addf(fmt.Sprintf("%s[%d]", path, i), "must not contain a NUL byte")
+		}
+	}
+	for k, val := range env {
+		n += len(k) + len(val) + 2
+	}
+	if n > MaxCommandBytes {
+		v.addf(path, "and env together are %d bytes; at most %d are allowed", n, MaxCommandBytes)
+	}
+}
+
+// MaxBackoff bounds the retry backoffs: a job must not sleep on its lease.
+const MaxBackoff = 10 * time.Minute
 
 func (v *validator) retry(r RetryPolicy) {
 	if r.MaxAttempts < 1 || r.MaxAttempts > MaxAttempts {
@@ -336,6 +390,9 @@ func (v *validator) retry(r RetryPolicy) {
 	}
 	if r.MaxBackoff.Duration < r.InitialBackoff.Duration {
 		v.addf("retry.maxBackoff", "must be at least retry.initialBackoff (%s); got %s", r.InitialBackoff, r.MaxBackoff)
+	}
+	if r.InitialBackoff.Duration > MaxBackoff || r.MaxBackoff.Duration > MaxBackoff {
+		v.addf("retry", "backoffs must be at most %s; got initialBackoff %s, maxBackoff %s", MaxBackoff, r.InitialBackoff, r.MaxBackoff)
 	}
 }
 
