@@ -400,7 +400,7 @@ func TestSampleEventsMatchTheDemo(t *testing.T) {
 	}
 	var w job.WorkerJob
 	event(t, "worker-invoke.json", &w)
-	want, _ := json.Marshal(spec.WorkerJob(spec.Plan()[0], 1))
+	want, _ := json.Marshal(spec.WorkerJob(spec.Plan()[0], 0, 1))
 	got, _ := json.Marshal(w)
 	if string(got) != string(want) {
 		t.Errorf("events/worker-invoke.json is not the demo's chunk 0:\n got %s\nwant %s", got, want)

@@ -3,6 +3,7 @@ package job
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -55,10 +56,19 @@ func StatusKey(id string) string { return renders(id) + "status.json" }
 // ChunksPrefix is the folder of segments and completion markers.
 func ChunksPrefix(id string) string { return renders(id) + "chunks/" }
 
-// SegmentKey is one attempt's segment. The index is zero-padded so lexical
-// order is frame order.
-func SegmentKey(id string, index, attempt int, format string) string {
-	return fmt.Sprintf("%s%06d.%d.%s", ChunksPrefix(id), index, attempt, format)
+// SegmentKey is one attempt's segment: chunk index (zero-padded, so lexical
+// order is frame order), the run (lease generation) and the attempt, so no
+// two invocations ever write the same key, even across a crash.
+func SegmentKey(id string, index, run, attempt int, format string) string {
+	return fmt.Sprintf("%s%06d.%d-%d.%s", ChunksPrefix(id), index, run, attempt, format)
+}
+
+var segmentName = regexp.MustCompile(`^[0-9]{6}\.[0-9]+-[0-9]+\.(mp4|mov|mkv|webm|ts|m4v)$`)
+
+// IsSegmentKey reports whether key names a segment of job id.
+func IsSegmentKey(id, key string) bool {
+	rest, ok := strings.CutPrefix(key, ChunksPrefix(id))
+	return ok && segmentName.MatchString(rest)
 }
 
 // MarkerKey is a chunk's completion marker, created if not exists: the first
@@ -76,6 +86,20 @@ func CancelKey(id string) string { return renders(id) + "cancel" }
 // DefaultOutputKey is the final video unless the spec names another key.
 func DefaultOutputKey(id, format string) string { return renders(id) + "output." + format }
 
-// LeaseKey is held by the orchestrator running the job, so a duplicate
-// trigger does not render the job a second time alongside it.
-func LeaseKey(id string) string { return renders(id) + "lease" }
+// LeasePrefix holds the job's leases, one per run: renders/<id>/lease.<gen>.
+// The orchestrator running the job holds the highest generation, so a
+// duplicate trigger does not render the job a second time alongside it.
+func LeasePrefix(id string) string { return renders(id) + "lease." }
+
+// LeaseKey is the lease of one generation (run) of the job.
+func LeaseKey(id string, gen int) string { return fmt.Sprintf("%s%06d", LeasePrefix(id), gen) }
+
+// LeaseGen parses the generation of a lease key.
+func LeaseGen(id, key string) (int, bool) {
+	rest, ok := strings.CutPrefix(key, LeasePrefix(id))
+	if !ok || len(rest) != 6 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n > 0
+}

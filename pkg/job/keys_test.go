@@ -71,14 +71,14 @@ func TestKeys(t *testing.T) {
 		{job.SpecKey("j1"), "renders/j1/spec.json"},
 		{job.StatusKey("j1"), "renders/j1/status.json"},
 		{job.ChunksPrefix("j1"), "renders/j1/chunks/"},
-		{job.SegmentKey("j1", 0, 1, "mp4"), "renders/j1/chunks/000000.1.mp4"},
-		{job.SegmentKey("j1", 9999, 10, "mov"), "renders/j1/chunks/009999.10.mov"},
+		{job.SegmentKey("j1", 0, 3, 1, "mp4"), "renders/j1/chunks/000000.3-1.mp4"},
+		{job.SegmentKey("j1", 9999, 2, 10, "mov"), "renders/j1/chunks/009999.2-10.mov"},
 		{job.MarkerKey("j1", 0), "renders/j1/chunks/000000.json"},
 		{job.MarkerKey("j1", 42), "renders/j1/chunks/000042.json"},
 		{job.StitchLockKey("j1"), "renders/j1/stitch.lock"},
 		{job.CancelKey("j1"), "renders/j1/cancel"},
 		{job.DefaultOutputKey("j1", "webm"), "renders/j1/output.webm"},
-		{job.LeaseKey("j1"), "renders/j1/lease"},
+		{job.LeaseKey("j1", 3), "renders/j1/lease.000003"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -102,7 +102,7 @@ func TestChunkKeysSortInFrameOrder(t *testing.T) {
 	var markers, segments []string
 	for _, i := range indices {
 		markers = append(markers, job.MarkerKey("j", i))
-		segments = append(segments, job.SegmentKey("j", i, 1+i%10, "mp4"))
+		segments = append(segments, job.SegmentKey("j", i, 1, 1+i%10, "mp4"))
 	}
 	for name, keys := range map[string][]string{"markers": markers, "segments": segments} {
 		shuffled := slices.Clone(keys)

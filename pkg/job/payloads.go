@@ -18,6 +18,11 @@ type WorkerJob struct {
 	OutputFile string            `json:"outputFile"`
 	Assets     string            `json:"assets,omitempty"`
 	Timeout    Duration          `json:"timeout,omitzero"`
+	// Run is the orchestrator run (lease generation) that sent the job.
+	Run int `json:"run,omitempty"`
+	// KeepSegment leaves the segment untagged, so the bucket's lifecycle
+	// rule for leftover segments does not expire it (spec keepChunks).
+	KeepSegment bool `json:"keepSegment,omitempty"`
 }
 
 // Format is the segment container, from OutputFile's extension.
@@ -25,7 +30,7 @@ func (w WorkerJob) Format() string { return strings.TrimPrefix(path.Ext(w.Output
 
 // SegmentKey is where this attempt's segment is uploaded.
 func (w WorkerJob) SegmentKey() string {
-	return SegmentKey(w.JobID, w.Chunk.Index, w.Attempt, w.Format())
+	return SegmentKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt, w.Format())
 }
 
 // Validate checks what a worker must trust before it acts: it may be invoked
@@ -40,6 +45,9 @@ func (w WorkerJob) Validate() error {
 	}
 	if w.Attempt < 1 {
 		v.addf("attempt", "must be at least 1; got %d", w.Attempt)
+	}
+	if w.Run < 0 {
+		v.addf("run", "must not be negative; got %d", w.Run)
 	}
 	if w.Command == "" {
 		v.addf("command", "must not be empty")
@@ -105,17 +113,16 @@ func (r StitchRequest) Validate() error {
 	if len(r.Segments) == 0 || len(r.Segments) > MaxChunks {
 		v.addf("segments", "must have between 1 and %d entries; got %d", MaxChunks, len(r.Segments))
 	}
-	prefix := ChunksPrefix(r.JobID)
 	for i, s := range r.Segments {
-		if !IsSafeRelative(s.Key) || !strings.HasPrefix(s.Key, prefix) {
-			v.addf(fmt.Sprintf("segments[%d].key", i), "must be a key under %s; got %q", prefix, s.Key)
+		if !IsSegmentKey(r.JobID, s.Key) {
+			v.addf(fmt.Sprintf("segments[%d].key", i), "must be a segment key %s<index>.<run>-<attempt>.<ext>; got %q", ChunksPrefix(r.JobID), s.Key)
 		}
 		if s.Frames <= 0 {
 			v.addf(fmt.Sprintf("segments[%d].frames", i), "must be at least 1; got %d", s.Frames)
 		}
 	}
 	if !ValidOutputKey(r.JobID, r.OutputKey) {
-		v.addf("outputKey", "must be a file directly in %s or a key under %s; got %q", renders(r.JobID), OutputsPrefix, r.OutputKey)
+		v.addf("outputKey", "must be a file directly in %s or a key under %s%s/; got %q", renders(r.JobID), OutputsPrefix, r.JobID, r.OutputKey)
 	}
 	if len(v.problems) > 0 {
 		return &ValidationError{Problems: v.problems}

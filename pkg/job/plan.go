@@ -47,10 +47,10 @@ func (s *Spec) Plan() []Chunk {
 	return chunks
 }
 
-// WorkerJob builds the payload for one attempt at one chunk. The command is
-// complete: every placeholder is filled, {output} with the segment's path
-// relative to the worker's work dir.
-func (s *Spec) WorkerJob(c Chunk, attempt int) WorkerJob {
+// WorkerJob builds the payload for one attempt at one chunk in one run. The
+// command is complete: every placeholder is filled, {output} with the
+// segment's path relative to the worker's work dir.
+func (s *Spec) WorkerJob(c Chunk, run, attempt int) WorkerJob {
 	var program string
 	var args []string
 	output := fmt.Sprintf("chunk-%06d.%s", c.Index, s.SegmentFormat)
@@ -63,14 +63,16 @@ func (s *Spec) WorkerJob(c Chunk, attempt int) WorkerJob {
 	}
 	vars := Vars{JobID: s.ID, Chunk: c, Output: output, FPS: s.Metadata.FPS, Width: s.Metadata.Width, Height: s.Metadata.Height}
 	return WorkerJob{
-		JobID:      s.ID,
-		Chunk:      c,
-		Attempt:    attempt,
-		Command:    program,
-		Args:       vars.Expand(args),
-		Env:        s.Env,
-		OutputFile: output,
-		Assets:     s.Assets,
-		Timeout:    s.ChunkTimeout,
+		JobID:       s.ID,
+		Chunk:       c,
+		Attempt:     attempt,
+		Command:     program,
+		Args:        vars.Expand(args),
+		Env:         s.Env,
+		OutputFile:  output,
+		Assets:      s.Assets,
+		Timeout:     s.ChunkTimeout,
+		Run:         run,
+		KeepSegment: s.KeepChunks,
 	}
 }

@@ -183,7 +183,7 @@ func TestWorkerJobNative(t *testing.T) {
 	if len(chunks) != 4 {
 		t.Fatalf("Plan = %+v, want 4 chunks", chunks)
 	}
-	w := s.WorkerJob(chunks[3], 2)
+	w := s.WorkerJob(chunks[3], 4, 2)
 	wantArgs := []string{
 		"-s=90", "-e=100", "-n=10", "-l=99", "-c=3", "-o=chunk-000003.mp4", "-r=29.97",
 		"640x360", "id=film-7", "{start}", "}", "{", "a{b", "}", "{start", "{nope}", "{3}", "chunk-000003.mp4",
@@ -203,7 +203,7 @@ func TestWorkerJobNative(t *testing.T) {
 	if w.Format() != "mp4" {
 		t.Errorf("Format() = %q", w.Format())
 	}
-	if got, want := w.SegmentKey(), "renders/film-7/chunks/000003.2.mp4"; got != want {
+	if got, want := w.SegmentKey(), "renders/film-7/chunks/000003.4-2.mp4"; got != want {
 		t.Errorf("SegmentKey() = %q, want %q", got, want)
 	}
 	if err := w.Validate(); err != nil {
@@ -217,7 +217,7 @@ func TestWorkerJobNative(t *testing.T) {
 	// Default output name per chunk and container.
 	s.SegmentFormat, s.Output = "mkv", "renders/film-7/output.mkv"
 	for _, c := range chunks {
-		w := s.WorkerJob(c, 1)
+		w := s.WorkerJob(c, 1, 1)
 		if want := fmt.Sprintf("chunk-%06d.mkv", c.Index); w.OutputFile != want || w.Args[len(w.Args)-1] != want {
 			t.Errorf("chunk %d: OutputFile = %q, {output} = %q, want %q", c.Index, w.OutputFile, w.Args[len(w.Args)-1], want)
 		}
@@ -233,7 +233,7 @@ func TestWorkerJobFPSFormatting(t *testing.T) {
 		s.Metadata.FPS = tt.fps
 		s.Args = []string{"{fps}", "{output}"}
 		s.Normalize()
-		if got := s.WorkerJob(s.Plan()[0], 1).Args[0]; got != tt.want {
+		if got := s.WorkerJob(s.Plan()[0], 1, 1).Args[0]; got != tt.want {
 			t.Errorf("{fps} with fps %v = %q, want %q", tt.fps, got, tt.want)
 		}
 	}
@@ -254,7 +254,7 @@ func TestWorkerJobHeliosForm(t *testing.T) {
 		{2, []string{"-ss", "2", "-vf", "scale=1:2", "-frames:v", "30", "-y", "chunk_2.mov"}, "chunk_2.mov"},
 	}
 	for _, tt := range tests {
-		w := s.WorkerJob(chunks[tt.index], 1)
+		w := s.WorkerJob(chunks[tt.index], 1, 1)
 		if w.Command != "ffmpeg" {
 			t.Errorf("chunk %d: Command = %q, want ffmpeg", tt.index, w.Command)
 		}
@@ -270,7 +270,7 @@ func TestWorkerJobHeliosForm(t *testing.T) {
 		if w.Timeout.Duration != job.DefaultChunkTimeout {
 			t.Errorf("chunk %d: Timeout = %v, want the default", tt.index, w.Timeout)
 		}
-		if got, want := w.SegmentKey(), fmt.Sprintf("renders/helios-job/chunks/%06d.1.mov", tt.index); got != want {
+		if got, want := w.SegmentKey(), fmt.Sprintf("renders/helios-job/chunks/%06d.1-1.mov", tt.index); got != want {
 			t.Errorf("chunk %d: SegmentKey = %q, want %q", tt.index, got, want)
 		}
 		if err := w.Validate(); err != nil {
@@ -286,7 +286,7 @@ func TestWorkerJobHeliosForm(t *testing.T) {
 	if err := s.Validate(testAllow); err != nil {
 		t.Fatal(err)
 	}
-	w := s.WorkerJob(s.Plan()[0], 1)
+	w := s.WorkerJob(s.Plan()[0], 1, 1)
 	want := []string{"--range", "0-89 (90, end 90)", "--chunk", "0", "--fps=30", "--size", "1280x720", "--job", "helios-job", "-o", "out dir/seg.mov", "{literal}"}
 	if w.Command != "helios-render" || !slices.Equal(w.Args, want) {
 		t.Errorf("WorkerJob = %q %q, want helios-render %q", w.Command, w.Args, want)
@@ -367,8 +367,8 @@ func TestStitchRequestValidate(t *testing.T) {
 		return job.StitchRequest{
 			JobID: "job-1",
 			Segments: []job.Segment{
-				{Key: "renders/job-1/chunks/000000.1.mp4", Frames: 30},
-				{Key: "renders/job-1/chunks/000001.3.mp4", Frames: 20},
+				{Key: "renders/job-1/chunks/000000.1-1.mp4", Frames: 30},
+				{Key: "renders/job-1/chunks/000001.1-3.mp4", Frames: 20},
 			},
 			OutputKey: "renders/job-1/output.mp4",
 		}
@@ -393,14 +393,14 @@ func TestStitchRequestValidate(t *testing.T) {
 		{"too many segments", func(r *job.StitchRequest) {
 			r.Segments = make([]job.Segment, job.MaxChunks+1)
 			for i := range r.Segments {
-				r.Segments[i] = job.Segment{Key: job.SegmentKey("job-1", i, 1, "mp4"), Frames: 1}
+				r.Segments[i] = job.Segment{Key: job.SegmentKey("job-1", i, 1, 1, "mp4"), Frames: 1}
 			}
 		}, "segments", "got 10001"},
-		{"segment of another job", func(r *job.StitchRequest) { r.Segments[1].Key = "renders/job-2/chunks/000001.1.mp4" }, "segments[1].key", "must be a key under renders/job-1/chunks/"},
-		{"segment outside chunks", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/spec.json" }, "segments[0].key", "must be a key under renders/job-1/chunks/"},
-		{"segment traversal", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/chunks/../../job-2/output.mp4" }, "segments[0].key", "must be a key under"},
-		{"segment absolute", func(r *job.StitchRequest) { r.Segments[0].Key = "/renders/job-1/chunks/000000.1.mp4" }, "segments[0].key", "must be a key under"},
-		{"segment key is the prefix", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/chunks/" }, "segments[0].key", "must be a key under"},
+		{"segment of another job", func(r *job.StitchRequest) { r.Segments[1].Key = "renders/job-2/chunks/000001.1.mp4" }, "segments[1].key", "must be a segment key renders/job-1/chunks/"},
+		{"segment outside chunks", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/spec.json" }, "segments[0].key", "must be a segment key renders/job-1/chunks/"},
+		{"segment traversal", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/chunks/../../job-2/output.mp4" }, "segments[0].key", "must be a segment key"},
+		{"segment absolute", func(r *job.StitchRequest) { r.Segments[0].Key = "/renders/job-1/chunks/000000.1.mp4" }, "segments[0].key", "must be a segment key"},
+		{"segment key is the prefix", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/chunks/" }, "segments[0].key", "must be a segment key"},
 		{"segment zero frames", func(r *job.StitchRequest) { r.Segments[1].Frames = 0 }, "segments[1].frames", "must be at least 1; got 0"},
 		{"output traversal", func(r *job.StitchRequest) { r.OutputKey = "renders/job-1/../../x.mp4" }, "outputKey", "must be a file directly in renders/job-1/ or a key under outputs/"},
 		{"output empty", func(r *job.StitchRequest) { r.OutputKey = "" }, "outputKey", "must be a file directly in renders/job-1/"},

@@ -65,3 +65,20 @@ func TestRejectsRiskySpecs(t *testing.T) {
 		}
 	}
 }
+
+// A segment key cannot smuggle quotes or newlines into the concat list.
+func TestSegmentKeysAreStrict(t *testing.T) {
+	for _, key := range []string{
+		"renders/j/chunks/000001.1-1.mp4'\nfile '/etc/passwd",
+		"renders/j/chunks/000001.1-1.mp4 ",
+		"renders/j/chunks/1.1-1.mp4",
+		"renders/j/chunks/000001.1-1.avi",
+	} {
+		if job.IsSegmentKey("j", key) {
+			t.Errorf("IsSegmentKey(%q) = true", key)
+		}
+	}
+	if !job.IsSegmentKey("j", job.SegmentKey("j", 12, 3, 4, "webm")) {
+		t.Error("a key SegmentKey made is refused")
+	}
+}

@@ -295,15 +295,15 @@ func (v *validator) output(s *Spec) {
 	case !IsSafeRelative(o):
 		v.addf("output", "must be a relative storage key without '..'; got %q", o)
 	case !ValidOutputKey(s.ID, o) && idPattern.MatchString(s.ID):
-		v.addf("output", "must be a file directly in this job's folder %s or a key under %s (where the stitcher may write); got %q", renders(s.ID), OutputsPrefix, o)
+		v.addf("output", "must be a file directly in this job's folder %s or a key under %s%s/ (where the stitcher may write); got %q", renders(s.ID), OutputsPrefix, s.ID, o)
 	case path.Ext(o) != "."+s.SegmentFormat:
 		v.addf("output", "must end in .%s, the segments' container (they are joined without re-encoding); got %q", s.SegmentFormat, o)
 	}
 }
 
 // ValidOutputKey reports whether a job may publish its video at key: a file
-// directly in renders/<id>/, or any key under outputs/. Nothing else, so a
-// job can overwrite neither inputs nor another job's files, and the
+// directly in renders/<id>/, or a key under outputs/<id>/. Nothing else, so
+// a job can overwrite neither inputs nor another job's files, and the
 // stitcher's write permission stays two prefixes wide.
 func ValidOutputKey(id, key string) bool {
 	if !IsSafeRelative(key) {
@@ -312,7 +312,7 @@ func ValidOutputKey(id, key string) bool {
 	if rest, ok := strings.CutPrefix(key, renders(id)); ok {
 		return !strings.Contains(rest, "/") && rest != "spec.json" && rest != "status.json" && rest != "lease" && rest != "cancel" && rest != "stitch.lock"
 	}
-	return strings.HasPrefix(key, OutputsPrefix)
+	return strings.HasPrefix(key, OutputsPrefix+id+"/")
 }
 
 // Variables a job may not set: they change which binaries, libraries,

@@ -86,7 +86,7 @@ func TestValidateValidSpecs(t *testing.T) {
 		{"native MaxTotalFrames", nativeSpec, func(s *job.Spec) { s.Metadata.TotalFrames, s.FramesPerChunk = job.MaxTotalFrames, 1000 }},
 		{"native fractional fps", nativeSpec, func(s *job.Spec) { s.Metadata.FPS = 29.97 }},
 		{"native other container", nativeSpec, func(s *job.Spec) { s.SegmentFormat = "webm" }},
-		{"native explicit output", nativeSpec, func(s *job.Spec) { s.Output = "outputs/final/film.mp4" }},
+		{"native explicit output", nativeSpec, func(s *job.Spec) { s.Output = "outputs/job-1/final/film.mp4" }},
 		{"native no env no assets", nativeSpec, func(s *job.Spec) { s.Env, s.Assets = nil, "" }},
 		{"native max retry", nativeSpec, func(s *job.Spec) {
 			s.Retry = job.RetryPolicy{MaxAttempts: 10, InitialBackoff: job.Duration{Duration: time.Second}, MaxBackoff: job.Duration{Duration: time.Second}}
@@ -253,7 +253,7 @@ func TestValidateRejects(t *testing.T) {
 		{"output under assets/", native, func(s *job.Spec) { s.Output = "assets/x.mp4" }, "output", "must be a file directly in this job's folder renders/job-1/ or a key under outputs/", 1},
 		{"output wrong extension", native, func(s *job.Spec) { s.Output = "renders/job-1/output.mov" }, "output", `must end in .mp4, the segments' container`, 1},
 		{"output no extension", native, func(s *job.Spec) { s.Output = "renders/job-1/output" }, "output", "must end in .mp4", 1},
-		{"helios output wrong extension", helios, func(s *job.Spec) { s.Output = "outputs/x.mp4" }, "output", "must end in .mov", 1},
+		{"helios output wrong extension", helios, func(s *job.Spec) { s.Output = "outputs/helios-job/x.mp4" }, "output", "must end in .mov", 1},
 
 		// env
 		{"env PATH", native, func(s *job.Spec) { s.Env["PATH"] = "/tmp" }, "env.PATH", "is reserved", 1},

@@ -231,8 +231,8 @@ func TestFrameExact(t *testing.T) {
 			if got := len(r.keys(job.ChunksPrefix(spec.ID))); got != tt.chunks {
 				t.Errorf("%d markers, want %d", got, tt.chunks)
 			}
-			if r.exists(job.LeaseKey(spec.ID)) {
-				t.Error("lease left behind")
+			if leases := r.keys(job.LeasePrefix(spec.ID)); len(leases) != 0 {
+				t.Errorf("leases left behind: %v", leases)
 			}
 		})
 	}
@@ -474,5 +474,116 @@ func TestDuplicateRunRendersOnce(t *testing.T) {
 	st, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
 	if err != nil || st.State != job.StateDone {
 		t.Fatalf("final status %+v, %v", st, err)
+	}
+}
+
+// throttler refuses the first n invocations as a busy platform does.
+type throttler struct {
+	orchestrator.WorkerAdapter
+	left atomic.Int32
+}
+
+func (t *throttler) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	if t.left.Add(-1) >= 0 {
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeThrottled, "TooManyRequestsException: Rate Exceeded.")
+	}
+	return t.WorkerAdapter.Execute(ctx, w)
+}
+
+// Throttling spends no attempts: a job allowed a single attempt per chunk
+// still succeeds when the platform is busy at first.
+func TestThrottlingSpendsNoAttempts(t *testing.T) {
+	r := newRig(t)
+	spec := testkit.NativeSpec("busy", 20, 10)
+	spec.Retry.MaxAttempts = 1
+	prepared := r.prepare(specJSON(t, spec), "")
+	th := &throttler{WorkerAdapter: r}
+	th.left.Store(5)
+	o := orchestrator.New(r.bucket, th, r, r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := o.Run(t.Context(), prepared, orchestrator.RunOptions{})
+	if err != nil || st.State != job.StateDone {
+		t.Fatalf("Run = %v, %v", st, err)
+	}
+	for _, c := range st.Chunks {
+		if c.Attempts != 1 {
+			t.Errorf("chunk %d: %d attempts, want 1", c.Index, c.Attempts)
+		}
+	}
+	// Past the budget, throttling fails the job.
+	r.cfg.ThrottleBudget = 50 * time.Millisecond
+	th.left.Store(1 << 30)
+	o = orchestrator.New(r.bucket, th, r, r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err = o.Run(t.Context(), r.prepare(specJSON(t, testkit.NativeSpec("always-busy", 10, 10)), ""), orchestrator.RunOptions{})
+	if err != nil || st.State != job.StateFailed || st.Error.Code != job.CodeThrottled {
+		t.Fatalf("Run while always throttled = %v %v, %v", st.State, st.Error, err)
+	}
+}
+
+// An orchestrator that crashed mid-stitch leaves the stitch lock behind: the
+// next run, holding the lease, takes it over and stitches.
+func TestStaleStitchLockIsTakenOver(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("stale-lock", 10, 5)), "")
+	if err := storage.CreateJSON(t.Context(), r.bucket, job.StitchLockKey(spec.ID), map[string]any{"run": 99}); err != nil {
+		t.Fatal(err)
+	}
+	st := r.run(spec)
+	if st.State != job.StateDone || r.stitches.Load() != 1 {
+		t.Fatalf("state %s after %d stitches", st.State, r.stitches.Load())
+	}
+	// The output gone, a rerun renders and stitches again.
+	if err := r.bucket.Delete(t.Context(), st.Output); err != nil {
+		t.Fatal(err)
+	}
+	st = r.run(spec)
+	if st.State != job.StateDone || r.stitches.Load() != 2 {
+		t.Fatalf("rerun after the output was deleted: state %s, %d stitches", st.State, r.stitches.Load())
+	}
+	testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, t.TempDir(), 10))
+}
+
+// A lease whose holder stopped renewing it is taken over by exactly one of
+// the orchestrators that find it expired.
+func TestExpiredLeaseIsTakenOverOnce(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("takeover", 10, 5)), "")
+	stale := map[string]any{"owner": "crashed", "expiresAt": time.Now().Add(-time.Minute)}
+	if err := storage.CreateJSON(t.Context(), r.bucket, job.LeaseKey(spec.ID, 1), stale); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = r.orchestrator().Run(t.Context(), spec, orchestrator.RunOptions{}) })
+	}
+	wg.Wait()
+	ran := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ran++
+		case !errors.Is(err, orchestrator.ErrAlreadyRunning):
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	if ran < 1 || r.executes.Load() != 2 || r.stitches.Load() != 1 {
+		t.Errorf("%d runs went ahead, %d chunks rendered, %d stitches; want the job rendered and stitched once", ran, r.executes.Load(), r.stitches.Load())
+	}
+}
+
+// A cancel that arrives after the last chunk still stops the stitch.
+func TestCancelAfterRenderingStopsStitch(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("late-cancel", 10, 5)), "")
+	r.afterExecute = func(n int32) {
+		if n == 2 {
+			if err := orchestrator.Cancel(t.Context(), r.bucket, spec.ID); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	st := r.run(spec)
+	if st.State != job.StateCancelled || r.stitches.Load() != 0 {
+		t.Errorf("state %s, %d stitches; want cancelled and none", st.State, r.stitches.Load())
 	}
 }

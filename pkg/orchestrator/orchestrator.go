@@ -59,6 +59,9 @@ type Config struct {
 	// LeaseTTL is how long a job's lease lasts without renewal; a crashed
 	// orchestrator's job can be resumed after it (default 60s).
 	LeaseTTL time.Duration
+	// ThrottleBudget is how long a chunk keeps retrying while the platform
+	// throttles its invocations before the job fails (default 30m).
+	ThrottleBudget time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = time.Minute
+	}
+	if c.ThrottleBudget <= 0 {
+		c.ThrottleBudget = 30 * time.Minute
 	}
 	if len(c.Allowed) == 0 {
 		c.Allowed = job.Allowlist{"ffmpeg"}

@@ -19,8 +19,6 @@ import (
 // errCancelRequested is the cause of a dispatch stopped by the cancel object.
 var errCancelRequested = errors.New("cancellation requested")
 
-// ErrStitchInProgress means another orchestrator holds a fresh stitch lock.
-var ErrStitchInProgress = errors.New("another orchestrator is stitching this job")
 
 // Run claims a prepared spec and runs the job until it is done, failed or
 // cancelled, and returns the final status. A job that fails is not a Go
@@ -38,11 +36,15 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 		return nil, fmt.Errorf("claim job %q: %w", id, err)
 	}
 
-	release, err := o.acquireLease(ctx, id, log)
+	// From here on, ctx also ends if another orchestrator takes the job over.
+	outer := ctx
+	ctx, lose := context.WithCancelCause(ctx)
+	defer lose(nil)
+	lease, err := o.acquireLease(ctx, id, lose, log)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer lease.release()
 
 	prev, err := ReadStatus(ctx, o.bucket, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -86,7 +88,7 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 	defer cancel(nil)
 	stopWatch := o.watchCancel(dctx, id, cancel)
 	stopFlush := tr.flushEvery(ctx, o.cfg.StatusInterval, func(err error) { log.Warn("status write failed", "error", err) })
-	fresh, err := o.dispatch(dctx, spec, pending, tr, log)
+	fresh, err := o.dispatch(dctx, spec, lease.gen, pending, tr, log)
 	stopWatch()
 	stopFlush()
 	for i, r := range fresh {
@@ -97,24 +99,41 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 	case errors.Is(context.Cause(dctx), errCancelRequested):
 		return o.finish(ctx, tr, job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled by request"), nil)
 	case ctx.Err() != nil:
-		// Interrupted (Ctrl-C, a function timeout): leave the progress for a resume.
-		_ = tr.write(context.WithoutCancel(ctx))
-		return tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, ctx.Err())
+		return o.interrupted(outer, ctx, tr, id)
 	case err != nil:
 		return o.finish(ctx, tr, job.StateFailed, job.AsError(err), nil)
+	}
+	// A cancel that arrived as the last chunk finished still stops the stitch.
+	if cancelled, err := o.cancelRequested(ctx, id); err == nil && cancelled {
+		return o.finish(ctx, tr, job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled by request"), nil)
 	}
 
 	tr.update(func(st *job.Status) {
 		st.Timings.RenderedAt = time.Now().UTC()
 		st.Timings.RenderMs = st.Timings.RenderedAt.Sub(st.Timings.StartedAt).Milliseconds()
 	})
-	return o.stitchAndFinish(ctx, spec, results, tr, log)
+	return o.stitchAndFinish(outer, ctx, spec, lease.gen, results, tr, log)
 }
+
+// interrupted handles a run whose context ended: the caller's (Ctrl-C, a
+// function about to time out) leaves the progress written for a resume; a
+// lost lease writes nothing, since the job is another orchestrator's now.
+func (o *Orchestrator) interrupted(outer, ctx context.Context, tr *tracker, id string) (*job.Status, error) {
+	if errors.Is(context.Cause(ctx), errLeaseLost) {
+		return tr.snapshot(), fmt.Errorf("job %q: %w", id, ErrLeaseLost)
+	}
+	_ = tr.write(context.WithoutCancel(ctx))
+	return tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, outer.Err())
+}
+
+// ErrLeaseLost means the run stopped because another orchestrator took the
+// job over; it owns the status now.
+var ErrLeaseLost = errLeaseLost
 
 // dispatch renders the pending chunks with bounded concurrency. The first
 // chunk that fails for good stops the others: the job has failed, and
 // rendering the rest would only cost money.
-func (o *Orchestrator) dispatch(ctx context.Context, spec *job.Spec, pending []job.Chunk, tr *tracker, log *slog.Logger) (map[int]job.WorkerResult, error) {
+func (o *Orchestrator) dispatch(ctx context.Context, spec *job.Spec, run int, pending []job.Chunk, tr *tracker, log *slog.Logger) (map[int]job.WorkerResult, error) {
 	var mu sync.Mutex
 	results := make(map[int]job.WorkerResult, len(pending))
 	g, gctx := errgroup.WithContext(ctx)
@@ -124,7 +143,7 @@ func (o *Orchestrator) dispatch(ctx context.Context, spec *job.Spec, pending []j
 			break
 		}
 		g.Go(func() error {
-			r, err := o.runChunk(gctx, spec, c, tr, log)
+			r, err := o.runChunk(gctx, spec, run, c, tr, log)
 			if err != nil {
 				return err
 			}
@@ -138,17 +157,20 @@ func (o *Orchestrator) dispatch(ctx context.Context, spec *job.Spec, pending []j
 }
 
 // runChunk renders one chunk, retrying retryable errors with exponential
-// backoff and jitter up to retry.maxAttempts.
-func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, c job.Chunk, tr *tracker, log *slog.Logger) (job.WorkerResult, error) {
-	attempt := tr.attempts(c.Index)
+// backoff and jitter up to retry.maxAttempts. Throttling is the platform
+// being busy, not the chunk failing: it is retried without spending an
+// attempt, for up to ThrottleBudget.
+func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, run int, c job.Chunk, tr *tracker, log *slog.Logger) (job.WorkerResult, error) {
+	attempt := tr.attempts(c.Index) + 1 // number of the next attempt (attempts continue across runs)
+	used := 0
 	var last *job.Error
+	var throttledSince time.Time
 	op := func() (job.WorkerResult, error) {
-		attempt++
 		tr.attemptStarted(c.Index, attempt)
 		actx, cancel := context.WithTimeout(ctx, spec.ChunkTimeout.Duration+o.cfg.ChunkGrace)
 		defer cancel()
 		start := time.Now()
-		r, err := o.workers.Execute(actx, spec.WorkerJob(c, attempt))
+		r, err := o.workers.Execute(actx, spec.WorkerJob(c, run, attempt))
 		took := time.Since(start)
 		if err == nil {
 			tr.chunkDone(c.Index, r, took)
@@ -161,9 +183,23 @@ func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, c job.Chunk
 		if actx.Err() != nil {
 			last = job.Errorf(job.Retryable, job.CodeTimeout, "no answer from the worker within %s", spec.ChunkTimeout.Duration+o.cfg.ChunkGrace).WithChunk(c.Index)
 		}
+		if last.Code == job.CodeThrottled {
+			if throttledSince.IsZero() {
+				throttledSince = start
+			}
+			tr.attemptThrottled(c.Index, attempt-1)
+			if time.Since(throttledSince) > o.cfg.ThrottleBudget {
+				return r, backoff.Permanent(last)
+			}
+			log.Info("worker throttled; retrying without spending an attempt", "chunk", c.Index)
+			return r, last
+		}
+		throttledSince = time.Time{}
 		tr.attemptFailed(c.Index, last, took)
 		log.Warn("chunk attempt failed", "chunk", c.Index, "attempt", attempt, "kind", last.Kind, "code", last.Code, "error", last.Message)
-		if !last.Retryable() {
+		attempt++
+		used++
+		if !last.Retryable() || used >= spec.Retry.MaxAttempts {
 			return r, backoff.Permanent(last)
 		}
 		return r, last
@@ -174,8 +210,7 @@ func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, c job.Chunk
 		Multiplier:          2,
 		MaxInterval:         spec.Retry.MaxBackoff.Duration,
 	}
-	r, err := backoff.Retry(ctx, op, backoff.WithBackOff(b),
-		backoff.WithMaxTries(uint(spec.Retry.MaxAttempts)), backoff.WithMaxElapsedTime(0))
+	r, err := backoff.Retry(ctx, op, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
 	if err == nil {
 		return r, nil
 	}
@@ -184,9 +219,13 @@ func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, c job.Chunk
 		return r, err
 	}
 	final := *last
-	final.Message = fmt.Sprintf("%s (attempt %d of %d)", final.Message, attempt, spec.Retry.MaxAttempts)
-	if !last.Retryable() {
-		final.Message = fmt.Sprintf("%s (attempt %d, not retryable)", last.Message, attempt)
+	switch {
+	case last.Code == job.CodeThrottled:
+		final.Message = fmt.Sprintf("%s (throttled for over %s)", last.Message, o.cfg.ThrottleBudget)
+	case !last.Retryable():
+		final.Message = fmt.Sprintf("%s (attempt %d, not retryable)", last.Message, attempt-1)
+	default:
+		final.Message = fmt.Sprintf("%s (attempt %d; %d in this run, the limit)", last.Message, attempt-1, used)
 	}
 	tr.chunkFailed(c.Index, &final)
 	return r, &final

@@ -77,6 +77,15 @@ func (t *tracker) attemptStarted(i, attempt int) {
 	})
 }
 
+// attemptThrottled records that an invocation never ran: the chunk is back
+// to its previous attempt count.
+func (t *tracker) attemptThrottled(i, attempts int) {
+	t.update(func(st *job.Status) {
+		st.Chunks[i].Attempts = attempts
+		st.Chunks[i].State = job.StatePending
+	})
+}
+
 func (t *tracker) attemptFailed(i int, e *job.Error, took time.Duration) {
 	t.update(func(st *job.Status) {
 		st.Chunks[i].Error = e

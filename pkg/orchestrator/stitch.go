@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -18,12 +17,12 @@ import (
 // stitchLock is the content of renders/<id>/stitch.lock.
 type stitchLock struct {
 	CreatedAt time.Time `json:"createdAt"`
-	Host      string    `json:"host,omitempty"`
+	Run       int       `json:"run"` // the lease generation that stitched
 }
 
 // stitchAndFinish takes the stitch lock, stitches the winning segments in
 // frame order, records the final status and cleans up the segments.
-func (o *Orchestrator) stitchAndFinish(ctx context.Context, spec *job.Spec, results map[int]job.WorkerResult, tr *tracker, log *slog.Logger) (*job.Status, error) {
+func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spec, run int, results map[int]job.WorkerResult, tr *tracker, log *slog.Logger) (*job.Status, error) {
 	req := job.StitchRequest{JobID: spec.ID, OutputKey: spec.Output, Segments: make([]job.Segment, len(results))}
 	for i := range req.Segments {
 		r, ok := results[i]
@@ -33,12 +32,8 @@ func (o *Orchestrator) stitchAndFinish(ctx context.Context, spec *job.Spec, resu
 		req.Segments[i] = job.Segment{Key: r.SegmentKey, Frames: r.Frames}
 	}
 
-	done, err := o.takeStitchLock(ctx, spec)
+	done, err := o.takeStitchLock(ctx, spec, run, log)
 	switch {
-	case errors.Is(err, ErrStitchInProgress):
-		// Only with an expired lease taken over: the holder writes the status.
-		log.Info("stitch already in progress elsewhere; leaving it")
-		return tr.snapshot(), err
 	case err != nil:
 		return nil, err
 	case done:
@@ -75,8 +70,7 @@ func (o *Orchestrator) stitchAndFinish(ctx context.Context, spec *job.Spec, resu
 			log.Warn("release stitch lock", "error", derr)
 		}
 		if ctx.Err() != nil {
-			_ = tr.write(context.WithoutCancel(ctx))
-			return tr.snapshot(), fmt.Errorf("job %q interrupted while stitching: %w", spec.ID, ctx.Err())
+			return o.interrupted(outer, ctx, tr, spec.ID)
 		}
 		e := *job.AsError(err)
 		e.Message = "stitch failed: " + e.Message
@@ -86,13 +80,13 @@ func (o *Orchestrator) stitchAndFinish(ctx context.Context, spec *job.Spec, resu
 }
 
 // takeStitchLock creates the stitch lock. done is true when the output
-// already exists (an earlier run stitched it). A fresh lock held by someone
-// else is ErrStitchInProgress; a stale one is taken over.
-func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec) (done bool, err error) {
+// already exists (an earlier run stitched it). A lock left without output
+// belongs to a run that stopped mid-stitch: this run holds the job's lease,
+// so no other orchestrator can be stitching, and it takes the lock over.
+func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec, run int, log *slog.Logger) (done bool, err error) {
 	key := job.StitchLockKey(spec.ID)
-	host, _ := os.Hostname()
 	for range 2 {
-		err := storage.CreateJSON(ctx, o.bucket, key, stitchLock{CreatedAt: time.Now().UTC(), Host: host})
+		err := storage.CreateJSON(ctx, o.bucket, key, stitchLock{CreatedAt: time.Now().UTC(), Run: run})
 		if err == nil {
 			return false, nil
 		}
@@ -104,18 +98,12 @@ func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec) (done
 		} else if ok {
 			return true, nil
 		}
-		var held stitchLock
-		if err := storage.ReadJSON(ctx, o.bucket, key, &held); err != nil && !storage.IsNotFound(err) {
-			return false, err
-		}
-		if time.Since(held.CreatedAt) < o.cfg.StitchTimeout {
-			return false, ErrStitchInProgress
-		}
+		log.Info("taking over the stitch lock of an interrupted run")
 		if err := o.bucket.Delete(ctx, key); err != nil && !storage.IsNotFound(err) {
 			return false, err
 		}
 	}
-	return false, ErrStitchInProgress
+	return false, fmt.Errorf("stitch lock of job %q keeps reappearing", spec.ID)
 }
 
 // succeed records the done state, then removes the segments unless the spec

@@ -26,7 +26,7 @@ func segments(t *testing.T, b *blob.Bucket, sizes ...int) job.StitchRequest {
 	req := job.StitchRequest{JobID: "s", OutputKey: "renders/s/output.mp4"}
 	start := 0
 	for i, n := range sizes {
-		w := spec.WorkerJob(job.Chunk{Index: i, Start: start, Count: n}, 1)
+		w := spec.WorkerJob(job.Chunk{Index: i, Start: start, Count: n}, 1, 1)
 		args := append([]string(nil), w.Args...)
 		args[len(args)-1] = filepath.Join(dir, w.OutputFile)
 		if out, err := runFFmpeg(args); err != nil {
@@ -83,8 +83,8 @@ func TestStitchRefusesBadInput(t *testing.T) {
 		code string
 	}{
 		{"declared frames wrong", func(r *job.StitchRequest) { r.Segments[1].Frames++ }, job.Retryable, job.CodeFrameMismatch},
-		{"segment missing", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/s/chunks/999999.1.mp4" }, job.Permanent, job.CodeMissingOutput},
-		{"segment outside the job", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/other/chunks/000000.1.mp4" }, job.Permanent, job.CodeInvalid},
+		{"segment missing", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/s/chunks/999999.1-1.mp4" }, job.Permanent, job.CodeMissingOutput},
+		{"segment outside the job", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/other/chunks/000000.1-1.mp4" }, job.Permanent, job.CodeInvalid},
 		{"output under jobs/", func(r *job.StitchRequest) { r.OutputKey = "jobs/x.mp4" }, job.Permanent, job.CodeInvalid},
 	}
 	for _, tt := range tests {
@@ -114,7 +114,7 @@ func TestFfmpegStitcherSeedInterface(t *testing.T) {
 	spec := testkit.NativeSpec("x", 100, 1)
 	spec.Normalize()
 	for i, c := range []job.Chunk{{Start: 0, Count: 2}, {Start: 2, Count: 3}} {
-		w := spec.WorkerJob(c, 1)
+		w := spec.WorkerJob(c, 1, 1)
 		in := filepath.Join(dir, fmt.Sprintf("odd name '%d'.mp4", i)) // quotes must not break the concat list
 		args := append([]string(nil), w.Args...)
 		args[len(args)-1] = in

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -33,6 +34,9 @@ type Handler struct {
 	TempDir string
 	// MaxAssetBytes caps the unpacked size of an asset bundle; 0 means 2 GiB.
 	MaxAssetBytes int64
+	// UploadReserve is the time kept, before the invocation's deadline, to
+	// check and upload the segment; 0 means 30s.
+	UploadReserve time.Duration
 	Logger        *slog.Logger
 }
 
@@ -71,26 +75,53 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		}
 	}
 
-	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count)
+	// The command must end in time to check and upload the segment before
+	// the platform's own deadline (Lambda's function timeout) kills us.
+	timeout, capped := w.Timeout.Duration, false
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline) - h.uploadReserve()
+		if left <= 0 {
+			return fail(job.Errorf(job.Retryable, job.CodeTimeout, "no time left before the worker's deadline"))
+		}
+		if timeout == 0 || left < timeout {
+			timeout, capped = left, true
+		}
+	}
+	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count, "timeout", timeout)
 	res, err := h.Runner.Run(ctx, execx.Cmd{
 		Argv:    append([]string{w.Command}, w.Args...),
 		Dir:     work,
 		Env:     w.Env,
-		Timeout: w.Timeout.Duration,
+		Timeout: timeout,
 	})
+	var te *job.Error
+	if capped && errors.As(err, &te) && te.Code == job.CodeTimeout {
+		// It would time out again: the chunk is too long for this worker.
+		e := job.Errorf(job.Permanent, job.CodeTimeout,
+			"%s needed more than the %s this worker has per invocation; use smaller chunks (framesPerChunk)", w.Command, timeout.Round(time.Second))
+		e.StderrTail = te.StderrTail
+		return fail(e)
+	}
 	if err != nil {
 		return fail(err)
 	}
 
+	// Resolve the output inside the work dir only: a symlinked directory in
+	// outputFile must not lead the upload out of it.
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "open work dir: %v", err))
+	}
+	defer root.Close()
 	segment := filepath.Join(work, filepath.FromSlash(w.OutputFile))
-	info, err := os.Lstat(segment)
+	info, err := root.Lstat(filepath.FromSlash(w.OutputFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		e := job.Errorf(job.Retryable, job.CodeMissingOutput, "%s exited 0 but wrote no %s", w.Command, w.OutputFile)
 		e.StderrTail = execx.LastLines(res.Stderr, 20)
 		return fail(e)
 	case err != nil:
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "stat segment: %v", err))
+		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err))
 	case !info.Mode().IsRegular():
 		// A symlink could point anywhere on the worker; never upload one.
 		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile))
@@ -105,7 +136,11 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 
 	key := w.SegmentKey()
-	n, err := storage.UploadFile(ctx, h.Bucket, segment, key, storage.SegmentTag)
+	var tags []storage.Tag
+	if !w.KeepSegment {
+		tags = append(tags, storage.SegmentTag) // expires if the job never cleans it up
+	}
+	n, err := storage.UploadFile(ctx, h.Bucket, segment, key, tags...)
 	if err != nil {
 		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
 	}
@@ -142,6 +177,13 @@ func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob) (job.WorkerRe
 	}
 	r.Winner = false
 	return r, true, nil
+}
+
+func (h *Handler) uploadReserve() time.Duration {
+	if h.UploadReserve > 0 {
+		return h.UploadReserve
+	}
+	return 30 * time.Second
 }
 
 func (h *Handler) logger() *slog.Logger {

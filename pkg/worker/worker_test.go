@@ -4,11 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -35,7 +39,7 @@ func newHandler(t *testing.T) (*worker.Handler, *blob.Bucket, string) {
 func chunkJob(start, count, attempt int) job.WorkerJob {
 	spec := testkit.NativeSpec("w", 100, 10)
 	spec.Normalize()
-	return spec.WorkerJob(job.Chunk{Index: start / 10, Start: start, Count: count}, attempt)
+	return spec.WorkerJob(job.Chunk{Index: start / 10, Start: start, Count: count}, 1, attempt)
 }
 
 func wantCode(t *testing.T, err error, kind job.Kind, code string) *job.Error {
@@ -62,7 +66,7 @@ func TestRenderChunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Winner || res.Frames != 4 || res.Bytes == 0 || res.SegmentKey != job.SegmentKey("w", 2, 1, "mp4") {
+	if !res.Winner || res.Frames != 4 || res.Bytes == 0 || res.SegmentKey != job.SegmentKey("w", 2, 1, 1, "mp4") {
 		t.Errorf("result = %+v", res)
 	}
 	var marker job.WorkerResult
@@ -76,7 +80,7 @@ func TestRenderChunk(t *testing.T) {
 	if err != nil || again.Winner || again.SegmentKey != res.SegmentKey {
 		t.Errorf("second attempt = %+v, %v; want the first attempt's result, not winner", again, err)
 	}
-	if ok, _ := b.Exists(t.Context(), job.SegmentKey("w", 2, 2, "mp4")); ok {
+	if ok, _ := b.Exists(t.Context(), job.SegmentKey("w", 2, 1, 2, "mp4")); ok {
 		t.Error("second attempt uploaded a segment")
 	}
 }
@@ -167,4 +171,51 @@ func TestAssets(t *testing.T) {
 		w.JobID, w.Assets = "c", "assets/"+hex.EncodeToString(make([]byte, 32))+".tar.gz"
 		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeBadAssets)
 	})
+}
+
+// On a platform with a deadline (Lambda's function timeout), a chunk whose
+// command cannot end in time is refused for good: it would time out again.
+func TestChunkLongerThanTheDeadline(t *testing.T) {
+	h, b, _ := newHandler(t)
+	h.UploadReserve = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), 700*time.Millisecond)
+	defer cancel()
+	w := chunkJob(0, 3, 1)
+	// ffmpeg reading a never-ending source at its native rate never finishes.
+	w.Args = []string{"-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-y", "chunk.mp4"}
+	w.OutputFile = "chunk.mp4"
+	e := wantCode(t, func() error { _, err := h.Handle(ctx, w); return err }(), job.Permanent, job.CodeTimeout)
+	if !strings.Contains(e.Message, "use smaller chunks") {
+		t.Errorf("message %q does not say what to do", e.Message)
+	}
+	if keys, _ := storage.List(t.Context(), b, ""); len(keys) != 0 {
+		t.Errorf("wrote %v", keys)
+	}
+}
+
+// outputFile is resolved inside the work dir: a directory symlink the
+// command made cannot lead the upload elsewhere.
+func TestOutputThroughSymlinkedDirectory(t *testing.T) {
+	h, _, _ := newHandler(t)
+	h.Runner.Allowed = append(h.Runner.Allowed, "ln")
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret.mp4"), []byte("not yours"), 0o600)
+	w := job.WorkerJob{JobID: "s", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: "ln", Args: []string{"-s", outside, "sub"}, OutputFile: "sub/secret.mp4"}
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeMissingOutput)
+}
+
+func TestKeepSegmentIsNotTaggedForExpiry(t *testing.T) {
+	// The tag itself is checked against the S3 server in pkg/storage; here,
+	// that KeepSegment reaches the upload: the handler's only S3-specific
+	// decision.
+	w := chunkJob(0, 3, 1)
+	if w.KeepSegment {
+		t.Fatal("chunk jobs keep their segments only when the spec says keepChunks")
+	}
+	spec := testkit.NativeSpec("k", 10, 5)
+	spec.KeepChunks = true
+	spec.Normalize()
+	if !spec.WorkerJob(spec.Plan()[0], 1, 1).KeepSegment {
+		t.Error("keepChunks does not reach the worker")
+	}
 }
