@@ -19,7 +19,6 @@ import (
 // errCancelRequested is the cause of a dispatch stopped by the cancel object.
 var errCancelRequested = errors.New("cancellation requested")
 
-
 // Run claims a prepared spec and runs the job until it is done, failed or
 // cancelled, and returns the final status. A job that fails is not a Go
 // error: the status says why. Errors are for what stopped the orchestrator
