@@ -310,10 +310,22 @@ func TestMalformedEvents(t *testing.T) {
 	if keys, _ := storage.List(t.Context(), stack.Bucket, "renders/bad-spec/"); len(keys) != 0 {
 		t.Errorf("an invalid spec wrote %v", keys)
 	}
-	// Records outside jobs/ are ignored, not failed.
-	out, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, "renders/x/output.mp4"))
-	if ferr != "" || !strings.Contains(string(out), "ignored") {
-		t.Errorf("record outside jobs/: %s %s", out, ferr)
+	// Records outside jobs/ or not naming a valid id are ignored, not failed.
+	for _, key := range []string{"renders/x/output.mp4", "jobs/two+words.json", "jobs/sub/x.json"} {
+		out, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, key))
+		if ferr != "" || !strings.Contains(string(out), "ignored") {
+			t.Errorf("record for %s: %s %s", key, out, ferr)
+		}
+	}
+	// The status of an invalid upload says why it will never run.
+	var get events.APIGatewayV2HTTPRequest
+	event(t, "http-get-status.json", &get)
+	get.RawPath = "/jobs/bad-spec"
+	out, _ := invoke(t, awslocal.OrchestratorFunction, get)
+	var resp events.APIGatewayV2HTTPResponse
+	json.Unmarshal(out, &resp)
+	if resp.StatusCode != 200 || !strings.Contains(resp.Body, `"state": "failed"`) || !strings.Contains(resp.Body, "unknown placeholder {frame}") {
+		t.Errorf("GET /jobs/bad-spec = %d %s", resp.StatusCode, resp.Body)
 	}
 }
 
@@ -409,5 +421,31 @@ func TestSampleEventsMatchTheDemo(t *testing.T) {
 	event(t, "s3-put.json", &s3ev)
 	if s3ev.Records[0].S3.Object.Key != job.JobKey(spec.ID) || s3ev.Records[0].S3.Bucket.Name != awslocal.BucketName {
 		t.Errorf("events/s3-put.json names %s in %s", s3ev.Records[0].S3.Object.Key, s3ev.Records[0].S3.Bucket.Name)
+	}
+}
+
+// Workers tag segments so the bucket's lifecycle rule expires leftovers; a
+// job that keeps its chunks gets untagged segments, which stay.
+func TestSegmentTags(t *testing.T) {
+	needStack(t)
+	for _, keep := range []bool{false, true} {
+		id := fmt.Sprintf("tags-keep-%v", keep)
+		spec := testkit.NativeSpec(id, 8, 4)
+		spec.KeepChunks = keep
+		upload(t, id, specJSON(t, spec))
+		if _, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, job.JobKey(id))); ferr != "" {
+			t.Fatal(ferr)
+		}
+		st := status(t, id)
+		for _, c := range st.Chunks {
+			tagging := stack.S3.Tagging(awslocal.BucketName, c.SegmentKey)
+			exists, _ := stack.Bucket.Exists(t.Context(), c.SegmentKey)
+			switch {
+			case keep && (tagging != "" || !exists):
+				t.Errorf("kept segment %s: tagging %q, exists %v", c.SegmentKey, tagging, exists)
+			case !keep && (tagging != "helios-kind=segment" || exists):
+				t.Errorf("segment %s: tagging %q, exists after success %v", c.SegmentKey, tagging, exists)
+			}
+		}
 	}
 }

@@ -262,14 +262,9 @@ func newWatchCommand(e *env) *cobra.Command {
 // started yet is pending.
 func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time.Duration, asJSON bool) error {
 	var prog *progress
+	orch := lookup(e, b)
 	for {
-		st, err := orchestrator.ReadStatus(ctx, b, id)
-		if errors.Is(err, orchestrator.ErrNotFound) {
-			if ok, _ := b.Exists(ctx, job.JobKey(id)); !ok || !job.ValidID(id) {
-				return err
-			}
-			st, err = &job.Status{JobID: id, State: job.StatePending}, nil
-		}
+		st, err := orch.Lookup(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -303,6 +298,13 @@ func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time
 		case <-time.After(interval):
 		}
 	}
+}
+
+// lookup is an orchestrator that only reads: status, or what an uploaded
+// spec would become.
+func lookup(e *env, b *blob.Bucket) *orchestrator.Orchestrator {
+	cfg, _ := config.FromEnv(e.getenv) // already validated by setup
+	return orchestrator.New(b, nil, nil, orchestrator.Config{Allowed: cfg.Allowed}, slog.New(slog.DiscardHandler))
 }
 
 // idFromSpec is the spec's own id if it has one, else the file's base name.
@@ -385,7 +387,7 @@ func newStatusCommand(e *env) *cobra.Command {
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
-				st, err := orchestrator.ReadStatus(cmd.Context(), b, args[0])
+				st, err := lookup(e, b).Lookup(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}

@@ -176,7 +176,8 @@ type RunOptions struct {
 func (o *Orchestrator) RunKey(ctx context.Context, key string, opts RunOptions) (*job.Status, error) {
 	id, ok := job.JobIDFromKey(key)
 	if !ok {
-		return nil, fmt.Errorf("key %q is not %s<id>.json", key, job.JobsPrefix)
+		return nil, &job.ValidationError{Problems: []job.Problem{{Path: "key",
+			Message: fmt.Sprintf("%q is not %s<id>.json with an id of letters, digits, '.', '_' or '-'", key, job.JobsPrefix)}}}
 	}
 	r, err := o.bucket.NewReader(ctx, key, nil)
 	if storage.IsNotFound(err) {
@@ -212,6 +213,29 @@ func (o *Orchestrator) Resume(ctx context.Context, id string, opts RunOptions) (
 		return nil, err
 	}
 	return o.Run(ctx, spec, opts)
+}
+
+// Lookup returns a job's status as a user should see it: status.json once
+// the job has run; for a spec uploaded to jobs/ but not started, pending, or
+// failed with every problem listed if the spec is invalid (an invalid
+// upload never runs, so nothing else would ever say why). Nothing is written.
+func (o *Orchestrator) Lookup(ctx context.Context, id string) (*job.Status, error) {
+	st, err := ReadStatus(ctx, o.bucket, id)
+	if !errors.Is(err, ErrNotFound) || !job.ValidID(id) {
+		return st, err
+	}
+	r, err := o.bucket.NewReader(ctx, job.JobKey(id), nil)
+	if storage.IsNotFound(err) {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if _, err := o.Prepare(r, id); err != nil {
+		return &job.Status{JobID: id, State: job.StateFailed, Error: job.AsError(err)}, nil
+	}
+	return &job.Status{JobID: id, State: job.StatePending}, nil
 }
 
 // ReadStatus returns a job's status.

@@ -102,13 +102,8 @@ type StatusResponse struct {
 
 func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, err := orchestrator.ReadStatus(r.Context(), h.Bucket, id)
+	st, err := h.Orch.Lookup(r.Context(), id)
 	if errors.Is(err, orchestrator.ErrNotFound) {
-		// Submitted but not started yet?
-		if ok, _ := h.Bucket.Exists(r.Context(), job.JobKey(id)); ok && job.ValidID(id) {
-			writeJSON(w, http.StatusOK, StatusResponse{Status: &job.Status{JobID: id, State: job.StatePending}})
-			return
-		}
 		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("job %q not found", id)})
 		return
 	}

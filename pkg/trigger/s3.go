@@ -53,6 +53,10 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 			out.Note = "ignored: bucket " + rec.S3.Bucket.Name + " is not " + h.BucketName
 		case !strings.HasPrefix(key, job.JobsPrefix) || !strings.HasSuffix(key, ".json"):
 			out.Note = "ignored: not under " + job.JobsPrefix + " with suffix .json"
+		default:
+			if _, ok := job.JobIDFromKey(key); !ok {
+				out.Note = "ignored: not jobs/<id>.json with an id of letters, digits, '.', '_' or '-' (at most 128)"
+			}
 		}
 		if out.Note != "" {
 			log.Info("S3 record ignored", "key", key, "event", rec.EventName, "bucket", rec.S3.Bucket.Name, "why", out.Note)

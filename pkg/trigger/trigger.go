@@ -31,6 +31,7 @@ type Orchestrator interface {
 	Submit(ctx context.Context, spec *job.Spec) error
 	RunKey(ctx context.Context, key string, opts orchestrator.RunOptions) (*job.Status, error)
 	Resume(ctx context.Context, id string, opts orchestrator.RunOptions) (*job.Status, error)
+	Lookup(ctx context.Context, id string) (*job.Status, error)
 }
 
 // DefaultMaxBody bounds an HTTP request body (Lambda's own limit is 6 MB).
