@@ -84,7 +84,8 @@ func record(bucket, name, key string) events.S3EventRecord {
 func TestS3Event(t *testing.T) {
 	h, f := newHandler(t)
 	ev := events.S3Event{Records: []events.S3EventRecord{
-		record("renders", "ObjectCreated:Put", "jobs/my+film+%281%29.json"), // "my film (1).json", form-encoded
+		record("renders", "ObjectCreated:Put", "jobs/my%2Dfilm_1.json"), // form-encoded "jobs/my-film_1.json"
+		record("renders", "ObjectCreated:Put", "jobs/my+film.json"),     // "my film": not a valid id
 		record("renders", "ObjectCreated:CompleteMultipartUpload", "jobs/b.json"),
 		record("renders", "ObjectRemoved:Delete", "jobs/c.json"),
 		record("other", "ObjectCreated:Put", "jobs/d.json"),
@@ -95,11 +96,11 @@ func TestS3Event(t *testing.T) {
 	if e != nil {
 		t.Fatal(e)
 	}
-	if got := strings.Join(slices.Sorted(slices.Values(f.keys)), ","); got != "jobs/b.json,jobs/my film (1).json" {
+	if got := strings.Join(slices.Sorted(slices.Values(f.keys)), ","); got != "jobs/b.json,jobs/my-film_1.json" {
 		t.Errorf("ran %s", got)
 	}
-	if n := strings.Count(string(out), "ignored"); n != 4 {
-		t.Errorf("%d records ignored, want 4: %s", n, out)
+	if n := strings.Count(string(out), "ignored"); n != 5 || !strings.Contains(string(out), `"jobs/my film.json"`) {
+		t.Errorf("%d records ignored, want 5 (keys decoded): %s", n, out)
 	}
 }
 
