@@ -283,13 +283,14 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	allow(orchestrator, []string{"s3:GetObject"}, objects(job.OutputsPrefix+"*"))
 	allow(orchestrator, []string{"s3:ListBucket"}, bucketArn)
 	allow(orchestrator, []string{"lambda:InvokeFunction"}, worker.FunctionArn(), stitcher.FunctionArn())
-	// The worker reads assets and its job's files, writes only segments and markers.
-	allow(worker, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*"))
-	allow(worker, []string{"s3:PutObject", "s3:PutObjectTagging"}, objects("renders/*/chunks/*"))
+	// The worker reads assets and completion markers, writes only segments
+	// (tagged for expiry) and markers.
+	allow(worker, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
+	allow(worker, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}, objects("renders/*/chunks/*"))
 	allow(worker, []string{"s3:ListBucket"}, bucketArn)
 	// The stitcher reads segments and writes outputs.
 	allow(stitcher, []string{"s3:GetObject"}, objects("renders/*/chunks/*"))
-	allow(stitcher, []string{"s3:PutObject"}, objects("renders/*"), objects(job.OutputsPrefix+"*"))
+	allow(stitcher, []string{"s3:PutObject", "s3:AbortMultipartUpload"}, objects("renders/*"), objects(job.OutputsPrefix+"*"))
 	allow(stitcher, []string{"s3:ListBucket"}, bucketArn)
 
 	// Uploads of jobs/*.json start the orchestrator; nothing under renders/

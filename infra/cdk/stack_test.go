@@ -215,8 +215,8 @@ func TestLeastPrivilege(t *testing.T) {
 	// What each function may do, in the order the stack grants it.
 	want := map[string][]string{
 		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions"},
-		"WorkerFunction":       {"s3:GetObject on assets/*,renders/*", "s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
-		"StitcherFunction":     {"s3:GetObject on renders/*/chunks/*", "s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
+		"WorkerFunction":       {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"StitcherFunction":     {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
 	}
 	for fn, grants := range want {
 		var got []string
