@@ -137,6 +137,15 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		return err
 	}
 
+	if dir, ok := storage.LocalDir(cfg.StorageURL); ok {
+		unlock, err := lockJob(dir, spec.ID)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "helios: %v\n", err)
+			return errJobFailed
+		}
+		defer unlock()
+	}
+
 	prog := newProgress(e.stderr, spec.Metadata.TotalFrames)
 	start := time.Now()
 	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update})

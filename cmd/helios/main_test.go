@@ -193,3 +193,21 @@ func TestJobSubmitWatch(t *testing.T) {
 		t.Errorf("invalid submit: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// Two runs of one job on one storage folder do not overlap.
+func TestJobRunLocksTheJob(t *testing.T) {
+	storage := t.TempDir()
+	unlock, err := lockJob(storage, "locked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	spec := testkit.NativeSpec("locked", 6, 3)
+	r := helios(t, nil, "job", "run", writeSpec(t, spec), "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "being run by another helios process") {
+		t.Errorf("exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(storage, "renders")); !os.IsNotExist(err) {
+		t.Error("the locked-out run wrote to the storage")
+	}
+}

@@ -62,6 +62,19 @@ func NormalizeURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
+// LocalDir returns the folder a file:// URL or plain path names.
+func LocalDir(rawURL string) (string, bool) {
+	n, err := NormalizeURL(rawURL)
+	if err != nil {
+		return "", false
+	}
+	u, err := url.Parse(n)
+	if err != nil || u.Scheme != "file" {
+		return "", false
+	}
+	return filepath.FromSlash(u.Path), true
+}
+
 // ErrExists is returned by Create when the key is already there.
 var ErrExists = errors.New("already exists")
 
@@ -69,8 +82,10 @@ var ErrExists = errors.New("already exists")
 func IsNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
 
 // Create writes data to key only if key does not exist yet (S3 If-None-Match,
-// GCS ifGenerationMatch=0, an exclusive create on disk). It returns ErrExists
-// if another writer got there first.
+// GCS ifGenerationMatch=0). It returns ErrExists if another writer got there
+// first. On a local folder the check is exclusive within one process only
+// (gocloud's fileblob): processes sharing a folder must coordinate
+// themselves, as `helios job run` does with a file lock per job.
 func Create(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
 	err := b.WriteAll(ctx, key, data, &blob.WriterOptions{IfNotExist: true, ContentType: contentType(key)})
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
