@@ -15,9 +15,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,7 +43,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	stack, err = awslocal.StartStack(context.Background(), awslocal.StackOptions{WorkDir: dir})
+	stack, err = awslocal.StartStack(context.Background(), awslocal.StackOptions{WorkDir: dir, ShortOrchestratorTimeout: 25 * time.Second})
 	if err != nil {
 		log.Fatalf("start the emulated AWS stack: %v", err)
 	}
@@ -448,4 +450,38 @@ func TestSegmentTags(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A job longer than one invocation of the orchestrator (here a 25 s time
+// limit, 15 s of it kept as the margin) stops before the limit, saves its
+// progress and continues in a new invocation it queues itself.
+func TestJobLongerThanOneInvocation(t *testing.T) {
+	needStack(t)
+	// The realtime filter paces each chunk at 10 fps: a 30-frame chunk takes
+	// 3 s, 12 chunks on 3 workers about 12 s, more than the 10 s window.
+	spec := testkit.NativeSpec("long", 360, 30)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime"
+	upload(t, "long", specJSON(t, spec))
+	before := stack.Lambda.Calls(awslocal.ShortOrchestratorFunction)
+	out, ferr := invoke(t, awslocal.ShortOrchestratorFunction, s3Event(t, "jobs/long.json"))
+	if ferr != "" || !strings.Contains(string(out), "continuing in a new invocation") {
+		t.Fatalf("first invocation: %s %s", out, ferr)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	var st *job.Status
+	for time.Now().Before(deadline) {
+		if s, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "long"); err == nil && s.State.Final() {
+			st = s
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if st == nil || st.State != job.StateDone {
+		t.Fatalf("job did not finish: %+v", st)
+	}
+	if n := stack.Lambda.Calls(awslocal.ShortOrchestratorFunction) - before; n < 2 {
+		t.Errorf("%d orchestrator invocations, want at least 2", n)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 360))
 }

@@ -80,7 +80,7 @@ func (s Settings) Validate() error {
 		}
 	}
 	between := func(v, lo, hi int) bool { return v >= lo && v <= hi }
-	check(regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,127}$`).MatchString(s.StackName), "stackName", s.StackName, "a CloudFormation stack name")
+	check(regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,50}$`).MatchString(s.StackName), "stackName", s.StackName, "a stack name of at most 51 letters, digits or '-' (it prefixes the orchestrator's function name)")
 	check(bucketPrefixPattern.MatchString(s.BucketPrefix), "bucketPrefix", s.BucketPrefix, "2-31 lowercase letters, digits or '-'")
 	check(s.RemovalPolicy == "retain" || s.RemovalPolicy == "destroy", "removalPolicy", s.RemovalPolicy, "retain or destroy")
 	check(between(s.ChunkExpiryDays, 1, 3650), "chunkExpiryDays", s.ChunkExpiryDays, "1 to 3650")
@@ -224,7 +224,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		config.EnvAllowedCommands: jsii.String(s.AllowedCommands),
 		config.EnvLogLevel:        jsii.String("info"),
 	}
-	function := func(id, name string, memory, storageMB, timeout int, env map[string]*string, layers []awslambda.ILayerVersion, reserved *float64) awslambda.Function {
+	function := func(id, name string, functionName *string, memory, storageMB, timeout int, env map[string]*string, layers []awslambda.ILayerVersion, reserved *float64) awslambda.Function {
 		vars := map[string]*string{}
 		for k, v := range common {
 			vars[k] = v
@@ -237,6 +237,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 			RemovalPolicy: removal,
 		})
 		props := &awslambda.FunctionProps{
+			FunctionName:                 functionName,
 			Description:                  jsii.String("Helios " + name),
 			Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
 			Architecture:                 awslambda.Architecture_ARM_64(),
@@ -256,11 +257,17 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		return awslambda.NewFunction(stack, jsii.String(id), props)
 	}
 
-	worker := function("WorkerFunction", "worker", s.WorkerMemory, s.WorkerStorage, s.WorkerTimeout, nil,
+	worker := function("WorkerFunction", "worker", nil, s.WorkerMemory, s.WorkerStorage, s.WorkerTimeout, nil,
 		[]awslambda.ILayerVersion{layer}, jsii.Number(float64(s.WorkerConcurrency)))
-	stitcher := function("StitcherFunction", "stitcher", s.StitcherMemory, s.StitcherStorage, 900, nil,
+	stitcher := function("StitcherFunction", "stitcher", nil, s.StitcherMemory, s.StitcherStorage, 900, nil,
 		[]awslambda.ILayerVersion{layer}, nil)
-	orchestrator := function("OrchestratorFunction", "orchestrator", s.OrchestratorMemory, 512, 900, map[string]*string{
+	// The orchestrator is named, so its policy can let it invoke itself (a
+	// job longer than one invocation continues in the next) without
+	// referring to the function it is attached to.
+	orchestratorName := s.StackName + "-orchestrator"
+	orchestratorArn := awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), awscdk.Aws_PARTITION(), jsii.String(":lambda:"),
+		awscdk.Aws_REGION(), jsii.String(":"), awscdk.Aws_ACCOUNT_ID(), jsii.String(":function:" + orchestratorName)})
+	orchestrator := function("OrchestratorFunction", "orchestrator", jsii.String(orchestratorName), s.OrchestratorMemory, 512, 900, map[string]*string{
 		config.EnvAdapter:          jsii.String(config.AdapterLambda),
 		config.EnvWorkerFunction:   worker.FunctionName(),
 		config.EnvStitcherFunction: stitcher.FunctionName(),
@@ -282,7 +289,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"))
 	allow(orchestrator, []string{"s3:GetObject"}, objects(job.OutputsPrefix+"*"))
 	allow(orchestrator, []string{"s3:ListBucket"}, bucketArn)
-	allow(orchestrator, []string{"lambda:InvokeFunction"}, worker.FunctionArn(), stitcher.FunctionArn())
+	allow(orchestrator, []string{"lambda:InvokeFunction"}, worker.FunctionArn(), stitcher.FunctionArn(), orchestratorArn)
 	// The worker reads assets and completion markers, writes only segments
 	// (tagged for expiry) and markers.
 	allow(worker, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))

@@ -214,7 +214,7 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	// What each function may do, in the order the stack grants it.
 	want := map[string][]string{
-		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions"},
+		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions,itself"},
 		"WorkerFunction":       {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
 		"StitcherFunction":     {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
 	}
@@ -253,6 +253,8 @@ func describe(st map[string]any) string {
 		switch {
 		case strings.Contains(s, "Fn::GetAtt"):
 			functions++
+		case strings.Contains(s, ":function:"):
+			res = append(res, "itself")
 		case strings.Contains(s, `"/`):
 			i := strings.LastIndex(s, `"/`)
 			res = append(res, strings.Trim(s[i+2:], `"]}`))

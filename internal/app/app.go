@@ -44,7 +44,8 @@ func Main(name string, build func(b *blob.Bucket, cfg config.Config, log *slog.L
 		log.Error("start-up", "error", err)
 		os.Exit(1)
 	}
-	if err := runtime.Start(ctx, h, log); err != nil {
+	platform := runtime.Platform{Lambda: cfg.OnLambda, Port: cfg.Port, Public: cfg.OnCloudRun}
+	if err := runtime.Start(ctx, h, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)
 	}

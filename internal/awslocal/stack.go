@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -30,7 +31,14 @@ type StackOptions struct {
 	Orchestrators int    // orchestrator execution environments (default 2)
 	WorkDir       string // bootstraps and emulator logs
 	Allowed       string // HELIOS_ALLOWED_COMMANDS (default ffmpeg)
+	// ShortOrchestratorTimeout, if set, adds ShortOrchestratorFunction: the
+	// orchestrator with this time limit, to try jobs longer than one
+	// invocation.
+	ShortOrchestratorTimeout time.Duration
 }
+
+// ShortOrchestratorFunction is the orchestrator with a short time limit.
+const ShortOrchestratorFunction = "helios-orchestrator-short"
 
 // Stack is the three functions, built from this module, under the Lambda
 // emulator with an S3-compatible bucket: the AWS deployment on loopback.
@@ -83,17 +91,23 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 		}
 		return e
 	}
-	st.Lambda, err = StartLambda(ctx, rie, opts.WorkDir,
-		Function{Name: OrchestratorFunction, Bootstrap: boots[OrchestratorFunction], Instances: orchestrators, Env: env(map[string]string{
-			config.EnvAdapter:          config.AdapterLambda,
-			config.EnvWorkerFunction:   WorkerFunction,
-			config.EnvStitcherFunction: StitcherFunction,
-			config.EnvConcurrency:      strconv.Itoa(workers),
-			config.EnvStatusInterval:   "200ms",
-		})},
-		Function{Name: WorkerFunction, Bootstrap: boots[WorkerFunction], Instances: workers, Env: env(nil)},
-		Function{Name: StitcherFunction, Bootstrap: boots[StitcherFunction], Env: env(nil)},
-	)
+	orchestratorEnv := env(map[string]string{
+		config.EnvAdapter:          config.AdapterLambda,
+		config.EnvWorkerFunction:   WorkerFunction,
+		config.EnvStitcherFunction: StitcherFunction,
+		config.EnvConcurrency:      strconv.Itoa(workers),
+		config.EnvStatusInterval:   "200ms",
+	})
+	fns := []Function{
+		{Name: OrchestratorFunction, Bootstrap: boots[OrchestratorFunction], Instances: orchestrators, Env: orchestratorEnv},
+		{Name: WorkerFunction, Bootstrap: boots[WorkerFunction], Instances: workers, Env: env(nil)},
+		{Name: StitcherFunction, Bootstrap: boots[StitcherFunction], Env: env(nil)},
+	}
+	if opts.ShortOrchestratorTimeout > 0 {
+		fns = append(fns, Function{Name: ShortOrchestratorFunction, Bootstrap: boots[OrchestratorFunction], Instances: 2,
+			Env: orchestratorEnv, Timeout: opts.ShortOrchestratorTimeout})
+	}
+	st.Lambda, err = StartLambda(ctx, rie, opts.WorkDir, fns...)
 	if err != nil {
 		s3srv.Close()
 		return nil, err

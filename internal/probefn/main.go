@@ -21,7 +21,8 @@ func main() {
 	if os.Getenv("PROBE_FUNCTION") == "stitcher" {
 		h = runtime.Handler[job.StitchRequest, job.StitchResult](adaptertest.ProbeStitcher)
 	}
-	if err := runtime.Start(context.Background(), h, log); err != nil {
+	platform := runtime.Platform{Lambda: os.Getenv("AWS_LAMBDA_RUNTIME_API") != "", Port: "8080"}
+	if err := runtime.Start(context.Background(), h, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)
 	}

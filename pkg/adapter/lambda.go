@@ -97,6 +97,20 @@ func (a *AwsLambdaAdapter) Invoke(ctx context.Context, fn Function, payload []by
 	return out.Payload, nil
 }
 
+// InvokeAsync queues an asynchronous (Event) invocation of a function:
+// Lambda accepts the payload and runs the function later.
+func InvokeAsync(ctx context.Context, client LambdaInvoker, function string, payload []byte) error {
+	_, err := client.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName:   aws.String(function),
+		InvocationType: types.InvocationTypeEvent,
+		Payload:        payload,
+	})
+	if err != nil {
+		return classifyLambdaError(function, err)
+	}
+	return nil
+}
+
 // classifyLambdaError turns an Invoke API error (after the SDK's own
 // retries) into a typed error.
 func classifyLambdaError(name string, err error) error {

@@ -34,6 +34,15 @@ var Names = []string{
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 }
 
+// Variables the platforms set, read here too so one place knows the
+// environment.
+const (
+	EnvLambdaRuntimeAPI   = "AWS_LAMBDA_RUNTIME_API"   // set on Lambda: serve the Lambda runtime API
+	EnvLambdaFunctionName = "AWS_LAMBDA_FUNCTION_NAME" // this function, on Lambda
+	EnvPort               = "PORT"                     // HTTP port elsewhere (Cloud Run sets it)
+	EnvCloudRunService    = "K_SERVICE"                // set on Cloud Run
+)
+
 // Adapter kinds.
 const (
 	AdapterLocal  = "local"
@@ -58,6 +67,12 @@ type Config struct {
 	LogLevel            slog.Level
 	WorkerFunction      string
 	StitcherFunction    string
+
+	// Platform.
+	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
+	LambdaFunctionName string // this function's name on Lambda
+	Port               string // HTTP port when not on Lambda (default 8080)
+	OnCloudRun         bool   // K_SERVICE is set: listen on every interface
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in a program).
@@ -79,6 +94,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Allowed:          job.ParseAllowlist(get(EnvAllowedCommands, DefaultAllowedCommands)),
 		WorkerFunction:   get(EnvWorkerFunction, ""),
 		StitcherFunction: get(EnvStitcherFunction, ""),
+
+		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
+		LambdaFunctionName: get(EnvLambdaFunctionName, ""),
+		Port:               get(EnvPort, "8080"),
+		OnCloudRun:         get(EnvCloudRunService, "") != "",
+	}
+	if n, err := strconv.Atoi(c.Port); err != nil || n < 1 || n > 65535 {
+		bad(EnvPort, c.Port, "a TCP port number")
 	}
 	switch c.Adapter {
 	case AdapterLocal:

@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -53,20 +54,6 @@ func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 	return nil, fmt.Errorf("adapter %q is not available in this build", cfg.Adapter)
 }
 
-// Trigger is the orchestrator function's handler.
-func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*trigger.Handler, error) {
-	a, err := Adapter(ctx, b, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	return &trigger.Handler{
-		Orch:       Orchestrator(b, a, cfg, log),
-		Bucket:     b,
-		BucketName: storage.BucketName(cfg.StorageURL),
-		Log:        log,
-	}, nil
-}
-
 // Orchestrator returns an orchestrator reaching its workers through a.
 func Orchestrator(b *blob.Bucket, a *adapter.Adapter, cfg config.Config, log *slog.Logger) *orchestrator.Orchestrator {
 	return orchestrator.New(b, a, a, orchestrator.Config{
@@ -76,4 +63,32 @@ func Orchestrator(b *blob.Bucket, a *adapter.Adapter, cfg config.Config, log *sl
 		StitchTimeout:       cfg.StitchTimeout,
 		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
 	}, log)
+}
+
+// Trigger is the orchestrator function's handler. On Lambda, a job that
+// outlives one invocation continues in the next: the function invokes
+// itself asynchronously with {"jobId"}.
+func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*trigger.Handler, error) {
+	a, err := Adapter(ctx, b, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	h := &trigger.Handler{
+		Orch:       Orchestrator(b, a, cfg, log),
+		Bucket:     b,
+		BucketName: storage.BucketName(cfg.StorageURL),
+		Log:        log,
+	}
+	if cfg.OnLambda && cfg.LambdaFunctionName != "" {
+		client, err := adapter.NewLambdaClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		self := cfg.LambdaFunctionName
+		h.Continue = func(ctx context.Context, id string) error {
+			payload, _ := json.Marshal(trigger.Invoke{JobID: id})
+			return adapter.InvokeAsync(ctx, client, self, payload)
+		}
+	}
+	return h, nil
 }

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -69,28 +68,31 @@ func DecodeFunctionError(errorType, message string) *job.Error {
 	return job.Errorf(job.Retryable, job.CodeWorkerLost, "function failed: %s: %s", errorType, message)
 }
 
-// Start serves h on the platform this process runs on and returns only when
-// serving ends.
-func Start(ctx context.Context, h lambda.Handler, log *slog.Logger) error {
-	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+// Platform says where a function runs; pkg/config reads it from the
+// environment.
+type Platform struct {
+	Lambda bool   // serve the Lambda runtime API
+	Port   string // else serve HTTP on this port
+	Public bool   // listen on every interface (Cloud Run), not only loopback
+}
+
+// Start serves h on its platform and returns only when serving ends.
+func Start(ctx context.Context, h lambda.Handler, p Platform, log *slog.Logger) error {
+	if p.Lambda {
 		lambda.StartHandlerWithContext(ctx, h) // never returns
 		return nil
 	}
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	// Cloud Run routes to the container's interface; anywhere else an
-	// unauthenticated function must not be reachable from the network.
+	// Anywhere but Cloud Run, an unauthenticated function must not be
+	// reachable from the network.
 	host := "127.0.0.1"
-	if os.Getenv("K_SERVICE") != "" {
+	if p.Public {
 		host = ""
 	}
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", HTTPHandler(h).ServeHTTP); err != nil {
 		return fmt.Errorf("register function: %w", err)
 	}
-	log.Info("serving over HTTP", "addr", net.JoinHostPort(host, port))
-	return funcframework.StartHostPort(host, port)
+	log.Info("serving over HTTP", "addr", net.JoinHostPort(host, p.Port))
+	return funcframework.StartHostPort(host, p.Port)
 }
 
 // MaxHTTPBody bounds a request body, like Lambda's 6 MB payload limit.

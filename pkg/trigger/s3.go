@@ -66,6 +66,9 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 		g.Go(func() error {
 			st, err := h.Orch.RunKey(gctx, key, orchestrator.RunOptions{})
 			switch {
+			case h.continued(gctx, out.JobID, err):
+				out.Note = "continuing in a new invocation"
+				return nil
 			case errors.Is(err, orchestrator.ErrAlreadyRunning):
 				out.Note = "already running elsewhere (duplicate event)"
 				log.Info("job already running; duplicate event ignored", "key", key)

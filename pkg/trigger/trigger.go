@@ -46,10 +46,14 @@ type Handler struct {
 	// MaxBody bounds HTTP request bodies; 0 means DefaultMaxBody.
 	MaxBody int64
 	// Margin is how long before the function's deadline a run stops, saves
-	// its progress and releases its lease, so a retry of the event resumes
-	// it at once (default 15s).
+	// its progress and releases its lease (default 15s).
 	Margin time.Duration
-	Log    *slog.Logger
+	// Continue, if set, hands an interrupted job to a fresh invocation
+	// (on Lambda: this function, invoked asynchronously with {"jobId"}), so
+	// a job may run longer than one invocation. Without it, the invocation
+	// fails and the platform's retry of the event resumes the job.
+	Continue func(ctx context.Context, jobID string) error
+	Log      *slog.Logger
 }
 
 // Lambda returns the byte-level handler served on Lambda.
@@ -116,10 +120,27 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 		h.log().Info("job already running elsewhere; nothing to do", "jobId", in.JobID, "key", in.Key)
 		return map[string]string{"jobId": in.JobID, "key": in.Key, "state": "already running"}, nil
 	}
+	if st != nil && h.continued(ctx, st.JobID, err) {
+		return map[string]string{"jobId": st.JobID, "state": "continuing in a new invocation"}, nil
+	}
 	if err != nil {
 		return nil, runError(err)
 	}
 	return st, nil
+}
+
+// continued hands a run stopped by the margin to a new invocation and
+// reports whether it did.
+func (h *Handler) continued(ctx context.Context, id string, err error) bool {
+	if h.Continue == nil || !errors.Is(err, context.DeadlineExceeded) || !job.ValidID(id) {
+		return false
+	}
+	if cerr := h.Continue(context.WithoutCancel(ctx), id); cerr != nil {
+		h.log().Error("could not continue the job in a new invocation", "jobId", id, "error", cerr)
+		return false
+	}
+	h.log().Info("time limit near: the job continues in a new invocation", "jobId", id)
+	return true
 }
 
 // runError classifies an error from running a job for the platform: a spec

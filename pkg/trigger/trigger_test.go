@@ -194,7 +194,8 @@ type blockingOrch struct{ *fakeOrch }
 
 func (b *blockingOrch) RunKey(ctx context.Context, key string, _ orchestrator.RunOptions) (*job.Status, error) {
 	<-ctx.Done()
-	return &job.Status{State: job.StateRunning}, fmt.Errorf("job interrupted: %w", ctx.Err())
+	id, _ := job.JobIDFromKey(key)
+	return &job.Status{JobID: id, State: job.StateRunning}, fmt.Errorf("job interrupted: %w", ctx.Err())
 }
 
 // A run stops Margin before the function's deadline and fails retryably,
@@ -213,5 +214,24 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2500*time.Millisecond {
 		t.Errorf("returned after %s, later than the margin before the 3s deadline", d)
+	}
+}
+
+// With Continue, a run stopped by the margin is handed to a new invocation
+// and this one succeeds.
+func TestContinuesInANewInvocation(t *testing.T) {
+	h, f := newHandler(t)
+	var continued []string
+	h.Orch, h.Margin = &blockingOrch{fakeOrch: f}, 2*time.Second
+	h.Continue = func(ctx context.Context, id string) error { continued = append(continued, id); return nil }
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	payload, _ := json.Marshal(events.S3Event{Records: []events.S3EventRecord{record("renders", "ObjectCreated:Put", "jobs/long.json")}})
+	out, err := h.Lambda().Invoke(ctx, payload)
+	if err != nil || !strings.Contains(string(out), "continuing in a new invocation") {
+		t.Fatalf("Invoke = %s, %v", out, err)
+	}
+	if len(continued) != 1 || continued[0] != "long" {
+		t.Errorf("continued %v, want [long]", continued)
 	}
 }
