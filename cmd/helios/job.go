@@ -238,6 +238,9 @@ func newSubmitCommand(e *env) *cobra.Command {
 				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": job.JobKey(spec.ID)})
 			}
 			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s\n", spec.ID, job.JobKey(spec.ID), spec.ID)
+			if _, local := storage.LocalDir(cfg.StorageURL); local {
+				fmt.Fprintf(e.stderr, "note: nothing watches a local folder for uploads; render it here with: helios job run %s --out PATH\n", args[0])
+			}
 			return nil
 		},
 	}
@@ -267,15 +270,25 @@ func newWatchCommand(e *env) *cobra.Command {
 	return cmd
 }
 
+// staleAfter is how long a running job may go without writing its status
+// before watch says so (a live orchestrator writes it at least every minute).
+const staleAfter = 3 * time.Minute
+
 // watch polls a job's status until it is final. A job submitted but not
 // started yet is pending.
 func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time.Duration, asJSON bool) error {
 	var prog *progress
 	orch := lookup(e, b)
+	warned := false
 	for {
 		st, err := orch.Lookup(ctx, id)
 		if err != nil {
 			return err
+		}
+		if idle := time.Since(st.Timings.UpdatedAt); !warned && !st.State.Final() && !st.Timings.UpdatedAt.IsZero() && idle > staleAfter {
+			fmt.Fprintf(e.stderr, "helios: job %s has reported no progress for %s; if its orchestrator stopped, resume it (helios job run, or invoke the orchestrator with {\"jobId\": %q})\n",
+				id, idle.Round(time.Second), id)
+			warned = true
 		}
 		if prog == nil && st.TotalFrames > 0 {
 			prog = newProgress(e.stderr, st.TotalFrames)

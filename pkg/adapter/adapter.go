@@ -1,9 +1,9 @@
 // Package adapter carries worker and stitcher invocations to wherever the
 // functions run. Adapter is the one portable type (it satisfies the seed's
 // WorkerAdapter: Execute(ctx, WorkerJob) (WorkerResult, error)); a Driver per
-// transport moves the bytes: LocalWorkerAdapter in process, and the Lambda
-// and Cloud Run drivers over their APIs. Every driver passes the same
-// conformance suite, adaptertest.RunConformance.
+// transport moves the bytes: LocalWorkerAdapter in process, AwsLambdaAdapter
+// over the Lambda Invoke API (a Cloud Run driver is to come). Every driver
+// passes the same conformance suite, adaptertest.RunConformance.
 //
 // Errors come back typed: a *job.Error whose Kind says whether another
 // attempt can help, or the context's error when the caller gave up.

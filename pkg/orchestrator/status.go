@@ -19,11 +19,16 @@ type tracker struct {
 	progress func(job.Status)
 	costRate float64
 
-	writeMu sync.Mutex // orders writes so an older snapshot never lands last
-	mu      sync.Mutex
-	st      job.Status
-	dirty   bool
+	writeMu   sync.Mutex // orders writes so an older snapshot never lands last
+	mu        sync.Mutex
+	st        job.Status
+	dirty     bool
+	lastWrite time.Time
 }
+
+// heartbeat is the longest a running job goes without writing its status,
+// so a reader can tell a live job from a stopped one by timings.updatedAt.
+const heartbeat = time.Minute
 
 func newTracker(o *Orchestrator, spec *job.Spec, chunks []job.Chunk, prev *job.Status, progress func(job.Status)) *tracker {
 	now := time.Now().UTC()
@@ -147,7 +152,7 @@ func (t *tracker) write(ctx context.Context) error {
 	}
 	t.st.Timings.UpdatedAt = time.Now().UTC()
 	data, err := json.MarshalIndent(&t.st, "", "  ")
-	t.dirty = false
+	t.dirty, t.lastWrite = false, time.Now()
 	t.mu.Unlock()
 	if err != nil {
 		return err
@@ -175,6 +180,11 @@ func (t *tracker) setState(ctx context.Context, s job.State, f func(st *job.Stat
 // flushEvery writes the status every interval until stop is called.
 func (t *tracker) flushEvery(ctx context.Context, interval time.Duration, onErr func(error)) (stop func()) {
 	return every(ctx, interval, func(ctx context.Context) bool {
+		t.mu.Lock()
+		if time.Since(t.lastWrite) > heartbeat {
+			t.dirty = true
+		}
+		t.mu.Unlock()
 		if err := t.write(ctx); err != nil && ctx.Err() == nil {
 			onErr(err)
 		}

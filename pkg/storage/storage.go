@@ -46,7 +46,7 @@ func Open(ctx context.Context, rawURL string) (*blob.Bucket, error) {
 // returns other URLs unchanged.
 func NormalizeURL(raw string) (string, error) {
 	if raw == "" {
-		return "", errors.New("storage URL is empty: set HELIOS_STORAGE_URL or --storage (file:///dir, s3://bucket, gs://bucket)")
+		return "", errors.New("storage URL is empty: set HELIOS_STORAGE_URL or --storage (a folder, file:///dir or s3://bucket)")
 	}
 	if strings.Contains(raw, "://") {
 		if _, err := url.Parse(raw); err != nil {
