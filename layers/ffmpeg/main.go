@@ -85,7 +85,8 @@ func build(ctx context.Context, arch, out, ffmpegBin, ffprobeBin string) error {
 			}
 		}
 	}
-	for tool, path := range bins {
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		path := bins[tool]
 		info, err := os.Stat(path)
 		if err != nil {
 			return fmt.Errorf("%s binary: %w", tool, err)
