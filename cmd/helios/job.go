@@ -153,7 +153,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	if errors.Is(err, orchestrator.ErrConflict) {
 		return usageError{fmt.Errorf("%w: pass --id to render it as a new job", err)}
 	}
-	if errors.Is(err, orchestrator.ErrAlreadyRunning) {
+	if errors.Is(err, orchestrator.ErrAlreadyRunning) || errors.Is(err, orchestrator.ErrLeaseLost) {
 		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
 		return errJobFailed
 	}

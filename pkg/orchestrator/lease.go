@@ -17,9 +17,10 @@ import (
 // duplicate trigger, or a second `helios job run` of the same job.
 var ErrAlreadyRunning = errors.New("job is already being run by another orchestrator")
 
-// errLeaseLost is the cause of a run stopped because another orchestrator
-// took the job over (this one stalled past its lease).
-var errLeaseLost = errors.New("lease lost to another orchestrator")
+// ErrLeaseLost means the run stopped because another orchestrator took the
+// job over (this one stalled past its lease); the job, and its status, are
+// the other's now.
+var ErrLeaseLost = errors.New("lease lost to another orchestrator")
 
 // lease is the content of renders/<id>/lease.<gen>.
 type lease struct {
@@ -38,7 +39,7 @@ type heldLease struct {
 // generations, each created if not exists, so taking over an expired lease
 // needs no conditional delete: of two orchestrators that both see
 // generation n expired, exactly one creates n+1. The run's context is
-// cancelled (cause errLeaseLost) if a higher generation appears or the lease
+// cancelled (cause ErrLeaseLost) if a higher generation appears or the lease
 // cannot be renewed for half its life. release stops the renewals and
 // removes the job's leases.
 func (o *Orchestrator) acquireLease(ctx context.Context, id string, lost context.CancelCauseFunc, log *slog.Logger) (*heldLease, error) {
@@ -86,7 +87,7 @@ func (o *Orchestrator) acquireLease(ctx context.Context, id string, lost context
 	stop := every(context.WithoutCancel(ctx), o.cfg.LeaseTTL/3, func(ctx context.Context) bool {
 		if newer, err := o.newerLease(ctx, id, gen); err == nil && newer {
 			log.Error("another orchestrator took over the job; stopping", "generation", gen)
-			lost(errLeaseLost)
+			lost(ErrLeaseLost)
 			return false
 		}
 		if err := storage.WriteJSON(ctx, o.bucket, key, fresh()); err != nil {
@@ -96,7 +97,7 @@ func (o *Orchestrator) acquireLease(ctx context.Context, id string, lost context
 			log.Warn("renew lease", "error", err)
 			if time.Since(lastRenewed) > o.cfg.LeaseTTL/2 {
 				log.Error("lease not renewed for half its life; stopping", "generation", gen)
-				lost(errLeaseLost)
+				lost(ErrLeaseLost)
 				return false
 			}
 			return true

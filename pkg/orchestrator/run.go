@@ -118,16 +118,13 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 // function about to time out) leaves the progress written for a resume; a
 // lost lease writes nothing, since the job is another orchestrator's now.
 func (o *Orchestrator) interrupted(outer, ctx context.Context, tr *tracker, id string) (*job.Status, error) {
-	if errors.Is(context.Cause(ctx), errLeaseLost) {
+	if errors.Is(context.Cause(ctx), ErrLeaseLost) {
 		return tr.snapshot(), fmt.Errorf("job %q: %w", id, ErrLeaseLost)
 	}
 	_ = tr.write(context.WithoutCancel(ctx))
 	return tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, outer.Err())
 }
 
-// ErrLeaseLost means the run stopped because another orchestrator took the
-// job over; it owns the status now.
-var ErrLeaseLost = errLeaseLost
 
 // dispatch renders the pending chunks with bounded concurrency. The first
 // chunk that fails for good stops the others: the job has failed, and

@@ -69,7 +69,7 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 			case h.continued(gctx, out.JobID, err):
 				out.Note = "continuing in a new invocation"
 				return nil
-			case errors.Is(err, orchestrator.ErrAlreadyRunning):
+			case errors.Is(err, orchestrator.ErrAlreadyRunning), errors.Is(err, orchestrator.ErrLeaseLost):
 				out.Note = "already running elsewhere (duplicate event)"
 				log.Info("job already running; duplicate event ignored", "key", key)
 				return nil

@@ -116,7 +116,7 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 	default:
 		st, err = h.Orch.RunKey(ctx, in.Key, orchestrator.RunOptions{})
 	}
-	if errors.Is(err, orchestrator.ErrAlreadyRunning) {
+	if errors.Is(err, orchestrator.ErrAlreadyRunning) || errors.Is(err, orchestrator.ErrLeaseLost) {
 		h.log().Info("job already running elsewhere; nothing to do", "jobId", in.JobID, "key", in.Key)
 		return map[string]string{"jobId": in.JobID, "key": in.Key, "state": "already running"}, nil
 	}
