@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+func newRootCommand(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "helios",
+		Short:         "Render videos in chunks, locally or on serverless workers",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	jobCmd := &cobra.Command{Use: "job", Short: "Run and manage render jobs"}
+	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e))
+	root.AddCommand(jobCmd)
+	return root
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s: expected %s, got %d arguments (see --help)", cmd.CommandPath(), what, len(args))}
+		}
+		return nil
+	}
+}
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
+		strings.Contains(msg, "required flag")
+}
+
+// commonFlags are shared by the job subcommands.
+type commonFlags struct {
+	storage string
+	json    bool
+	verbose bool
+}
+
+func (f *commonFlags) register(cmd *cobra.Command, withJSON bool) {
+	cmd.Flags().StringVar(&f.storage, "storage", "", "storage URL or folder (default $"+config.EnvStorageURL+" or ./"+config.DefaultStorageURL+")")
+	if withJSON {
+		cmd.Flags().BoolVar(&f.json, "json", false, "print the status as JSON on stdout")
+	}
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log each step")
+}
+
+// setup reads the configuration, with flags overriding the environment, and
+// opens the bucket.
+func (f *commonFlags) setup(ctx context.Context, e *env) (config.Config, *blob.Bucket, *slog.Logger, error) {
+	cfg, err := config.FromEnv(e.getenv)
+	if err != nil {
+		return cfg, nil, nil, usageError{err}
+	}
+	if f.storage != "" {
+		cfg.StorageURL = f.storage
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	b, err := storage.Open(ctx, cfg.StorageURL)
+	if err != nil {
+		return cfg, nil, nil, usageError{err}
+	}
+	return cfg, b, log, nil
+}
+
+// onBucket opens the storage, runs fn and closes it; a job that does not
+// exist is a usage error (exit 2).
+func (f *commonFlags) onBucket(ctx context.Context, e *env, fn func(*blob.Bucket) error) error {
+	_, b, _, err := f.setup(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	err = fn(b)
+	if errors.Is(err, orchestrator.ErrNotFound) {
+		return usageError{err}
+	}
+	return err
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+func newRunCommand(e *env) *cobra.Command {
+	var f commonFlags
+	var out, id string
+	var concurrency int
+	cmd := &cobra.Command{
+		Use:   "run SPEC.json --out PATH",
+		Short: "Render a job on this machine and save the video",
+		Long: "Render a job spec (native or Helios form) in chunks on this machine, with the same\n" +
+			"handlers the cloud functions run, stitch the chunks and copy the video to PATH.\n" +
+			"Running it again resumes: only chunks without a completion marker are rendered.\n" +
+			"Exit status: 0 done, 1 failed or cancelled, 2 bad input or usage.",
+		Args: exactArgs(1, "one job spec file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{errors.New("--out PATH is required: where to save the video")}
+			}
+			return runJob(cmd.Context(), e, &f, args[0], out, id, concurrency)
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVarP(&out, "out", "o", "", "where to save the video (required)")
+	cmd.Flags().StringVar(&id, "id", "", "job id (default: the spec's id, else the file name)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
+	return cmd
+}
+
+func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id string, concurrency int) error {
+	cfg, b, log, err := f.setup(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if concurrency < 0 {
+		return usageError{fmt.Errorf("--concurrency must be at least 1; got %d", concurrency)}
+	}
+	if concurrency > 0 {
+		cfg.Concurrency = concurrency
+	}
+	a, err := pipeline.Adapter(ctx, b, cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
+	orch := pipeline.Orchestrator(b, a, cfg, log)
+	spec, err := prepare(e, orch, specPath, id)
+	if err != nil {
+		return err
+	}
+
+	if dir, ok := storage.LocalDir(cfg.StorageURL); ok {
+		unlock, err := lockJob(dir, spec.ID)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "helios: %v\n", err)
+			return errJobFailed
+		}
+		defer unlock()
+	}
+
+	prog := newProgress(e.stderr, spec.Metadata.TotalFrames)
+	start := time.Now()
+	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update})
+	prog.finish()
+	if errors.Is(err, orchestrator.ErrConflict) {
+		return usageError{fmt.Errorf("%w: pass --id to render it as a new job", err)}
+	}
+	if errors.Is(err, orchestrator.ErrAlreadyRunning) || errors.Is(err, orchestrator.ErrLeaseLost) {
+		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
+		return errJobFailed
+	}
+	if err != nil {
+		if st != nil && ctx.Err() != nil {
+			fmt.Fprintf(e.stderr, "helios: interrupted after %d of %d chunks; run the same command again to resume\n", st.ChunksDone, st.ChunksTotal)
+			return errJobFailed
+		}
+		return err
+	}
+	wall := time.Since(start)
+	if st.State == job.StateDone {
+		if err := download(ctx, b, st.Output, out); err != nil {
+			return err
+		}
+	}
+	if f.json {
+		if err := printJSON(e.stdout, st); err != nil {
+			return err
+		}
+	} else {
+		printSummary(e.stdout, st, spec, out, wall)
+	}
+	if st.State != job.StateDone {
+		if f.json {
+			printFailure(e.stderr, st)
+		}
+		return errJobFailed
+	}
+	return nil
+}
+
+// prepare reads, decodes and validates a spec file, listing every problem
+// on stderr. Nothing is written anywhere.
+func prepare(e *env, orch *orchestrator.Orchestrator, specPath, id string) (*job.Spec, error) {
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if id == "" {
+		id = idFromSpec(data, specPath)
+	}
+	spec, err := orch.Prepare(bytes.NewReader(data), id)
+	var ve *job.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		fmt.Fprintf(e.stderr, "helios: %s is not a valid job spec:\n", specPath)
+		for _, p := range ve.Problems {
+			fmt.Fprintf(e.stderr, "  - %s\n", p)
+		}
+		return nil, usageError{fmt.Errorf("%d problem(s) in %s", len(ve.Problems), specPath)}
+	case err != nil:
+		return nil, usageError{err}
+	}
+	return spec, nil
+}
+
+// idFromSpec is the spec's own id if it has one, else the file's base name.
+func idFromSpec(data []byte, path string) string {
+	if id := job.PeekID(data); id != "" {
+		return id
+	}
+	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+}
+
+// download copies the output to path, atomically: a partial file never
+// appears under the final name.
+func download(ctx context.Context, b *blob.Bucket, key, path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	tmp := fmt.Sprintf("%s.part-%d", path, os.Getpid())
+	_ = os.Remove(tmp)
+	if _, err := storage.DownloadFile(ctx, b, key, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printSummary(w io.Writer, st *job.Status, spec *job.Spec, out string, wall time.Duration) {
+	if st.State != job.StateDone {
+		printFailure(w, st)
+		return
+	}
+	seconds := float64(st.FramesDone) / spec.Metadata.FPS
+	fmt.Fprintf(w, "done: %s\n", out)
+	fmt.Fprintf(w, "  frames:    %d (%dx%d at %g fps)\n", st.FramesDone, spec.Metadata.Width, spec.Metadata.Height, spec.Metadata.FPS)
+	fmt.Fprintf(w, "  duration:  %.2f s\n", seconds)
+	fmt.Fprintf(w, "  chunks:    %d\n", st.ChunksTotal)
+	fmt.Fprintf(w, "  wall time: %.2f s (render %.2f s, stitch %.2f s)\n", wall.Seconds(),
+		float64(st.Timings.RenderMs)/1000, float64(st.Timings.StitchMs)/1000)
+	fmt.Fprintf(w, "  size:      %d bytes\n", st.OutputBytes)
+}
+
+func printFailure(w io.Writer, st *job.Status) {
+	fmt.Fprintf(w, "job %s %s after %d of %d chunks\n", st.JobID, st.State, st.ChunksDone, st.ChunksTotal)
+	if st.Error != nil {
+		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
+	}
+}

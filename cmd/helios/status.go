@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+)
+
+func newStatusCommand(e *env) *cobra.Command {
+	var f commonFlags
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a job's progress",
+		Args:  exactArgs(1, "one job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
+				st, err := lookup(e, b).Lookup(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(e.stdout, st)
+				}
+				fmt.Fprintf(e.stdout, "job %s: %s\n", st.JobID, st.State)
+				fmt.Fprintf(e.stdout, "  chunks: %d done, %d failed, %d total\n", st.ChunksDone, st.ChunksFailed, st.ChunksTotal)
+				fmt.Fprintf(e.stdout, "  frames: %d of %d\n", st.FramesDone, st.TotalFrames)
+				if st.Output != "" {
+					fmt.Fprintf(e.stdout, "  output: %s (%d bytes)\n", st.Output, st.OutputBytes)
+				}
+				if st.Error != nil {
+					fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
+				}
+				return nil
+			})
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newCancelCommand(e *env) *cobra.Command {
+	var f commonFlags
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Ask a job to stop; it ends cancelled and nothing is stitched",
+		Args:  exactArgs(1, "one job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
+				if err := orchestrator.Cancel(cmd.Context(), b, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])
+				return nil
+			})
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}

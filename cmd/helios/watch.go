@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+)
+
+func newWatchCommand(e *env) *cobra.Command {
+	var f commonFlags
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a job until it ends; exit 0 if it is done, 1 if it failed or was cancelled",
+		Args:  exactArgs(1, "one job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if interval <= 0 {
+				return usageError{fmt.Errorf("--interval must be positive; got %s", interval)}
+			}
+			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
+				return watch(cmd.Context(), e, b, args[0], interval, f.json)
+			})
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often to read the status")
+	return cmd
+}
+
+// staleAfter is how long a running job may go without writing its status
+// before watch says so (a live orchestrator writes it at least every minute).
+const staleAfter = 3 * time.Minute
+
+// watch polls a job's status until it is final. A job submitted but not
+// started yet is pending.
+func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time.Duration, asJSON bool) error {
+	var prog *progress
+	orch := lookup(e, b)
+	warned := false
+	for {
+		st, err := orch.Lookup(ctx, id)
+		if err != nil {
+			return err
+		}
+		if idle := time.Since(st.Timings.UpdatedAt); !warned && !st.State.Final() && !st.Timings.UpdatedAt.IsZero() && idle > staleAfter {
+			fmt.Fprintf(e.stderr, "helios: job %s has reported no progress for %s; if its orchestrator stopped, resume it (helios job run, or invoke the orchestrator with {\"jobId\": %q})\n",
+				id, idle.Round(time.Second), id)
+			warned = true
+		}
+		if prog == nil && st.TotalFrames > 0 {
+			prog = newProgress(e.stderr, st.TotalFrames)
+		}
+		if prog != nil {
+			prog.update(*st)
+		}
+		if st.State.Final() {
+			if prog != nil {
+				prog.finish()
+			}
+			if asJSON {
+				if err := printJSON(e.stdout, st); err != nil {
+					return err
+				}
+			} else if st.State == job.StateDone {
+				fmt.Fprintf(e.stdout, "job %s done: %s (%d frames, %d bytes)\n", id, st.Output, st.FramesDone, st.OutputBytes)
+			} else {
+				printFailure(e.stdout, st)
+			}
+			if st.State != job.StateDone {
+				return errJobFailed
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// lookup is an orchestrator that only reads: status, or what an uploaded
+// spec would become.
+func lookup(e *env, b *blob.Bucket) *orchestrator.Orchestrator {
+	cfg, _ := config.FromEnv(e.getenv) // already validated by setup
+	return orchestrator.New(b, nil, nil, orchestrator.Config{Allowed: cfg.Allowed}, slog.New(slog.DiscardHandler))
+}
