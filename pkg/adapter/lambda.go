@@ -117,10 +117,13 @@ func classifyLambdaError(name string, err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
-		case "TooManyRequestsException", "EC2ThrottledException", "ResourceNotReadyException",
-			"ResourceConflictException", "ServiceException", "SnapStartTimeoutException",
-			"EFSMountTimeoutException", "ENILimitReachedException":
+		case "TooManyRequestsException", "EC2ThrottledException", "ENILimitReachedException":
+			// Refused before running: capacity, not the chunk.
 			return job.Errorf(job.Retryable, job.CodeThrottled, "invoke %s: %s: %s", name, apiErr.ErrorCode(), apiErr.ErrorMessage())
+		case "ResourceNotReadyException", "ResourceConflictException", "ServiceException",
+			"SnapStartTimeoutException", "EFSMountTimeoutException":
+			// The function may have run: an ordinary retryable failure.
+			return job.Errorf(job.Retryable, job.CodeTransport, "invoke %s: %s: %s", name, apiErr.ErrorCode(), apiErr.ErrorMessage())
 		case "RequestTooLargeException":
 			return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "invoke %s: %s", name, apiErr.ErrorMessage())
 		}

@@ -231,8 +231,12 @@ func TestFrameExact(t *testing.T) {
 			if got := len(r.keys(job.ChunksPrefix(spec.ID))); got != tt.chunks {
 				t.Errorf("%d markers, want %d", got, tt.chunks)
 			}
-			if leases := r.keys(job.LeasePrefix(spec.ID)); len(leases) != 0 {
-				t.Errorf("leases left behind: %v", leases)
+			// The lease is released (marked expired) so a resume starts at once.
+			for _, k := range r.keys(job.LeasePrefix(spec.ID)) {
+				var l struct{ ExpiresAt time.Time }
+				if err := storage.ReadJSON(t.Context(), r.bucket, k, &l); err != nil || l.ExpiresAt.After(time.Now()) {
+					t.Errorf("lease %s still held after the run: %+v %v", k, l, err)
+				}
 			}
 		})
 	}
@@ -585,5 +589,32 @@ func TestCancelAfterRenderingStopsStitch(t *testing.T) {
 	st := r.run(spec)
 	if st.State != job.StateCancelled || r.stitches.Load() != 0 {
 		t.Errorf("state %s, %d stitches; want cancelled and none", st.State, r.stitches.Load())
+	}
+}
+
+// The stitch of an interrupted run may still finish (a remote stitcher
+// outlives its caller): a resume that finds its fresh lock waits for that
+// output instead of stitching a second time.
+func TestResumeWaitsForAnInFlightStitch(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("in-flight", 10, 5)), "")
+	if err := storage.CreateJSON(t.Context(), r.bucket, job.StitchLockKey(spec.ID), map[string]any{"createdAt": time.Now().UTC(), "run": 1}); err != nil {
+		t.Fatal(err)
+	}
+	r.afterExecute = func(n int32) {
+		if n == 2 { // the orphaned stitcher publishes a little later
+			time.AfterFunc(300*time.Millisecond, func() {
+				if err := r.bucket.WriteAll(context.Background(), spec.Output, []byte("stitched elsewhere"), nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	st := r.run(spec)
+	if st.State != job.StateDone || r.stitches.Load() != 0 {
+		t.Errorf("state %s after %d stitches; want done without stitching again", st.State, r.stitches.Load())
+	}
+	if r.exists(job.StitchLockKey(spec.ID)) {
+		t.Error("stitch lock left after the job is done")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -18,9 +19,15 @@ import (
 var ErrAlreadyRunning = errors.New("job is already being run by another orchestrator")
 
 // ErrLeaseLost means the run stopped because another orchestrator took the
-// job over (this one stalled past its lease); the job, and its status, are
+// job over (a newer lease generation exists); the job, and its status, are
 // the other's now.
 var ErrLeaseLost = errors.New("lease lost to another orchestrator")
+
+// errLeaseNotRenewed stops a run that could not renew its lease in time:
+// another orchestrator may take over at any moment, so this one stops
+// writing. Unlike ErrLeaseLost the job may have no holder now: the caller
+// must treat the run as interrupted, so the job is resumed.
+var errLeaseNotRenewed = errors.New("lease could not be renewed in time")
 
 // lease is the content of renders/<id>/lease.<gen>.
 type lease struct {
@@ -32,20 +39,30 @@ type lease struct {
 type heldLease struct {
 	gen     int
 	key     string
+	ttl     time.Duration
+	renewed atomic.Int64 // unix nanoseconds of the last successful renewal
 	release func()
+}
+
+// valid reports whether the lease is surely still ours: renewed within half
+// its life. Status writes are made only while it is.
+func (l *heldLease) valid() bool {
+	return time.Since(time.Unix(0, l.renewed.Load())) < l.ttl/2
 }
 
 // acquireLease takes the job's next lease generation. Leases are
 // generations, each created if not exists, so taking over an expired lease
 // needs no conditional delete: of two orchestrators that both see
-// generation n expired, exactly one creates n+1. The run's context is
-// cancelled (cause ErrLeaseLost) if a higher generation appears or the lease
-// cannot be renewed for half its life. release stops the renewals and
-// removes the job's leases.
-func (o *Orchestrator) acquireLease(ctx context.Context, id string, lost context.CancelCauseFunc, log *slog.Logger) (*heldLease, error) {
+// generation n expired, exactly one creates n+1. Generations only grow (a
+// lease is released by marking it expired, never deleted), so the
+// generation also numbers the run in segment keys. The run's context is
+// cancelled with ErrLeaseLost if a newer generation appears, and with
+// errLeaseNotRenewed if the lease goes unrenewed for half its life.
+func (o *Orchestrator) acquireLease(ctx context.Context, id string, stop context.CancelCauseFunc, log *slog.Logger) (*heldLease, error) {
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
-	fresh := func() lease { return lease{Owner: owner, ExpiresAt: time.Now().Add(o.cfg.LeaseTTL).UTC()} }
+	ttl := o.cfg.LeaseTTL
+	until := func(t time.Time) lease { return lease{Owner: owner, ExpiresAt: t.UTC()} }
 
 	gens, err := o.leaseGens(ctx, id)
 	if err != nil {
@@ -62,68 +79,66 @@ func (o *Orchestrator) acquireLease(ctx context.Context, id string, lost context
 		if err == nil && time.Now().Before(held.ExpiresAt) {
 			return nil, fmt.Errorf("job %q: %w (lease held by %s until %s)", id, ErrAlreadyRunning, held.Owner, held.ExpiresAt.Format(time.RFC3339))
 		}
-		log.Warn("taking over an expired lease", "holder", held.Owner, "expiredAt", held.ExpiresAt)
 	}
 	gen := current + 1
 	key := job.LeaseKey(id, gen)
-	err = storage.CreateJSON(ctx, o.bucket, key, fresh())
+	err = storage.CreateJSON(ctx, o.bucket, key, until(time.Now().Add(ttl)))
 	if errors.Is(err, storage.ErrExists) {
 		return nil, fmt.Errorf("job %q: %w (lease generation %d taken first by another)", id, ErrAlreadyRunning, gen)
 	}
 	if err != nil {
 		return nil, err
 	}
+	l := &heldLease{gen: gen, key: key, ttl: ttl}
+	l.renewed.Store(time.Now().UnixNano())
 	// A contender that listed long ago may have created a stale generation
 	// after a newer one: the highest generation is the holder.
 	if newer, err := o.newerLease(ctx, id, gen); err != nil || newer {
-		_ = o.bucket.Delete(context.WithoutCancel(ctx), key)
+		o.expire(context.WithoutCancel(ctx), key, until, log)
 		if err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("job %q: %w (a newer lease generation exists)", id, ErrAlreadyRunning)
 	}
 
-	lastRenewed := time.Now()
-	stop := every(context.WithoutCancel(ctx), o.cfg.LeaseTTL/3, func(ctx context.Context) bool {
-		if newer, err := o.newerLease(ctx, id, gen); err == nil && newer {
-			log.Error("another orchestrator took over the job; stopping", "generation", gen)
-			lost(ErrLeaseLost)
+	stopRenewing := every(context.WithoutCancel(ctx), ttl/3, func(ctx context.Context) bool {
+		if !l.valid() {
+			// Stalled (a paused process, a hung call): someone may have taken
+			// over already; renewing now could revive a lease they replaced.
+			log.Error("lease not renewed for half its life; stopping", "generation", gen)
+			stop(errLeaseNotRenewed)
 			return false
 		}
-		if err := storage.WriteJSON(ctx, o.bucket, key, fresh()); err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
+		ctx, cancel := context.WithTimeout(ctx, ttl/3)
+		defer cancel()
+		if newer, err := o.newerLease(ctx, id, gen); err == nil && newer {
+			log.Error("another orchestrator took over the job; stopping", "generation", gen)
+			stop(ErrLeaseLost)
+			return false
+		}
+		if err := storage.WriteJSON(ctx, o.bucket, key, until(time.Now().Add(ttl))); err != nil {
 			log.Warn("renew lease", "error", err)
-			if time.Since(lastRenewed) > o.cfg.LeaseTTL/2 {
-				log.Error("lease not renewed for half its life; stopping", "generation", gen)
-				lost(ErrLeaseLost)
-				return false
-			}
 			return true
 		}
-		lastRenewed = time.Now()
+		l.renewed.Store(time.Now().UnixNano())
 		return true
 	})
-	return &heldLease{gen: gen, key: key, release: func() {
-		stop()
-		ctx := context.WithoutCancel(ctx)
-		if newer, err := o.newerLease(ctx, id, gen); err != nil || newer {
-			return // the job is someone else's now
+	l.release = func() {
+		stopRenewing()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/3)
+		defer cancel()
+		if newer, err := o.newerLease(ctx, id, gen); err == nil && !newer {
+			o.expire(ctx, key, until, log)
 		}
-		gens, err := o.leaseGens(ctx, id)
-		if err != nil {
-			log.Warn("release lease", "error", err)
-			return
-		}
-		keys := make([]string, len(gens))
-		for i, g := range gens {
-			keys[i] = job.LeaseKey(id, g)
-		}
-		if err := storage.DeleteKeys(ctx, o.bucket, keys); err != nil {
-			log.Warn("release lease", "error", err)
-		}
-	}}, nil
+	}
+	return l, nil
+}
+
+// expire marks a lease expired, so the next run takes over at once.
+func (o *Orchestrator) expire(ctx context.Context, key string, until func(time.Time) lease, log *slog.Logger) {
+	if err := storage.WriteJSON(ctx, o.bucket, key, until(time.Unix(0, 0))); err != nil {
+		log.Warn("release lease", "key", key, "error", err)
+	}
 }
 
 // leaseGens lists the job's lease generations in ascending order.

@@ -51,13 +51,15 @@ type Config struct {
 	// (fetching assets, uploading) before the orchestrator gives up on it
 	// (default 2m).
 	ChunkGrace time.Duration
-	// StitchTimeout bounds one stitch attempt; a stitch lock older than this
-	// with no output is taken over (default 15m).
+	// StitchTimeout bounds one stitch attempt. A run that finds the stitch
+	// lock of an interrupted run waits for that stitch's output until the
+	// lock is this old, then stitches itself (default 15m).
 	StitchTimeout time.Duration
 	// CostPerWorkerSecond prices the status's cost estimate (default 0).
 	CostPerWorkerSecond float64
 	// LeaseTTL is how long a job's lease lasts without renewal; a crashed
-	// orchestrator's job can be resumed after it (default 60s).
+	// orchestrator's job can be resumed after it (default 30s, shorter than
+	// the minute Lambda waits before retrying an event).
 	LeaseTTL time.Duration
 	// ThrottleBudget is how long a chunk keeps retrying while the platform
 	// throttles its invocations before the job fails (default 30m).
@@ -81,7 +83,7 @@ func (c Config) withDefaults() Config {
 		c.StitchTimeout = 15 * time.Minute
 	}
 	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = time.Minute
+		c.LeaseTTL = 30 * time.Second
 	}
 	if c.ThrottleBudget <= 0 {
 		c.ThrottleBudget = 30 * time.Minute

@@ -58,6 +58,7 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 
 	chunks := spec.Plan()
 	tr := newTracker(o, spec, chunks, prev, opts.Progress)
+	tr.guard = lease.valid
 	if cancelled, err := o.cancelRequested(ctx, id); err != nil {
 		return nil, err
 	} else if cancelled {
@@ -86,10 +87,12 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopWatch := o.watchCancel(dctx, id, cancel)
+	// The status is written through the stitch too: a reader tells a live
+	// job from a stopped one by timings.updatedAt.
 	stopFlush := tr.flushEvery(ctx, o.cfg.StatusInterval, func(err error) { log.Warn("status write failed", "error", err) })
+	defer stopFlush()
 	fresh, err := o.dispatch(dctx, spec, lease.gen, pending, tr, log)
 	stopWatch()
-	stopFlush()
 	for i, r := range fresh {
 		results[i] = r
 	}
@@ -114,15 +117,35 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 	return o.stitchAndFinish(outer, ctx, spec, lease.gen, results, tr, log)
 }
 
-// interrupted handles a run whose context ended: the caller's (Ctrl-C, a
-// function about to time out) leaves the progress written for a resume; a
-// lost lease writes nothing, since the job is another orchestrator's now.
+// interrupted handles a run whose context ended. The caller's end (Ctrl-C,
+// a function about to time out) leaves the progress written for a resume. A
+// lease taken over writes nothing: the job is another orchestrator's now. A
+// lease not renewed in time writes nothing either, and is reported as an
+// interruption so the job gets resumed.
 func (o *Orchestrator) interrupted(outer, ctx context.Context, tr *tracker, id string) (*job.Status, error) {
-	if errors.Is(context.Cause(ctx), ErrLeaseLost) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrLeaseLost):
 		return tr.snapshot(), fmt.Errorf("job %q: %w", id, ErrLeaseLost)
+	case errors.Is(cause, errLeaseNotRenewed):
+		return tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, errLeaseNotRenewed)
 	}
-	_ = tr.write(context.WithoutCancel(ctx))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), windDown)
+	defer cancel()
+	_ = tr.write(wctx)
 	return tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, outer.Err())
+}
+
+// windDown bounds the writes a stopping run still makes, so they fit in the
+// margin before a function's deadline.
+const windDown = 10 * time.Second
+
+// stopped maps an error from a run whose context has ended to the reason it
+// ended (interrupted, lease lost), and leaves other errors as they are.
+func (o *Orchestrator) stopped(outer, ctx context.Context, tr *tracker, id string, err error) (*job.Status, error) {
+	if ctx.Err() != nil {
+		return o.interrupted(outer, ctx, tr, id)
+	}
+	return nil, err
 }
 
 
@@ -295,7 +318,8 @@ func (o *Orchestrator) watchCancel(ctx context.Context, id string, cancel contex
 
 // finish records a final state.
 func (o *Orchestrator) finish(ctx context.Context, tr *tracker, state job.State, e *job.Error, also func(*job.Status)) (*job.Status, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), windDown)
+	defer cancel()
 	err := tr.setState(ctx, state, func(st *job.Status) {
 		st.Error = e
 		now := time.Now().UTC()

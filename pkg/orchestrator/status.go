@@ -19,6 +19,10 @@ type tracker struct {
 	progress func(job.Status)
 	costRate float64
 
+	// guard, if set, says whether this run may still write the status (its
+	// lease is surely still its own).
+	guard func() bool
+
 	writeMu   sync.Mutex // orders writes so an older snapshot never lands last
 	mu        sync.Mutex
 	st        job.Status
@@ -145,6 +149,9 @@ func (t *tracker) snapshot() *job.Status {
 func (t *tracker) write(ctx context.Context) error {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
+	if t.guard != nil && !t.guard() {
+		return errLeaseNotRenewed
+	}
 	t.mu.Lock()
 	if !t.dirty {
 		t.mu.Unlock()

@@ -35,14 +35,14 @@ func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spe
 	done, err := o.takeStitchLock(ctx, spec, run, log)
 	switch {
 	case err != nil:
-		return nil, err
+		return o.stopped(outer, ctx, tr, spec.ID, err)
 	case done:
 		log.Info("output already stitched", "output", spec.Output)
 		return o.succeed(ctx, spec, tr, job.StitchResult{OutputKey: spec.Output, Frames: req.TotalFrames()}, log)
 	}
 
 	if err := tr.setState(ctx, job.StateStitching, nil); err != nil {
-		return nil, fmt.Errorf("write status: %w", err)
+		return o.stopped(outer, ctx, tr, spec.ID, fmt.Errorf("write status: %w", err))
 	}
 	start := time.Now()
 	op := func() (job.StitchResult, error) {
@@ -65,12 +65,15 @@ func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spe
 		backoff.WithMaxTries(uint(spec.Retry.MaxAttempts)), backoff.WithMaxElapsedTime(0))
 	tr.update(func(st *job.Status) { st.Timings.StitchMs = time.Since(start).Milliseconds() })
 	if err != nil {
+		if ctx.Err() != nil {
+			// The stitcher may still be running (a remote function outlives its
+			// caller): the lock stays, and the run that resumes the job waits
+			// for its output before stitching again.
+			return o.interrupted(outer, ctx, tr, spec.ID)
+		}
 		// Release the lock so that running the job again can stitch.
 		if derr := o.bucket.Delete(context.WithoutCancel(ctx), job.StitchLockKey(spec.ID)); derr != nil {
 			log.Warn("release stitch lock", "error", derr)
-		}
-		if ctx.Err() != nil {
-			return o.interrupted(outer, ctx, tr, spec.ID)
 		}
 		e := *job.AsError(err)
 		e.Message = "stitch failed: " + e.Message
@@ -80,25 +83,32 @@ func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spe
 }
 
 // takeStitchLock creates the stitch lock. done is true when the output
-// already exists (an earlier run stitched it). A lock left without output
-// belongs to a run that stopped mid-stitch: this run holds the job's lease,
-// so no other orchestrator can be stitching, and it takes the lock over.
+// exists (an earlier run stitched it). A lock without output belongs to a
+// run that stopped mid-stitch; its stitcher may still be running, so this
+// run waits for the output until the lock is StitchTimeout old, then takes
+// the lock over (it holds the job's lease: no other orchestrator can be
+// stitching).
 func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec, run int, log *slog.Logger) (done bool, err error) {
 	key := job.StitchLockKey(spec.ID)
 	for range 2 {
-		err := storage.CreateJSON(ctx, o.bucket, key, stitchLock{CreatedAt: time.Now().UTC(), Run: run})
-		if err == nil {
-			return false, nil
+		if ok, err := o.bucket.Exists(ctx, spec.Output); err != nil || ok {
+			return ok, err
 		}
+		err := storage.CreateJSON(ctx, o.bucket, key, stitchLock{CreatedAt: time.Now().UTC(), Run: run})
 		if !errors.Is(err, storage.ErrExists) {
 			return false, err
 		}
-		if ok, err := o.bucket.Exists(ctx, spec.Output); err != nil {
+		var held stitchLock
+		if err := storage.ReadJSON(ctx, o.bucket, key, &held); err != nil && !storage.IsNotFound(err) {
 			return false, err
-		} else if ok {
-			return true, nil
 		}
-		log.Info("taking over the stitch lock of an interrupted run")
+		if wait := o.cfg.StitchTimeout - time.Since(held.CreatedAt); wait > 0 {
+			log.Info("an interrupted run's stitch may still finish; waiting for its output", "upTo", wait.Round(time.Second))
+			if ok, err := o.waitFor(ctx, spec.Output, wait); err != nil || ok {
+				return ok, err
+			}
+		}
+		log.Info("taking over the stitch lock of an interrupted run", "run", held.Run)
 		if err := o.bucket.Delete(ctx, key); err != nil && !storage.IsNotFound(err) {
 			return false, err
 		}
@@ -106,8 +116,26 @@ func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec, run i
 	return false, fmt.Errorf("stitch lock of job %q keeps reappearing", spec.ID)
 }
 
-// succeed records the done state, then removes the segments unless the spec
-// keeps them. The markers stay: they are small, and they say which chunks
+// waitFor polls until key exists (true), d passes (false) or ctx ends.
+func (o *Orchestrator) waitFor(ctx context.Context, key string, d time.Duration) (bool, error) {
+	deadline := time.Now().Add(d)
+	for {
+		if ok, err := o.bucket.Exists(ctx, key); err != nil || ok {
+			return ok, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(min(2*time.Second, time.Until(deadline)+time.Millisecond)):
+		}
+	}
+}
+
+// succeed records the done state, removes the stitch lock, then removes the
+// segments unless the spec keeps them. The markers stay: they are small, and they say which chunks
 // were done.
 func (o *Orchestrator) succeed(ctx context.Context, spec *job.Spec, tr *tracker, res job.StitchResult, log *slog.Logger) (*job.Status, error) {
 	if res.Bytes == 0 {
@@ -120,6 +148,11 @@ func (o *Orchestrator) succeed(ctx context.Context, spec *job.Spec, tr *tracker,
 	})
 	if err != nil {
 		return st, err
+	}
+	// The output now says the stitch is done; the lock only ever stands for
+	// a stitch that may still be in flight.
+	if err := o.bucket.Delete(ctx, job.StitchLockKey(spec.ID)); err != nil && !storage.IsNotFound(err) {
+		log.Warn("remove stitch lock", "error", err)
 	}
 	if !spec.KeepChunks {
 		keys, err := storage.List(ctx, o.bucket, job.ChunksPrefix(spec.ID))

@@ -108,22 +108,28 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 	defer cancel()
 	var st *job.Status
 	var err error
+	id := in.JobID
 	switch {
 	case in.JobID != "" && in.Key != "":
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "give jobId or key, not both")
 	case in.JobID != "":
 		st, err = h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
 	default:
+		id, _ = job.JobIDFromKey(in.Key)
 		st, err = h.Orch.RunKey(ctx, in.Key, orchestrator.RunOptions{})
 	}
-	if errors.Is(err, orchestrator.ErrAlreadyRunning) || errors.Is(err, orchestrator.ErrLeaseLost) {
-		h.log().Info("job already running elsewhere; nothing to do", "jobId", in.JobID, "key", in.Key)
-		return map[string]string{"jobId": in.JobID, "key": in.Key, "state": "already running"}, nil
-	}
-	if st != nil && h.continued(ctx, st.JobID, err) {
-		return map[string]string{"jobId": st.JobID, "state": "continuing in a new invocation"}, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, orchestrator.ErrLeaseLost):
+		h.log().Info("another orchestrator took the job over", "jobId", id)
+		return map[string]string{"jobId": id, "state": "taken over by another orchestrator"}, nil
+	case errors.Is(err, orchestrator.ErrAlreadyRunning):
+		// A resume (often a continuation) may arrive while the lease of the
+		// run it continues has not run out yet: fail, so the platform retries
+		// it after the lease has expired, rather than strand the job.
+		return nil, job.Errorf(job.Retryable, job.CodeThrottled, "%v", err)
+	case h.continued(ctx, id, err):
+		return map[string]string{"jobId": id, "state": "continuing in a new invocation"}, nil
+	case err != nil:
 		return nil, runError(err)
 	}
 	return st, nil

@@ -235,3 +235,17 @@ func TestContinuesInANewInvocation(t *testing.T) {
 		t.Errorf("continued %v, want [long]", continued)
 	}
 }
+
+// A resume that finds the lease still held fails retryably, so the platform
+// tries again once it has run out; a run taken over is no failure.
+func TestDirectWhileLeaseHeld(t *testing.T) {
+	h, f := newHandler(t)
+	f.err = orchestrator.ErrAlreadyRunning
+	if _, e := invoke(t, h, map[string]string{"jobId": "busy"}); e == nil || !e.Retryable() {
+		t.Errorf("resume while held: %v, want a retryable error", e)
+	}
+	f.err = orchestrator.ErrLeaseLost
+	if _, e := invoke(t, h, map[string]string{"jobId": "busy"}); e != nil {
+		t.Errorf("resume taken over: %v, want success", e)
+	}
+}

@@ -45,6 +45,7 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	if err := w.Validate(); err != nil {
 		return job.WorkerResult{}, job.AsError(err)
 	}
+	entered := time.Now()
 	log := h.logger().With("jobId", w.JobID, "chunk", w.Chunk.Index, "attempt", w.Attempt)
 	fail := func(err error) (job.WorkerResult, error) {
 		e := job.AsError(err).WithChunk(w.Chunk.Index)
@@ -95,8 +96,10 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		Timeout: timeout,
 	})
 	var te *job.Error
-	if capped && errors.As(err, &te) && te.Code == job.CodeTimeout {
-		// It would time out again: the chunk is too long for this worker.
+	if capped && errors.As(err, &te) && te.Code == job.CodeTimeout && time.Since(entered)-timeout < timeout/10 {
+		// The command had (nearly) the whole invocation and still ran out:
+		// it would time out again, the chunk is too long for this worker.
+		// (If fetching assets ate the time, the timeout stays retryable.)
 		e := job.Errorf(job.Permanent, job.CodeTimeout,
 			"%s needed more than the %s this worker has per invocation; use smaller chunks (framesPerChunk)", w.Command, timeout.Round(time.Second))
 		e.StderrTail = te.StderrTail
