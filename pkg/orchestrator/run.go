@@ -148,7 +148,6 @@ func (o *Orchestrator) stopped(outer, ctx context.Context, tr *tracker, id strin
 	return nil, err
 }
 
-
 // dispatch renders the pending chunks with bounded concurrency. The first
 // chunk that fails for good stops the others: the job has failed, and
 // rendering the rest would only cost money.
