@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -206,7 +207,28 @@ func UploadFile(ctx context.Context, b *blob.Bucket, path, key string, tags ...T
 }
 
 // List returns every key under prefix.
+//
+// On a local folder, writes go through a temp file next to the target
+// (renamed into place when complete): those are not keys, and one renamed
+// away mid-listing makes the listing fail with NotFound, so it is redone.
 func List(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) {
+	for try := 1; ; try++ {
+		keys, err := list(ctx, b, prefix)
+		if err == nil || !IsNotFound(err) || try == 20 {
+			return keys, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(try) * 5 * time.Millisecond):
+		}
+	}
+}
+
+// tempName matches fileblob's temp files: <key>.<hex nanoseconds>.tmp.
+var tempName = regexp.MustCompile(`\.[0-9a-f]+\.tmp$`)
+
+func list(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) {
 	var keys []string
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
@@ -217,7 +239,7 @@ func List(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) 
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
-		if !obj.IsDir {
+		if !obj.IsDir && !tempName.MatchString(obj.Key) {
 			keys = append(keys, obj.Key)
 		}
 	}

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -204,4 +206,43 @@ func TestNormalizeURL(t *testing.T) {
 	if storage.BucketName("s3://renders?region=x") != "renders" || storage.BucketName("file:///tmp") != "" {
 		t.Error("BucketName")
 	}
+}
+
+// Listing a local folder while other writers publish into it neither fails
+// nor returns their temp files.
+func TestListWhileWriting(t *testing.T) {
+	b, err := storage.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// Two writers each publishing every millisecond: far busier than a job
+	// folder (status every second, lease renewals, markers).
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				_ = b.WriteAll(t.Context(), "renders/j/lease."+strconv.Itoa(w*100000+i%50), []byte("x"), nil)
+			}
+		})
+	}
+	for range 200 {
+		keys, err := storage.List(t.Context(), b, "renders/j/")
+		if err != nil {
+			t.Fatalf("List during writes: %v", err)
+		}
+		for _, k := range keys {
+			if filepath.Ext(k) == ".tmp" {
+				t.Fatalf("List returned a temp file: %s", k)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
