@@ -43,8 +43,9 @@ func Open(ctx context.Context, rawURL string) (*blob.Bucket, error) {
 }
 
 // NormalizeURL turns a plain path into a file:// URL (absolute, created on
-// open, temp files beside the target so renames stay on one filesystem) and
-// returns other URLs unchanged.
+// open, temp files beside the target so renames stay on one filesystem, no
+// attribute sidecar files: fileblob writes those in place, and a reader
+// could see one half written) and returns other URLs unchanged.
 func NormalizeURL(raw string) (string, error) {
 	if raw == "" {
 		return "", errors.New("storage URL is empty: set HELIOS_STORAGE_URL or --storage (a folder, file:///dir or s3://bucket)")
@@ -59,7 +60,7 @@ func NormalizeURL(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("storage path %q: %w", raw, err)
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=true&no_tmp_dir=true"}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=true&no_tmp_dir=true&metadata=skip"}
 	return u.String(), nil
 }
 

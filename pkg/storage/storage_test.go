@@ -197,7 +197,7 @@ func TestNormalizeURL(t *testing.T) {
 		}
 	}
 	got, err := storage.NormalizeURL("data/helios")
-	if err != nil || !filepath.IsAbs(got[len("file://"):len(got)-len("?create_dir=true&no_tmp_dir=true")]) {
+	if err != nil || !filepath.IsAbs(got[len("file://"):len(got)-len("?create_dir=true&no_tmp_dir=true&metadata=skip")]) {
 		t.Errorf("NormalizeURL(relative path) = %q, %v", got, err)
 	}
 	if _, err := storage.NormalizeURL(""); err == nil {
@@ -245,4 +245,35 @@ func TestListWhileWriting(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// A document rewritten on a local folder is never read half written.
+func TestReadWhileRewriting(t *testing.T) {
+	b, err := storage.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	type doc struct{ N int }
+	if err := storage.WriteJSON(t.Context(), b, "renders/j/status.json", doc{0}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i < 300; i++ {
+			_ = storage.WriteJSON(t.Context(), b, "renders/j/status.json", doc{i})
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		var d doc
+		if err := storage.ReadJSON(t.Context(), b, "renders/j/status.json", &d); err != nil {
+			t.Fatalf("read during rewrites: %v", err)
+		}
+	}
 }
