@@ -50,17 +50,29 @@ func NormalizeURL(raw string) (string, error) {
 	if raw == "" {
 		return "", errors.New("storage URL is empty: set HELIOS_STORAGE_URL or --storage (a folder, file:///dir or s3://bucket)")
 	}
+	var u *url.URL
 	if strings.Contains(raw, "://") {
-		if _, err := url.Parse(raw); err != nil {
+		var err error
+		if u, err = url.Parse(raw); err != nil {
 			return "", fmt.Errorf("storage URL %q: %w", raw, err)
 		}
-		return raw, nil
+		if u.Scheme != "file" {
+			return raw, nil
+		}
+	} else {
+		abs, err := filepath.Abs(raw)
+		if err != nil {
+			return "", fmt.Errorf("storage path %q: %w", raw, err)
+		}
+		u = &url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
 	}
-	abs, err := filepath.Abs(raw)
-	if err != nil {
-		return "", fmt.Errorf("storage path %q: %w", raw, err)
+	q := u.Query()
+	for k, v := range map[string]string{"create_dir": "true", "no_tmp_dir": "true", "metadata": "skip"} {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=true&no_tmp_dir=true&metadata=skip"}
+	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
 

@@ -197,8 +197,11 @@ func TestNormalizeURL(t *testing.T) {
 		}
 	}
 	got, err := storage.NormalizeURL("data/helios")
-	if err != nil || !filepath.IsAbs(got[len("file://"):len(got)-len("?create_dir=true&no_tmp_dir=true&metadata=skip")]) {
+	if err != nil || !filepath.IsAbs(got[len("file://"):len(got)-len("?create_dir=true&metadata=skip&no_tmp_dir=true")]) {
 		t.Errorf("NormalizeURL(relative path) = %q, %v", got, err)
+	}
+	if got, _ := storage.NormalizeURL("file:///srv/h?metadata=x"); got != "file:///srv/h?create_dir=true&metadata=x&no_tmp_dir=true" {
+		t.Errorf("NormalizeURL(file URL) = %q: defaults added, given values kept", got)
 	}
 	if _, err := storage.NormalizeURL(""); err == nil {
 		t.Error("empty URL accepted")
