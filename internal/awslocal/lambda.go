@@ -102,38 +102,68 @@ func startPool(ctx context.Context, rie, logDir string, fn Function) (*pool, err
 		env = append(env, k+"="+v)
 	}
 	for i := range n {
-		apiPort, err := freePort()
+		// A port found free may be taken before the emulator binds it (other
+		// test processes pick ports too): then the emulator exits, and it is
+		// started again on other ports.
+		var err error
+		for try := 1; try <= 3; try++ {
+			var addr string
+			addr, err = p.startInstance(ctx, rie, filepath.Join(logDir, fmt.Sprintf("%s-%d-%d.log", fn.Name, i, try)), fn, env)
+			if err == nil {
+				p.idle <- "http://" + addr + "/2015-03-31/functions/function/invocations"
+				break
+			}
+		}
 		if err != nil {
-			return p, err
+			return p, fmt.Errorf("emulator for %s: %w", fn.Name, err)
 		}
-		invokePort, err := freePort()
-		if err != nil {
-			return p, err
-		}
-		logFile, err := os.Create(filepath.Join(logDir, fmt.Sprintf("%s-%d.log", fn.Name, i)))
-		if err != nil {
-			return p, err
-		}
-		cmd := exec.Command(rie,
-			"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort),
-			"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", invokePort),
-			fn.Bootstrap)
-		cmd.Env = env
-		cmd.Dir = filepath.Dir(fn.Bootstrap)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		if err := cmd.Start(); err != nil {
-			logFile.Close()
-			return p, fmt.Errorf("start %s: %w", rie, err)
-		}
-		go func() { _ = cmd.Wait(); logFile.Close() }()
-		p.procs = append(p.procs, cmd)
-		addr := fmt.Sprintf("127.0.0.1:%d", invokePort)
-		if err := waitListening(ctx, addr, 10*time.Second); err != nil {
-			return p, fmt.Errorf("emulator for %s: %w (log: %s)", fn.Name, err, logFile.Name())
-		}
-		p.idle <- "http://" + addr + "/2015-03-31/functions/function/invocations"
 	}
 	return p, nil
+}
+
+// startInstance starts one emulator and waits until it listens.
+func (p *pool) startInstance(ctx context.Context, rie, logPath string, fn Function, env []string) (string, error) {
+	apiPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	invokePort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(rie,
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", invokePort),
+		fn.Bootstrap)
+	cmd.Env = env
+	cmd.Dir = filepath.Dir(fn.Bootstrap)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return "", fmt.Errorf("start %s: %w", rie, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	addr := fmt.Sprintf("127.0.0.1:%d", invokePort)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	if err := waitListening(wctx, addr, 30*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		return "", fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	p.procs = append(p.procs, cmd)
+	return addr, nil
 }
 
 // invoke serves the Lambda Invoke API: it takes an idle emulator (waiting
