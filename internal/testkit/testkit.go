@@ -11,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"gocloud.dev/blob"
+
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // Test pattern settings: small frames so ffmpeg is quick.
@@ -126,4 +129,15 @@ func run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// Bucket opens a bucket for a test and closes it when the test ends.
+func Bucket(t testing.TB, url string) *blob.Bucket {
+	t.Helper()
+	b, err := storage.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }

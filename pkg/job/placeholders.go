@@ -1,6 +1,7 @@
 package job
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,14 +19,7 @@ func knownPlaceholderList() string {
 	return strings.Join(parts, " ")
 }
 
-func isKnownPlaceholder(name string) bool {
-	for _, k := range knownPlaceholders {
-		if k == name {
-			return true
-		}
-	}
-	return false
-}
+func isKnownPlaceholder(name string) bool { return slices.Contains(knownPlaceholders, name) }
 
 // scanPlaceholders returns the known and unknown placeholder names in s.
 func scanPlaceholders(s string) (known, unknown []string) {

@@ -101,11 +101,7 @@ type rig struct {
 func newRig(t *testing.T, allowed ...string) *rig {
 	t.Helper()
 	testkit.RequireFFmpeg(t)
-	b, err := storage.Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testkit.Bucket(t, t.TempDir())
 	if len(allowed) == 0 {
 		allowed = []string{"ffmpeg"}
 	}

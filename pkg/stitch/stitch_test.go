@@ -45,11 +45,7 @@ func segments(t *testing.T, b *blob.Bucket, sizes ...int) job.StitchRequest {
 func newHandler(t *testing.T) (*stitch.Handler, *blob.Bucket, string) {
 	t.Helper()
 	testkit.RequireFFmpeg(t)
-	b, err := storage.Open(t.Context(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testkit.Bucket(t, "mem://")
 	tool := ffmpeg.New()
 	tmp := t.TempDir()
 	return &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, TempDir: tmp}, b, tmp

@@ -18,10 +18,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
+	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/runtime"
-	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/trigger"
 )
 
@@ -50,11 +50,7 @@ func (f *fakeOrch) Resume(ctx context.Context, id string, _ orchestrator.RunOpti
 
 func newHandler(t *testing.T) (*trigger.Handler, *fakeOrch) {
 	t.Helper()
-	b, err := storage.Open(t.Context(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testkit.Bucket(t, "mem://")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fakeOrch{Orchestrator: orchestrator.New(b, nil, nil, orchestrator.Config{}, log)}
 	return &trigger.Handler{Orch: f, Bucket: b, BucketName: "renders", Log: log, MaxBody: 4096}, f

@@ -27,11 +27,7 @@ import (
 func newHandler(t *testing.T) (*worker.Handler, *blob.Bucket, string) {
 	t.Helper()
 	testkit.RequireFFmpeg(t)
-	b, err := storage.Open(t.Context(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testkit.Bucket(t, "mem://")
 	tmp := t.TempDir()
 	return &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Frames: ffmpeg.New(), TempDir: tmp}, b, tmp
 }
