@@ -6,6 +6,9 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -26,12 +29,17 @@ const (
 	EnvLogLevel            = "HELIOS_LOG_LEVEL"
 	EnvWorkerFunction      = "HELIOS_WORKER_FUNCTION"
 	EnvStitcherFunction    = "HELIOS_STITCHER_FUNCTION"
+	EnvWorkerURL           = "HELIOS_WORKER_URL"
+	EnvStitcherURL         = "HELIOS_STITCHER_URL"
+	EnvRequestTimeout      = "HELIOS_REQUEST_TIMEOUT"
+	EnvContinueTopic       = "HELIOS_CONTINUE_TOPIC"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
 var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
+	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -45,8 +53,9 @@ const (
 
 // Adapter kinds.
 const (
-	AdapterLocal  = "local"
-	AdapterLambda = "lambda"
+	AdapterLocal    = "local"
+	AdapterLambda   = "lambda"
+	AdapterCloudRun = "cloudrun"
 )
 
 // Defaults.
@@ -67,6 +76,10 @@ type Config struct {
 	LogLevel            slog.Level
 	WorkerFunction      string
 	StitcherFunction    string
+	WorkerURL           string        // Cloud Run worker service URL
+	StitcherURL         string        // Cloud Run stitcher service URL
+	RequestTimeout      time.Duration // the HTTP platform's request limit (Cloud Run service timeout); 0: none
+	ContinueTopic       string        // Pub/Sub topic (projects/P/topics/T) a long job continues through
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -94,6 +107,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Allowed:          job.ParseAllowlist(get(EnvAllowedCommands, DefaultAllowedCommands)),
 		WorkerFunction:   get(EnvWorkerFunction, ""),
 		StitcherFunction: get(EnvStitcherFunction, ""),
+		WorkerURL:        get(EnvWorkerURL, ""),
+		StitcherURL:      get(EnvStitcherURL, ""),
+		ContinueTopic:    get(EnvContinueTopic, ""),
 
 		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
 		LambdaFunctionName: get(EnvLambdaFunctionName, ""),
@@ -109,8 +125,28 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if c.WorkerFunction == "" || c.StitcherFunction == "" {
 			problems = append(problems, fmt.Sprintf("%s=lambda needs %s and %s (function names or ARNs)", EnvAdapter, EnvWorkerFunction, EnvStitcherFunction))
 		}
+	case AdapterCloudRun:
+		if c.WorkerURL == "" || c.StitcherURL == "" {
+			problems = append(problems, fmt.Sprintf("%s=cloudrun needs %s and %s (service URLs)", EnvAdapter, EnvWorkerURL, EnvStitcherURL))
+		}
+		for name, v := range map[string]string{EnvWorkerURL: c.WorkerURL, EnvStitcherURL: c.StitcherURL} {
+			if v != "" && !ServiceURL(v) {
+				bad(name, v, "an https:// service URL (http:// only on loopback)")
+			}
+		}
 	default:
-		bad(EnvAdapter, c.Adapter, "local or lambda")
+		bad(EnvAdapter, c.Adapter, "local, lambda or cloudrun")
+	}
+	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {
+		bad(EnvContinueTopic, c.ContinueTopic, "a Pub/Sub topic as projects/PROJECT/topics/TOPIC")
+	}
+	if v := get(EnvRequestTimeout, ""); v != "" {
+		c.RequestTimeout = duration(v, EnvRequestTimeout, bad)
+		if c.RequestTimeout > 0 && c.RequestTimeout < 10*time.Second {
+			bad(EnvRequestTimeout, v, "at least 10s (Cloud Run allows up to 60m)")
+		}
+	} else if c.OnCloudRun {
+		c.RequestTimeout = 60 * time.Minute // Cloud Run's longest request; deploy sets it from the service
 	}
 	if len(c.Allowed) == 0 {
 		bad(EnvAllowedCommands, getenv(EnvAllowedCommands), "a comma-separated list of program names")
@@ -137,6 +173,31 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// topicName is a full Pub/Sub topic name.
+var topicName = regexp.MustCompile(`^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`)
+
+// ServiceURL reports whether u can name a service the orchestrator calls:
+// https, or plain http to a loopback address (a service running on this
+// machine, where no platform checks an identity token).
+func ServiceURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" || p.User != nil {
+		return false
+	}
+	switch p.Scheme {
+	case "https":
+		return true
+	case "http":
+		host := p.Hostname()
+		if host == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(host)
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
 }
 
 func duration(v, name string, bad func(name, value, want string)) time.Duration {
