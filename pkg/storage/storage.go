@@ -1,8 +1,10 @@
 // Package storage opens the bucket that carries everything between the stages
 // and holds the few helpers the stages share. A bucket is a gocloud.dev
-// *blob.Bucket opened from a URL: file:///abs/dir, mem://, or
+// *blob.Bucket opened from a URL: file:///abs/dir, mem://,
 // s3://bucket?region=…[&endpoint=http://host:port&use_path_style=true] for S3
-// and S3-compatible servers (credentials from the usual AWS chain).
+// and S3-compatible servers (credentials from the usual AWS chain), or
+// gs://bucket for Google Cloud Storage (Application Default Credentials;
+// STORAGE_EMULATOR_HOST points it at an emulator).
 package storage
 
 import (
@@ -21,7 +23,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"gocloud.dev/blob"
+	"cloud.google.com/go/storage"
 	_ "gocloud.dev/blob/fileblob" // file://
+	_ "gocloud.dev/blob/gcsblob"  // gs://
 	_ "gocloud.dev/blob/memblob"  // mem://
 	_ "gocloud.dev/blob/s3blob"   // s3://
 	"gocloud.dev/gcerrors"
@@ -148,10 +152,13 @@ func ReadJSON(ctx context.Context, b *blob.Bucket, key string, v any) error {
 type Tag struct{ Key, Value string }
 
 // SegmentTag marks chunk segments, so a bucket lifecycle rule can expire the
-// ones a failed or cancelled job leaves behind (S3 rules cannot match
-// renders/*/chunks/ by prefix).
+// ones a failed or cancelled job leaves behind (neither S3 nor GCS rules can
+// match renders/*/chunks/ by prefix).
 var SegmentTag = Tag{Key: "helios-kind", Value: "segment"}
 
+// tagging marks an upload with tags: S3 object tags, or on GCS the object's
+// custom time (a lifecycle rule on daysSinceCustomTime matches only objects
+// that have one) plus the tags as metadata.
 func tagging(tags []Tag) func(func(any) bool) error {
 	if len(tags) == 0 {
 		return nil
@@ -165,6 +172,16 @@ func tagging(tags []Tag) func(func(any) bool) error {
 		var in *transfermanager.UploadObjectInput
 		if as(&in) {
 			in.Tagging = &encoded
+		}
+		var gw *storage.Writer
+		if as(&gw) {
+			gw.CustomTime = time.Now().UTC()
+			if gw.Metadata == nil {
+				gw.Metadata = map[string]string{}
+			}
+			for _, t := range tags {
+				gw.Metadata[t.Key] = t.Value
+			}
 		}
 		return nil
 	}
@@ -193,8 +210,8 @@ func DownloadFile(ctx context.Context, b *blob.Bucket, key, path string) (int64,
 
 // UploadFile copies a local file to key. The object is published only when
 // the whole file has been written: a failure or cancellation leaves nothing.
-// tags become S3 object tags (lifecycle rules match them); other stores
-// ignore them.
+// tags become S3 object tags, or a custom time and metadata on GCS (lifecycle
+// rules match them); other stores ignore them.
 func UploadFile(ctx context.Context, b *blob.Bucket, path, key string, tags ...Tag) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -274,9 +291,19 @@ func DeleteKeys(ctx context.Context, b *blob.Bucket, keys []string) error {
 }
 
 // PresignGet returns a URL that downloads key without credentials until it
-// expires. Buckets that cannot sign (a local folder) return an error.
+// expires: SigV4 on S3, a V4 signed URL on GCS (signed with the service
+// account's key, or on Cloud Run by the service account itself through the
+// IAM Credentials API). Buckets that cannot sign (a local folder) return an
+// error.
 func PresignGet(ctx context.Context, b *blob.Bucket, key string, expiry time.Duration) (string, error) {
-	u, err := b.SignedURL(ctx, key, &blob.SignedURLOptions{Method: http.MethodGet, Expiry: expiry})
+	u, err := b.SignedURL(ctx, key, &blob.SignedURLOptions{Method: http.MethodGet, Expiry: expiry,
+		BeforeSign: func(as func(any) bool) error {
+			var opts *storage.SignedURLOptions
+			if as(&opts) {
+				opts.Scheme = storage.SigningSchemeV4 // gcsblob's default is V2
+			}
+			return nil
+		}})
 	if err != nil {
 		return "", fmt.Errorf("presign %s: %w", key, err)
 	}
