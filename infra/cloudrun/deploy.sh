@@ -1,0 +1,386 @@
+#!/usr/bin/env bash
+# Deploy Helios to Google Cloud Run: one bucket, three services
+# (helios-orchestrator, helios-worker, helios-stitcher), a Pub/Sub topic that
+# starts and continues jobs, and least-privilege IAM.
+#
+#   PROJECT=my-project REGION=us-central1 infra/cloudrun/deploy.sh
+#
+# Inputs (environment variables):
+#   PROJECT               required: the Google Cloud project ID
+#   REGION                required: the Cloud Run region, e.g. us-central1
+#   BUCKET                default helios-renders-$PROJECT
+#   WORKER_MAX_INSTANCES  default 100: the worker's max instances, and the
+#                         orchestrator's chunks in flight (HELIOS_CONCURRENCY)
+#   ALLOWED_COMMANDS      default ffmpeg: HELIOS_ALLOWED_COMMANDS of all three
+#   SEGMENT_EXPIRY_DAYS   default 7: segments left behind by failed or
+#                         cancelled jobs are deleted after this many days
+#   IMAGE                 default: build one from this checkout with Cloud
+#                         Build (no local Docker needed)
+#   GCLOUD                default gcloud (the tests put a stand-in here)
+#
+# Needs only gcloud, authenticated as someone who may enable APIs and manage
+# IAM in the project (an owner). Safe to run again: whatever `create` would
+# refuse the second time is looked up first; the rest (`replace`, `update`,
+# `add-iam-policy-binding`) changes nothing when nothing changed.
+set -euo pipefail
+
+GCLOUD=${GCLOUD:-gcloud}
+here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd -- "$here/../.." && pwd)
+
+die() { printf 'deploy.sh: %s\n' "$*" >&2; exit 1; }
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- Inputs -----------------------------------------------------------------
+
+missing=()
+[[ -n ${PROJECT:-} ]] || missing+=("PROJECT is not set (the Google Cloud project ID)")
+[[ -n ${REGION:-} ]] || missing+=("REGION is not set (a Cloud Run region such as us-central1)")
+if ((${#missing[@]})); then
+  die "$(printf '%s; ' "${missing[@]}")usage: PROJECT=my-project REGION=us-central1 $0"
+fi
+BUCKET=${BUCKET:-helios-renders-$PROJECT}
+WORKER_MAX_INSTANCES=${WORKER_MAX_INSTANCES:-100}
+ALLOWED_COMMANDS=${ALLOWED_COMMANDS:-ffmpeg}
+SEGMENT_EXPIRY_DAYS=${SEGMENT_EXPIRY_DAYS:-7}
+IMAGE=${IMAGE:-}
+
+# The values end up in YAML, IAM conditions and resource names: refuse
+# anything that could break out of them instead of quoting it.
+[[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "PROJECT=$PROJECT: expected a project ID (6-30 lowercase letters, digits or '-')"
+[[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "REGION=$REGION: expected a region such as us-central1"
+[[ $BUCKET =~ ^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$ ]] || die "BUCKET=$BUCKET: expected 3-63 lowercase letters, digits, '-' or '_'"
+[[ $WORKER_MAX_INSTANCES =~ ^[1-9][0-9]{0,3}$ ]] || die "WORKER_MAX_INSTANCES=$WORKER_MAX_INSTANCES: expected a whole number from 1 to 9999"
+commands_re='^[A-Za-z0-9._/+, -]+$'
+[[ $ALLOWED_COMMANDS =~ $commands_re ]] || die "ALLOWED_COMMANDS=$ALLOWED_COMMANDS: expected a comma-separated list of program names"
+[[ $SEGMENT_EXPIRY_DAYS =~ ^[1-9][0-9]{0,3}$ ]] || die "SEGMENT_EXPIRY_DAYS=$SEGMENT_EXPIRY_DAYS: expected a whole number of days from 1 to 9999"
+[[ -z $IMAGE || $IMAGE =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "IMAGE=$IMAGE: expected an image reference"
+command -v "$GCLOUD" >/dev/null || die "$GCLOUD not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"
+
+# Names. The environment variable names in the YAML files are pkg/config's.
+TOPIC=helios-jobs                 # GCS notifications for jobs/ and {"jobId"} continuations
+DEAD_TOPIC=helios-jobs-dead       # deliveries the orchestrator refused 10 times
+DEAD_SUB=helios-jobs-dead-sub     # keeps the dead letters until someone looks
+PUSH_SUB=helios-jobs-push         # delivers $TOPIC to the orchestrator
+REPO=helios                       # Artifact Registry repository
+ROLE_ID=heliosBucketLister
+LISTER_ROLE=projects/$PROJECT/roles/$ROLE_ID
+sa() { printf 'helios-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
+ORCH_SA=$(sa orchestrator)
+WORKER_SA=$(sa worker)
+STITCHER_SA=$(sa stitcher)
+PUSH_SA=$(sa push)                # the identity Pub/Sub pushes as
+
+# Price of one worker-second for the status's cost estimate: Cloud Run
+# request-based billing in Tier 1 regions, USD, as published on
+# cloud.google.com/run/pricing (price list as read on 2026-11-29: $0.000024
+# per vCPU-second, $0.0000025 per GiB-second), times worker.yaml's limits
+# (2 vCPU, 4 GiB): $0.000058 per second. Update the two prices when Google
+# changes them; deploy_test.go checks the limits still match.
+CPU_PRICE=0.000024
+MEMORY_PRICE=0.0000025
+WORKER_CPUS=2
+WORKER_MEMORY_GIB=4
+# shellcheck disable=SC2034 # read by render, through ${!name}
+COST_PER_WORKER_SECOND=$(LC_ALL=C awk -v c="$WORKER_CPUS" -v m="$WORKER_MEMORY_GIB" -v cp="$CPU_PRICE" -v mp="$MEMORY_PRICE" \
+  'BEGIN { printf "%.7f", c * cp + m * mp }')
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# --- gcloud -----------------------------------------------------------------
+
+# gc runs a gcloud command that changes something, and shows it first.
+# Flags are always written --name=value so the log reads unambiguously.
+gc() {
+  printf '  $ gcloud %s\n' "$*"
+  "$GCLOUD" "$@" --project="$PROJECT" --quiet
+}
+# ask runs a gcloud command for its output only.
+ask() { "$GCLOUD" "$@" --project="$PROJECT" --quiet; }
+# exists reports whether a describe succeeds (any failure counts as absent:
+# if it was something else, the create that follows says what).
+exists() { "$GCLOUD" "$@" --project="$PROJECT" --quiet >/dev/null 2>&1; }
+# retry: a service account just created takes a few seconds to be visible to
+# IAM, and a binding naming it fails until then.
+retry() {
+  local n=1
+  until "$@"; do
+    ((n < 5)) || return 1
+    printf '  (retrying in %ss: new identities take a moment to reach IAM)\n' $((n * 5))
+    sleep $((n * 5))
+    n=$((n + 1))
+  done
+}
+
+# render writes infra/cloudrun/<file> with every ${NAME} replaced by the
+# variable of that name, and prints the written file's path. It stops if a
+# placeholder is left: an empty or missing value must never deploy.
+render() {
+  local text name
+  text=$(<"$here/$1")
+  for name in PROJECT REGION IMAGE BUCKET ALLOWED_COMMANDS WORKER_MAX_INSTANCES \
+    WORKER_URL STITCHER_URL TOPIC COST_PER_WORKER_SECOND; do
+    [[ -n ${!name:-} ]] || continue
+    text=${text//"\${$name}"/"${!name}"}
+  done
+  # shellcheck disable=SC2016 # a literal ${, not an expansion
+  if [[ $text == *'${'* ]]; then
+    die "$1: placeholder left unreplaced: $(grep -o '\${[^}]*}' <<<"$text" | sort -u | tr '\n' ' ')"
+  fi
+  printf '%s\n' "$text" >"$work/$1"
+  printf '%s' "$work/$1"
+}
+
+# url_of prints a deployed service's https URL.
+url_of() {
+  local url
+  url=$(ask run services describe "$1" --region="$REGION" --format='value(status.url)')
+  [[ $url == https://* ]] || die "could not read the URL of $1 (got '$url')"
+  printf '%s' "$url"
+}
+
+# --- Project ----------------------------------------------------------------
+
+step "Enabling the APIs (Cloud Run, Pub/Sub, Cloud Storage, Artifact Registry, Cloud Build, IAM, IAM Credentials)"
+gc services enable run.googleapis.com pubsub.googleapis.com storage.googleapis.com \
+  artifactregistry.googleapis.com cloudbuild.googleapis.com iam.googleapis.com iamcredentials.googleapis.com
+
+PROJECT_NUMBER=$(ask projects describe "$PROJECT" --format='value(projectNumber)')
+[[ $PROJECT_NUMBER =~ ^[0-9]+$ ]] || die "could not read the project number of $PROJECT (got '$PROJECT_NUMBER')"
+# Pub/Sub's own identity: it forwards dead letters and mints the push tokens.
+PUBSUB_AGENT=service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
+
+# --- Image ------------------------------------------------------------------
+
+step "Artifact Registry repository $REPO ($REGION)"
+if exists artifacts repositories describe "$REPO" --location="$REGION"; then
+  echo "  exists"
+else
+  gc artifacts repositories create "$REPO" --repository-format=docker --location="$REGION" \
+    --description="Helios images"
+fi
+
+if [[ -z $IMAGE ]]; then
+  tag=$(date -u +%Y%m%d-%H%M%S)
+  if rev=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null); then tag=$tag-$rev; fi
+  IMAGE=$REGION-docker.pkg.dev/$PROJECT/$REPO/helios:$tag
+  step "Building $IMAGE with Cloud Build (from $root)"
+  # --config, not --tag: the Dockerfile is not at the root of the source.
+  (cd "$root" && gc builds submit . --config=infra/cloudrun/cloudbuild.yaml \
+    --substitutions=_IMAGE="$IMAGE" --ignore-file=infra/cloudrun/gcloudignore)
+else
+  step "Using the image $IMAGE"
+fi
+
+# --- Identities -------------------------------------------------------------
+
+step "Service accounts: one per service, and helios-push for Pub/Sub push"
+for name in orchestrator worker stitcher push; do
+  if exists iam service-accounts describe "$(sa "$name")"; then
+    echo "  $(sa "$name") exists"
+  else
+    gc iam service-accounts create "helios-$name" --display-name="Helios $name"
+  fi
+done
+
+# --- Bucket -----------------------------------------------------------------
+
+step "Bucket gs://$BUCKET: uniform access, public access prevented, segments expire after $SEGMENT_EXPIRY_DAYS days"
+if exists storage buckets describe "gs://$BUCKET"; then
+  echo "  exists"
+else
+  gc storage buckets create "gs://$BUCKET" --location="$REGION" \
+    --uniform-bucket-level-access --public-access-prevention
+fi
+# The worker sets a custom time on every segment it uploads; nothing else
+# has one (specs, statuses, markers, videos), so only segments a failed or
+# cancelled job left behind match the first rule. The prefix is a second
+# guard. Incomplete multipart uploads (XML API) are dropped after a day.
+cat >"$work/lifecycle.json" <<EOF
+{
+  "rule": [
+    {
+      "action": {"type": "Delete"},
+      "condition": {"daysSinceCustomTime": $SEGMENT_EXPIRY_DAYS, "matchesPrefix": ["renders/"]}
+    },
+    {
+      "action": {"type": "AbortIncompleteMultipartUpload"},
+      "condition": {"age": 1}
+    }
+  ]
+}
+EOF
+# Also on an existing bucket, so a re-run puts the settings back.
+gc storage buckets update "gs://$BUCKET" --uniform-bucket-level-access --public-access-prevention \
+  --lifecycle-file="$work/lifecycle.json"
+
+# --- Bucket IAM -------------------------------------------------------------
+
+step "Custom role $ROLE_ID: list the bucket, nothing else"
+# Listing is checked against the bucket, not an object, so a condition on
+# object names cannot grant it: each service gets this unconditioned role for
+# it (so a missing key is a 404, not a 403), and object access below.
+lister_permissions=storage.objects.list,storage.buckets.get
+lister_flags=(--title="Helios bucket lister" --description="List objects in the Helios bucket"
+  --permissions="$lister_permissions" --stage=GA)
+if deleted=$(ask iam roles describe "$ROLE_ID" --format='value(deleted)' 2>/dev/null); then
+  # A deleted custom role lingers for 7 days and blocks a create of its ID.
+  if [[ $deleted == [Tt]rue ]]; then gc iam roles undelete "$ROLE_ID"; fi
+  gc iam roles update "$ROLE_ID" "${lister_flags[@]}"
+else
+  gc iam roles create "$ROLE_ID" "${lister_flags[@]}"
+fi
+
+objects=projects/_/buckets/$BUCKET/objects/
+under() { printf 'resource.name.startsWith("%s%s")' "$objects" "$1"; }
+# renders/<id>/chunks/...: a prefix cannot say "any id", extract() can.
+# startsWith pins it to renders/ at the start of the name.
+chunks="$(under renders/) && resource.name.extract(\"${objects}renders/{id}/chunks/\") != \"\""
+
+# bucket_grant MEMBER ROLE [TITLE EXPRESSION]: a binding on the bucket, with an
+# IAM condition when given. The ^;^ prefix makes ';' the separator of the
+# condition's fields. Without a condition, --condition=None: gcloud refuses
+# an unconditioned binding on a policy with conditions otherwise.
+bucket_grant() {
+  local condition=None
+  (($# < 3)) || condition="^;^title=$3;expression=$4"
+  retry gc storage buckets add-iam-policy-binding "gs://$BUCKET" --member="serviceAccount:$1" \
+    --role="$2" --condition="$condition" --format=none
+}
+
+step "Bucket access, by prefix"
+for account in "$ORCH_SA" "$WORKER_SA" "$STITCHER_SA"; do
+  bucket_grant "$account" "$LISTER_ROLE"
+done
+# roles/storage.objectUser = get, create, update, delete (no IAM changes);
+# objectViewer = get. Neither can be narrowed to "write but not read", so
+# whoever writes a prefix can read it too.
+# Orchestrator: reads and writes jobs/ and renders/ (specs, status, leases,
+# markers, cleanup of segments), reads outputs/ (to sign a URL for a video
+# stored there).
+bucket_grant "$ORCH_SA" roles/storage.objectUser helios-orchestrator-jobs-renders \
+  "$(under jobs/) || $(under renders/)"
+bucket_grant "$ORCH_SA" roles/storage.objectViewer helios-orchestrator-outputs "$(under outputs/)"
+# Worker: reads asset bundles, writes segments and completion markers (and
+# reads the markers back) under renders/<id>/chunks/ only.
+bucket_grant "$WORKER_SA" roles/storage.objectViewer helios-worker-assets "$(under assets/)"
+bucket_grant "$WORKER_SA" roles/storage.objectUser helios-worker-chunks "$chunks"
+# Stitcher: reads segments, writes the video under renders/ or outputs/.
+# objectUser on renders/ covers reading renders/*/chunks/; it also lets the
+# stitcher read the rest of renders/ (spec, status), which no predefined role
+# can leave out while allowing writes there.
+bucket_grant "$STITCHER_SA" roles/storage.objectUser helios-stitcher-renders-outputs \
+  "$(under renders/) || $(under outputs/)"
+
+step "Signing URLs: the orchestrator may sign as itself (IAM Credentials signBlob), as no one else"
+retry gc iam service-accounts add-iam-policy-binding "$ORCH_SA" --member="serviceAccount:$ORCH_SA" \
+  --role=roles/iam.serviceAccountTokenCreator --format=none
+
+# --- Pub/Sub ----------------------------------------------------------------
+
+step "Pub/Sub topics $TOPIC and $DEAD_TOPIC, and $DEAD_SUB to keep dead letters"
+for topic in "$TOPIC" "$DEAD_TOPIC"; do
+  if exists pubsub topics describe "$topic"; then echo "  $topic exists"; else gc pubsub topics create "$topic"; fi
+done
+# A subscription nobody pulls from expires after 31 days unless told not to.
+if exists pubsub subscriptions describe "$DEAD_SUB"; then
+  echo "  $DEAD_SUB exists"
+else
+  gc pubsub subscriptions create "$DEAD_SUB" --topic="$DEAD_TOPIC" --message-retention-duration=7d \
+    --expiration-period=never
+fi
+# The orchestrator publishes {"jobId": ...} to continue a job that outlives
+# one request.
+retry gc pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$ORCH_SA" \
+  --role=roles/pubsub.publisher --format=none
+# Dead-lettering is done by Pub/Sub's service agent: it publishes to the
+# dead-letter topic, acks on the push subscription (below), and mints the
+# identity tokens of helios-push for authenticated push.
+retry gc pubsub topics add-iam-policy-binding "$DEAD_TOPIC" --member="serviceAccount:$PUBSUB_AGENT" \
+  --role=roles/pubsub.publisher --format=none
+retry gc iam service-accounts add-iam-policy-binding "$PUSH_SA" --member="serviceAccount:$PUBSUB_AGENT" \
+  --role=roles/iam.serviceAccountTokenCreator --format=none
+
+step "Notification: objects finalized under jobs/ in gs://$BUCKET publish to $TOPIC"
+# Nothing outside jobs/ notifies, so the orchestrator's own writes under
+# renders/ cannot start it again. A second identical notification would
+# deliver every upload twice: create it only if none has the prefix.
+notifications=$(ask storage buckets notifications list "gs://$BUCKET" \
+  --format='value("Notification Configuration".id,"Notification Configuration".topic,"Notification Configuration".object_name_prefix)')
+if awk -F'\t' '$3 == "jobs/" { found = 1 } END { exit !found }' <<<"$notifications"; then
+  echo "  exists"
+else
+  # Also grants Cloud Storage's service agent publish on the topic.
+  gc storage buckets notifications create "gs://$BUCKET" --topic="$TOPIC" \
+    --event-types=OBJECT_FINALIZE --object-prefix=jobs/ --payload-format=json
+fi
+
+# --- Services ---------------------------------------------------------------
+
+step "Deploying helios-worker and helios-stitcher"
+file=$(render worker.yaml)
+gc run services replace "$file" --region="$REGION"
+file=$(render stitcher.yaml)
+gc run services replace "$file" --region="$REGION"
+WORKER_URL=$(url_of helios-worker)
+STITCHER_URL=$(url_of helios-stitcher)
+echo "  helios-worker:   $WORKER_URL"
+echo "  helios-stitcher: $STITCHER_URL"
+
+step "Only the orchestrator may invoke the worker and the stitcher"
+for service in helios-worker helios-stitcher; do
+  retry gc run services add-iam-policy-binding "$service" --region="$REGION" \
+    --member="serviceAccount:$ORCH_SA" --role=roles/run.invoker --format=none
+done
+
+step "Deploying helios-orchestrator"
+file=$(render orchestrator.yaml)
+gc run services replace "$file" --region="$REGION"
+ORCHESTRATOR_URL=$(url_of helios-orchestrator)
+echo "  helios-orchestrator: $ORCHESTRATOR_URL"
+
+step "Only Pub/Sub push (as helios-push) may invoke the orchestrator; you can add yourself"
+retry gc run services add-iam-policy-binding helios-orchestrator --region="$REGION" \
+  --member="serviceAccount:$PUSH_SA" --role=roles/run.invoker --format=none
+
+step "Push subscription $PUSH_SUB: $TOPIC to the orchestrator, with an identity token"
+# Ack deadline 600 s (the most Pub/Sub allows): how long a delivery may take
+# to answer before it is sent again. Retries back off from 10 s to 600 s;
+# after 10 attempts the message goes to $DEAD_TOPIC.
+push_flags=(--push-endpoint="$ORCHESTRATOR_URL/" --push-auth-service-account="$PUSH_SA"
+  --push-auth-token-audience="$ORCHESTRATOR_URL" --ack-deadline=600
+  --min-retry-delay=10s --max-retry-delay=600s
+  --dead-letter-topic="$DEAD_TOPIC" --max-delivery-attempts=10
+  --message-retention-duration=7d --expiration-period=never)
+if exists pubsub subscriptions describe "$PUSH_SUB"; then
+  gc pubsub subscriptions update "$PUSH_SUB" "${push_flags[@]}"
+else
+  gc pubsub subscriptions create "$PUSH_SUB" --topic="$TOPIC" "${push_flags[@]}"
+fi
+retry gc pubsub subscriptions add-iam-policy-binding "$PUSH_SUB" --member="serviceAccount:$PUBSUB_AGENT" \
+  --role=roles/pubsub.subscriber --format=none
+
+# --- Done -------------------------------------------------------------------
+
+cat <<EOF
+
+Deployed.
+  bucket:        gs://$BUCKET
+  orchestrator:  $ORCHESTRATOR_URL
+  image:         $IMAGE
+
+Your first render (the upload starts the job):
+  gcloud storage cp examples/jobs/demo.json gs://$BUCKET/jobs/demo.json
+  bin/helios job watch demo --storage gs://$BUCKET
+  gcloud storage cp gs://$BUCKET/renders/demo/output.mp4 .
+
+The HTTP API (POST /jobs, GET /jobs/{id}, DELETE /jobs/{id}) needs run.invoker
+on the orchestrator. Nobody has it but Pub/Sub; grant it to yourself once:
+  gcloud run services add-iam-policy-binding helios-orchestrator --project=$PROJECT --region=$REGION \\
+    --member="user:\$(gcloud config get-value account)" --role=roles/run.invoker
+then:
+  curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" -H 'content-type: application/json' \\
+    --data @examples/jobs/demo.json $ORCHESTRATOR_URL/jobs
+  curl -H "Authorization: Bearer \$(gcloud auth print-identity-token)" $ORCHESTRATOR_URL/jobs/demo
+EOF
