@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/helios-project/infrastructure/internal/localnet"
 )
 
 // Function describes one function to emulate.
@@ -123,11 +124,11 @@ func startPool(ctx context.Context, rie, logDir string, fn Function) (*pool, err
 
 // startInstance starts one emulator and waits until it listens.
 func (p *pool) startInstance(ctx context.Context, rie, logPath string, fn Function, env []string) (string, error) {
-	apiPort, err := freePort()
+	apiPort, err := localnet.FreePort()
 	if err != nil {
 		return "", err
 	}
-	invokePort, err := freePort()
+	invokePort, err := localnet.FreePort()
 	if err != nil {
 		return "", err
 	}
@@ -158,7 +159,7 @@ func (p *pool) startInstance(ctx context.Context, rie, logPath string, fn Functi
 		case <-wctx.Done():
 		}
 	}()
-	if err := waitListening(wctx, addr, 30*time.Second); err != nil {
+	if err := localnet.WaitListening(wctx, addr, 30*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		return "", fmt.Errorf("%w (log: %s)", err, logPath)
 	}
@@ -295,28 +296,4 @@ func (l *Lambda) Close() {
 		}
 	}
 	l.wg.Wait()
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitListening(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return errors.Join(fmt.Errorf("%s not listening after %s", addr, timeout), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

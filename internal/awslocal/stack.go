@@ -14,6 +14,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
+	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/pkg/config"
 )
 
@@ -67,7 +68,7 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 		WorkerFunction:       "./functions/worker",
 		StitcherFunction:     "./functions/stitcher",
 	} {
-		root, err := moduleRoot()
+		root, err := localnet.ModuleRoot()
 		if err != nil {
 			return nil, err
 		}

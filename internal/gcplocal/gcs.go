@@ -15,6 +15,8 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/helios-project/infrastructure/internal/localnet"
 )
 
 // Environment variables the Google client libraries read to reach emulators.
@@ -34,7 +36,7 @@ type GCS struct {
 
 // StartGCS starts the server with the given buckets created.
 func StartGCS(buckets ...string) (*GCS, error) {
-	port, err := freePort()
+	port, err := localnet.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -69,12 +71,3 @@ func (g *GCS) Object(ctx context.Context, bucket, key string) (*storage.ObjectAt
 
 // Close stops the server.
 func (g *GCS) Close() { g.srv.Stop() }
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}

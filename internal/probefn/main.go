@@ -21,7 +21,11 @@ func main() {
 	if os.Getenv("PROBE_FUNCTION") == "stitcher" {
 		h = runtime.Handler[job.StitchRequest, job.StitchResult](adaptertest.ProbeStitcher)
 	}
-	platform := runtime.Platform{Lambda: os.Getenv("AWS_LAMBDA_RUNTIME_API") != "", Port: "8080"}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	platform := runtime.Platform{Lambda: os.Getenv("AWS_LAMBDA_RUNTIME_API") != "", Port: port}
 	if err := runtime.Start(context.Background(), h, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)

@@ -1,0 +1,1274 @@
+package cloudrun
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+)
+
+// The deployment under test. The stand-in gcloud answers for any project.
+const (
+	project = "helios-test-1"
+	region  = "us-central1"
+	image   = "us-central1-docker.pkg.dev/helios-test-1/helios/helios:test"
+	bucket  = "helios-renders-" + project // deploy.sh's default
+
+	projectNumber = "123456789012" // what the stand-in says `projects describe` returns
+)
+
+var (
+	orchestratorSA = "helios-orchestrator@" + project + ".iam.gserviceaccount.com"
+	workerSA       = "helios-worker@" + project + ".iam.gserviceaccount.com"
+	stitcherSA     = "helios-stitcher@" + project + ".iam.gserviceaccount.com"
+	pushSA         = "helios-push@" + project + ".iam.gserviceaccount.com"
+	pubsubAgent    = "service-" + projectNumber + "@gcp-sa-pubsub.iam.gserviceaccount.com"
+	listerRole     = "projects/" + project + "/roles/heliosBucketLister"
+)
+
+// serviceURL is what the stand-in reports as a deployed service's URL.
+func serviceURL(name string) string { return "https://" + name + "-abc-uc.a.run.app" }
+
+// fakeGcloud stands in for the Google Cloud CLI. It logs its argv (one JSON
+// array per line), keeps what `create` made as files so `describe` fails
+// before and succeeds after (and a second `create` of the same thing fails
+// as the real one would), copies the files deploy.sh hands it (service
+// YAMLs, the lifecycle rules) for the test to read, and answers the reads
+// the scripts make: the project number, service URLs, the bucket's
+// notifications. deploy.sh writes every flag as --name=value.
+const fakeGcloud = `#!/usr/bin/env bash
+set -u
+dir=${FAKE_GCLOUD_DIR:?}
+mkdir -p "$dir/state" "$dir/files"
+
+json='[' sep=''
+for a in "$@"; do
+  a=${a//\\/\\\\}; a=${a//\"/\\\"}; a=${a//$'\n'/\\n}; a=${a//$'\t'/\\t}
+  json+="$sep\"$a\""; sep=','
+done
+printf '%s]\n' "$json" >>"$dir/calls.log"
+
+words=() project=''
+for a in "$@"; do
+  case $a in
+    --project=*) project=${a#--project=} ;;
+    --lifecycle-file=*) cp "${a#--lifecycle-file=}" "$dir/files/lifecycle.json" ;;
+    -*) ;;
+    *) words+=("$a") ;;
+  esac
+done
+
+# The command group and the resource's short name: the same for create,
+# describe and delete (service accounts are created by ID and described by
+# email; buckets are gs:// URLs, sometimes with a trailing slash).
+key() {
+  local name=$2
+  name=${name#gs://}; name=${name%/}; name=${name%%@*}
+  printf '%s/%s' "$1" "$name" | tr '/ ' '__'
+}
+
+case "${words[*]}" in
+  "projects describe "*)
+    echo ` + projectNumber + ` ;;
+  "run services replace "*)
+    file=${words[3]}
+    name=$(sed -n 's/^  name: *//p' "$file" | head -n 1)
+    n=$(find "$dir/files" -name 'replace-*' | wc -l)
+    cp "$file" "$dir/files/replace-$((n)).yaml"
+    : >"$dir/state/$(key 'run services' "$name")" ;;
+  "run services describe "*)
+    name=${words[3]}
+    [[ -e $dir/state/$(key 'run services' "$name") ]] || { echo "ERROR: service $name not found" >&2; exit 1; }
+    echo "https://$name-abc-uc.a.run.app" ;;
+  "storage buckets notifications list "*)
+    if [[ -e $dir/state/notification ]]; then
+      printf '7\t//pubsub.googleapis.com/projects/%s/topics/helios-jobs\tjobs/\n' "$project"
+    fi ;;
+  "storage buckets notifications create "*)
+    [[ ! -e $dir/state/notification ]] || { echo "ERROR: duplicate notification" >&2; exit 1; }
+    : >"$dir/state/notification" ;;
+  "storage buckets notifications delete "*)
+    rm -f "$dir/state/notification" ;;
+  "storage rm "*)
+    rm -f "$dir/state/$(key 'storage buckets' "${words[2]}")" ;;
+  "iam roles describe "*)
+    [[ -e $dir/state/$(key 'iam roles' "${words[3]}") ]] || { echo "ERROR: NOT_FOUND" >&2; exit 1; }
+    echo "" ;;
+  *)
+    for ((i = 0; i < ${#words[@]}; i++)); do
+      verb=${words[i]}
+      case $verb in describe | create | delete) ;; *) continue ;; esac
+      k=$(key "${words[*]:0:i}" "${words[i+1]:-}")
+      case $verb in
+        describe) [[ -e $dir/state/$k ]] || { echo "ERROR: NOT_FOUND: $k" >&2; exit 1; } ;;
+        create) [[ ! -e $dir/state/$k ]] || { echo "ERROR: ALREADY_EXISTS: $k" >&2; exit 1; }; : >"$dir/state/$k" ;;
+        delete) [[ -e $dir/state/$k ]] || { echo "ERROR: NOT_FOUND: $k" >&2; exit 1; }; rm -f "$dir/state/$k" ;;
+      esac
+      break
+    done ;;
+esac
+exit 0
+`
+
+// cloud is one stand-in gcloud with its state: one imaginary project.
+type cloud struct {
+	bin   string // the stand-in, also first on PATH as "gcloud"
+	state string // FAKE_GCLOUD_DIR
+	home  string
+	seen  int // calls already returned by run
+}
+
+func newCloud(t *testing.T) *cloud {
+	t.Helper()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash is not installed")
+	}
+	dir := t.TempDir()
+	c := &cloud{bin: filepath.Join(dir, "bin", "gcloud"), state: filepath.Join(dir, "gcloud"), home: filepath.Join(dir, "home")}
+	for _, d := range []string{filepath.Dir(c.bin), c.state, c.home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(c.bin, []byte(fakeGcloud), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// result is one script run: its output and the gcloud calls it made.
+type result struct {
+	stdout, stderr string
+	err            error
+	calls          []call
+}
+
+// call is one gcloud argv, split into positional words and --flags.
+type call struct {
+	argv  []string
+	words []string            // positional arguments, in order
+	flags map[string][]string // --name=value (a flag without a value maps to "")
+}
+
+func parseCall(argv []string) call {
+	c := call{argv: argv, flags: map[string][]string{}}
+	for _, a := range argv {
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			name, value, _ := strings.Cut(name, "=")
+			c.flags[name] = append(c.flags[name], value)
+		} else {
+			c.words = append(c.words, a)
+		}
+	}
+	return c
+}
+
+// is reports whether the call starts with the given command words.
+func (c call) is(cmd ...string) bool {
+	return len(c.words) >= len(cmd) && slices.Equal(c.words[:len(cmd)], cmd)
+}
+
+// flag returns the single value of a flag ("" and false if absent).
+func (c call) flag(name string) (string, bool) {
+	v, ok := c.flags[name]
+	if !ok {
+		return "", false
+	}
+	return v[len(v)-1], true
+}
+
+func (c call) String() string { return "gcloud " + strings.Join(c.argv, " ") }
+
+// run runs one of the scripts beside this file with the stand-in gcloud and
+// the given variables (and nothing else from the test's environment that a
+// script reads).
+func (c *cloud) run(t *testing.T, script string, env ...string) result {
+	t.Helper()
+	return c.runPath(t, script, env...)
+}
+
+func (c *cloud) runPath(t *testing.T, script string, env ...string) result {
+	t.Helper()
+	cmd := exec.Command("bash", script)
+	cmd.Env = append([]string{
+		"PATH=" + filepath.Dir(c.bin) + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME=" + c.home,
+		"LC_ALL=C",
+		"GCLOUD=" + c.bin,
+		"FAKE_GCLOUD_DIR=" + c.state,
+	}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	r := result{err: cmd.Run()}
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	all := c.calls(t)
+	r.calls = all[c.seen:]
+	c.seen = len(all)
+	return r
+}
+
+func (c *cloud) calls(t *testing.T) []call {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.state, "calls.log"))
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var calls []call
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var argv []string
+		if err := json.Unmarshal(sc.Bytes(), &argv); err != nil {
+			t.Fatalf("calls.log: %q: %v", sc.Text(), err)
+		}
+		calls = append(calls, parseCall(argv))
+	}
+	return calls
+}
+
+// file returns a file the stand-in kept (see fakeGcloud).
+func (c *cloud) file(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.state, "files", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func deployEnv(extra ...string) []string {
+	return append([]string{"PROJECT=" + project, "REGION=" + region, "IMAGE=" + image}, extra...)
+}
+
+func mustSucceed(t *testing.T, what string, r result) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", what, r.err, r.stdout, r.stderr)
+	}
+}
+
+func TestScriptsParse(t *testing.T) {
+	for _, script := range []string{"deploy.sh", "destroy.sh"} {
+		if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", script, err, out)
+		}
+	}
+	shellcheck, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Log("shellcheck is not installed: skipped")
+		return
+	}
+	if out, err := exec.Command(shellcheck, "deploy.sh", "destroy.sh").CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+}
+
+func TestDeployNeedsProjectAndRegion(t *testing.T) {
+	c := newCloud(t)
+	for _, tc := range []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"REGION=" + region}, []string{"PROJECT"}},
+		{[]string{"PROJECT=" + project}, []string{"REGION"}},
+		{nil, []string{"PROJECT", "REGION"}},
+	} {
+		for _, script := range []string{"deploy.sh", "destroy.sh"} {
+			r := c.run(t, script, tc.env...)
+			if r.err == nil {
+				t.Errorf("%s with %v: succeeded, want a failure naming %v", script, tc.env, tc.want)
+			}
+			for _, name := range tc.want {
+				if !strings.Contains(r.stderr, name+" is not set") {
+					t.Errorf("%s with %v: stderr %q does not name %s", script, tc.env, r.stderr, name)
+				}
+			}
+			if len(r.calls) > 0 {
+				t.Errorf("%s with %v: called gcloud before checking its inputs: %v", script, tc.env, r.calls[0])
+			}
+		}
+	}
+	r := c.run(t, "deploy.sh", deployEnv("WORKER_MAX_INSTANCES=lots")...)
+	if r.err == nil || !strings.Contains(r.stderr, "WORKER_MAX_INSTANCES") {
+		t.Errorf("deploy.sh with WORKER_MAX_INSTANCES=lots: err %v, stderr %q", r.err, r.stderr)
+	}
+}
+
+// TestDeploy deploys into an empty project, deploys again (everything now
+// exists), then checks what was made and that nothing was made twice.
+func TestDeploy(t *testing.T) {
+	c := newCloud(t)
+	first := c.run(t, "deploy.sh", deployEnv()...)
+	mustSucceed(t, "deploy.sh (fresh)", first)
+	second := c.run(t, "deploy.sh", deployEnv()...)
+	mustSucceed(t, "deploy.sh (re-run)", second)
+
+	for _, r := range []result{first, second} {
+		checkEveryCall(t, r.calls)
+		checkServices(t, c, r.calls, 100, bucket)
+		checkBucketIAM(t, r.calls)
+		checkInvokers(t, r.calls)
+		checkOtherIAM(t, r.calls)
+		checkLifecycle(t, c, 7)
+		checkOrder(t, r.calls)
+	}
+
+	// The fresh run creates everything once.
+	checkCreates(t, first.calls)
+	notification := only(t, first.calls, "storage", "buckets", "notifications", "create")
+	wantFlags(t, notification, map[string]string{
+		"topic": "helios-jobs", "event-types": "OBJECT_FINALIZE", "object-prefix": "jobs/", "payload-format": "json",
+	})
+	if !slices.Equal(notification.words[4:], []string{"gs://" + bucket}) {
+		t.Errorf("%v: want it on gs://%s", notification, bucket)
+	}
+	create := only(t, first.calls, "storage", "buckets", "create")
+	wantFlags(t, create, map[string]string{"uniform-bucket-level-access": "", "public-access-prevention": "", "location": region})
+	role := only(t, first.calls, "iam", "roles", "create", "heliosBucketLister")
+	checkListerPermissions(t, role)
+	checkPushSubscription(t, only(t, first.calls, "pubsub", "subscriptions", "create", "helios-jobs-push"), true)
+	deadSub := only(t, first.calls, "pubsub", "subscriptions", "create", "helios-jobs-dead-sub")
+	wantFlags(t, deadSub, map[string]string{"topic": "helios-jobs-dead", "expiration-period": "never"})
+
+	// The re-run creates nothing: it looks things up and updates in place.
+	for _, call := range second.calls {
+		if slices.Contains(call.words, "create") || slices.Contains(call.words, "undelete") {
+			t.Errorf("re-run: %v: everything exists already", call)
+		}
+	}
+	checkListerPermissions(t, only(t, second.calls, "iam", "roles", "update", "heliosBucketLister"))
+	checkPushSubscription(t, only(t, second.calls, "pubsub", "subscriptions", "update", "helios-jobs-push"), false)
+
+	// The user is told where things are and how to start.
+	for _, want := range []string{
+		"gs://" + bucket,
+		serviceURL("helios-orchestrator"),
+		"gcloud storage cp examples/jobs/demo.json gs://" + bucket + "/jobs/demo.json",
+		`curl -H "Authorization: Bearer $(gcloud auth print-identity-token)"`,
+		serviceURL("helios-orchestrator") + "/jobs/demo",
+		"--role=roles/run.invoker",
+	} {
+		if !strings.Contains(second.stdout, want) {
+			t.Errorf("deploy.sh output lacks %q:\n%s", want, second.stdout)
+		}
+	}
+}
+
+// TestDeploySettings checks that the optional inputs reach the services and
+// the bucket.
+func TestDeploySettings(t *testing.T) {
+	c := newCloud(t)
+	r := c.run(t, "deploy.sh", deployEnv("BUCKET=my-renders", "WORKER_MAX_INSTANCES=25",
+		"ALLOWED_COMMANDS=ffmpeg,helios", "SEGMENT_EXPIRY_DAYS=3")...)
+	mustSucceed(t, "deploy.sh", r)
+	checkServices(t, c, r.calls, 25, "my-renders")
+	checkLifecycle(t, c, 3)
+	for _, doc := range replaced(t, c, r.calls) {
+		env := envOf(doc)
+		if env[config.EnvStorageURL] != "gs://my-renders" || env[config.EnvAllowedCommands] != "ffmpeg,helios" {
+			t.Errorf("%s: storage %q, allowed commands %q", doc.Metadata.Name, env[config.EnvStorageURL], env[config.EnvAllowedCommands])
+		}
+	}
+	for _, call := range r.calls {
+		if call.is("storage", "buckets") && !slices.Contains(call.words, "gs://my-renders") && !slices.Contains(call.words, "gs://my-renders/") {
+			t.Errorf("%v: not on gs://my-renders", call)
+		}
+	}
+}
+
+// TestUnreplacedPlaceholderStops: a placeholder deploy.sh has no value for
+// stops the deployment before any service is deployed.
+func TestUnreplacedPlaceholderStops(t *testing.T) {
+	c := newCloud(t)
+	dir := filepath.Join(t.TempDir(), "infra", "cloudrun")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"deploy.sh", "orchestrator.yaml", "worker.yaml", "stitcher.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "worker.yaml" {
+			data = append(data, "            - name: HELIOS_STATUS_INTERVAL\n              value: \"${STATUS_INTERVAL}\"\n"...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := c.runPath(t, filepath.Join(dir, "deploy.sh"), deployEnv()...)
+	if r.err == nil || !strings.Contains(r.stderr, "${STATUS_INTERVAL}") {
+		t.Fatalf("deploy.sh with an unknown placeholder: err %v, stderr %q", r.err, r.stderr)
+	}
+	for _, call := range r.calls {
+		if call.is("run", "services", "replace") {
+			t.Errorf("%v: deployed despite the placeholder", call)
+		}
+	}
+}
+
+func TestDestroy(t *testing.T) {
+	for _, deleteBucket := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DELETE_BUCKET=%v", deleteBucket), func(t *testing.T) {
+			c := newCloud(t)
+			mustSucceed(t, "deploy.sh", c.run(t, "deploy.sh", deployEnv()...))
+			env := []string{"PROJECT=" + project, "REGION=" + region}
+			if deleteBucket {
+				env = append(env, "DELETE_BUCKET=1")
+			}
+			r := c.run(t, "destroy.sh", env...)
+			mustSucceed(t, "destroy.sh", r)
+			checkEveryCall(t, r.calls)
+
+			for _, want := range [][]string{
+				{"run", "services", "delete", "helios-orchestrator"},
+				{"run", "services", "delete", "helios-worker"},
+				{"run", "services", "delete", "helios-stitcher"},
+				{"pubsub", "subscriptions", "delete", "helios-jobs-push"},
+				{"pubsub", "subscriptions", "delete", "helios-jobs-dead-sub"},
+				{"pubsub", "topics", "delete", "helios-jobs"},
+				{"pubsub", "topics", "delete", "helios-jobs-dead"},
+				{"storage", "buckets", "notifications", "delete", "projects/_/buckets/" + bucket + "/notificationConfigs/7"},
+				{"iam", "roles", "delete", "heliosBucketLister"},
+				{"iam", "service-accounts", "delete", orchestratorSA},
+				{"iam", "service-accounts", "delete", workerSA},
+				{"iam", "service-accounts", "delete", stitcherSA},
+				{"iam", "service-accounts", "delete", pushSA},
+				{"artifacts", "repositories", "delete", "helios"},
+			} {
+				only(t, r.calls, want...)
+			}
+			var bucketDeletes []call
+			for _, call := range r.calls {
+				if call.is("storage", "rm") || call.is("storage", "buckets", "delete") {
+					bucketDeletes = append(bucketDeletes, call)
+				}
+			}
+			if deleteBucket {
+				if len(bucketDeletes) != 1 || !slices.Equal(bucketDeletes[0].words, []string{"storage", "rm", "gs://" + bucket + "/"}) {
+					t.Errorf("DELETE_BUCKET=1: bucket deletes %v, want one storage rm --recursive gs://%s/", bucketDeletes, bucket)
+				} else {
+					wantFlags(t, bucketDeletes[0], map[string]string{"recursive": ""})
+				}
+			} else {
+				if len(bucketDeletes) > 0 {
+					t.Errorf("the bucket is deleted without DELETE_BUCKET=1: %v", bucketDeletes)
+				}
+				// The services' access to the kept bucket goes.
+				removed := map[string]bool{}
+				for _, call := range r.calls {
+					if call.is("storage", "buckets", "remove-iam-policy-binding", "gs://"+bucket) {
+						m, _ := call.flag("member")
+						removed[strings.TrimPrefix(m, "serviceAccount:")] = true
+					}
+				}
+				for _, sa := range []string{orchestratorSA, workerSA, stitcherSA} {
+					if !removed[sa] {
+						t.Errorf("destroy.sh leaves %s's bindings on the kept bucket", sa)
+					}
+				}
+			}
+
+			// Again: everything is gone, nothing more is deleted.
+			again := c.run(t, "destroy.sh", env...)
+			mustSucceed(t, "destroy.sh (again)", again)
+			for _, call := range again.calls {
+				if slices.Contains(call.words, "delete") || call.is("storage", "rm") {
+					t.Errorf("destroy.sh again: %v: already gone", call)
+				}
+			}
+		})
+	}
+}
+
+// TestFlagsKnownToGcloud checks every flag the scripts pass against the
+// real gcloud's help. It needs the Google Cloud CLI and takes a minute, so
+// it runs only with HELIOS_CHECK_GCLOUD_FLAGS=1.
+func TestFlagsKnownToGcloud(t *testing.T) {
+	if os.Getenv("HELIOS_CHECK_GCLOUD_FLAGS") != "1" {
+		t.Skip("set HELIOS_CHECK_GCLOUD_FLAGS=1 to check the flags against the installed gcloud")
+	}
+	gcloud, err := exec.LookPath("gcloud")
+	if err != nil {
+		t.Skip("gcloud is not installed")
+	}
+	c := newCloud(t)
+	calls := c.run(t, "deploy.sh", deployEnv()...).calls
+	calls = append(calls, c.run(t, "deploy.sh", deployEnv()...).calls...)
+	calls = append(calls, c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region).calls...)
+	calls = append(calls, c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region, "DELETE_BUCKET=1").calls...)
+	verbs := []string{"describe", "create", "update", "delete", "list", "replace", "enable", "submit", "undelete", "rm",
+		"add-iam-policy-binding", "remove-iam-policy-binding"}
+	flags := map[string]map[string]bool{} // command path → flags used
+	for _, call := range calls {
+		i := slices.IndexFunc(call.words, func(w string) bool { return slices.Contains(verbs, w) })
+		if i < 0 {
+			t.Errorf("%v: no verb found", call)
+			continue
+		}
+		path := strings.Join(call.words[:i+1], " ")
+		if flags[path] == nil {
+			flags[path] = map[string]bool{}
+		}
+		for name := range call.flags {
+			flags[path][name] = true
+		}
+	}
+	ansi := regexp.MustCompile(`\x1b\[[0-9;]*m`)
+	cfg := t.TempDir()
+	for path, names := range flags {
+		cmd := exec.Command(gcloud, append(strings.Fields(path), "--help")...)
+		cmd.Env = append(os.Environ(), "CLOUDSDK_CONFIG="+cfg, "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("gcloud %s --help: %v\n%s", path, err, out)
+			continue
+		}
+		help := ansi.ReplaceAllString(string(out), "")
+		for name := range names {
+			// Boolean flags are documented as --[no-]name.
+			if !strings.Contains(help, "--"+name) && !strings.Contains(help, "--[no-]"+name) {
+				t.Errorf("gcloud %s: --%s is not in its help", path, name)
+			}
+		}
+	}
+}
+
+// checkEveryCall: every call names the project (nothing lands in whatever
+// project gcloud is configured with), nothing is made public, and no role is
+// granted on the whole project.
+func checkEveryCall(t *testing.T, calls []call) {
+	t.Helper()
+	for _, call := range calls {
+		if p, _ := call.flag("project"); p != project {
+			t.Errorf("%v: --project=%s missing", call, project)
+		}
+		for _, a := range call.argv {
+			if strings.Contains(a, "allUsers") || strings.Contains(a, "allAuthenticatedUsers") {
+				t.Errorf("%v: public access", call)
+			}
+		}
+		if call.is("projects", "add-iam-policy-binding") || call.is("projects", "set-iam-policy") {
+			t.Errorf("%v: project-wide grant", call)
+		}
+		if slices.Contains(call.words, "set-iam-policy") {
+			t.Errorf("%v: set-iam-policy replaces bindings others made", call)
+		}
+	}
+}
+
+// checkCreates: the fresh run creates each thing once (the stand-in would
+// fail a second create anyway).
+func checkCreates(t *testing.T, calls []call) {
+	t.Helper()
+	for _, want := range [][]string{
+		{"artifacts", "repositories", "create", "helios"},
+		{"iam", "service-accounts", "create", "helios-orchestrator"},
+		{"iam", "service-accounts", "create", "helios-worker"},
+		{"iam", "service-accounts", "create", "helios-stitcher"},
+		{"iam", "service-accounts", "create", "helios-push"},
+		{"storage", "buckets", "create", "gs://" + bucket},
+		{"pubsub", "topics", "create", "helios-jobs"},
+		{"pubsub", "topics", "create", "helios-jobs-dead"},
+	} {
+		only(t, calls, want...)
+	}
+	enable := only(t, calls, "services", "enable")
+	for _, api := range []string{"run", "pubsub", "storage", "artifactregistry", "cloudbuild", "iamcredentials"} {
+		if !slices.Contains(enable.words, api+".googleapis.com") {
+			t.Errorf("%v: %s.googleapis.com is not enabled", enable, api)
+		}
+	}
+}
+
+// service is the part of a Knative service definition deploy.sh sets.
+// Unknown keys are refused when decoding, so a misspelt one fails the test.
+type service struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name        string            `yaml:"name"`
+		Labels      map[string]string `yaml:"labels"`
+		Annotations map[string]string `yaml:"annotations"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Template struct {
+			Metadata struct {
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"metadata"`
+			Spec struct {
+				ServiceAccountName   string `yaml:"serviceAccountName"`
+				ContainerConcurrency int    `yaml:"containerConcurrency"`
+				TimeoutSeconds       int    `yaml:"timeoutSeconds"`
+				Containers           []struct {
+					Image   string   `yaml:"image"`
+					Command []string `yaml:"command"`
+					Ports   []struct {
+						Name          string `yaml:"name"`
+						ContainerPort int    `yaml:"containerPort"`
+					} `yaml:"ports"`
+					Resources struct {
+						Limits map[string]string `yaml:"limits"`
+					} `yaml:"resources"`
+					Env []struct {
+						Name  string `yaml:"name"`
+						Value string `yaml:"value"`
+					} `yaml:"env"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+func envOf(s service) map[string]string {
+	env := map[string]string{}
+	for _, e := range s.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	return env
+}
+
+// replaced decodes the files of this run's `run services replace` calls, by
+// service name.
+func replaced(t *testing.T, c *cloud, calls []call) map[string]service {
+	t.Helper()
+	docs := map[string]service{}
+	n := 0
+	// The stand-in numbers the files it keeps across runs: count the
+	// replace calls before this run's.
+	for _, call := range c.calls(t)[:c.seen-len(calls)] {
+		if call.is("run", "services", "replace") {
+			n++
+		}
+	}
+	for _, call := range calls {
+		if !call.is("run", "services", "replace") {
+			continue
+		}
+		if r, _ := call.flag("region"); r != region {
+			t.Errorf("%v: --region=%s missing", call, region)
+		}
+		data := c.file(t, fmt.Sprintf("replace-%d.yaml", n))
+		n++
+		if bytes.Contains(data, []byte("${")) {
+			t.Errorf("%v: placeholder left:\n%s", call, data)
+		}
+		var s service
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&s); err != nil {
+			t.Fatalf("%v: %v\n%s", call, err, data)
+		}
+		if _, dup := docs[s.Metadata.Name]; dup {
+			t.Errorf("%s deployed twice in one run", s.Metadata.Name)
+		}
+		docs[s.Metadata.Name] = s
+	}
+	return docs
+}
+
+// wellKnownEnv are variables outside pkg/config a service may set.
+var wellKnownEnv = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOOGLE_CLOUD_PROJECT"}
+
+func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket string) {
+	t.Helper()
+	docs := replaced(t, c, calls)
+	want := map[string]struct {
+		sa          string
+		concurrency int
+		cpu, memory string
+	}{
+		"helios-orchestrator": {orchestratorSA, 20, "1", "512Mi"},
+		"helios-worker":       {workerSA, 1, "2", "4Gi"},
+		"helios-stitcher":     {stitcherSA, 1, "2", "8Gi"},
+	}
+	if len(docs) != len(want) {
+		t.Fatalf("deployed %d services, want %d", len(docs), len(want))
+	}
+	for name, w := range want {
+		s, ok := docs[name]
+		if !ok {
+			t.Errorf("%s was not deployed", name)
+			continue
+		}
+		tmpl := s.Spec.Template
+		if s.APIVersion != "serving.knative.dev/v1" || s.Kind != "Service" {
+			t.Errorf("%s: %s %s, want a serving.knative.dev/v1 Service", name, s.APIVersion, s.Kind)
+		}
+		if tmpl.Spec.ServiceAccountName != w.sa {
+			t.Errorf("%s: runs as %q, want its own %s", name, tmpl.Spec.ServiceAccountName, w.sa)
+		}
+		if got := tmpl.Metadata.Annotations["run.googleapis.com/execution-environment"]; got != "gen2" {
+			t.Errorf("%s: execution environment %q, want gen2", name, got)
+		}
+		if got := s.Metadata.Annotations["run.googleapis.com/ingress"]; got != "all" {
+			t.Errorf("%s: ingress %q, want all (with IAM)", name, got)
+		}
+		if got := s.Metadata.Annotations["run.googleapis.com/invoker-iam-disabled"]; got != "" && got != "false" {
+			t.Errorf("%s: invoker IAM check disabled", name)
+		}
+		if got := s.Metadata.Labels["cloud.googleapis.com/location"]; got != region {
+			t.Errorf("%s: location label %q, want %s", name, got, region)
+		}
+		if tmpl.Spec.ContainerConcurrency != w.concurrency {
+			t.Errorf("%s: containerConcurrency %d, want %d", name, tmpl.Spec.ContainerConcurrency, w.concurrency)
+		}
+		if tmpl.Spec.TimeoutSeconds != 3600 {
+			t.Errorf("%s: timeoutSeconds %d, want 3600", name, tmpl.Spec.TimeoutSeconds)
+		}
+		if len(tmpl.Spec.Containers) != 1 {
+			t.Errorf("%s: %d containers, want 1", name, len(tmpl.Spec.Containers))
+			continue
+		}
+		ctr := tmpl.Spec.Containers[0]
+		if ctr.Image != image {
+			t.Errorf("%s: image %q, want %q", name, ctr.Image, image)
+		}
+		if bin := "/usr/local/bin/" + name; !slices.Equal(ctr.Command, []string{bin}) {
+			t.Errorf("%s: command %q, want [%s]", name, ctr.Command, bin)
+		}
+		if len(ctr.Ports) != 1 || ctr.Ports[0].ContainerPort != 8080 {
+			t.Errorf("%s: ports %+v, want 8080", name, ctr.Ports)
+		}
+		if ctr.Resources.Limits["cpu"] != w.cpu || ctr.Resources.Limits["memory"] != w.memory {
+			t.Errorf("%s: limits %v, want cpu %s memory %s", name, ctr.Resources.Limits, w.cpu, w.memory)
+		}
+
+		// Only variables pkg/config reads (or a few well-known ones), and
+		// they must pass its validation as Cloud Run would start the service.
+		env := envOf(s)
+		for _, e := range ctr.Env {
+			if !slices.Contains(config.Names, e.Name) && !slices.Contains(wellKnownEnv, e.Name) {
+				t.Errorf("%s: environment variable %s is not one of pkg/config's", name, e.Name)
+			}
+		}
+		cfg, err := config.FromEnv(func(k string) string {
+			switch k {
+			case config.EnvCloudRunService:
+				return name
+			case config.EnvPort:
+				return "8080"
+			}
+			return env[k]
+		})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if env[config.EnvStorageURL] != "gs://"+bucket {
+			t.Errorf("%s: %s=%q", name, config.EnvStorageURL, env[config.EnvStorageURL])
+		}
+		if env[config.EnvLogLevel] != "info" || env[config.EnvAllowedCommands] == "" {
+			t.Errorf("%s: log level %q, allowed commands %q", name, env[config.EnvLogLevel], env[config.EnvAllowedCommands])
+		}
+
+		switch name {
+		case "helios-worker":
+			ann := tmpl.Metadata.Annotations
+			if ann["autoscaling.knative.dev/maxScale"] != strconv.Itoa(maxWorkers) {
+				t.Errorf("worker maxScale %q, want %d", ann["autoscaling.knative.dev/maxScale"], maxWorkers)
+			}
+			if ann["run.googleapis.com/startup-cpu-boost"] != "true" {
+				t.Errorf("worker: no startup CPU boost")
+			}
+		case "helios-orchestrator":
+			if got := tmpl.Metadata.Annotations["run.googleapis.com/cpu-throttling"]; got != "false" {
+				t.Errorf("orchestrator cpu-throttling %q, want \"false\": its render loop needs CPU between requests", got)
+			}
+			if cfg.RequestTimeout != time.Duration(tmpl.Spec.TimeoutSeconds)*time.Second {
+				t.Errorf("orchestrator %s=%s, but its timeoutSeconds is %d", config.EnvRequestTimeout, cfg.RequestTimeout, tmpl.Spec.TimeoutSeconds)
+			}
+			if cfg.Adapter != config.AdapterCloudRun || cfg.WorkerURL != serviceURL("helios-worker") || cfg.StitcherURL != serviceURL("helios-stitcher") {
+				t.Errorf("orchestrator: adapter %q, worker %q, stitcher %q", cfg.Adapter, cfg.WorkerURL, cfg.StitcherURL)
+			}
+			if cfg.Concurrency != maxWorkers {
+				t.Errorf("orchestrator %s=%d, want the worker's max instances %d", config.EnvConcurrency, cfg.Concurrency, maxWorkers)
+			}
+			if cfg.ContinueTopic != "projects/"+project+"/topics/helios-jobs" {
+				t.Errorf("orchestrator %s=%q", config.EnvContinueTopic, cfg.ContinueTopic)
+			}
+			// Tier 1 request-based prices (deploy.sh) times the worker's limits.
+			worker := docs["helios-worker"].Spec.Template.Spec.Containers[0].Resources.Limits
+			cpus, _ := strconv.ParseFloat(worker["cpu"], 64)
+			gib, _ := strconv.ParseFloat(strings.TrimSuffix(worker["memory"], "Gi"), 64)
+			if want := cpus*0.000024 + gib*0.0000025; math.Abs(cfg.CostPerWorkerSecond-want) > 1e-9 {
+				t.Errorf("orchestrator %s=%v, want %v for %v vCPU and %v GiB", config.EnvCostPerWorkerSecond, cfg.CostPerWorkerSecond, want, cpus, gib)
+			}
+		}
+	}
+}
+
+// grant is one bucket binding: a service account, a role, a condition.
+type grant struct {
+	member, role, title, expression string
+}
+
+func bucketGrants(t *testing.T, calls []call) []grant {
+	t.Helper()
+	var grants []grant
+	for _, call := range calls {
+		if !call.is("storage", "buckets", "add-iam-policy-binding") {
+			continue
+		}
+		if len(call.words) != 4 || call.words[3] != "gs://"+bucket {
+			t.Errorf("%v: not on gs://%s", call, bucket)
+		}
+		member, _ := call.flag("member")
+		g := grant{member: strings.TrimPrefix(member, "serviceAccount:")}
+		g.role, _ = call.flag("role")
+		condition, ok := call.flag("condition")
+		if !ok {
+			t.Errorf("%v: no --condition (None must be explicit)", call)
+		}
+		if condition != "None" {
+			// KEY=VALUE pairs, separated by ';' after a ^;^ prefix, else ','.
+			sep := ","
+			if rest, ok := strings.CutPrefix(condition, "^;^"); ok {
+				condition, sep = rest, ";"
+			}
+			for _, kv := range strings.Split(condition, sep) {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "title":
+					g.title = v
+				case "expression":
+					g.expression = v
+				case "description":
+				default:
+					t.Errorf("%v: condition field %q", call, k)
+				}
+			}
+			if g.title == "" || g.expression == "" {
+				t.Errorf("%v: a condition needs a title and an expression", call)
+			}
+		}
+		grants = append(grants, g)
+	}
+	return grants
+}
+
+// checkBucketIAM evaluates the bucket bindings against the bucket's layout:
+// each service reaches exactly the prefixes it uses.
+func checkBucketIAM(t *testing.T, calls []call) {
+	t.Helper()
+	grants := bucketGrants(t, calls)
+	lists := map[string]bool{}
+	for _, g := range grants {
+		switch g.role {
+		case listerRole:
+			if g.expression != "" {
+				t.Errorf("%+v: listing is checked on the bucket, a condition on object names would block it", g)
+			}
+			lists[g.member] = true
+		case "roles/storage.objectViewer", "roles/storage.objectUser", "roles/storage.objectCreator":
+			if g.expression == "" {
+				t.Errorf("%+v: object role without a condition: the whole bucket", g)
+			}
+		default:
+			t.Errorf("%+v: role not allowed on the bucket", g)
+		}
+		if !slices.Contains([]string{orchestratorSA, workerSA, stitcherSA}, g.member) {
+			t.Errorf("%+v: member is not one of the services", g)
+		}
+	}
+	for _, sa := range []string{orchestratorSA, workerSA, stitcherSA} {
+		if !lists[sa] {
+			t.Errorf("%s cannot list the bucket", sa)
+		}
+	}
+
+	// can reports whether sa may read or write the object, per the bindings.
+	can := func(sa, write, object string) bool {
+		name := "projects/_/buckets/" + bucket + "/objects/" + object
+		for _, g := range grants {
+			if g.member != sa || g.expression == "" {
+				continue
+			}
+			reads := g.role == "roles/storage.objectViewer" || g.role == "roles/storage.objectUser"
+			writes := g.role == "roles/storage.objectCreator" || g.role == "roles/storage.objectUser"
+			if (write == "write" && !writes) || (write == "read" && !reads) {
+				continue
+			}
+			ok, err := evalCondition(g.expression, name)
+			if err != nil {
+				t.Fatalf("%s: %v", g.expression, err)
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	objects := []string{
+		"jobs/demo.json",
+		"assets/0123abcd.tar.gz",
+		"renders/demo/spec.json",
+		"renders/demo/status.json",
+		"renders/demo/lease.1",
+		"renders/demo/chunks/000000.1-1.mp4",
+		"renders/demo/chunks/000000.json",
+		"renders/demo/stitch.lock",
+		"renders/demo/output.mp4",
+		"outputs/demo/final.mp4",
+		"elsewhere/renders/demo/chunks/x",
+	}
+	chunk := func(o string) bool { return strings.HasPrefix(o, "renders/demo/chunks/") }
+	render := func(o string) bool { return strings.HasPrefix(o, "renders/") }
+	jobs := func(o string) bool { return strings.HasPrefix(o, "jobs/") }
+	outputs := func(o string) bool { return strings.HasPrefix(o, "outputs/") }
+	assets := func(o string) bool { return strings.HasPrefix(o, "assets/") }
+	want := []struct {
+		sa, access string
+		allowed    func(string) bool
+	}{
+		{orchestratorSA, "read", func(o string) bool { return jobs(o) || render(o) || outputs(o) }},
+		{orchestratorSA, "write", func(o string) bool { return jobs(o) || render(o) }},
+		{workerSA, "read", func(o string) bool { return assets(o) || chunk(o) }},
+		{workerSA, "write", chunk},
+		// The stitcher reads segments; objectUser on renders/ and outputs/
+		// (to write the video) cannot leave reading those out.
+		{stitcherSA, "read", func(o string) bool { return render(o) || outputs(o) }},
+		{stitcherSA, "write", func(o string) bool { return render(o) || outputs(o) }},
+	}
+	for _, w := range want {
+		for _, o := range objects {
+			if got := can(w.sa, w.access, o); got != w.allowed(o) {
+				t.Errorf("%s may %s %s: %v, want %v", strings.Split(w.sa, "@")[0], w.access, o, got, w.allowed(o))
+			}
+		}
+	}
+}
+
+// evalCondition evaluates the subset of CEL deploy.sh writes for object
+// names: resource.name.startsWith("…"), resource.name.extract("…{x}…") != "",
+// &&, || and parentheses. extract is taken as matching its prefix anywhere in
+// the name (the looser reading), so a condition that relies on it alone to
+// pin a prefix fails the tests.
+func evalCondition(expr, name string) (bool, error) {
+	tokens := regexp.MustCompile(`\s*(\|\||&&|\(|\)|!=|""|resource\.name\.(?:startsWith|extract)\("(?:[^"\\]|\\.)*"\))\s*`).
+		FindAllStringSubmatchIndex(expr, -1)
+	var toks []string
+	end := 0
+	for _, m := range tokens {
+		if m[0] != end {
+			return false, fmt.Errorf("cannot read %q", expr[end:m[0]])
+		}
+		toks = append(toks, expr[m[2]:m[3]])
+		end = m[1]
+	}
+	if end != len(expr) {
+		return false, fmt.Errorf("cannot read %q", expr[end:])
+	}
+	pos := 0
+	peek := func() string {
+		if pos < len(toks) {
+			return toks[pos]
+		}
+		return ""
+	}
+	var or func() (bool, error)
+	atom := func() (bool, error) {
+		tok := peek()
+		pos++
+		switch {
+		case tok == "(":
+			v, err := or()
+			if err != nil {
+				return false, err
+			}
+			if peek() != ")" {
+				return false, fmt.Errorf("missing ) in %q", expr)
+			}
+			pos++
+			return v, nil
+		case strings.HasPrefix(tok, "resource.name.startsWith("):
+			arg, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(tok, "resource.name.startsWith("), ")"))
+			return err == nil && strings.HasPrefix(name, arg), err
+		case strings.HasPrefix(tok, "resource.name.extract("):
+			arg, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(tok, "resource.name.extract("), ")"))
+			if err != nil {
+				return false, err
+			}
+			if peek() != "!=" || pos+1 >= len(toks) || toks[pos+1] != `""` {
+				return false, fmt.Errorf("extract must be compared with != \"\" in %q", expr)
+			}
+			pos += 2
+			before, rest, ok := strings.Cut(arg, "{")
+			_, after, ok2 := strings.Cut(rest, "}")
+			if !ok || !ok2 {
+				return false, fmt.Errorf("extract template %q has no {placeholder}", arg)
+			}
+			i := strings.Index(name, before)
+			if i < 0 {
+				return false, nil
+			}
+			value, _, found := strings.Cut(name[i+len(before):], after)
+			return found && value != "", nil
+		}
+		return false, fmt.Errorf("unexpected %q in %q", tok, expr)
+	}
+	and := func() (bool, error) {
+		v, err := atom()
+		for err == nil && peek() == "&&" {
+			pos++
+			var w bool
+			w, err = atom()
+			v = v && w
+		}
+		return v, err
+	}
+	or = func() (bool, error) {
+		v, err := and()
+		for err == nil && peek() == "||" {
+			pos++
+			var w bool
+			w, err = and()
+			v = v || w
+		}
+		return v, err
+	}
+	v, err := or()
+	if err == nil && pos != len(toks) {
+		err = fmt.Errorf("trailing %q in %q", toks[pos:], expr)
+	}
+	return v, err
+}
+
+func TestEvalCondition(t *testing.T) {
+	name := "projects/_/buckets/b/objects/renders/j/chunks/1.mp4"
+	for expr, want := range map[string]bool{
+		`resource.name.startsWith("projects/_/buckets/b/objects/renders/")`:                                                   true,
+		`resource.name.startsWith("projects/_/buckets/b/objects/jobs/")`:                                                      false,
+		`resource.name.extract("projects/_/buckets/b/objects/renders/{id}/chunks/") != ""`:                                    true,
+		`resource.name.extract("projects/_/buckets/b/objects/renders/{id}/status/") != ""`:                                    false,
+		`resource.name.startsWith("x") || (resource.name.startsWith("projects/") && resource.name.startsWith("projects/_/"))`: true,
+		`resource.name.startsWith("projects/") && resource.name.startsWith("x")`:                                              false,
+	} {
+		if got, err := evalCondition(expr, name); err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", expr, got, err, want)
+		}
+	}
+	if _, err := evalCondition(`resource.type == "x"`, name); err == nil {
+		t.Error("an unknown expression is not refused")
+	}
+}
+
+// checkInvokers: run.invoker only where one service calls another.
+func checkInvokers(t *testing.T, calls []call) {
+	t.Helper()
+	allowed := map[[2]string]bool{
+		{orchestratorSA, "helios-worker"}:   false,
+		{orchestratorSA, "helios-stitcher"}: false,
+		{pushSA, "helios-orchestrator"}:     false,
+	}
+	for _, call := range calls {
+		if !slices.ContainsFunc(call.argv, func(a string) bool { return strings.Contains(a, "run.invoker") }) {
+			continue
+		}
+		role, _ := call.flag("role")
+		member, _ := call.flag("member")
+		if !call.is("run", "services", "add-iam-policy-binding") || len(call.words) != 4 || role != "roles/run.invoker" {
+			t.Errorf("%v: run.invoker granted outside a service's own policy", call)
+			continue
+		}
+		pair := [2]string{strings.TrimPrefix(member, "serviceAccount:"), call.words[3]}
+		if _, ok := allowed[pair]; !ok || !strings.HasPrefix(member, "serviceAccount:") {
+			t.Errorf("%v: %s may not invoke %s", call, member, call.words[3])
+		}
+		allowed[pair] = true
+	}
+	for pair, seen := range allowed {
+		if !seen {
+			t.Errorf("%s is not allowed to invoke %s", pair[0], pair[1])
+		}
+	}
+	for _, call := range calls {
+		if call.is("run", "services", "add-iam-policy-binding") {
+			if role, _ := call.flag("role"); role != "roles/run.invoker" {
+				t.Errorf("%v: only run.invoker belongs on a service", call)
+			}
+		}
+	}
+}
+
+// checkOtherIAM: token creation, publishing and subscribing, each on one
+// resource for one identity.
+func checkOtherIAM(t *testing.T, calls []call) {
+	t.Helper()
+	type binding struct{ resource, member, role string }
+	want := map[binding]bool{
+		{orchestratorSA, "serviceAccount:" + orchestratorSA, "roles/iam.serviceAccountTokenCreator"}: false,
+		{pushSA, "serviceAccount:" + pubsubAgent, "roles/iam.serviceAccountTokenCreator"}:            false,
+		{"helios-jobs", "serviceAccount:" + orchestratorSA, "roles/pubsub.publisher"}:                false,
+		{"helios-jobs-dead", "serviceAccount:" + pubsubAgent, "roles/pubsub.publisher"}:              false,
+		{"helios-jobs-push", "serviceAccount:" + pubsubAgent, "roles/pubsub.subscriber"}:             false,
+	}
+	for _, call := range calls {
+		if !slices.Contains(call.words, "add-iam-policy-binding") || call.is("storage", "buckets") || call.is("run", "services") {
+			continue
+		}
+		if !call.is("iam", "service-accounts") && !call.is("pubsub", "topics") && !call.is("pubsub", "subscriptions") {
+			t.Errorf("%v: unexpected binding", call)
+			continue
+		}
+		member, _ := call.flag("member")
+		role, _ := call.flag("role")
+		b := binding{call.words[len(call.words)-1], member, role}
+		if _, ok := want[b]; !ok {
+			t.Errorf("%v: unexpected binding", call)
+		}
+		want[b] = true
+	}
+	for b, seen := range want {
+		if !seen {
+			t.Errorf("missing binding: %s on %s for %s", b.role, b.resource, b.member)
+		}
+	}
+}
+
+func checkListerPermissions(t *testing.T, c call) {
+	t.Helper()
+	perms, _ := c.flag("permissions")
+	got := strings.Split(perms, ",")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"storage.buckets.get", "storage.objects.list"}) {
+		t.Errorf("%v: permissions %v, want storage.objects.list and storage.buckets.get only", c, got)
+	}
+}
+
+func checkPushSubscription(t *testing.T, c call, create bool) {
+	t.Helper()
+	orchestrator := serviceURL("helios-orchestrator")
+	want := map[string]string{
+		"push-endpoint":              orchestrator + "/",
+		"push-auth-service-account":  pushSA,
+		"push-auth-token-audience":   orchestrator,
+		"ack-deadline":               "600",
+		"min-retry-delay":            "10s",
+		"max-retry-delay":            "600s",
+		"dead-letter-topic":          "helios-jobs-dead",
+		"max-delivery-attempts":      "10",
+		"message-retention-duration": "7d",
+		"expiration-period":          "never",
+	}
+	if create {
+		want["topic"] = "helios-jobs"
+	}
+	wantFlags(t, c, want)
+}
+
+func checkLifecycle(t *testing.T, c *cloud, days int) {
+	t.Helper()
+	var lc struct {
+		Rule []struct {
+			Action struct {
+				Type string `json:"type"`
+			} `json:"action"`
+			Condition map[string]any `json:"condition"`
+		} `json:"rule"`
+	}
+	if err := json.Unmarshal(c.file(t, "lifecycle.json"), &lc); err != nil {
+		t.Fatalf("lifecycle file: %v", err)
+	}
+	var deletes, aborts int
+	for _, r := range lc.Rule {
+		switch r.Action.Type {
+		case "Delete":
+			deletes++
+			// Only objects with a custom time (segments) may expire.
+			if r.Condition["daysSinceCustomTime"] != float64(days) {
+				t.Errorf("delete rule %v: want daysSinceCustomTime %d", r.Condition, days)
+			}
+			for k := range r.Condition {
+				if k != "daysSinceCustomTime" && k != "matchesPrefix" {
+					t.Errorf("delete rule %v: condition %s would widen or change it", r.Condition, k)
+				}
+			}
+		case "AbortIncompleteMultipartUpload":
+			aborts++
+			if len(r.Condition) != 1 || r.Condition["age"] != float64(1) {
+				t.Errorf("abort rule %v: want age 1", r.Condition)
+			}
+		default:
+			t.Errorf("lifecycle action %q", r.Action.Type)
+		}
+	}
+	if deletes != 1 || aborts != 1 {
+		t.Errorf("lifecycle: %d delete and %d abort rules, want 1 and 1", deletes, aborts)
+	}
+}
+
+// checkOrder: the worker and the stitcher are deployed and their URLs read
+// before the orchestrator is deployed with them; the push subscription
+// points at the deployed orchestrator.
+func checkOrder(t *testing.T, calls []call) {
+	t.Helper()
+	index := func(match func(call) bool) int { return slices.IndexFunc(calls, match) }
+	describe := func(name string) func(call) bool {
+		return func(c call) bool { return c.is("run", "services", "describe", name) }
+	}
+	replaces := 0
+	orchestrator := -1
+	for i, c := range calls {
+		if c.is("run", "services", "replace") {
+			replaces++
+			if replaces == 3 {
+				orchestrator = i
+			}
+		}
+	}
+	w, s := index(describe("helios-worker")), index(describe("helios-stitcher"))
+	if orchestrator < 0 || w < 0 || s < 0 || w > orchestrator || s > orchestrator {
+		t.Errorf("the orchestrator (call %d) must be deployed after the worker's and stitcher's URLs are read (calls %d, %d)", orchestrator, w, s)
+	}
+	if o := index(describe("helios-orchestrator")); o < orchestrator {
+		t.Errorf("the orchestrator's URL is read (call %d) before it is deployed (call %d)", o, orchestrator)
+	}
+	push := index(func(c call) bool {
+		return c.is("pubsub", "subscriptions") && slices.Contains(c.words, "helios-jobs-push") && c.flags["push-endpoint"] != nil
+	})
+	if push < orchestrator {
+		t.Errorf("the push subscription (call %d) is set before the orchestrator exists (call %d)", push, orchestrator)
+	}
+}
+
+// only returns the one call that starts with cmd, failing if there is not
+// exactly one.
+func only(t *testing.T, calls []call, cmd ...string) call {
+	t.Helper()
+	var found []call
+	for _, c := range calls {
+		if c.is(cmd...) {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("gcloud %s: called %d times, want once: %v", strings.Join(cmd, " "), len(found), found)
+	}
+	return found[0]
+}
+
+func wantFlags(t *testing.T, c call, want map[string]string) {
+	t.Helper()
+	for name, value := range want {
+		if got, ok := c.flag(name); !ok || got != value {
+			t.Errorf("%v: --%s=%q, want %q", c, name, got, value)
+		}
+	}
+}

@@ -1,0 +1,213 @@
+package adapter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/oauth2"
+	"google.golang.org/api/idtoken"
+
+	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// IDTokenSource returns a source of Google ID tokens whose audience is a
+// service URL. GoogleIDTokens mints them from the Application Default
+// Credentials (on Cloud Run, the service's own account through the metadata
+// server); ID tokens cannot be minted offline, so tests pass a static one.
+type IDTokenSource func(ctx context.Context, audience string) (oauth2.TokenSource, error)
+
+// GoogleIDTokens is the IDTokenSource of google.golang.org/api/idtoken.
+func GoogleIDTokens(ctx context.Context, audience string) (oauth2.TokenSource, error) {
+	ts, err := idtoken.NewTokenSource(ctx, audience)
+	if err != nil {
+		return nil, fmt.Errorf("ID tokens for %s (a service account's credentials are needed: on Cloud Run the service's own; elsewhere GOOGLE_APPLICATION_CREDENTIALS or gcloud auth application-default login --impersonate-service-account): %w", audience, err)
+	}
+	return ts, nil
+}
+
+// CloudRunAdapter invokes the functions as Cloud Run services: a POST of the
+// JSON payload to the service URL with an ID token for it (Cloud Run's IAM
+// checks roles/run.invoker). Answers map to typed errors: a HeliosError body
+// keeps its kind; 429 and 503 (no instance available) are throttling,
+// retried here with backoff and then reported as throttled, which spends no
+// attempt; a 500 without a HeliosError body, a 502, a 504 (request timeout)
+// or a broken connection mean the worker was lost (retryable); 401 and 403
+// mean the orchestrator may not invoke the service (permanent). The request
+// lasts as long as the caller's context: the orchestrator bounds it by the
+// chunk timeout.
+type CloudRunAdapter struct {
+	client   *http.Client
+	services map[Function]cloudRunService
+	// throttleBackoff paces the retries of throttled requests.
+	throttleBackoff func() backoff.BackOff
+	throttleTries   uint
+}
+
+type cloudRunService struct {
+	url    string
+	tokens oauth2.TokenSource // nil for a loopback http:// URL
+}
+
+// CloudRunOption adjusts a CloudRunAdapter.
+type CloudRunOption func(*CloudRunAdapter)
+
+// WithHTTPClient sets the HTTP client (default: one with a connection pool
+// sized for many chunks in flight).
+func WithHTTPClient(c *http.Client) CloudRunOption { return func(a *CloudRunAdapter) { a.client = c } }
+
+// WithThrottleRetry sets how throttled requests are retried before the
+// adapter reports them: tries in all, paced by the backoff b makes.
+func WithThrottleRetry(tries uint, b func() backoff.BackOff) CloudRunOption {
+	return func(a *CloudRunAdapter) { a.throttleTries, a.throttleBackoff = tries, b }
+}
+
+// NewCloudRun makes a Cloud Run driver for the worker and stitcher service
+// URLs (HELIOS_WORKER_URL, HELIOS_STITCHER_URL). https URLs are called with
+// ID tokens from tokens (GoogleIDTokens if nil); plain http is accepted only
+// for loopback addresses, where no platform checks a token, and is called
+// without one.
+func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTokenSource, opts ...CloudRunOption) (*CloudRunAdapter, error) {
+	if tokens == nil {
+		tokens = GoogleIDTokens
+	}
+	a := &CloudRunAdapter{
+		client: &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 256, // one connection per chunk in flight
+			IdleConnTimeout:     90 * time.Second,
+			ForceAttemptHTTP2:   true,
+		}},
+		services:      map[Function]cloudRunService{},
+		throttleTries: 6,
+		throttleBackoff: func() backoff.BackOff {
+			return &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, RandomizationFactor: 0.5,
+				Multiplier: 2, MaxInterval: 20 * time.Second}
+		},
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	for fn, u := range map[Function]string{Worker: workerURL, Stitcher: stitcherURL} {
+		if !config.ServiceURL(u) {
+			return nil, fmt.Errorf("%s service URL %q: expected https:// (or http:// on loopback)", fn, u)
+		}
+		svc := cloudRunService{url: u}
+		if strings.HasPrefix(u, "https://") {
+			ts, err := tokens(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			svc.tokens = ts
+		}
+		a.services[fn] = svc
+	}
+	return a, nil
+}
+
+// errThrottled marks an answer worth retrying here, before the orchestrator
+// sees it.
+var errThrottled = errors.New("throttled")
+
+// Invoke implements Driver.
+func (a *CloudRunAdapter) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
+	svc, ok := a.services[fn]
+	if !ok {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no Cloud Run service configured for %s", fn)
+	}
+	var last *job.Error
+	out, err := backoff.Retry(ctx, func() ([]byte, error) {
+		out, err := a.post(ctx, svc, payload)
+		var e *job.Error
+		if errors.As(err, &e) && e.Code == job.CodeThrottled {
+			last = e
+			return nil, errThrottled
+		}
+		if err != nil {
+			return nil, backoff.Permanent(err)
+		}
+		return out, nil
+	}, backoff.WithBackOff(a.throttleBackoff()), backoff.WithMaxTries(a.throttleTries), backoff.WithMaxElapsedTime(0))
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, errThrottled):
+		return nil, last
+	}
+	return out, err
+}
+
+// post makes one request and classifies the answer.
+func (a *CloudRunAdapter) post(ctx context.Context, svc cloudRunService, payload []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "request to %s: %v", svc.url, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if svc.tokens != nil {
+		tok, err := svc.tokens.Token()
+		if err != nil {
+			// The metadata server or the IAM API did not answer: transient.
+			return nil, job.Errorf(job.Retryable, job.CodeTransport, "ID token for %s: %v", svc.url, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: %v", svc.url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPayload+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: reading the answer: %v", svc.url, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		if len(body) > MaxPayload {
+			return nil, job.Errorf(job.Permanent, job.CodePayloadTooLarge, "%s answered over %d bytes", svc.url, MaxPayload)
+		}
+		return body, nil
+	}
+	return nil, classifyHTTPAnswer(svc.url, resp, body)
+}
+
+// classifyHTTPAnswer turns a non-200 answer of a service into a typed error.
+func classifyHTTPAnswer(url string, resp *http.Response, body []byte) *job.Error {
+	if resp.Header.Get("X-Helios-Error") == job.ErrorType {
+		var e job.Error
+		if json.Unmarshal(body, &e) == nil && (e.Kind == job.Retryable || e.Kind == job.Permanent) {
+			return &e
+		}
+	}
+	snippet := strings.TrimSpace(string(body))
+	if len(snippet) > 300 {
+		snippet = snippet[:300] + "…"
+	}
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		return job.Errorf(job.Retryable, job.CodeThrottled, "invoke %s: %s: no instance available: %s", url, resp.Status, snippet)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %s: the caller's service account needs roles/run.invoker on the service: %s", url, resp.Status, snippet)
+	case code == http.StatusRequestEntityTooLarge:
+		return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "invoke %s: %s", url, resp.Status)
+	case code >= 500:
+		// 500 with no HeliosError (a panic), 502 (the container's connection
+		// broke), 504 (request timeout): the worker was lost.
+		return job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: %s: %s", url, resp.Status, snippet)
+	}
+	return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %s: %s", url, resp.Status, snippet)
+}
