@@ -497,26 +497,98 @@ func TestDestroy(t *testing.T) {
 	}
 }
 
-// TestFlagsKnownToGcloud checks every flag the scripts pass against the
-// real gcloud's help. It needs the Google Cloud CLI and takes a minute, so
-// it runs only with HELIOS_CHECK_GCLOUD_FLAGS=1.
-func TestFlagsKnownToGcloud(t *testing.T) {
-	if os.Getenv("HELIOS_CHECK_GCLOUD_FLAGS") != "1" {
-		t.Skip("set HELIOS_CHECK_GCLOUD_FLAGS=1 to check the flags against the installed gcloud")
+// TestCallsParseWithGcloud hands every gcloud command the scripts make to the
+// real Google Cloud CLI, with an empty configuration (no account) and, where
+// `unshare -n` can make one, inside a network namespace with no network.
+// gcloud parses the arguments, the IAM condition strings, the durations, the
+// Cloud Build config and the service YAMLs (against the Cloud Run API's
+// schema) before it asks for an account, so stopping at "no active account"
+// means all of them are valid. Without a network namespace it only looks
+// each flag up in the command's --help. It needs gcloud and takes minutes:
+// HELIOS_CHECK_GCLOUD=1 runs it.
+func TestCallsParseWithGcloud(t *testing.T) {
+	if os.Getenv("HELIOS_CHECK_GCLOUD") != "1" {
+		t.Skip("set HELIOS_CHECK_GCLOUD=1 to check the commands against the installed gcloud")
 	}
 	gcloud, err := exec.LookPath("gcloud")
 	if err != nil {
 		t.Skip("gcloud is not installed")
 	}
 	c := newCloud(t)
-	calls := c.run(t, "deploy.sh", deployEnv()...).calls
-	calls = append(calls, c.run(t, "deploy.sh", deployEnv()...).calls...)
-	calls = append(calls, c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region).calls...)
-	calls = append(calls, c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region, "DELETE_BUCKET=1").calls...)
+	env := []string{"PROJECT=" + project, "REGION=" + region}
+	var calls []call
+	for _, r := range []result{
+		c.run(t, "deploy.sh", env...), // builds the image
+		c.run(t, "deploy.sh", deployEnv()...),
+		c.run(t, "destroy.sh", env...),
+		c.run(t, "deploy.sh", deployEnv()...),
+		c.run(t, "destroy.sh", append(env, "DELETE_BUCKET=1")...),
+	} {
+		mustSucceed(t, "script", r)
+		calls = append(calls, r.calls...)
+	}
+
+	// The files the scripts passed were temporary: use the stand-in's copies.
+	replaces := 0
+	var argvs [][]string
+	seen := map[string]bool{}
+	for _, call := range calls {
+		argv := slices.Clone(call.argv)
+		for i, a := range argv {
+			switch {
+			case strings.HasPrefix(a, "--lifecycle-file="):
+				argv[i] = "--lifecycle-file=" + filepath.Join(c.state, "files", "lifecycle.json")
+			case call.is("run", "services", "replace") && strings.HasSuffix(a, ".yaml"):
+				argv[i] = filepath.Join(c.state, "files", fmt.Sprintf("replace-%d.yaml", replaces))
+				replaces++
+			}
+		}
+		if key := strings.Join(argv, "\x00"); !seen[key] {
+			seen[key] = true
+			argvs = append(argvs, argv)
+		}
+	}
+
+	gcloudEnv := []string{
+		"CLOUDSDK_CONFIG=" + t.TempDir(),
+		"CLOUDSDK_CORE_CHECK_GCE_METADATA=false",
+		"CLOUDSDK_CORE_DISABLE_PROMPTS=1",
+		"CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true",
+		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true",
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CLOUDSDK_") && !strings.HasPrefix(kv, "GOOGLE_") {
+			gcloudEnv = append(gcloudEnv, kv)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if exec.Command("unshare", "-n", "true").Run() != nil {
+		t.Log("no network namespace (unshare -n): checking flag names against --help only")
+		checkFlagsInHelp(t, gcloud, gcloudEnv, argvs)
+		return
+	}
+	for _, argv := range argvs {
+		cmd := exec.Command("unshare", append([]string{"-n", gcloud}, argv...)...)
+		cmd.Env, cmd.Dir = gcloudEnv, root
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "You do not currently have an active account selected") {
+			t.Errorf("gcloud %s:\n%s", strings.Join(argv, " "), out)
+		}
+	}
+}
+
+// checkFlagsInHelp looks every flag up in its command's --help.
+func checkFlagsInHelp(t *testing.T, gcloud string, env []string, argvs [][]string) {
+	t.Helper()
 	verbs := []string{"describe", "create", "update", "delete", "list", "replace", "enable", "submit", "undelete", "rm",
 		"add-iam-policy-binding", "remove-iam-policy-binding"}
 	flags := map[string]map[string]bool{} // command path → flags used
-	for _, call := range calls {
+	for _, argv := range argvs {
+		call := parseCall(argv)
 		i := slices.IndexFunc(call.words, func(w string) bool { return slices.Contains(verbs, w) })
 		if i < 0 {
 			t.Errorf("%v: no verb found", call)
@@ -531,10 +603,9 @@ func TestFlagsKnownToGcloud(t *testing.T) {
 		}
 	}
 	ansi := regexp.MustCompile(`\x1b\[[0-9;]*m`)
-	cfg := t.TempDir()
 	for path, names := range flags {
 		cmd := exec.Command(gcloud, append(strings.Fields(path), "--help")...)
-		cmd.Env = append(os.Environ(), "CLOUDSDK_CONFIG="+cfg, "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("gcloud %s --help: %v\n%s", path, err, out)
