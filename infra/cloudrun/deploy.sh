@@ -167,6 +167,9 @@ if [[ -z $IMAGE ]]; then
   IMAGE=$REGION-docker.pkg.dev/$PROJECT/$REPO/helios:$tag
   step "Building $IMAGE with Cloud Build (from $root)"
   # --config, not --tag: the Dockerfile is not at the root of the source.
+  # The build runs as the project's Cloud Build service account; where an
+  # organization policy keeps it from writing to Artifact Registry, the push
+  # fails: grant it roles/artifactregistry.writer on the repository.
   (cd "$root" && gc builds submit . --config=infra/cloudrun/cloudbuild.yaml \
     --substitutions=_IMAGE="$IMAGE" --ignore-file=infra/cloudrun/gcloudignore)
 else
