@@ -2,18 +2,19 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/internal/app"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
+	"github.com/helios-project/infrastructure/pkg/runtime"
 )
 
 func main() {
-	app.Main("worker", func(b *blob.Bucket, cfg config.Config, log *slog.Logger) (lambda.Handler, error) {
-		return pipeline.Worker(b, cfg, log), nil
+	app.Main("worker", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error) {
+		return runtime.Function{Handler: pipeline.Worker(b, cfg, log)}, nil
 	})
 }

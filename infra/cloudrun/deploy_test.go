@@ -87,7 +87,8 @@ case "${words[*]}" in
   "run services replace "*)
     file=${words[3]}
     name=$(sed -n 's/^  name: *//p' "$file" | head -n 1)
-    n=$(find "$dir/files" -name 'replace-*' | wc -l)
+    # Named after this call's line in calls.log.
+    n=$(wc -l <"$dir/calls.log")
     cp "$file" "$dir/files/replace-$((n)).yaml"
     : >"$dir/state/$(key 'run services' "$name")" ;;
   "run services describe "*)
@@ -159,6 +160,7 @@ type result struct {
 
 // call is one gcloud argv, split into positional words and --flags.
 type call struct {
+	line  int // in calls.log, from 1
 	argv  []string
 	words []string            // positional arguments, in order
 	flags map[string][]string // --name=value (a flag without a value maps to "")
@@ -198,11 +200,6 @@ func (c call) String() string { return "gcloud " + strings.Join(c.argv, " ") }
 // script reads).
 func (c *cloud) run(t *testing.T, script string, env ...string) result {
 	t.Helper()
-	return c.runPath(t, script, env...)
-}
-
-func (c *cloud) runPath(t *testing.T, script string, env ...string) result {
-	t.Helper()
 	cmd := exec.Command("bash", script)
 	cmd.Env = append([]string{
 		"PATH=" + filepath.Dir(c.bin) + string(os.PathListSeparator) + os.Getenv("PATH"),
@@ -237,7 +234,9 @@ func (c *cloud) calls(t *testing.T) []call {
 		if err := json.Unmarshal(sc.Bytes(), &argv); err != nil {
 			t.Fatalf("calls.log: %q: %v", sc.Text(), err)
 		}
-		calls = append(calls, parseCall(argv))
+		c := parseCall(argv)
+		c.line = len(calls) + 1
+		calls = append(calls, c)
 	}
 	return calls
 }
@@ -338,6 +337,11 @@ func TestDeploy(t *testing.T) {
 	if !slices.Equal(notification.words[4:], []string{"gs://" + bucket}) {
 		t.Errorf("%v: want it on gs://%s", notification, bucket)
 	}
+	for _, r := range []result{first, second} {
+		wantFlags(t, only(t, r.calls, "storage", "buckets", "update"), map[string]string{
+			"uniform-bucket-level-access": "", "public-access-prevention": "",
+		})
+	}
 	create := only(t, first.calls, "storage", "buckets", "create")
 	wantFlags(t, create, map[string]string{"uniform-bucket-level-access": "", "public-access-prevention": "", "location": region})
 	role := only(t, first.calls, "iam", "roles", "create", "heliosBucketLister")
@@ -412,7 +416,7 @@ func TestUnreplacedPlaceholderStops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := c.runPath(t, filepath.Join(dir, "deploy.sh"), deployEnv()...)
+	r := c.run(t, filepath.Join(dir, "deploy.sh"), deployEnv()...)
 	if r.err == nil || !strings.Contains(r.stderr, "${STATUS_INTERVAL}") {
 		t.Fatalf("deploy.sh with an unknown placeholder: err %v, stderr %q", r.err, r.stderr)
 	}

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/config"
@@ -20,7 +19,7 @@ import (
 
 // Main builds a handler from the environment and serves it; it exits the
 // process with status 1 if start-up fails.
-func Main(name string, build func(b *blob.Bucket, cfg config.Config, log *slog.Logger) (lambda.Handler, error)) {
+func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error)) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", name)
@@ -39,13 +38,13 @@ func Main(name string, build func(b *blob.Bucket, cfg config.Config, log *slog.L
 		os.Exit(1)
 	}
 	defer b.Close()
-	h, err := build(b, cfg, log)
+	fn, err := build(ctx, b, cfg, log)
 	if err != nil {
 		log.Error("start-up", "error", err)
 		os.Exit(1)
 	}
 	platform := runtime.Platform{Lambda: cfg.OnLambda, Port: cfg.Port, Public: cfg.OnCloudRun}
-	if err := runtime.Start(ctx, h, platform, log); err != nil {
+	if err := runtime.Start(ctx, fn, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)
 	}

@@ -49,6 +49,7 @@ type Service struct {
 	slots    chan *instance
 	calls    atomic.Int64
 	throttle atomic.Int64
+	lose     atomic.Int64
 	auth     sync.Map // last Authorization header seen, under "last"
 
 	mu      sync.Mutex
@@ -194,6 +195,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { s.slots <- in }()
 	s.calls.Add(1)
+	if n := s.lose.Load(); n > 0 && s.lose.CompareAndSwap(n, n-1) {
+		http.Error(w, "The request failed because the instance terminated unexpectedly (lost by the test)", http.StatusInternalServerError)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
 	in.proxy.ServeHTTP(w, r.WithContext(ctx))
@@ -205,6 +210,10 @@ func (s *Service) Calls() int64 { return s.calls.Load() }
 // Throttle makes the next n requests fail with 429, as Cloud Run does at max
 // instances.
 func (s *Service) Throttle(n int64) { s.throttle.Store(n) }
+
+// Lose makes the next n requests that reach an instance fail as if the
+// instance died under them: a 500 with no answer from the function.
+func (s *Service) Lose(n int64) { s.lose.Store(n) }
 
 // LastAuthorization is the Authorization header of the last request that had one.
 func (s *Service) LastAuthorization() string {

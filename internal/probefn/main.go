@@ -26,7 +26,7 @@ func main() {
 		port = "8080"
 	}
 	platform := runtime.Platform{Lambda: os.Getenv("AWS_LAMBDA_RUNTIME_API") != "", Port: port}
-	if err := runtime.Start(context.Background(), h, platform, log); err != nil {
+	if err := runtime.Start(context.Background(), runtime.Function{Handler: h}, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)
 	}

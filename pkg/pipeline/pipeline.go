@@ -39,7 +39,7 @@ func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchReques
 }
 
 // Adapter returns the adapter cfg asks for: the functions in this process,
-// or on AWS Lambda.
+// on AWS Lambda, or on Cloud Run.
 func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*adapter.Adapter, error) {
 	switch cfg.Adapter {
 	case config.AdapterLocal:
@@ -50,6 +50,12 @@ func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 			return nil, err
 		}
 		return adapter.New(adapter.NewLambda(client, cfg.WorkerFunction, cfg.StitcherFunction)), nil
+	case config.AdapterCloudRun:
+		d, err := adapter.NewCloudRun(ctx, cfg.WorkerURL, cfg.StitcherURL, adapter.GoogleIDTokens)
+		if err != nil {
+			return nil, err
+		}
+		return adapter.New(d), nil
 	}
 	return nil, fmt.Errorf("adapter %q is not available in this build", cfg.Adapter)
 }
@@ -65,9 +71,12 @@ func Orchestrator(b *blob.Bucket, a *adapter.Adapter, cfg config.Config, log *sl
 	}, log)
 }
 
-// Trigger is the orchestrator function's handler. On Lambda, a job that
-// outlives one invocation continues in the next: the function invokes
-// itself asynchronously with {"jobId"}.
+// Trigger is the orchestrator function's handler. A job that outlives one
+// invocation continues in the next: on Lambda the function invokes itself
+// asynchronously with {"jobId"}; over HTTP (Cloud Run) it publishes
+// {"jobId"} to HELIOS_CONTINUE_TOPIC, whose push subscription delivers it
+// back, and stops HELIOS_REQUEST_TIMEOUT less the margin after a request
+// began.
 func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*trigger.Handler, error) {
 	a, err := Adapter(ctx, b, cfg, log)
 	if err != nil {
@@ -76,8 +85,9 @@ func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 	h := &trigger.Handler{
 		Orch:       Orchestrator(b, a, cfg, log),
 		Bucket:     b,
-		BucketName: storage.BucketName(cfg.StorageURL),
-		Log:        log,
+		BucketName:     storage.BucketName(cfg.StorageURL),
+		RequestTimeout: cfg.RequestTimeout,
+		Log:            log,
 	}
 	if cfg.OnLambda && cfg.LambdaFunctionName != "" {
 		client, err := adapter.NewLambdaClient(ctx)
@@ -88,6 +98,16 @@ func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 		h.Continue = func(ctx context.Context, id string) error {
 			payload, _ := json.Marshal(trigger.Invoke{JobID: id})
 			return adapter.InvokeAsync(ctx, client, self, payload)
+		}
+	}
+	if !cfg.OnLambda && cfg.ContinueTopic != "" {
+		topic, err := adapter.OpenTopic(ctx, cfg.ContinueTopic)
+		if err != nil {
+			return nil, err
+		}
+		h.Continue = func(ctx context.Context, id string) error {
+			payload, _ := json.Marshal(trigger.Invoke{JobID: id})
+			return topic.Publish(ctx, payload, map[string]string{"helios": "continue"})
 		}
 	}
 	return h, nil

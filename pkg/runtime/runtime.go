@@ -76,11 +76,24 @@ type Platform struct {
 	Public bool   // listen on every interface (Cloud Run), not only loopback
 }
 
+// Function is one function as the platforms serve it: the byte-level
+// handler (Lambda, and the local adapter in process) and, over HTTP, either
+// that handler taking a POSTed payload (the default) or a handler of its own
+// (the orchestrator's REST API and events).
+type Function struct {
+	Handler lambda.Handler
+	HTTP    http.Handler // nil: HTTPHandler(Handler)
+}
+
 // Start serves h on its platform and returns only when serving ends.
-func Start(ctx context.Context, h lambda.Handler, p Platform, log *slog.Logger) error {
+func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error {
 	if p.Lambda {
-		lambda.StartHandlerWithContext(ctx, h) // never returns
+		lambda.StartHandlerWithContext(ctx, fn.Handler) // never returns
 		return nil
+	}
+	h := fn.HTTP
+	if h == nil {
+		h = HTTPHandler(fn.Handler)
 	}
 	// Anywhere but Cloud Run, an unauthenticated function must not be
 	// reachable from the network.
@@ -88,7 +101,7 @@ func Start(ctx context.Context, h lambda.Handler, p Platform, log *slog.Logger) 
 	if p.Public {
 		host = ""
 	}
-	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", HTTPHandler(h).ServeHTTP); err != nil {
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", h.ServeHTTP); err != nil {
 		return fmt.Errorf("register function: %w", err)
 	}
 	log.Info("serving over HTTP", "addr", net.JoinHostPort(host, p.Port))

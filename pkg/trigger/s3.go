@@ -15,12 +15,55 @@ import (
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 )
 
-// S3Outcome is what became of one record of an S3 event.
-type S3Outcome struct {
-	Key   string    `json:"key"`
+// Outcome is what became of one upload or direct call.
+type Outcome struct {
+	Key   string    `json:"key,omitempty"`
 	JobID string    `json:"jobId,omitempty"`
 	State job.State `json:"state,omitempty"`
 	Note  string    `json:"note,omitempty"`
+}
+
+// startUpload runs the job an upload of key names. Keys that are not
+// jobs/<id>.json are ignored. A job already running elsewhere (a duplicate
+// event) is not an error; neither is a run handed to a new invocation. The
+// error is a *job.Error: permanent if the spec cannot run, retryable if the
+// platform should deliver the event again.
+func (h *Handler) startUpload(ctx context.Context, key string) (Outcome, error) {
+	out := Outcome{Key: key}
+	switch id, ok := job.JobIDFromKey(key); {
+	case !strings.HasPrefix(key, job.JobsPrefix) || !strings.HasSuffix(key, ".json"):
+		out.Note = "ignored: not under " + job.JobsPrefix + " with suffix .json"
+	case !ok:
+		out.Note = "ignored: not jobs/<id>.json with an id of letters, digits, '.', '_' or '-' (at most 128)"
+	default:
+		out.JobID = id
+	}
+	if out.Note != "" {
+		h.log().Info("upload ignored", "key", key, "why", out.Note)
+		return out, nil
+	}
+	st, err := h.Orch.RunKey(ctx, key, orchestrator.RunOptions{})
+	return h.settle(ctx, out, st, err)
+}
+
+// settle turns the result of a run into an outcome.
+func (h *Handler) settle(ctx context.Context, out Outcome, st *job.Status, err error) (Outcome, error) {
+	switch {
+	case h.continued(ctx, out.JobID, err):
+		out.Note = "continuing in a new invocation"
+		return out, nil
+	case errors.Is(err, orchestrator.ErrAlreadyRunning), errors.Is(err, orchestrator.ErrLeaseLost):
+		out.Note = "already running elsewhere (duplicate event)"
+		h.log().Info("job already running; duplicate event ignored", "jobId", out.JobID)
+		return out, nil
+	case err != nil:
+		e := runError(err)
+		out.Note = e.Error()
+		h.log().Error("job did not run", "key", out.Key, "jobId", out.JobID, "error", e)
+		return out, e
+	}
+	out.State = st.State
+	return out, nil
 }
 
 // s3 starts the jobs uploaded in an S3 event, concurrently. A duplicated
@@ -34,8 +77,7 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 	}
 	ctx, cancel := h.withMargin(ctx)
 	defer cancel()
-	log := h.log()
-	outcomes := make([]S3Outcome, len(ev.Records))
+	outcomes := make([]Outcome, len(ev.Records))
 	var mu sync.Mutex
 	var failures []error
 	g, gctx := errgroup.WithContext(ctx)
@@ -51,41 +93,23 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 			out.Note = "ignored: not an ObjectCreated record"
 		case h.BucketName != "" && rec.S3.Bucket.Name != h.BucketName:
 			out.Note = "ignored: bucket " + rec.S3.Bucket.Name + " is not " + h.BucketName
-		case !strings.HasPrefix(key, job.JobsPrefix) || !strings.HasSuffix(key, ".json"):
-			out.Note = "ignored: not under " + job.JobsPrefix + " with suffix .json"
-		default:
-			if _, ok := job.JobIDFromKey(key); !ok {
-				out.Note = "ignored: not jobs/<id>.json with an id of letters, digits, '.', '_' or '-' (at most 128)"
-			}
 		}
 		if out.Note != "" {
-			log.Info("S3 record ignored", "key", key, "event", rec.EventName, "bucket", rec.S3.Bucket.Name, "why", out.Note)
+			h.log().Info("S3 record ignored", "key", key, "event", rec.EventName, "bucket", rec.S3.Bucket.Name, "why", out.Note)
 			continue
 		}
-		out.JobID, _ = job.JobIDFromKey(key)
 		g.Go(func() error {
-			st, err := h.Orch.RunKey(gctx, key, orchestrator.RunOptions{})
-			switch {
-			case h.continued(gctx, out.JobID, err):
-				out.Note = "continuing in a new invocation"
-				return nil
-			case errors.Is(err, orchestrator.ErrAlreadyRunning), errors.Is(err, orchestrator.ErrLeaseLost):
-				out.Note = "already running elsewhere (duplicate event)"
-				log.Info("job already running; duplicate event ignored", "key", key)
-				return nil
-			case err != nil:
-				e := runError(err)
-				out.Note = e.Error()
-				log.Error("job did not run", "key", key, "error", e)
-				mu.Lock()
-				failures = append(failures, errors.New(key+": "+e.Error()))
-				mu.Unlock()
-				if job.IsRetryable(e) {
-					return e // stop the others: the whole event will be retried
-				}
+			var err error
+			*out, err = h.startUpload(gctx, key)
+			if err == nil {
 				return nil
 			}
-			out.State = st.State
+			mu.Lock()
+			failures = append(failures, errors.New(key+": "+err.Error()))
+			mu.Unlock()
+			if job.IsRetryable(err) {
+				return err // stop the others: the whole event will be retried
+			}
 			return nil
 		})
 	}

@@ -49,11 +49,17 @@ type Handler struct {
 	// its progress and releases its lease (default 15s).
 	Margin time.Duration
 	// Continue, if set, hands an interrupted job to a fresh invocation
-	// (on Lambda: this function, invoked asynchronously with {"jobId"}), so
-	// a job may run longer than one invocation. Without it, the invocation
-	// fails and the platform's retry of the event resumes the job.
+	// (on Lambda: this function, invoked asynchronously with {"jobId"}; on
+	// Cloud Run: {"jobId"} published to the topic that pushes to this
+	// service), so a job may run longer than one invocation. Without it,
+	// the invocation fails and the platform's retry of the event resumes
+	// the job.
 	Continue func(ctx context.Context, jobID string) error
-	Log      *slog.Logger
+	// RequestTimeout is the platform's limit on one HTTP request (Cloud
+	// Run's service timeout): an event served over HTTP stops Margin before
+	// it. Zero: no limit (Lambda's deadline comes with the invocation).
+	RequestTimeout time.Duration
+	Log            *slog.Logger
 }
 
 // Lambda returns the byte-level handler served on Lambda.

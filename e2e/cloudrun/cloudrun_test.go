@@ -1,0 +1,435 @@
+// Package cloudrun runs the Cloud Run deployment on loopback: the real
+// function binaries served by functions-framework-go behind fronts that act
+// as Cloud Run does, the bucket on a GCS server reached through the real
+// cloud.google.com/go/storage client, and uploads under jobs/ notified to a
+// Pub/Sub server whose subscription is pushed to the orchestrator, as
+// infra/cloudrun/deploy.sh sets it up.
+package cloudrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/internal/gcplocal"
+	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+var stack *gcplocal.Stack
+
+// pushDeadline is the push subscription's ack deadline here: jobs that
+// render longer are delivered again while they run.
+const pushDeadline = 10 * time.Second
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "helios-cloudrun-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	stack, err = gcplocal.StartStack(context.Background(), gcplocal.StackOptions{
+		WorkDir: dir, PushDeadline: pushDeadline, ShortRequestTimeout: 25 * time.Second,
+	})
+	if err != nil {
+		log.Fatalf("start the emulated Cloud Run stack: %v", err)
+	}
+	code := m.Run()
+	stack.Close()
+	if code == 0 {
+		os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "service logs kept in %s\n", dir)
+	}
+	os.Exit(code)
+}
+
+func needStack(t *testing.T) {
+	t.Helper()
+	if stack == nil {
+		t.Skip("-short: the emulated Cloud Run stack is not started")
+	}
+	testkit.RequireFFmpeg(t)
+}
+
+func specJSON(t *testing.T, s *job.Spec) []byte {
+	t.Helper()
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// upload writes jobs/<id>.json as `gcloud storage cp` would: the bucket's
+// notification then pushes the upload to the orchestrator.
+func upload(t *testing.T, id string, spec []byte) {
+	t.Helper()
+	if err := stack.Bucket.WriteAll(t.Context(), job.JobKey(id), spec, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFinal polls the job's status until it is final.
+func waitFinal(t *testing.T, id string, limit time.Duration) *job.Status {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var last *job.Status
+	for time.Now().Before(deadline) {
+		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, id); err == nil {
+			last = st
+			if st.State.Final() {
+				return st
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not finish in %s; last status %+v", id, limit, last)
+	return nil
+}
+
+func download(t *testing.T, key string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), filepath.Base(key))
+	if _, err := storage.DownloadFile(t.Context(), stack.Bucket, key, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// request sends an HTTP request to a service and returns status and body.
+func request(t *testing.T, method, url string, header http.Header, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(data)
+}
+
+func TestUploadEventFrameExact(t *testing.T) {
+	needStack(t)
+	workers, stitches := stack.Worker.Calls(), stack.Stitcher.Calls()
+	upload(t, "gcs-frame-exact", specJSON(t, testkit.NativeSpec("", 43, 10)))
+	st := waitFinal(t, "gcs-frame-exact", 2*time.Minute)
+	if st.State != job.StateDone || st.ChunksDone != 5 {
+		t.Fatalf("status %+v", st)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 43))
+	if w, s := stack.Worker.Calls()-workers, stack.Stitcher.Calls()-stitches; w != 5 || s != 1 {
+		t.Errorf("%d worker and %d stitcher requests, want 5 and 1", w, s)
+	}
+	// Segments carry the custom time the bucket's lifecycle rule matches;
+	// the video does not.
+	attrs, err := stack.GCS.Object(t.Context(), gcplocal.BucketName, st.Output)
+	if err != nil || !attrs.CustomTime.IsZero() || attrs.ContentType != "video/mp4" {
+		t.Errorf("output %s: %+v %v", st.Output, attrs, err)
+	}
+}
+
+func TestPostJobsFrameExact(t *testing.T) {
+	needStack(t)
+	code, body := request(t, "POST", stack.Orchestrator.URL+"/jobs", http.Header{"Content-Type": {"application/json"}},
+		specJSON(t, testkit.NativeSpec("", 25, 8)))
+	var accepted struct{ JobID, StatusURL string }
+	json.Unmarshal([]byte(body), &accepted)
+	if code != http.StatusAccepted || accepted.JobID == "" || accepted.StatusURL != "/jobs/"+accepted.JobID {
+		t.Fatalf("POST /jobs: %d %s", code, body)
+	}
+	st := waitFinal(t, accepted.JobID, 2*time.Minute)
+	code, body = request(t, "GET", stack.Orchestrator.URL+"/jobs/"+accepted.JobID, nil, nil)
+	var got struct{ State job.State }
+	json.Unmarshal([]byte(body), &got)
+	if code != http.StatusOK || got.State != job.StateDone || st.State != job.StateDone {
+		t.Fatalf("GET /jobs/%s: %d %s", accepted.JobID, code, body)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 25))
+}
+
+// objectData is the GCS object of an upload, as GCS events carry it (int64
+// fields as strings).
+func objectData(t *testing.T, key string) []byte {
+	t.Helper()
+	attrs, err := stack.GCS.Object(t.Context(), gcplocal.BucketName, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(map[string]string{
+		"kind": "storage#object", "bucket": attrs.Bucket, "name": attrs.Name,
+		"generation": fmt.Sprint(attrs.Generation), "size": fmt.Sprint(attrs.Size),
+		"contentType": attrs.ContentType, "timeCreated": attrs.Created.Format(time.RFC3339Nano),
+	})
+	return data
+}
+
+// deliveries of one upload in the three shapes the orchestrator takes.
+func binaryCloudEvent(key string, data []byte) (http.Header, []byte) {
+	return http.Header{
+		"Content-Type":   {"application/json"},
+		"Ce-Id":          {"evt-" + key},
+		"Ce-Source":      {"//storage.googleapis.com/projects/_/buckets/" + gcplocal.BucketName},
+		"Ce-Specversion": {"1.0"},
+		"Ce-Type":        {"google.cloud.storage.object.v1.finalized"},
+		"Ce-Subject":     {"objects/" + key},
+		"Ce-Time":        {time.Now().UTC().Format(time.RFC3339)},
+	}, data
+}
+
+func structuredCloudEvent(key string, data []byte) (http.Header, []byte) {
+	body, _ := json.Marshal(map[string]any{
+		"specversion": "1.0", "id": "evt-" + key, "type": "google.cloud.storage.object.v1.finalized",
+		"source":  "//storage.googleapis.com/projects/_/buckets/" + gcplocal.BucketName,
+		"subject": "objects/" + key, "datacontenttype": "application/json", "data": json.RawMessage(data),
+	})
+	return http.Header{"Content-Type": {"application/cloudevents+json; charset=utf-8"}}, body
+}
+
+func pubsubPush(key string, data []byte) (http.Header, []byte) {
+	body, _ := json.Marshal(map[string]any{
+		"message": map[string]any{
+			"data": base64.StdEncoding.EncodeToString(data), "messageId": "42",
+			"attributes": map[string]string{"eventType": "OBJECT_FINALIZE", "bucketId": gcplocal.BucketName,
+				"objectId": key, "payloadFormat": "JSON_API_V1"},
+		},
+		"subscription": "projects/" + gcplocal.Project + "/subscriptions/" + gcplocal.JobsSubscription,
+	})
+	return http.Header{"Content-Type": {"application/json"}}, body
+}
+
+// Delivery is at least once: the upload's own notification and the same
+// event three more times at once (binary and structured CloudEvents and a
+// Pub/Sub push) render each chunk once and stitch once.
+func TestSameEventThreeTimesRendersOnce(t *testing.T) {
+	needStack(t)
+	workers, stitches := stack.Worker.Calls(), stack.Stitcher.Calls()
+	key := job.JobKey("gcs-dup")
+	upload(t, "gcs-dup", specJSON(t, testkit.NativeSpec("gcs-dup", 30, 10)))
+	data := objectData(t, key)
+	var wg sync.WaitGroup
+	for _, shape := range []func(string, []byte) (http.Header, []byte){binaryCloudEvent, structuredCloudEvent, pubsubPush} {
+		wg.Go(func() {
+			h, body := shape(key, data)
+			if code, resp := request(t, "POST", stack.Orchestrator.URL+"/", h, body); code != http.StatusOK {
+				t.Errorf("delivery answered %d %s", code, resp)
+			}
+		})
+	}
+	wg.Wait()
+	st := waitFinal(t, "gcs-dup", 2*time.Minute)
+	// A late redelivery finds the job done.
+	h, body := pubsubPush(key, data)
+	if code, resp := request(t, "POST", stack.Orchestrator.URL+"/", h, body); code != http.StatusOK || !strings.Contains(resp, `"state": "done"`) {
+		t.Errorf("late redelivery: %d %s", code, resp)
+	}
+	if st.State != job.StateDone {
+		t.Fatalf("state %s: %v", st.State, st.Error)
+	}
+	if w, s := stack.Worker.Calls()-workers, stack.Stitcher.Calls()-stitches; w != 3 || s != 1 {
+		t.Errorf("%d worker and %d stitcher requests, want 3 and 1", w, s)
+	}
+}
+
+// A worker instance lost mid-request (500 with no answer from the
+// function) costs an attempt and is retried.
+func TestFlakyWorkerIsRetried(t *testing.T) {
+	needStack(t)
+	stack.Worker.Lose(2)
+	defer stack.Worker.Lose(0)
+	upload(t, "gcs-flaky", specJSON(t, testkit.NativeSpec("gcs-flaky", 20, 5)))
+	st := waitFinal(t, "gcs-flaky", 2*time.Minute)
+	if st.State != job.StateDone {
+		t.Fatalf("state %s: %v", st.State, st.Error)
+	}
+	attempts := 0
+	for _, c := range st.Chunks {
+		attempts += c.Attempts
+	}
+	if attempts != len(st.Chunks)+2 {
+		t.Errorf("%d attempts for %d chunks, want 2 retries", attempts, len(st.Chunks))
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 20))
+}
+
+// Throttling (429: no instance available) spends no attempt.
+func TestThrottledWorkerIsRetried(t *testing.T) {
+	needStack(t)
+	stack.Worker.Throttle(3)
+	defer stack.Worker.Throttle(0)
+	upload(t, "gcs-throttled", specJSON(t, testkit.NativeSpec("gcs-throttled", 12, 4)))
+	st := waitFinal(t, "gcs-throttled", 2*time.Minute)
+	if st.State != job.StateDone {
+		t.Fatalf("state %s: %v", st.State, st.Error)
+	}
+	for _, c := range st.Chunks {
+		if c.Attempts != 1 {
+			t.Errorf("chunk %d: %d attempts; throttling must not spend attempts", c.Index, c.Attempts)
+		}
+	}
+}
+
+func TestAlwaysFailingWorkerFailsJob(t *testing.T) {
+	needStack(t)
+	spec := testkit.NativeSpec("gcs-broken", 20, 10)
+	spec.Args = append([]string{"-i", "no-such-input.mov"}, spec.Args...)
+	spec.Retry.MaxAttempts = 2
+	upload(t, "gcs-broken", specJSON(t, spec))
+	st := waitFinal(t, "gcs-broken", 2*time.Minute)
+	if st.State != job.StateFailed || st.Error == nil || st.Error.Chunk == nil || !strings.Contains(st.Error.StderrTail, "no-such-input.mov") {
+		t.Fatalf("status = %s %#v", st.State, st.Error)
+	}
+	if ok, _ := stack.Bucket.Exists(t.Context(), job.DefaultOutputKey("gcs-broken", "mp4")); ok {
+		t.Error("a failed job published an output")
+	}
+}
+
+// slowSpec paces each chunk at 10 fps with the realtime filter.
+func slowSpec(id string, total, perChunk int) *job.Spec {
+	spec := testkit.NativeSpec(id, total, perChunk)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime"
+	return spec
+}
+
+func TestCancelThroughDelete(t *testing.T) {
+	needStack(t)
+	code, body := request(t, "POST", stack.Orchestrator.URL+"/jobs", nil, specJSON(t, slowSpec("gcs-cancel", 300, 30)))
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /jobs: %d %s", code, body)
+	}
+	// Wait until it renders, then cancel.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "gcs-cancel"); err == nil && st.State == job.StateRunning {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := request(t, "DELETE", stack.Orchestrator.URL+"/jobs/gcs-cancel", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	st := waitFinal(t, "gcs-cancel", time.Minute)
+	if st.State != job.StateCancelled || st.ChunksDone == st.ChunksTotal {
+		t.Fatalf("state %s, %d of %d chunks", st.State, st.ChunksDone, st.ChunksTotal)
+	}
+	if ok, _ := stack.Bucket.Exists(t.Context(), job.DefaultOutputKey("gcs-cancel", "mp4")); ok {
+		t.Error("a cancelled job published an output")
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	needStack(t)
+	before, _ := storage.List(t.Context(), stack.Bucket, "")
+	ce := func(typ string) http.Header {
+		h, _ := binaryCloudEvent("jobs/x.json", nil)
+		h.Set("Ce-Type", typ)
+		return h
+	}
+	noID, _ := binaryCloudEvent("jobs/x.json", nil)
+	noID.Del("Ce-Id")
+	tests := []struct {
+		name   string
+		url    string
+		header http.Header
+		body   string
+		status int
+		want   string
+	}{
+		{"not JSON", "/", nil, "hello", 400, "not a JSON object"},
+		{"unknown shape", "/", nil, `{"foo": 1}`, 400, "unrecognised event"},
+		{"CloudEvent of another type", "/", ce("com.example.other"), `{}`, 400, "is not handled"},
+		{"CloudEvent without id", "/", noID, `{"bucket":"b","name":"jobs/x.json"}`, 400, "id"},
+		{"CloudEvent with bad data", "/", ce("google.cloud.storage.object.v1.finalized"), `[1,2]`, 400, "not a GCS object"},
+		{"structured CloudEvent, bad JSON", "/", http.Header{"Content-Type": {"application/cloudevents+json"}}, `{"specversion":`, 400, "CloudEvent"},
+		{"Pub/Sub push, no event", "/", nil, `{"message":{"data":"bm9wZQ=="},"subscription":"s"}`, 400, "neither a GCS notification"},
+		{"direct with both", "/", nil, `{"jobId":"a","key":"jobs/a.json"}`, 400, "not both"},
+		{"direct with a bad id", "/", nil, `{"jobId":"../x"}`, 400, "jobId"},
+		{"invalid spec", "/jobs", nil, `{"metadata":{"totalFrames":0,"fps":30,"width":8,"height":8},"command":"bash","args":["{output}"],"framesPerChunk":1}`, 400, "metadata.totalFrames"},
+		{"unknown route", "/nope", nil, ``, 404, "no route"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := request(t, "POST", stack.Orchestrator.URL+tt.url, tt.header, []byte(tt.body))
+			if code != tt.status || !strings.Contains(body, tt.want) {
+				t.Errorf("%d %s; want %d with %q", code, body, tt.status, tt.want)
+			}
+		})
+	}
+	// A worker payload that does not decode is refused, as permanent.
+	code, body := request(t, "POST", stack.Worker.URL, http.Header{"Content-Type": {"application/json"}}, []byte(`{"jobId": 7}`))
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "does not decode") {
+		t.Errorf("worker with a bad payload: %d %s", code, body)
+	}
+	// An uploaded spec that can never run is acknowledged (no redelivery
+	// can fix it); nothing is written, and its status says why.
+	upload(t, "gcs-bad-spec", []byte(`{"metadata":{"totalFrames":10,"fps":30,"width":8,"height":8},"command":"ffmpeg","args":["{frame}","{output}"],"framesPerChunk":3}`))
+	h, b := pubsubPush(job.JobKey("gcs-bad-spec"), objectData(t, job.JobKey("gcs-bad-spec")))
+	if code, body := request(t, "POST", stack.Orchestrator.URL+"/", h, b); code != 200 || !strings.Contains(body, "unknown placeholder {frame}") {
+		t.Errorf("event for an invalid spec: %d %s", code, body)
+	}
+	code, body = request(t, "GET", stack.Orchestrator.URL+"/jobs/gcs-bad-spec", nil, nil)
+	if code != 200 || !strings.Contains(body, `"state": "failed"`) || !strings.Contains(body, "unknown placeholder {frame}") {
+		t.Errorf("GET /jobs/gcs-bad-spec = %d %s", code, body)
+	}
+	after, _ := storage.List(t.Context(), stack.Bucket, "renders/")
+	for _, k := range after {
+		if strings.HasPrefix(k, "renders/gcs-bad-spec/") || strings.HasPrefix(k, "renders/x/") {
+			t.Errorf("a bad request wrote %s", k)
+		}
+	}
+	_ = before
+}
+
+// A job longer than one request (a 25 s limit, 15 s of it kept as the
+// margin) stops before the limit, saves its progress and continues through
+// the Pub/Sub topic that pushes back to the orchestrator. Pushes that wait
+// longer than the ack deadline are delivered again while the job runs: the
+// redeliveries answer at once and render nothing twice.
+func TestJobLongerThanOneRequest(t *testing.T) {
+	needStack(t)
+	workers := stack.Worker.Calls()
+	upload(t, "gcs-long", specJSON(t, slowSpec("gcs-long", 360, 30)))
+	before := stack.Short.Calls()
+	code, body := request(t, "POST", stack.Short.URL+"/", nil, []byte(`{"key": "jobs/gcs-long.json"}`))
+	if code != http.StatusOK || !strings.Contains(body, "continuing in a new invocation") {
+		t.Fatalf("first request: %d %s", code, body)
+	}
+	st := waitFinal(t, "gcs-long", 3*time.Minute)
+	if st.State != job.StateDone {
+		t.Fatalf("state %s: %v", st.State, st.Error)
+	}
+	if n := stack.Short.Calls() - before; n < 2 {
+		t.Errorf("%d requests to the orchestrator, want at least 2", n)
+	}
+	if n := stack.PubSub.Deliveries(gcplocal.ShortSubscription); n < 1 {
+		t.Errorf("%d continuation pushes, want at least 1", n)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 360))
+	_ = workers
+}
