@@ -345,7 +345,6 @@ func TestCancelThroughDelete(t *testing.T) {
 
 func TestMalformedRequests(t *testing.T) {
 	needStack(t)
-	before, _ := storage.List(t.Context(), stack.Bucket, "")
 	ce := func(typ string) http.Header {
 		h, _ := binaryCloudEvent("jobs/x.json", nil)
 		h.Set("Ce-Type", typ)
@@ -403,7 +402,6 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("a bad request wrote %s", k)
 		}
 	}
-	_ = before
 }
 
 // A job longer than one request (a 25 s limit, 15 s of it kept as the
@@ -413,7 +411,6 @@ func TestMalformedRequests(t *testing.T) {
 // redeliveries answer at once and render nothing twice.
 func TestJobLongerThanOneRequest(t *testing.T) {
 	needStack(t)
-	workers := stack.Worker.Calls()
 	upload(t, "gcs-long", specJSON(t, slowSpec("gcs-long", 360, 30)))
 	before := stack.Short.Calls()
 	code, body := request(t, "POST", stack.Short.URL+"/", nil, []byte(`{"key": "jobs/gcs-long.json"}`))
@@ -431,5 +428,26 @@ func TestJobLongerThanOneRequest(t *testing.T) {
 		t.Errorf("%d continuation pushes, want at least 1", n)
 	}
 	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 360))
-	_ = workers
+}
+
+// A push that waits longer than the ack deadline is delivered again while
+// the job still renders: the redelivery answers 2xx at once (the job's
+// lease is held), the first request keeps rendering although its push gave
+// up, and no chunk is rendered twice.
+func TestRedeliveryWhileRunning(t *testing.T) {
+	needStack(t)
+	workers, pushes := stack.Worker.Calls(), stack.PubSub.Deliveries(gcplocal.JobsSubscription)
+	// 10 chunks of 3 s on 3 workers: about 12 s, past the 10 s deadline.
+	upload(t, "gcs-redelivered", specJSON(t, slowSpec("gcs-redelivered", 300, 30)))
+	st := waitFinal(t, "gcs-redelivered", 2*time.Minute)
+	if st.State != job.StateDone {
+		t.Fatalf("state %s: %v", st.State, st.Error)
+	}
+	if n := stack.PubSub.Deliveries(gcplocal.JobsSubscription) - pushes; n < 2 {
+		t.Errorf("%d pushes of the upload, want a redelivery while it ran", n)
+	}
+	if w := stack.Worker.Calls() - workers; w != 10 {
+		t.Errorf("%d worker requests, want 10", w)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 300))
 }

@@ -195,7 +195,7 @@ func (c call) flag(name string) (string, bool) {
 
 func (c call) String() string { return "gcloud " + strings.Join(c.argv, " ") }
 
-// run runs one of the scripts beside this file with the stand-in gcloud and
+// run runs a script (one beside this file, or a path) with the stand-in gcloud and
 // the given variables (and nothing else from the test's environment that a
 // script reads).
 func (c *cloud) run(t *testing.T, script string, env ...string) result {
@@ -533,7 +533,6 @@ func TestCallsParseWithGcloud(t *testing.T) {
 	}
 
 	// The files the scripts passed were temporary: use the stand-in's copies.
-	replaces := 0
 	var argvs [][]string
 	seen := map[string]bool{}
 	for _, call := range calls {
@@ -543,8 +542,7 @@ func TestCallsParseWithGcloud(t *testing.T) {
 			case strings.HasPrefix(a, "--lifecycle-file="):
 				argv[i] = "--lifecycle-file=" + filepath.Join(c.state, "files", "lifecycle.json")
 			case call.is("run", "services", "replace") && strings.HasSuffix(a, ".yaml"):
-				argv[i] = filepath.Join(c.state, "files", fmt.Sprintf("replace-%d.yaml", replaces))
-				replaces++
+				argv[i] = filepath.Join(c.state, "files", fmt.Sprintf("replace-%d.yaml", call.line))
 			}
 		}
 		if key := strings.Join(argv, "\x00"); !seen[key] {
@@ -724,14 +722,6 @@ func envOf(s service) map[string]string {
 func replaced(t *testing.T, c *cloud, calls []call) map[string]service {
 	t.Helper()
 	docs := map[string]service{}
-	n := 0
-	// The stand-in numbers the files it keeps across runs: count the
-	// replace calls before this run's.
-	for _, call := range c.calls(t)[:c.seen-len(calls)] {
-		if call.is("run", "services", "replace") {
-			n++
-		}
-	}
 	for _, call := range calls {
 		if !call.is("run", "services", "replace") {
 			continue
@@ -739,8 +729,7 @@ func replaced(t *testing.T, c *cloud, calls []call) map[string]service {
 		if r, _ := call.flag("region"); r != region {
 			t.Errorf("%v: --region=%s missing", call, region)
 		}
-		data := c.file(t, fmt.Sprintf("replace-%d.yaml", n))
-		n++
+		data := c.file(t, fmt.Sprintf("replace-%d.yaml", call.line))
 		if bytes.Contains(data, []byte("${")) {
 			t.Errorf("%v: placeholder left:\n%s", call, data)
 		}
