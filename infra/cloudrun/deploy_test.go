@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // The deployment under test. The stand-in gcloud answers for any project.
@@ -979,22 +980,24 @@ func checkBucketIAM(t *testing.T, calls []call) {
 		}
 		return false
 	}
+	// The keys the functions use (pkg/job), and a few that must stay out of reach.
 	objects := []string{
-		"jobs/demo.json",
-		"assets/0123abcd.tar.gz",
-		"renders/demo/spec.json",
-		"renders/demo/status.json",
-		"renders/demo/lease.1",
-		"renders/demo/chunks/000000.1-1.mp4",
-		"renders/demo/chunks/000000.json",
-		"renders/demo/stitch.lock",
-		"renders/demo/output.mp4",
-		"outputs/demo/final.mp4",
+		job.JobKey("demo"),
+		job.AssetsPrefix + "0123abcd.tar.gz",
+		job.SpecKey("demo"),
+		job.StatusKey("demo"),
+		job.LeaseKey("demo", 1),
+		job.CancelKey("demo"),
+		job.SegmentKey("demo", 0, 1, 1, "mp4"),
+		job.MarkerKey("demo", 0),
+		job.StitchLockKey("demo"),
+		job.DefaultOutputKey("demo", "mp4"),
+		job.OutputsPrefix + "demo/final.mp4",
 		"elsewhere/renders/demo/chunks/x",
 		// Only startsWith pins extract's template to the start of the name.
 		"jobs/projects/_/buckets/" + bucket + "/objects/renders/demo/chunks/x",
 	}
-	chunk := func(o string) bool { return strings.HasPrefix(o, "renders/demo/chunks/") }
+	chunk := func(o string) bool { return strings.HasPrefix(o, job.ChunksPrefix("demo")) }
 	render := func(o string) bool { return strings.HasPrefix(o, "renders/") }
 	jobs := func(o string) bool { return strings.HasPrefix(o, "jobs/") }
 	outputs := func(o string) bool { return strings.HasPrefix(o, "outputs/") }
