@@ -265,6 +265,10 @@ func mustSucceed(t *testing.T, what string, r result) {
 
 func TestScriptsParse(t *testing.T) {
 	for _, script := range []string{"deploy.sh", "destroy.sh"} {
+		// make deploy-gcp and destroy-gcp run them directly.
+		if fi, err := os.Stat(script); err != nil || fi.Mode()&0o111 == 0 {
+			t.Errorf("%s is not executable (%v)", script, err)
+		}
 		if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", script, err, out)
 		}
