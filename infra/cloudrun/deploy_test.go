@@ -1345,3 +1345,58 @@ func wantFlags(t *testing.T, c call, want map[string]string) {
 		}
 	}
 }
+
+// TestDockerfile keeps the image and the service definitions in step: the
+// builder's Go is go.mod's, the runtime is not root, and every command a
+// service runs is a binary the image builds and installs. (No Docker engine
+// is needed; building the image is Cloud Build's job.)
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := string(data)
+	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	if want := "FROM golang:" + string(m[1]) + "-bookworm AS build"; !strings.Contains(dockerfile, want) {
+		t.Errorf("Dockerfile: no %q (go.mod says go %s)", want, m[1])
+	}
+	for _, want := range []string{"FROM debian:bookworm-slim", "USER 10001:10001", "CGO_ENABLED=0", "-trimpath",
+		"--no-install-recommends ffmpeg ca-certificates", "rm -rf /var/lib/apt/lists/*", "--uid 10001"} {
+		if !strings.Contains(dockerfile, want) {
+			t.Errorf("Dockerfile: no %q", want)
+		}
+	}
+	if strings.Contains(dockerfile, "ENTRYPOINT") {
+		t.Error("Dockerfile: an ENTRYPOINT would run before each service's command")
+	}
+	built := regexp.MustCompile(`for fn in ([a-z ]+); do`).FindStringSubmatch(dockerfile)
+	installed := regexp.MustCompile(`COPY --from=build ((?:/out/helios-[a-z]+ )+)/usr/local/bin/`).FindStringSubmatch(dockerfile)
+	if built == nil || installed == nil {
+		t.Fatalf("Dockerfile: cannot find the build loop or the COPY of the binaries")
+	}
+	for _, name := range []string{"orchestrator", "worker", "stitcher"} {
+		if !slices.Contains(strings.Fields(built[1]), name) {
+			t.Errorf("Dockerfile does not build %s", name)
+		}
+		if !slices.Contains(strings.Fields(installed[1]), "/out/helios-"+name) {
+			t.Errorf("Dockerfile does not install helios-%s", name)
+		}
+		if _, err := os.Stat(filepath.Join("..", "..", "functions", name)); err != nil {
+			t.Errorf("functions/%s: %v", name, err)
+		}
+		yml, err := os.ReadFile(name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `command: ["/usr/local/bin/helios-` + name + `"]`; !strings.Contains(string(yml), want) {
+			t.Errorf("%s.yaml: no %s", name, want)
+		}
+	}
+}
