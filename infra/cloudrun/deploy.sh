@@ -72,10 +72,10 @@ STITCHER_SA=$(sa stitcher)
 PUSH_SA=$(sa push)                # the identity Pub/Sub pushes as
 
 # Price of one worker-second for the status's cost estimate: Cloud Run
-# request-based billing in Tier 1 regions, USD, as published on
-# cloud.google.com/run/pricing (price list as read on 2026-11-29: $0.000024
-# per vCPU-second, $0.0000025 per GiB-second), times worker.yaml's limits
-# (2 vCPU, 4 GiB): $0.000058 per second. Update the two prices when Google
+# request-based billing in Tier 1 regions, USD, from cloud.google.com/run/pricing
+# ($0.000024 per vCPU-second, read there on 2026-11-29; $0.0000025 per
+# GiB-second, the long-standing list price, not re-read that day), times
+# worker.yaml's limits (2 vCPU, 4 GiB): $0.000058 per second. Update the two prices when Google
 # changes them; deploy_test.go checks the limits still match.
 CPU_PRICE=0.000024
 MEMORY_PRICE=0.0000025
