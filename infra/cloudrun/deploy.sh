@@ -75,8 +75,8 @@ PUSH_SA=$(sa push)                # the identity Pub/Sub pushes as
 # request-based billing in Tier 1 regions, USD, from cloud.google.com/run/pricing
 # ($0.000024 per vCPU-second, read there on 2026-11-29; $0.0000025 per
 # GiB-second, the long-standing list price, not re-read that day), times
-# worker.yaml's limits (2 vCPU, 4 GiB): $0.000058 per second. Update the two prices when Google
-# changes them; deploy_test.go checks the limits still match.
+# worker.yaml's limits (2 vCPU, 4 GiB): $0.000058 per second. Update the two
+# prices when Google changes them; deploy_test.go checks the limits match.
 CPU_PRICE=0.000024
 MEMORY_PRICE=0.0000025
 WORKER_CPUS=2
