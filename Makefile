@@ -19,7 +19,7 @@ LAYER_ZIP   := layers/ffmpeg/build/ffmpeg-layer.zip
 CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local
+.PHONY: all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
 
 all: build
 
@@ -95,6 +95,19 @@ sam-local: ## print the `sam local invoke` commands for the sample events (SAM_R
 
 demo-aws-local: deps-ffmpeg rie ## the AWS path with no account: bootstraps under the Lambda emulator, S3 on loopback
 	$(GO) run ./internal/cmd/demo-aws-local -spec examples/jobs/demo.json -event events/s3-put.json -out out/demo-aws.mp4
+
+demo-gcp-local: deps-ffmpeg ## the Cloud Run path with no account: services, GCS and Pub/Sub push on loopback
+	$(GO) run ./internal/cmd/demo-gcp-local -spec examples/jobs/demo.json -out out/demo-gcp.mp4
+
+deploy-gcp: ## deploy to Cloud Run: make deploy-gcp PROJECT=my-project REGION=europe-west1 (gcloud signed in)
+	@test -n "$(PROJECT)" || { echo "PROJECT is required: make deploy-gcp PROJECT=my-project REGION=europe-west1" >&2; exit 2; }
+	@test -n "$(REGION)" || { echo "REGION is required: make deploy-gcp PROJECT=my-project REGION=europe-west1" >&2; exit 2; }
+	PROJECT=$(PROJECT) REGION=$(REGION) infra/cloudrun/deploy.sh
+
+destroy-gcp: ## remove the Cloud Run deployment (the bucket is kept unless DELETE_BUCKET=1)
+	@test -n "$(PROJECT)" || { echo "PROJECT is required: make destroy-gcp PROJECT=my-project REGION=europe-west1" >&2; exit 2; }
+	@test -n "$(REGION)" || { echo "REGION is required: make destroy-gcp PROJECT=my-project REGION=europe-west1" >&2; exit 2; }
+	PROJECT=$(PROJECT) REGION=$(REGION) infra/cloudrun/destroy.sh
 
 clean: ## remove build outputs and local renders
 	rm -rf $(BIN) build out .helios
