@@ -17,6 +17,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,13 +26,17 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/internal/gcplocal"
+	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
-var stack *gcplocal.Stack
+var (
+	stack     *gcplocal.Stack
+	heliosBin string // the helios CLI, built for the CLI tests
+)
 
 // pushDeadline is the push subscription's ack deadline here: jobs that
 // render longer are delivered again while they run.
@@ -51,6 +56,9 @@ func TestMain(m *testing.M) {
 	})
 	if err != nil {
 		log.Fatalf("start the emulated Cloud Run stack: %v", err)
+	}
+	if heliosBin, err = localnet.Build(context.Background(), "./cmd/helios", filepath.Join(dir, "bin"), "helios"); err != nil {
+		log.Fatal(err)
 	}
 	code := m.Run()
 	stack.Close()
@@ -450,4 +458,79 @@ func TestRedeliveryWhileRunning(t *testing.T) {
 		t.Errorf("%d worker requests, want 10", w)
 	}
 	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 300))
+}
+
+// cli runs the helios CLI with the emulators' environment plus env.
+func cli(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), heliosBin, args...)
+	cmd.Env = append(os.Environ(), "HELIOS_ALLOWED_COMMANDS=ffmpeg")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// The CLI on a gs:// bucket: submit starts the job in the (emulated) cloud
+// through the upload's notification, watch follows it to the end, status
+// reads it, cancel stops another.
+func TestCLISubmitWatchStatusCancel(t *testing.T) {
+	needStack(t)
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "cli-gcs.json")
+	os.WriteFile(specPath, specJSON(t, testkit.NativeSpec("cli-gcs", 20, 5)), 0o600)
+	code, out, errOut := cli(t, nil, "job", "submit", specPath, "--storage", stack.URL)
+	if code != 0 || !strings.Contains(out, "jobs/cli-gcs.json") {
+		t.Fatalf("submit: exit %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, nil, "job", "watch", "cli-gcs", "--storage", stack.URL, "--interval", "100ms")
+	if code != 0 || !strings.Contains(out, "job cli-gcs done") {
+		t.Fatalf("watch: exit %d %s %s", code, out, errOut)
+	}
+	code, out, _ = cli(t, map[string]string{"HELIOS_STORAGE_URL": stack.URL}, "job", "status", "cli-gcs")
+	if code != 0 || !strings.Contains(out, "job cli-gcs: done") || !strings.Contains(out, "frames: 20 of 20") {
+		t.Errorf("status: exit %d %s", code, out)
+	}
+
+	os.WriteFile(specPath, specJSON(t, slowSpec("cli-gcs-cancel", 300, 30)), 0o600)
+	if code, out, errOut := cli(t, nil, "job", "submit", specPath, "--storage", stack.URL); code != 0 {
+		t.Fatalf("submit: exit %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut := cli(t, nil, "job", "cancel", "cli-gcs-cancel", "--storage", stack.URL); code != 0 || !strings.Contains(out, "cancel requested") {
+		t.Fatalf("cancel: exit %d %s %s", code, out, errOut)
+	}
+	code, out, _ = cli(t, nil, "job", "watch", "cli-gcs-cancel", "--storage", stack.URL, "--interval", "100ms")
+	if code != 1 || !strings.Contains(out, "cancelled") {
+		t.Errorf("watch of a cancelled job: exit %d %s", code, out)
+	}
+}
+
+// job run on this machine dispatches the chunks to the deployed Cloud Run
+// workers (HELIOS_ADAPTER=cloudrun) and stitches there.
+func TestCLIRunOnCloudRunWorkers(t *testing.T) {
+	needStack(t)
+	workers, stitches := stack.Worker.Calls(), stack.Stitcher.Calls()
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "cli-run-gcs.json")
+	os.WriteFile(specPath, specJSON(t, testkit.NativeSpec("cli-run-gcs", 30, 7)), 0o600)
+	out := filepath.Join(dir, "video.mp4")
+	code, stdout, stderr := cli(t, map[string]string{
+		"HELIOS_ADAPTER": "cloudrun", "HELIOS_WORKER_URL": stack.Worker.URL, "HELIOS_STITCHER_URL": stack.Stitcher.URL,
+	}, "job", "run", specPath, "--storage", stack.URL, "--out", out, "--concurrency", "3")
+	if code != 0 {
+		t.Fatalf("run: exit %d %s %s", code, stdout, stderr)
+	}
+	testkit.AssertFrameExact(t, out, testkit.SinglePass(t, t.TempDir(), 30))
+	if w, s := stack.Worker.Calls()-workers, stack.Stitcher.Calls()-stitches; w != 5 || s != 1 {
+		t.Errorf("%d worker and %d stitcher requests, want 5 and 1", w, s)
+	}
 }
