@@ -181,53 +181,51 @@ func TestPostJobsFrameExact(t *testing.T) {
 	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 25))
 }
 
-// objectData is the GCS object of an upload, as GCS events carry it (int64
-// fields as strings).
-func objectData(t *testing.T, key string) []byte {
+// sample reads a sample event from events/ and points it at key: what
+// Eventarc or Pub/Sub would deliver for an upload of key.
+func sample(t *testing.T, name, key string) map[string]any {
 	t.Helper()
-	attrs, err := stack.GCS.Object(t.Context(), gcplocal.BucketName, key)
+	data, err := os.ReadFile(filepath.Join("..", "..", "events", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(map[string]string{
-		"kind": "storage#object", "bucket": attrs.Bucket, "name": attrs.Name,
-		"generation": fmt.Sprint(attrs.Generation), "size": fmt.Sprint(attrs.Size),
-		"contentType": attrs.ContentType, "timeCreated": attrs.Created.Format(time.RFC3339Nano),
-	})
-	return data
+	var ev map[string]any
+	if err := json.Unmarshal(data, &ev); err != nil {
+		t.Fatalf("events/%s: %v", name, err)
+	}
+	if d, ok := ev["data"].(map[string]any); ok { // a CloudEvent
+		d["name"], ev["subject"] = key, "objects/"+key
+	}
+	if m, ok := ev["message"].(map[string]any); ok { // a Pub/Sub push
+		m["attributes"].(map[string]any)["objectId"] = key
+		raw, _ := base64.StdEncoding.DecodeString(m["data"].(string))
+		var obj map[string]any
+		json.Unmarshal(raw, &obj)
+		obj["name"] = key
+		raw, _ = json.Marshal(obj)
+		m["data"] = base64.StdEncoding.EncodeToString(raw)
+	}
+	return ev
 }
 
-// deliveries of one upload in the three shapes the orchestrator takes.
-func binaryCloudEvent(key string, data []byte) (http.Header, []byte) {
-	return http.Header{
-		"Content-Type":   {"application/json"},
-		"Ce-Id":          {"evt-" + key},
-		"Ce-Source":      {"//storage.googleapis.com/projects/_/buckets/" + gcplocal.BucketName},
-		"Ce-Specversion": {"1.0"},
-		"Ce-Type":        {"google.cloud.storage.object.v1.finalized"},
-		"Ce-Subject":     {"objects/" + key},
-		"Ce-Time":        {time.Now().UTC().Format(time.RFC3339)},
-	}, data
-}
-
-func structuredCloudEvent(key string, data []byte) (http.Header, []byte) {
-	body, _ := json.Marshal(map[string]any{
-		"specversion": "1.0", "id": "evt-" + key, "type": "google.cloud.storage.object.v1.finalized",
-		"source":  "//storage.googleapis.com/projects/_/buckets/" + gcplocal.BucketName,
-		"subject": "objects/" + key, "datacontenttype": "application/json", "data": json.RawMessage(data),
-	})
+// The three shapes an upload reaches the orchestrator in.
+func structuredCloudEvent(t *testing.T, key string) (http.Header, []byte) {
+	body, _ := json.Marshal(sample(t, "gcs-finalized-cloudevent.json", key))
 	return http.Header{"Content-Type": {"application/cloudevents+json; charset=utf-8"}}, body
 }
 
-func pubsubPush(key string, data []byte) (http.Header, []byte) {
-	body, _ := json.Marshal(map[string]any{
-		"message": map[string]any{
-			"data": base64.StdEncoding.EncodeToString(data), "messageId": "42",
-			"attributes": map[string]string{"eventType": "OBJECT_FINALIZE", "bucketId": gcplocal.BucketName,
-				"objectId": key, "payloadFormat": "JSON_API_V1"},
-		},
-		"subscription": "projects/" + gcplocal.Project + "/subscriptions/" + gcplocal.JobsSubscription,
-	})
+func binaryCloudEvent(t *testing.T, key string) (http.Header, []byte) {
+	ev := sample(t, "gcs-finalized-cloudevent.json", key)
+	h := http.Header{"Content-Type": {"application/json"}}
+	for _, attr := range []string{"id", "source", "specversion", "type", "subject", "time"} {
+		h.Set("Ce-"+attr, ev[attr].(string))
+	}
+	body, _ := json.Marshal(ev["data"])
+	return h, body
+}
+
+func pubsubPush(t *testing.T, key string) (http.Header, []byte) {
+	body, _ := json.Marshal(sample(t, "pubsub-push-gcs.json", key))
 	return http.Header{"Content-Type": {"application/json"}}, body
 }
 
@@ -239,11 +237,10 @@ func TestSameEventThreeTimesRendersOnce(t *testing.T) {
 	workers, stitches := stack.Worker.Calls(), stack.Stitcher.Calls()
 	key := job.JobKey("gcs-dup")
 	upload(t, "gcs-dup", specJSON(t, testkit.NativeSpec("gcs-dup", 30, 10)))
-	data := objectData(t, key)
 	var wg sync.WaitGroup
-	for _, shape := range []func(string, []byte) (http.Header, []byte){binaryCloudEvent, structuredCloudEvent, pubsubPush} {
+	for _, shape := range []func(*testing.T, string) (http.Header, []byte){binaryCloudEvent, structuredCloudEvent, pubsubPush} {
 		wg.Go(func() {
-			h, body := shape(key, data)
+			h, body := shape(t, key)
 			if code, resp := request(t, "POST", stack.Orchestrator.URL+"/", h, body); code != http.StatusOK {
 				t.Errorf("delivery answered %d %s", code, resp)
 			}
@@ -252,7 +249,7 @@ func TestSameEventThreeTimesRendersOnce(t *testing.T) {
 	wg.Wait()
 	st := waitFinal(t, "gcs-dup", 2*time.Minute)
 	// A late redelivery finds the job done.
-	h, body := pubsubPush(key, data)
+	h, body := pubsubPush(t, key)
 	if code, resp := request(t, "POST", stack.Orchestrator.URL+"/", h, body); code != http.StatusOK || !strings.Contains(resp, `"state": "done"`) {
 		t.Errorf("late redelivery: %d %s", code, resp)
 	}
@@ -354,11 +351,11 @@ func TestCancelThroughDelete(t *testing.T) {
 func TestMalformedRequests(t *testing.T) {
 	needStack(t)
 	ce := func(typ string) http.Header {
-		h, _ := binaryCloudEvent("jobs/x.json", nil)
+		h, _ := binaryCloudEvent(t, "jobs/x.json")
 		h.Set("Ce-Type", typ)
 		return h
 	}
-	noID, _ := binaryCloudEvent("jobs/x.json", nil)
+	noID, _ := binaryCloudEvent(t, "jobs/x.json")
 	noID.Del("Ce-Id")
 	tests := []struct {
 		name   string
@@ -396,7 +393,7 @@ func TestMalformedRequests(t *testing.T) {
 	// An uploaded spec that can never run is acknowledged (no redelivery
 	// can fix it); nothing is written, and its status says why.
 	upload(t, "gcs-bad-spec", []byte(`{"metadata":{"totalFrames":10,"fps":30,"width":8,"height":8},"command":"ffmpeg","args":["{frame}","{output}"],"framesPerChunk":3}`))
-	h, b := pubsubPush(job.JobKey("gcs-bad-spec"), objectData(t, job.JobKey("gcs-bad-spec")))
+	h, b := pubsubPush(t, job.JobKey("gcs-bad-spec"))
 	if code, body := request(t, "POST", stack.Orchestrator.URL+"/", h, b); code != 200 || !strings.Contains(body, "unknown placeholder {frame}") {
 		t.Errorf("event for an invalid spec: %d %s", code, body)
 	}
@@ -532,5 +529,19 @@ func TestCLIRunOnCloudRunWorkers(t *testing.T) {
 	testkit.AssertFrameExact(t, out, testkit.SinglePass(t, t.TempDir(), 30))
 	if w, s := stack.Worker.Calls()-workers, stack.Stitcher.Calls()-stitches; w != 5 || s != 1 {
 		t.Errorf("%d worker and %d stitcher requests, want 5 and 1", w, s)
+	}
+}
+
+// The continuation sample resumes the job it names; a job nobody submitted
+// is not found, which no redelivery can change.
+func TestSampleContinuation(t *testing.T) {
+	needStack(t)
+	data, err := os.ReadFile("../../events/pubsub-push-continue.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := request(t, "POST", stack.Orchestrator.URL+"/", nil, data)
+	if code != http.StatusOK || !strings.Contains(body, "job not found") || !strings.Contains(body, `"jobId": "demo"`) {
+		t.Errorf("continuation of an unknown job: %d %s", code, body)
 	}
 }

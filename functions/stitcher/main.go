@@ -15,6 +15,9 @@ import (
 
 func main() {
 	app.Main("stitcher", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error) {
-		return runtime.Function{Handler: pipeline.Stitcher(b, log)}, nil
+		h := pipeline.Stitcher(b, log)
+		// Over HTTP a stitch outlives an orchestrator that stopped waiting
+		// for it (as on Lambda): the run resuming the job finds its output.
+		return runtime.Function{Handler: h, HTTP: runtime.DetachedHTTPHandler(h, cfg.StitchTimeout)}, nil
 	})
 }

@@ -856,6 +856,10 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 			if ann["run.googleapis.com/startup-cpu-boost"] != "true" {
 				t.Errorf("worker: no startup CPU boost")
 			}
+		case "helios-stitcher":
+			if got := tmpl.Metadata.Annotations["run.googleapis.com/cpu-throttling"]; got != "false" {
+				t.Errorf("stitcher cpu-throttling %q, want \"false\": a stitch must finish after its caller stops waiting", got)
+			}
 		case "helios-orchestrator":
 			if got := tmpl.Metadata.Annotations["run.googleapis.com/cpu-throttling"]; got != "false" {
 				t.Errorf("orchestrator cpu-throttling %q, want \"false\": its render loop needs CPU between requests", got)

@@ -137,9 +137,10 @@ func (s *Service) startInstance(ctx context.Context, i int) (*instance, error) {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	wctx, cancel := context.WithCancel(ctx)
+	firstExit := exited
 	go func() {
 		select {
-		case <-exited:
+		case <-firstExit:
 			cancel()
 		case <-wctx.Done():
 		}
@@ -150,10 +151,11 @@ func (s *Service) startInstance(ctx context.Context, i int) (*instance, error) {
 		return nil, fmt.Errorf("%s instance %d: %w (log: %s)", s.opts.Name, i, err, logPath)
 	}
 	s.wg.Go(func() {
-		for {
-			<-exited
+		for done := exited; ; {
+			<-done
 			time.Sleep(100 * time.Millisecond)
-			if exited, err = start(); err != nil {
+			var err error
+			if done, err = start(); err != nil {
 				return
 			}
 		}

@@ -12,7 +12,9 @@ import (
 // BenchmarkInvoke measures what one chunk's invocation costs in transport
 // alone, with a worker that does nothing: "local" is the in-process
 // LocalWorkerAdapter; "lambda" goes SDK → Lambda API endpoint → emulator →
-// bootstrap → handler and back, as each chunk does on AWS (less the network).
+// bootstrap → handler and back, as each chunk does on AWS (less the network);
+// "cloudrun" goes HTTP client → Cloud Run front → functions-framework in the
+// function binary → handler and back.
 func BenchmarkInvoke(b *testing.B) {
 	w := job.WorkerJob{JobID: "bench", Chunk: job.Chunk{Index: 1, Start: 100, Count: 100}, Attempt: 1,
 		Command: adaptertest.ProbeEcho, Args: []string{"-i", "input.mp4", "-vf", "trim=start_frame=100:end_frame=200", "-y", "chunk.mp4"},
@@ -31,5 +33,13 @@ func BenchmarkInvoke(b *testing.B) {
 	b.Run("lambda", func(b *testing.B) {
 		l := startProbeLambda(b, 1)
 		run(b, adapter.New(adapter.NewLambda(lambdaClient(l.URL), "probe-worker", "probe-stitcher")))
+	})
+	b.Run("cloudrun", func(b *testing.B) {
+		w, s := startProbeServices(b, 1)
+		d, err := adapter.NewCloudRun(b.Context(), w.URL, s.URL, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, adapter.New(d))
 	})
 }

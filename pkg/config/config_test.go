@@ -43,7 +43,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{map[string]string{config.EnvAdapter: "k8s"}, "HELIOS_ADAPTER=\"k8s\": expected local or lambda"},
+		{map[string]string{config.EnvAdapter: "k8s"}, "HELIOS_ADAPTER=\"k8s\": expected local, lambda or cloudrun"},
 		{map[string]string{config.EnvAdapter: "lambda"}, "HELIOS_ADAPTER=lambda needs HELIOS_WORKER_FUNCTION and HELIOS_STITCHER_FUNCTION"},
 		{map[string]string{config.EnvConcurrency: "0"}, "HELIOS_CONCURRENCY=\"0\": expected a whole number from 1 to 10000"},
 		{map[string]string{config.EnvConcurrency: "many"}, "HELIOS_CONCURRENCY"},

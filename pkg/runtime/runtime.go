@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -111,8 +112,21 @@ func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error
 // MaxHTTPBody bounds a request body, like Lambda's 6 MB payload limit.
 const MaxHTTPBody = 6 << 20
 
-// HTTPHandler serves h over HTTP: POST a JSON payload, get JSON back.
-func HTTPHandler(h lambda.Handler) http.Handler {
+// HTTPHandler serves h over HTTP: POST a JSON payload, get JSON back. The
+// invocation ends when the caller goes away.
+func HTTPHandler(h lambda.Handler) http.Handler { return httpHandler(h, 0) }
+
+// DetachedHTTPHandler serves h over HTTP like HTTPHandler, but an invocation
+// outlives its caller, bounded by limit, as a Lambda invocation does: for
+// work that must not be lost halfway because the caller stopped waiting (a
+// stitch whose orchestrator reached its own request limit; the run that
+// resumes the job then finds the output instead of a stitch lock that
+// nobody will release).
+func DetachedHTTPHandler(h lambda.Handler, limit time.Duration) http.Handler {
+	return httpHandler(h, limit)
+}
+
+func httpHandler(h lambda.Handler, detachedLimit time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			writeError(w, http.StatusMethodNotAllowed, job.Errorf(job.Permanent, job.CodeInvalid, "use POST with a JSON body"))
@@ -123,7 +137,13 @@ func HTTPHandler(h lambda.Handler) http.Handler {
 			writeError(w, http.StatusRequestEntityTooLarge, job.Errorf(job.Permanent, job.CodePayloadTooLarge, "body over %d bytes", MaxHTTPBody))
 			return
 		}
-		out, err := h.Invoke(r.Context(), body)
+		ctx := r.Context()
+		if detachedLimit > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), detachedLimit)
+			defer cancel()
+		}
+		out, err := h.Invoke(ctx, body)
 		if err != nil {
 			var fe messages.InvokeResponse_Error
 			e := job.AsError(err)
