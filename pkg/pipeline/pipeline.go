@@ -83,8 +83,8 @@ func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 		return nil, err
 	}
 	h := &trigger.Handler{
-		Orch:       Orchestrator(b, a, cfg, log),
-		Bucket:     b,
+		Orch:           Orchestrator(b, a, cfg, log),
+		Bucket:         b,
 		BucketName:     storage.BucketName(cfg.StorageURL),
 		RequestTimeout: cfg.RequestTimeout,
 		Log:            log,
