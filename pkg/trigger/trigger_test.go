@@ -34,17 +34,24 @@ type fakeOrch struct {
 	keys []string
 	ids  []string
 	err  error
+	hook func(ctx context.Context) // sees the context of each run
 }
 
 func (f *fakeOrch) RunKey(ctx context.Context, key string, _ orchestrator.RunOptions) (*job.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.keys = append(f.keys, key)
+	if f.hook != nil {
+		f.hook(ctx)
+	}
 	return &job.Status{State: job.StateDone}, f.err
 }
 
 func (f *fakeOrch) Resume(ctx context.Context, id string, _ orchestrator.RunOptions) (*job.Status, error) {
 	f.ids = append(f.ids, id)
+	if f.hook != nil {
+		f.hook(ctx)
+	}
 	return &job.Status{JobID: id, State: job.StateDone}, f.err
 }
 
