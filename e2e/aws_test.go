@@ -8,10 +8,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,26 +33,14 @@ import (
 var stack *awslocal.Stack
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "helios-e2e-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	stack, err = awslocal.StartStack(context.Background(), awslocal.StackOptions{WorkDir: dir, ShortOrchestratorTimeout: 25 * time.Second})
-	if err != nil {
-		log.Fatalf("start the emulated AWS stack: %v", err)
-	}
-	code := m.Run()
-	stack.Close()
-	if code == 0 {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(os.Stderr, "emulator logs kept in %s\n", dir)
-	}
-	os.Exit(code)
+	os.Exit(testkit.MainWithStack(m, "e2e", func(dir string) (func(), error) {
+		var err error
+		stack, err = awslocal.StartStack(context.Background(), awslocal.StackOptions{WorkDir: dir, ShortOrchestratorTimeout: 25 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		return stack.Close, nil
+	}))
 }
 
 func needStack(t *testing.T) {

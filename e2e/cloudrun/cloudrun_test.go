@@ -11,10 +11,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,31 +40,20 @@ var (
 const pushDeadline = 10 * time.Second
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "helios-cloudrun-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	stack, err = gcplocal.StartStack(context.Background(), gcplocal.StackOptions{
-		WorkDir: dir, PushDeadline: pushDeadline, ShortRequestTimeout: 25 * time.Second,
-	})
-	if err != nil {
-		log.Fatalf("start the emulated Cloud Run stack: %v", err)
-	}
-	if heliosBin, err = localnet.Build(context.Background(), "./cmd/helios", filepath.Join(dir, "bin"), "helios"); err != nil {
-		log.Fatal(err)
-	}
-	code := m.Run()
-	stack.Close()
-	if code == 0 {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(os.Stderr, "service logs kept in %s\n", dir)
-	}
-	os.Exit(code)
+	os.Exit(testkit.MainWithStack(m, "cloudrun", func(dir string) (func(), error) {
+		var err error
+		stack, err = gcplocal.StartStack(context.Background(), gcplocal.StackOptions{
+			WorkDir: dir, PushDeadline: pushDeadline, ShortRequestTimeout: 25 * time.Second,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if heliosBin, err = localnet.Build(context.Background(), "./cmd/helios", filepath.Join(dir, "bin"), "helios"); err != nil {
+			stack.Close()
+			return nil, err
+		}
+		return stack.Close, nil
+	}))
 }
 
 func needStack(t *testing.T) {

@@ -5,7 +5,10 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
+	"log"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -140,4 +143,31 @@ func Bucket(t testing.TB, url string) *blob.Bucket {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// MainWithStack is the TestMain of an end-to-end package: unless -short, it
+// starts a stack in a fresh work dir, runs the tests and stops the stack;
+// the work dir (logs) is removed if the tests passed and kept, and named,
+// if not. It returns the exit code for os.Exit.
+func MainWithStack(m *testing.M, name string, start func(dir string) (stop func(), err error)) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "helios-"+name+"-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	stop, err := start(dir)
+	if err != nil {
+		log.Fatalf("start the %s stack: %v (logs in %s)", name, err, dir)
+	}
+	code := m.Run()
+	stop()
+	if code == 0 {
+		os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "%s logs kept in %s\n", name, dir)
+	}
+	return code
 }
