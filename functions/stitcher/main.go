@@ -18,6 +18,7 @@ func main() {
 		h := pipeline.Stitcher(b, log)
 		// Over HTTP a stitch outlives an orchestrator that stopped waiting
 		// for it (as on Lambda): the run resuming the job finds its output.
-		return runtime.Function{Handler: h, HTTP: runtime.DetachedHTTPHandler(h, cfg.StitchTimeout)}, nil
+		// One at a time, as the service's concurrency says: /tmp is memory.
+		return runtime.Function{Handler: h, HTTP: runtime.DetachedHTTPHandler(h, cfg.StitchTimeout, 1)}, nil
 	})
 }

@@ -47,6 +47,8 @@ func StartPubSub(ctx context.Context, project string) (*PubSub, error) {
 func (p *PubSub) Env() map[string]string { return map[string]string{EnvPubSubEmulator: p.Host} }
 
 func (p *PubSub) admin(ctx context.Context) (*pubsub.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.client != nil {
 		return p.client, nil
 	}
@@ -138,7 +140,12 @@ func (p *PubSub) relay(c *pubsub.Client, subscription, endpoint string, deadline
 				data, _ := json.Marshal(body)
 				count.Add(1)
 				ok := false
-				if res, err := client.Post(endpoint, "application/json", bytes.NewReader(data)); err == nil {
+				req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, endpoint, bytes.NewReader(data))
+				if err != nil {
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				if res, err := client.Do(req); err == nil {
 					res.Body.Close()
 					ok = res.StatusCode >= 200 && res.StatusCode < 300
 				}

@@ -180,7 +180,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "" {
 		s.auth.Store("last", r.Header.Get("Authorization"))
 	}
-	if n := s.throttle.Load(); n > 0 && s.throttle.CompareAndSwap(n, n-1) {
+	if takeOne(&s.throttle) {
 		http.Error(w, "Rejected by the Cloud Run service: no available instance (throttled by the test)", http.StatusTooManyRequests)
 		return
 	}
@@ -197,7 +197,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() { s.slots <- in }()
 	s.calls.Add(1)
-	if n := s.lose.Load(); n > 0 && s.lose.CompareAndSwap(n, n-1) {
+	if takeOne(&s.lose) {
 		http.Error(w, "The request failed because the instance terminated unexpectedly (lost by the test)", http.StatusInternalServerError)
 		return
 	}
@@ -240,4 +240,17 @@ func (s *Service) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// takeOne decrements n if it is positive and reports whether it did.
+func takeOne(n *atomic.Int64) bool {
+	for {
+		v := n.Load()
+		if v <= 0 {
+			return false
+		}
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
 }

@@ -37,10 +37,12 @@ func GoogleIDTokens(ctx context.Context, audience string) (oauth2.TokenSource, e
 // CloudRunAdapter invokes the functions as Cloud Run services: a POST of the
 // JSON payload to the service URL with an ID token for it (Cloud Run's IAM
 // checks roles/run.invoker). Answers map to typed errors: a HeliosError body
-// keeps its kind; 429 and 503 (no instance available) are throttling,
-// retried here with backoff and then reported as throttled, which spends no
-// attempt; a 500 without a HeliosError body, a 502, a 504 (request timeout)
-// or a broken connection mean the worker was lost (retryable); 401 and 403
+// keeps its kind; 429, and a 500 or 503 saying no instance is available,
+// are throttling, retried here with backoff and then reported as throttled,
+// which spends no attempt; any other 5xx without a HeliosError body (a
+// crashed or out-of-memory instance, a 504 request timeout) or a broken
+// connection means the worker was lost (retryable, spending an attempt, so
+// a chunk that always kills its instance fails the job); 401 and 403
 // mean the orchestrator may not invoke the service (permanent). The request
 // lasts as long as the caller's context: the orchestrator bounds it by the
 // chunk timeout.
@@ -198,15 +200,19 @@ func classifyHTTPAnswer(url string, resp *http.Response, body []byte) *job.Error
 	}
 	code := resp.StatusCode
 	switch {
-	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+	case code == http.StatusTooManyRequests,
+		code >= 500 && strings.Contains(strings.ToLower(snippet), "no available instance"):
+		// Cloud Run found no instance to take the request (max instances,
+		// or scaling up too slowly): capacity, not the chunk.
 		return job.Errorf(job.Retryable, job.CodeThrottled, "invoke %s: %s: no instance available: %s", url, resp.Status, snippet)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %s: the caller's service account needs roles/run.invoker on the service: %s", url, resp.Status, snippet)
 	case code == http.StatusRequestEntityTooLarge:
 		return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "invoke %s: %s", url, resp.Status)
 	case code >= 500:
-		// 500 with no HeliosError (a panic), 502 (the container's connection
-		// broke), 504 (request timeout): the worker was lost.
+		// 500 with no HeliosError (a panic), 502 or 503 (the container's
+		// connection broke, it crashed), 504 (request timeout): the worker
+		// was lost.
 		return job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: %s: %s", url, resp.Status, snippet)
 	}
 	return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %s: %s", url, resp.Status, snippet)

@@ -119,23 +119,28 @@ func TestCloudRunThrottling(t *testing.T) {
 
 // Answers without a HeliosError body are classified by status.
 func TestCloudRunStatusCodes(t *testing.T) {
+	const noInstance = "Rejected by the Cloud Run service: the request was aborted because there was no available instance."
 	cases := []struct {
 		status int
+		body   string
 		kind   job.Kind
 		code   string
 	}{
-		{http.StatusServiceUnavailable, job.Retryable, job.CodeThrottled},
-		{http.StatusInternalServerError, job.Retryable, job.CodeWorkerLost},
-		{http.StatusBadGateway, job.Retryable, job.CodeWorkerLost},
-		{http.StatusGatewayTimeout, job.Retryable, job.CodeWorkerLost},
-		{http.StatusForbidden, job.Permanent, job.CodeInvalid},
-		{http.StatusUnauthorized, job.Permanent, job.CodeInvalid},
-		{http.StatusNotFound, job.Permanent, job.CodeInvalid},
+		{http.StatusTooManyRequests, "slow down", job.Retryable, job.CodeThrottled},
+		{http.StatusServiceUnavailable, noInstance, job.Retryable, job.CodeThrottled},
+		{http.StatusInternalServerError, noInstance, job.Retryable, job.CodeThrottled},
+		{http.StatusServiceUnavailable, "The request failed because the instance crashed", job.Retryable, job.CodeWorkerLost},
+		{http.StatusInternalServerError, "platform says no", job.Retryable, job.CodeWorkerLost},
+		{http.StatusBadGateway, "platform says no", job.Retryable, job.CodeWorkerLost},
+		{http.StatusGatewayTimeout, "upstream request timeout", job.Retryable, job.CodeWorkerLost},
+		{http.StatusForbidden, "platform says no", job.Permanent, job.CodeInvalid},
+		{http.StatusUnauthorized, "platform says no", job.Permanent, job.CodeInvalid},
+		{http.StatusNotFound, "platform says no", job.Permanent, job.CodeInvalid},
 	}
 	for _, c := range cases {
-		t.Run(http.StatusText(c.status), func(t *testing.T) {
+		t.Run(http.StatusText(c.status)+" "+c.body, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				http.Error(w, "platform says no", c.status)
+				http.Error(w, c.body, c.status)
 			}))
 			defer srv.Close()
 			d, err := adapter.NewCloudRun(t.Context(), srv.URL, srv.URL, nil, fastThrottleRetry())

@@ -142,8 +142,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if v := get(EnvRequestTimeout, ""); v != "" {
 		c.RequestTimeout = duration(v, EnvRequestTimeout, bad)
-		if c.RequestTimeout > 0 && c.RequestTimeout < 10*time.Second {
-			bad(EnvRequestTimeout, v, "at least 10s (Cloud Run allows up to 60m)")
+		if c.RequestTimeout > 0 && c.RequestTimeout < MinRequestTimeout {
+			bad(EnvRequestTimeout, v, "at least "+MinRequestTimeout.String()+" (the orchestrator stops 15s before it; Cloud Run allows up to 60m)")
 		}
 	} else if c.OnCloudRun {
 		c.RequestTimeout = 60 * time.Minute // Cloud Run's longest request; deploy sets it from the service
@@ -174,6 +174,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+// MinRequestTimeout is the shortest HELIOS_REQUEST_TIMEOUT: a run stops 15 s
+// before the limit and must have time left to do something.
+const MinRequestTimeout = 20 * time.Second
 
 // topicName is a full Pub/Sub topic name.
 var topicName = regexp.MustCompile(`^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`)

@@ -95,18 +95,26 @@ func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 			return nil, err
 		}
 		self := cfg.LambdaFunctionName
-		h.Continue = func(ctx context.Context, id string) error {
-			payload, _ := json.Marshal(trigger.Invoke{JobID: id})
+		h.Continue = func(ctx context.Context, in trigger.Invoke) error {
+			payload, _ := json.Marshal(in)
 			return adapter.InvokeAsync(ctx, client, self, payload)
 		}
+	}
+	if !cfg.OnLambda {
+		h.Stopping = ctx
+	}
+	if cfg.OnCloudRun && cfg.ContinueTopic == "" {
+		// Past the push's ack deadline nobody waits for the answer: without a
+		// topic to continue through, a long or failed run would strand its job.
+		return nil, fmt.Errorf("on Cloud Run the orchestrator needs %s (the Pub/Sub topic that pushes to it) to continue jobs longer than a request", config.EnvContinueTopic)
 	}
 	if !cfg.OnLambda && cfg.ContinueTopic != "" {
 		topic, err := adapter.OpenTopic(ctx, cfg.ContinueTopic)
 		if err != nil {
 			return nil, err
 		}
-		h.Continue = func(ctx context.Context, id string) error {
-			payload, _ := json.Marshal(trigger.Invoke{JobID: id})
+		h.Continue = func(ctx context.Context, in trigger.Invoke) error {
+			payload, _ := json.Marshal(in)
 			return topic.Publish(ctx, payload, map[string]string{"helios": "continue"})
 		}
 	}

@@ -114,28 +114,45 @@ const MaxHTTPBody = 6 << 20
 
 // HTTPHandler serves h over HTTP: POST a JSON payload, get JSON back. The
 // invocation ends when the caller goes away.
-func HTTPHandler(h lambda.Handler) http.Handler { return httpHandler(h, 0) }
+func HTTPHandler(h lambda.Handler) http.Handler { return httpHandler(h, 0, nil) }
 
 // DetachedHTTPHandler serves h over HTTP like HTTPHandler, but an invocation
 // outlives its caller, bounded by limit, as a Lambda invocation does: for
 // work that must not be lost halfway because the caller stopped waiting (a
 // stitch whose orchestrator reached its own request limit; the run that
-// resumes the job then finds the output instead of a stitch lock that
-// nobody will release).
-func DetachedHTTPHandler(h lambda.Handler, limit time.Duration) http.Handler {
-	return httpHandler(h, limit)
+// resumes the job then finds the output instead of waiting for the lock of
+// a stitch that was abandoned). The platform no longer counts an invocation
+// whose caller left, so at most maxInFlight run at once here; more are
+// refused with 429, which callers retry.
+func DetachedHTTPHandler(h lambda.Handler, limit time.Duration, maxInFlight int) http.Handler {
+	return httpHandler(h, limit, make(chan struct{}, max(maxInFlight, 1)))
 }
 
-func httpHandler(h lambda.Handler, detachedLimit time.Duration) http.Handler {
+func httpHandler(h lambda.Handler, detachedLimit time.Duration, slots chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			writeError(w, http.StatusMethodNotAllowed, job.Errorf(job.Permanent, job.CodeInvalid, "use POST with a JSON body"))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
-		if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
 			writeError(w, http.StatusRequestEntityTooLarge, job.Errorf(job.Permanent, job.CodePayloadTooLarge, "body over %d bytes", MaxHTTPBody))
 			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, job.Errorf(job.Retryable, job.CodeTransport, "reading the body: %v", err))
+			return
+		}
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			default:
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "busy: an earlier invocation whose caller left is still running here (no available instance)", http.StatusTooManyRequests)
+				return
+			}
 		}
 		ctx := r.Context()
 		if detachedLimit > 0 {

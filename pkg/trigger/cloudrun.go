@@ -85,7 +85,9 @@ type PubSubMessage struct {
 // worth retrying is a 5xx, so the platform redelivers; a malformed request
 // is a 4xx. The render does not depend on the push connection: it goes on
 // if the platform stops waiting for the answer, until the request's own
-// limit (RequestTimeout) less Margin, then continues in a new request.
+// limit (RequestTimeout) less Margin or the process being told to stop,
+// then continues in a new request through Continue; so does a run that
+// fails, worth retrying, after its push may have stopped waiting.
 func (h *Handler) HTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", h.API())
@@ -106,12 +108,17 @@ type EventResponse struct {
 
 func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody())
-	ctx, cancel := h.requestContext(r)
+	started := time.Now()
+	ctx, cancel, err := h.requestContext(r)
+	if err != nil {
+		h.log().Error("no time to run", "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: err.Error()})
+		return
+	}
 	defer cancel()
 	var (
 		out   Outcome
 		kind  string
-		err   error
 		ctype string
 	)
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -130,14 +137,20 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		kind, out, err = h.jsonEvent(ctx, body)
 	}
 	var bad *badEvent
+	var tooBig *http.MaxBytesError
 	switch {
-	case err != nil && !errors.As(err, &bad) && !job.IsRetryable(err):
-		// The spec cannot run (invalid, or its id taken): a redelivery
-		// cannot change that, so the event is acknowledged.
-		writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: kind})
+	case errors.As(err, &tooBig):
+		writeBodyError(w, err, h.maxBody())
 	case errors.As(err, &bad):
 		h.log().Warn("malformed event", "error", bad.msg)
 		writeJSON(w, http.StatusBadRequest, apiError{Error: bad.msg})
+	case err != nil && !job.IsRetryable(err):
+		// The spec cannot run (invalid, or its id taken): a redelivery
+		// cannot change that, so the event is acknowledged.
+		writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: kind})
+	case err != nil && h.continuedAfterFailure(ctx, out, err, started):
+		out.Note = "continuing in a new request after: " + err.Error()
+		writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: kind})
 	case err != nil:
 		h.log().Error("event failed; the platform will retry it", "key", out.Key, "jobId", out.JobID, "error", err)
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
@@ -146,17 +159,63 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// minWindow is the least time a run over HTTP must have before its margin;
+// minPushWait is Pub/Sub's shortest ack deadline: a request older than that
+// may have no one waiting for its answer.
+const (
+	minWindow   = 5 * time.Second
+	minPushWait = 10 * time.Second
+)
+
+// continuedAfterFailure hands a run that failed in a way worth retrying to
+// a new request, if the push that started it may have stopped waiting (a
+// redelivery then found the job running and was acknowledged, so a 5xx now
+// would reach no one). A young request answers 5xx instead, and the
+// platform redelivers it with backoff.
+func (h *Handler) continuedAfterFailure(ctx context.Context, out Outcome, err error, started time.Time) bool {
+	if h.Continue == nil || time.Since(started) < minPushWait || !job.ValidID(out.JobID) {
+		return false
+	}
+	in := Invoke{JobID: out.JobID}
+	if id, ok := job.JobIDFromKey(out.Key); ok && id == out.JobID {
+		in = Invoke{Key: out.Key} // the upload may not have been accepted yet
+	}
+	if cerr := h.Continue(context.WithoutCancel(ctx), in); cerr != nil {
+		h.log().Error("could not continue the job in a new request", "jobId", out.JobID, "error", cerr, "after", err)
+		return false
+	}
+	h.log().Warn("run failed; the job continues in a new request", "jobId", out.JobID, "error", err)
+	return true
+}
+
 // requestContext is the context of one event: not the client's (a push
 // that stops waiting must not stop the render) but bounded by the request
-// limit of the platform, less the margin.
-func (h *Handler) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	ctx := context.WithoutCancel(r.Context())
-	if h.RequestTimeout <= 0 {
-		return h.withMargin(ctx)
+// limit of the platform less the margin, and by the process stopping.
+func (h *Handler) requestContext(r *http.Request) (context.Context, context.CancelFunc, error) {
+	ctx, stop := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	if h.Stopping != nil {
+		unregister := context.AfterFunc(h.Stopping, func() { stop(errStopping) })
+		prev := stop
+		stop = func(cause error) { unregister(); prev(cause) }
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.RequestTimeout)
-	mctx, mcancel := h.withMargin(ctx)
-	return mctx, func() { mcancel(); cancel() }
+	cancels := []context.CancelFunc{func() { stop(nil) }}
+	if h.RequestTimeout > 0 {
+		var c context.CancelFunc
+		ctx, c = context.WithTimeout(ctx, h.RequestTimeout)
+		cancels = append(cancels, c)
+	}
+	ctx, c := h.withMargin(ctx)
+	cancels = append(cancels, c)
+	cancel := func() {
+		for i := len(cancels) - 1; i >= 0; i-- {
+			cancels[i]()
+		}
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < minWindow {
+		cancel()
+		return nil, nil, fmt.Errorf("%s leaves %s before the margin: too little to run (raise it)", "the request limit", time.Until(d).Round(time.Second))
+	}
+	return ctx, cancel, nil
 }
 
 // badEvent is a request that no retry can make right: a 4xx.
@@ -168,6 +227,10 @@ func badf(format string, args ...any) error { return &badEvent{msg: fmt.Sprintf(
 
 func (h *Handler) cloudEvent(ctx context.Context, r *http.Request) (Outcome, error) {
 	ev, err := cehttp.NewEventFromHTTPRequest(r)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return Outcome{}, err
+	}
 	if err != nil {
 		return Outcome{}, badf("not a CloudEvent: %v", err)
 	}
@@ -266,7 +329,25 @@ func (h *Handler) directHTTP(ctx context.Context, in Invoke) (Outcome, error) {
 		return out, badf("jobId %q: expected 1-128 of letters, digits, '.', '_' or '-'", in.JobID)
 	}
 	st, err := h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
+	// A continuation can arrive before the run it continues has let its
+	// lease go (releasing is best effort): wait for the lease to run out
+	// before calling it a duplicate, or the job would be stranded.
+	for wait := time.Now().Add(h.resumeWait()); errors.Is(err, orchestrator.ErrAlreadyRunning) && time.Now().Before(wait); {
+		select {
+		case <-ctx.Done():
+			return h.settle(ctx, out, st, err)
+		case <-time.After(2 * time.Second):
+		}
+		st, err = h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
+	}
 	return h.settle(ctx, out, st, err)
+}
+
+func (h *Handler) resumeWait() time.Duration {
+	if h.ResumeWait > 0 {
+		return h.ResumeWait
+	}
+	return 40 * time.Second
 }
 
 func decodeStrict(data []byte, v any) error {

@@ -153,7 +153,7 @@ func TestHTTPEventStatusCodes(t *testing.T) {
 // caller does: here the caller's context is already cancelled.
 func TestHTTPEventRequestLimit(t *testing.T) {
 	h, f := newHandler(t)
-	h.RequestTimeout, h.Margin = 20*time.Second, 15*time.Second
+	h.RequestTimeout, h.Margin = 30*time.Second, 15*time.Second
 	var deadline time.Time
 	var callerGone bool
 	f.hook = func(ctx context.Context) {
@@ -169,7 +169,102 @@ func TestHTTPEventRequestLimit(t *testing.T) {
 	if callerGone {
 		t.Error("the run saw the caller's cancellation")
 	}
-	if d := deadline.Sub(start); d < 4*time.Second || d > 6*time.Second {
-		t.Errorf("the run's deadline is %s after the request began, want about 5s", d)
+	if d := deadline.Sub(start); d < 14*time.Second || d > 16*time.Second {
+		t.Errorf("the run's deadline is %s after the request began, want about 15s", d)
+	}
+}
+
+// When the process is told to stop (SIGTERM on Cloud Run), a run over HTTP
+// stops, and the job continues in a new request.
+func TestHTTPEventContinuesOnShutdown(t *testing.T) {
+	h, f := newHandler(t)
+	stopping, stop := context.WithCancel(context.Background())
+	var continued []trigger.Invoke
+	h.Orch, h.Stopping = &blockingOrch{fakeOrch: f}, stopping
+	h.Continue = func(_ context.Context, in trigger.Invoke) error { continued = append(continued, in); return nil }
+	time.AfterFunc(100*time.Millisecond, stop)
+	code, body := post(t, h.HTTP(), nil, []byte(`{"key":"jobs/long.json"}`))
+	if code != http.StatusOK || !strings.Contains(body, "continuing in a new invocation") {
+		t.Fatalf("%d %s", code, body)
+	}
+	if len(continued) != 1 || continued[0].JobID != "long" {
+		t.Errorf("continued %v, want the job long", continued)
+	}
+}
+
+// slowFailingOrch fails retryably after a while, as a run that lost its
+// storage late would.
+type slowFailingOrch struct {
+	*fakeOrch
+	after time.Duration
+}
+
+func (s *slowFailingOrch) RunKey(ctx context.Context, key string, _ orchestrator.RunOptions) (*job.Status, error) {
+	time.Sleep(s.after)
+	return nil, errors.New("write status: 503 backend error")
+}
+
+// A retryable failure of a young request is a 5xx (the push redelivers it);
+// of a request older than a push may wait, it continues through the topic,
+// by key, since the upload may not have been accepted.
+func TestHTTPEventFailureAfterThePushGaveUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 10 s")
+	}
+	for _, c := range []struct {
+		after time.Duration
+		code  int
+	}{{0, http.StatusInternalServerError}, {10 * time.Second, http.StatusOK}} {
+		h, f := newHandler(t)
+		var continued []trigger.Invoke
+		h.Orch = &slowFailingOrch{fakeOrch: f, after: c.after}
+		h.Continue = func(_ context.Context, in trigger.Invoke) error { continued = append(continued, in); return nil }
+		code, body := post(t, h.HTTP(), nil, []byte(`{"key":"jobs/late.json"}`))
+		if code != c.code || !strings.Contains(body, "503 backend error") {
+			t.Errorf("failing after %s: %d %s, want %d", c.after, code, body, c.code)
+		}
+		if want := c.code == http.StatusOK; want != (len(continued) == 1 && continued[0].Key == "jobs/late.json") {
+			t.Errorf("failing after %s: continued %v", c.after, continued)
+		}
+	}
+}
+
+// leaseHeldOrch finds the job's lease held for a while, as a continuation
+// that arrives before the run it continues let the lease go does.
+type leaseHeldOrch struct {
+	*fakeOrch
+	until time.Time
+}
+
+func (l *leaseHeldOrch) Resume(ctx context.Context, id string, _ orchestrator.RunOptions) (*job.Status, error) {
+	if time.Now().Before(l.until) {
+		return nil, orchestrator.ErrAlreadyRunning
+	}
+	return &job.Status{JobID: id, State: job.StateDone}, nil
+}
+
+func TestHTTPResumeWaitsForTheLease(t *testing.T) {
+	h, f := newHandler(t)
+	h.Orch, h.ResumeWait = &leaseHeldOrch{fakeOrch: f, until: time.Now().Add(3 * time.Second)}, 10*time.Second
+	code, body := post(t, h.HTTP(), nil, sampleEvent(t, "pubsub-push-continue.json"))
+	if code != http.StatusOK || !strings.Contains(body, `"state": "done"`) {
+		t.Errorf("resume while the lease ran out: %d %s", code, body)
+	}
+	// Held for longer than the wait: another run has the job.
+	h.Orch, h.ResumeWait = &leaseHeldOrch{fakeOrch: f, until: time.Now().Add(time.Hour)}, 2*time.Second
+	code, body = post(t, h.HTTP(), nil, sampleEvent(t, "pubsub-push-continue.json"))
+	if code != http.StatusOK || !strings.Contains(body, "already running elsewhere") {
+		t.Errorf("resume of a job held elsewhere: %d %s", code, body)
+	}
+}
+
+// A request limit that leaves no time to run is refused, not looped on.
+func TestHTTPEventTooShortALimit(t *testing.T) {
+	h, f := newHandler(t)
+	h.RequestTimeout, h.Margin = 16*time.Second, 15*time.Second
+	h.Continue = func(context.Context, trigger.Invoke) error { t.Error("continued"); return nil }
+	code, body := post(t, h.HTTP(), nil, []byte(`{"jobId":"a"}`))
+	if code != http.StatusServiceUnavailable || len(f.ids) != 0 {
+		t.Errorf("%d %s; ran %v", code, body, f.ids)
 	}
 }

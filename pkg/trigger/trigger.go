@@ -54,11 +54,20 @@ type Handler struct {
 	// service), so a job may run longer than one invocation. Without it,
 	// the invocation fails and the platform's retry of the event resumes
 	// the job.
-	Continue func(ctx context.Context, jobID string) error
+	Continue func(ctx context.Context, in Invoke) error
 	// RequestTimeout is the platform's limit on one HTTP request (Cloud
 	// Run's service timeout): an event served over HTTP stops Margin before
 	// it. Zero: no limit (Lambda's deadline comes with the invocation).
 	RequestTimeout time.Duration
+	// Stopping, if set, ends when the process is told to stop (SIGTERM:
+	// Cloud Run then kills it 10 s later). Runs served over HTTP stop with
+	// it, save their progress and continue in a new request.
+	Stopping context.Context
+	// ResumeWait is how long a resume over HTTP that finds the job's lease
+	// held keeps trying before it answers that the job runs elsewhere: a
+	// continuation can arrive before the run it continues has let its lease
+	// go (default 40s, more than the lease's 30 s TTL).
+	ResumeWait time.Duration
 	Log            *slog.Logger
 }
 
@@ -141,13 +150,18 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 	return st, nil
 }
 
-// continued hands a run stopped by the margin to a new invocation and
-// reports whether it did.
+// errStopping is the cause of a run's end when the process is told to stop.
+var errStopping = errors.New("the process is shutting down")
+
+// continued hands a run stopped by the margin (or by the process shutting
+// down) to a new invocation and reports whether it did.
 func (h *Handler) continued(ctx context.Context, id string, err error) bool {
-	if h.Continue == nil || !errors.Is(err, context.DeadlineExceeded) || !job.ValidID(id) {
+	stopped := errors.Is(err, context.DeadlineExceeded) ||
+		(errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errStopping))
+	if h.Continue == nil || !stopped || !job.ValidID(id) {
 		return false
 	}
-	if cerr := h.Continue(context.WithoutCancel(ctx), id); cerr != nil {
+	if cerr := h.Continue(context.WithoutCancel(ctx), Invoke{JobID: id}); cerr != nil {
 		h.log().Error("could not continue the job in a new invocation", "jobId", id, "error", cerr)
 		return false
 	}

@@ -1,0 +1,103 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/runtime"
+)
+
+type in struct{ N int }
+type out struct{ Twice int }
+
+func double(_ context.Context, i in) (out, error) {
+	if i.N < 0 {
+		return out{}, job.Errorf(job.Permanent, job.CodeInvalid, "N must not be negative")
+	}
+	if i.N == 0 {
+		return out{}, job.Errorf(job.Retryable, job.CodeCommandFailed, "zero")
+	}
+	return out{2 * i.N}, nil
+}
+
+func post(t *testing.T, h http.Handler, method, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, "/", strings.NewReader(body)))
+	return rec
+}
+
+// Over HTTP a handler takes a POSTed payload; errors come back typed, with
+// a 4xx for permanent and a 5xx for retryable ones.
+func TestHTTPHandler(t *testing.T) {
+	h := runtime.HTTPHandler(runtime.Handler[in, out](double))
+	cases := []struct {
+		method, body string
+		status       int
+		want         string
+	}{
+		{"POST", `{"N": 21}`, 200, `{"Twice":42}`},
+		{"POST", `{"N": -1}`, 422, `"kind":"permanent"`},
+		{"POST", `{"N": 0}`, 500, `"kind":"retryable"`},
+		{"POST", `{"M": 1}`, 422, "does not decode"},
+		{"GET", ``, 405, "use POST"},
+		{"POST", `{"N": "` + strings.Repeat("x", runtime.MaxHTTPBody) + `"}`, 413, "payload_too_large"},
+	}
+	for _, c := range cases {
+		rec := post(t, h, c.method, c.body)
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("%s %.40s: %d %s; want %d with %q", c.method, c.body, rec.Code, rec.Body.String(), c.status, c.want)
+		}
+		if rec.Code >= 400 && c.status != 405 && rec.Header().Get("X-Helios-Error") != job.ErrorType {
+			t.Errorf("%s %.40s: error without the X-Helios-Error header", c.method, c.body)
+		}
+	}
+}
+
+// A detached invocation goes on after its caller leaves, and takes no more
+// than its slots: a second one meanwhile is refused with 429.
+func TestDetachedHTTPHandler(t *testing.T) {
+	var finished atomic.Bool
+	started := make(chan struct{}, 1)
+	slow := func(ctx context.Context, i in) (out, error) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return out{}, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+		finished.Store(true)
+		return out{2 * i.N}, nil
+	}
+	h := runtime.DetachedHTTPHandler(runtime.Handler[in, out](slow), time.Minute, 1)
+	ctx, leave := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/", strings.NewReader(`{"N": 1}`)).WithContext(ctx))
+	}()
+	<-started
+	leave() // the caller stops waiting
+	if rec := post(t, h, "POST", `{"N": 2}`); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("second invocation while the first runs: %d, want 429", rec.Code)
+	}
+	<-done
+	if !finished.Load() {
+		t.Error("the invocation stopped with its caller")
+	}
+	rec := post(t, h, "POST", `{"N": 2}`)
+	var o out
+	if json.Unmarshal(rec.Body.Bytes(), &o); o.Twice != 4 {
+		t.Errorf("after the first ended: %d %s", rec.Code, rec.Body.String())
+	}
+}
