@@ -68,7 +68,7 @@ type Handler struct {
 	// continuation can arrive before the run it continues has let its lease
 	// go (default 40s, more than the lease's 30 s TTL).
 	ResumeWait time.Duration
-	Log            *slog.Logger
+	Log        *slog.Logger
 }
 
 // Lambda returns the byte-level handler served on Lambda.

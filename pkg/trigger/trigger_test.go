@@ -226,7 +226,10 @@ func TestContinuesInANewInvocation(t *testing.T) {
 	h, f := newHandler(t)
 	var continued []string
 	h.Orch, h.Margin = &blockingOrch{fakeOrch: f}, 2*time.Second
-	h.Continue = func(ctx context.Context, in trigger.Invoke) error { continued = append(continued, in.JobID); return nil }
+	h.Continue = func(ctx context.Context, in trigger.Invoke) error {
+		continued = append(continued, in.JobID)
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	payload, _ := json.Marshal(events.S3Event{Records: []events.S3EventRecord{record("renders", "ObjectCreated:Put", "jobs/long.json")}})
