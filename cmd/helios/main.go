@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 )
 
 // Exit codes.
@@ -29,6 +30,7 @@ const (
 )
 
 func main() {
+	sandbox.Main() // when started as the launcher of a confined job command
 	// Job commands run as this user: keep our environment (credentials) out
 	// of their reach through /proc.
 	if err := execx.ProtectEnviron(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 func main() {
 	app.Main("worker", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error) {
-		return runtime.Function{Handler: pipeline.Worker(b, cfg, log)}, nil
+		h, err := pipeline.Worker(b, cfg, log)
+		return runtime.Function{Handler: h}, err
 	})
 }

@@ -14,12 +14,17 @@ import (
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // Main builds a handler from the environment and serves it; it exits the
 // process with status 1 if start-up fails.
+//
+// When the process was started as the sandbox launcher of a job command
+// (pkg/sandbox), it runs that instead.
 func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error)) {
+	sandbox.Main()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("function", name)

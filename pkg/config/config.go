@@ -33,13 +33,14 @@ const (
 	EnvStitcherURL         = "HELIOS_STITCHER_URL"
 	EnvRequestTimeout      = "HELIOS_REQUEST_TIMEOUT"
 	EnvContinueTopic       = "HELIOS_CONTINUE_TOPIC"
+	EnvCommandNetwork      = "HELIOS_COMMAND_NETWORK"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
 var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
-	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic,
+	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -80,6 +81,7 @@ type Config struct {
 	StitcherURL         string        // Cloud Run stitcher service URL
 	RequestTimeout      time.Duration // the HTTP platform's request limit (Cloud Run service timeout); 0: none
 	ContinueTopic       string        // Pub/Sub topic (projects/P/topics/T) a long job continues through
+	CommandNetwork      bool          // job commands may use the network (off by default)
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -136,6 +138,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	default:
 		bad(EnvAdapter, c.Adapter, "local, lambda or cloudrun")
+	}
+	switch v := get(EnvCommandNetwork, "off"); v {
+	case "off":
+	case "on":
+		c.CommandNetwork = true
+	default:
+		bad(EnvCommandNetwork, v, "off or on")
 	}
 	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {
 		bad(EnvContinueTopic, c.ContinueTopic, "a Pub/Sub topic as projects/PROJECT/topics/TOPIC")

@@ -28,6 +28,17 @@ type Runner struct {
 	Allowed job.Allowlist
 	// MaxOutput caps the captured tail of each stream; 0 means DefaultMaxOutput.
 	MaxOutput int
+	// Confiner, if set, confines each command (pkg/sandbox): what it may
+	// write, read and reach, and that nothing it starts outlives it.
+	Confiner Confiner
+}
+
+// Confiner wraps a command so that it runs confined to its work dir.
+type Confiner interface {
+	// Confine returns the argv that runs argv (argv[0] a resolved path)
+	// confined to dir. The process it starts ends the command and
+	// everything the command started when it gets SIGTERM.
+	Confine(dir string, argv []string) []string
 }
 
 // Cmd is one command to run.
@@ -75,13 +86,25 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 		limit = DefaultMaxOutput
 	}
 	stdout, stderr := &Tail{Max: limit}, &Tail{Max: limit}
-	cmd := exec.CommandContext(runCtx, path, c.Argv[1:]...)
+	argv := append([]string{path}, c.Argv[1:]...)
+	if r.Confiner != nil {
+		argv = r.Confiner.Confine(c.Dir, argv)
+	}
+	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
 	cmd.Env = environment(c.Dir, c.Env)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, killed whole when it ends; and it dies with
+	// this process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	if r.Confiner != nil {
+		// The confining launcher ends the whole tree on SIGTERM, daemons
+		// that left the process group included; if it does not, os/exec
+		// kills it after WaitDelay.
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	}
 	cmd.WaitDelay = 2 * time.Second // a grandchild holding the pipes cannot hang us
 
 	start := time.Now()

@@ -326,8 +326,15 @@ var (
 		"TZDIR", "GLIBC_TUNABLES", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
 		"PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
 		"SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "FONTCONFIG_FILE", "FONTCONFIG_PATH",
+		// Plugin and driver search paths: each names libraries to load.
+		"LADSPA_PATH", "FREI0R_PATH", "LV2_PATH", "VDPAU_DRIVER_PATH", "DRI_DRIVER_PATH",
+		"OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES", "GST_PLUGIN_PATH", "GST_PLUGIN_SYSTEM_PATH",
+		"GIO_MODULE_DIR", "GTK_PATH", "QT_PLUGIN_PATH", "LUA_PATH", "LUA_CPATH", "PYTHONUSERBASE",
+		// ffmpeg's own report file, written wherever it says.
+		"FFREPORT",
 	}
-	reservedEnvPrefixes = []string{"LD_", "DYLD_", "MALLOC_", "AWS_", "HELIOS_", "GOOGLE_", "GCE_", "CLOUDSDK_", "K_", "LAMBDA_", "_LAMBDA"}
+	reservedEnvPrefixes = []string{"LD_", "DYLD_", "MALLOC_", "AWS_", "HELIOS_", "GOOGLE_", "GCE_", "CLOUDSDK_", "K_", "LAMBDA_", "_LAMBDA",
+		"VK_", "LIBVA_", "OCL_", "LIBGL_", "MESA_", "__EGL_", "__GLX_"}
 )
 
 // MaxCommandBytes bounds what one command carries (args and env together),
@@ -360,14 +367,17 @@ func (v *validator) env(env map[string]string) {
 	}
 }
 
-// commandSize checks one command's arguments for NUL bytes and the total
-// size against MaxCommandBytes.
+// commandSize checks one command's arguments for NUL bytes and code
+// loading (codeload.go), and the total size against MaxCommandBytes.
 func (v *validator) commandSize(path string, args []string, env map[string]string) {
 	n := 0
 	for i, a := range args {
 		n += len(a) + 1
 		if strings.ContainsRune(a, 0) {
 			v.addf(fmt.Sprintf("%s[%d]", path, i), "must not contain a NUL byte")
+		}
+		if why := codeLoading(a); why != "" {
+			v.addf(fmt.Sprintf("%s[%d]", path, i), "%s", why)
 		}
 	}
 	for k, val := range env {

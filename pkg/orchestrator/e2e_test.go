@@ -21,10 +21,14 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
 // The test binary doubles as a misbehaving render command, allowlisted by
@@ -33,6 +37,7 @@ import (
 //	orchestrator.test helper-flaky STATE_DIR FAILURES CHUNK ffmpeg-args...
 //	orchestrator.test helper-sleep
 func TestMain(m *testing.M) {
+	sandbox.Main() // the rig's worker confines its commands by re-executing this binary
 	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "helper-") {
 		os.Exit(helper(os.Args[1], os.Args[2:]))
 	}
@@ -98,7 +103,12 @@ type rig struct {
 	afterExecute func(n int32)
 }
 
-func newRig(t *testing.T, allowed ...string) *rig {
+func newRig(t *testing.T, allowed ...string) *rig { return newRigConfined(t, true, allowed...) }
+
+// newRigConfined makes a rig whose commands run confined (as deployed) or
+// not: a helper command that keeps state across attempts outside its work
+// dir is refused by the sandbox.
+func newRigConfined(t *testing.T, confined bool, allowed ...string) *rig {
 	t.Helper()
 	testkit.RequireFFmpeg(t)
 	b := testkit.Bucket(t, t.TempDir())
@@ -107,7 +117,15 @@ func newRig(t *testing.T, allowed ...string) *rig {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Config{Allowed: allowed, Concurrency: 2}
-	a := adapter.New(adapter.NewLocal(pipeline.Worker(b, cfg, log), pipeline.Stitcher(b, log), 4))
+	w, err := pipeline.Worker(b, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !confined {
+		h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: allowed}, Frames: ffmpeg.New(), Logger: log}
+		w = h.Handle
+	}
+	a := adapter.New(adapter.NewLocal(w, pipeline.Stitcher(b, log), 4))
 	return &rig{t: t, bucket: b, adapter: a, cfg: orchestrator.Config{
 		Allowed: allowed, Concurrency: 2, StatusInterval: 20 * time.Millisecond, CancelPollInterval: 20 * time.Millisecond,
 	}}
@@ -302,7 +320,7 @@ func TestSameIDDifferentSpecIsRefused(t *testing.T) {
 
 func TestFlakyCommandSucceedsOnRetry(t *testing.T) {
 	exe := self(t)
-	r := newRig(t, "ffmpeg", exe)
+	r := newRigConfined(t, false, "ffmpeg", exe) // the helper counts attempts outside its work dir
 	state := t.TempDir()
 	spec := testkit.NativeSpec("flaky", 20, 5)
 	spec.Command = exe

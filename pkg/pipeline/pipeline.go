@@ -7,6 +7,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -19,16 +20,34 @@ import (
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/trigger"
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
-// Worker is the chunk worker function.
-func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) runtime.Handler[job.WorkerJob, job.WorkerResult] {
-	h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: cfg.Allowed}, Frames: ffmpeg.New(), Logger: log}
-	return h.Handle
+// Worker is the chunk worker function. Its commands run confined (see
+// pkg/sandbox): the binary serving it must call sandbox.Main first.
+func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Handler[job.WorkerJob, job.WorkerResult], error) {
+	runner := &execx.Runner{Allowed: cfg.Allowed}
+	launcher, err := sandbox.Self(cfg.CommandNetwork)
+	switch {
+	case errors.Is(err, sandbox.ErrUnsupported):
+		log.Warn("job commands run unconfined", "why", err)
+	case err != nil:
+		return nil, err
+	default:
+		runner.Confiner = launcher
+		abi, limits := sandbox.Probe()
+		level := slog.LevelInfo
+		if abi < 4 {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "job commands are confined", "landlockABI", abi, "network", cfg.CommandNetwork, "limits", limits)
+	}
+	h := &worker.Handler{Bucket: b, Runner: runner, Frames: ffmpeg.New(), Logger: log}
+	return h.Handle, nil
 }
 
 // Stitcher is the stitcher function.
@@ -43,7 +62,11 @@ func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchReques
 func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*adapter.Adapter, error) {
 	switch cfg.Adapter {
 	case config.AdapterLocal:
-		return adapter.New(adapter.NewLocal(Worker(b, cfg, log), Stitcher(b, log), cfg.Concurrency)), nil
+		w, err := Worker(b, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		return adapter.New(adapter.NewLocal(w, Stitcher(b, log), cfg.Concurrency)), nil
 	case config.AdapterLambda:
 		client, err := adapter.NewLambdaClient(ctx)
 		if err != nil {

@@ -193,12 +193,11 @@ func (h *Handler) continuedAfterFailure(ctx context.Context, out Outcome, err er
 // limit of the platform less the margin, and by the process stopping.
 func (h *Handler) requestContext(r *http.Request) (context.Context, context.CancelFunc, error) {
 	ctx, stop := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	cancels := []context.CancelFunc{func() { stop(nil) }}
 	if h.Stopping != nil {
 		unregister := context.AfterFunc(h.Stopping, func() { stop(errStopping) })
-		prev := stop
-		stop = func(cause error) { unregister(); prev(cause) }
+		cancels = append(cancels, func() { unregister() })
 	}
-	cancels := []context.CancelFunc{func() { stop(nil) }}
 	if h.RequestTimeout > 0 {
 		var c context.CancelFunc
 		ctx, c = context.WithTimeout(ctx, h.RequestTimeout)

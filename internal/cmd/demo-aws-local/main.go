@@ -24,10 +24,12 @@ import (
 	"github.com/helios-project/infrastructure/internal/demo"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 func main() {
+	sandbox.Main() // the local reference render confines its commands
 	specPath := flag.String("spec", "examples/jobs/demo.json", "job spec to render")
 	eventPath := flag.String("event", "events/s3-put.json", "S3 put event fired at the orchestrator")
 	out := flag.String("out", "out/demo-aws.mp4", "where to save the video")

@@ -21,10 +21,12 @@ import (
 	"github.com/helios-project/infrastructure/internal/gcplocal"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 func main() {
+	sandbox.Main() // the local reference render confines its commands
 	specPath := flag.String("spec", "examples/jobs/demo.json", "job spec to render")
 	out := flag.String("out", "out/demo-gcp.mp4", "where to save the video")
 	timeout := flag.Duration("timeout", 10*time.Minute, "how long to wait for the job")

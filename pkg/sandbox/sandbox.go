@@ -1,0 +1,318 @@
+//go:build linux
+
+// Package sandbox confines the command of a chunk. The allowlist decides
+// which program runs; this decides what it can touch and outlive. The
+// process running the worker re-executes itself as a small launcher
+// (Launcher.Confine gives the argv), which, before it starts the command:
+//
+//   - becomes a child subreaper, so every process the command starts — a
+//     daemon that called setsid included — stays its descendant, and kills
+//     them all when the command ends or it is told to stop (SIGTERM);
+//   - asks to die with its parent (PR_SET_PDEATHSIG), and the command to die
+//     with it, so a killed worker or CLI leaves no command running;
+//   - applies a Landlock ruleset (unprivileged, inherited by everything the
+//     command starts): the command may write only in its work dir, may
+//     execute nothing from there, may read only the system's directories
+//     and its work dir (not other chunks' dirs nor the storage folder), may
+//     neither connect nor bind TCP sockets unless the deployment turns
+//     network on, and may not signal or reach abstract sockets of processes
+//     outside its sandbox.
+//
+// Landlock is applied best effort: a kernel without it (or with an older
+// ABI) enforces what it knows, and Probe says how much that is, so the
+// worker can log it. The launcher is this same binary: every main that runs
+// commands (the functions, the CLI, test binaries) calls Main first.
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+)
+
+// launcherArg, as os.Args[1], makes Main run the launcher; confineArg the
+// second stage, which applies the ruleset to itself and becomes the
+// command. Two stages, because Landlock gives each thread of a Go process
+// that restricts itself a domain of its own (before ABI 8), and a domain
+// may not signal another: the launcher stays outside, where it can end
+// everything inside.
+const (
+	launcherArg = "__helios_sandbox_launcher__"
+	confineArg  = "__helios_sandbox_confine__"
+)
+
+// Policy is what a confined command may do.
+type Policy struct {
+	WorkDir string   `json:"workDir"`           // the only place it may write
+	Network bool     `json:"network,omitempty"` // TCP connect and bind allowed
+	Read    []string `json:"read,omitempty"`    // more directories it may read and execute from
+}
+
+// systemDirs are what a command may read and execute from: programs,
+// libraries, configuration, fonts; /proc and /sys for its own process;
+// /dev for null, zero and urandom. Missing ones are skipped.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/proc", "/sys", "/dev"}
+
+// Launcher confines commands by re-executing Exe as the launcher.
+type Launcher struct {
+	Exe     string   // this binary (os.Executable), whose main calls Main
+	Network bool     // let commands use TCP (fonts or compositions over https)
+	Read    []string // extra directories commands may read (a renderer's install dir)
+}
+
+// Self is a Launcher re-executing the running binary.
+func Self(network bool, read ...string) (*Launcher, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: find this executable: %w", err)
+	}
+	return &Launcher{Exe: exe, Network: network, Read: read}, nil
+}
+
+// Confine returns the argv that runs argv (argv[0] a resolved path)
+// confined to dir.
+func (l *Launcher) Confine(dir string, argv []string) []string {
+	read := append([]string{filepath.Dir(argv[0])}, l.Read...)
+	p, _ := json.Marshal(Policy{WorkDir: dir, Network: l.Network, Read: read})
+	return append([]string{l.Exe, launcherArg, string(p), "--"}, argv...)
+}
+
+// Main runs the launcher and exits if this process was started as one; it
+// returns at once otherwise. Call it first in main (and in TestMain of
+// packages whose tests run commands).
+func Main() {
+	if len(os.Args) < 2 {
+		return
+	}
+	switch os.Args[1] {
+	case launcherArg:
+		os.Exit(launch(os.Args[2:]))
+	case confineArg:
+		os.Exit(confine(os.Args[2:]))
+	}
+}
+
+// confine is the second stage: restrict this process, then become the
+// command (execve leaves one thread, in one domain, for it and everything
+// it starts).
+func confine(args []string) int {
+	p, argv, err := parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helios sandbox: %v\n", err)
+		return exitSetup
+	}
+	if err := Restrict(p); err != nil {
+		fmt.Fprintf(os.Stderr, "helios sandbox: %v\n", err)
+		return exitSetup
+	}
+	err = syscall.Exec(argv[0], argv, os.Environ())
+	fmt.Fprintf(os.Stderr, "helios sandbox: exec %s: %v\n", argv[0], err)
+	return exitExec
+}
+
+func parse(args []string) (Policy, []string, error) {
+	var p Policy
+	if len(args) < 3 || args[1] != "--" {
+		return p, nil, fmt.Errorf("usage: POLICY -- PROGRAM [ARG...]")
+	}
+	if err := json.Unmarshal([]byte(args[0]), &p); err != nil || p.WorkDir == "" {
+		return p, nil, fmt.Errorf("bad policy %q: %v", args[0], err)
+	}
+	return p, args[2:], nil
+}
+
+// Exit codes of the launcher itself (a command's own code passes through).
+const (
+	exitSetup = 125 // the sandbox could not be set up; nothing ran
+	exitExec  = 127 // the command could not be started
+)
+
+func launch(args []string) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "helios sandbox: "+format+"\n", a...)
+		return code
+	}
+	p, _, err := parse(args)
+	if err != nil {
+		return fail(exitSetup, "%v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(exitSetup, "%v", err)
+	}
+	// Die with the worker; if it is already gone, do not start anything.
+	parent := os.Getppid()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		return fail(exitSetup, "parent-death signal: %v", err)
+	}
+	if os.Getppid() != parent {
+		return fail(exitSetup, "the worker is gone")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fail(exitSetup, "child subreaper: %v", err)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	cmd := exec.Command(exe, append([]string{confineArg}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Dir = p.WorkDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fail(exitExec, "%v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	code := 0
+	select {
+	case err := <-done:
+		code = exitCode(cmd, err)
+	case sig := <-sigs:
+		_ = cmd.Process.Kill()
+		<-done
+		code = 128 + int(sig.(syscall.Signal))
+	}
+	// Whatever the command left behind (daemons, children of children)
+	// was reparented to this subreaper: end it with the chunk.
+	KillDescendants(5 * time.Second)
+	return code
+}
+
+func exitCode(cmd *exec.Cmd, err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return exitExec
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// KillDescendants kills and reaps every child of this process, again and
+// again as the children of killed ones are reparented here (this process
+// must be a child subreaper), until none is left or limit passes.
+func KillDescendants(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	self := os.Getpid()
+	for time.Now().Before(deadline) {
+		kids := children(self)
+		for _, pid := range kids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		reaped := false
+		for {
+			pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			reaped = true
+		}
+		if len(kids) == 0 && !reaped {
+			if _, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil); errors.Is(err, syscall.ECHILD) {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// children lists the processes whose parent is pid, from /proc.
+func children(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces and parentheses.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		if len(fields) > 1 {
+			if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
+// workDirAccess is what a command may do in its work dir: everything but
+// executing (a program or a library it wrote there) and linking files to
+// elsewhere.
+const workDirAccess = landlock.AccessFSSet(ll.AccessFSReadFile | ll.AccessFSReadDir | ll.AccessFSWriteFile |
+	ll.AccessFSRemoveDir | ll.AccessFSRemoveFile | ll.AccessFSMakeDir | ll.AccessFSMakeReg |
+	ll.AccessFSMakeSym | ll.AccessFSMakeFifo | ll.AccessFSMakeSock | ll.AccessFSTruncate)
+
+// Restrict applies p to this process (and what it starts from now on).
+func Restrict(p Policy) error {
+	cfg := landlock.V11
+	if p.Network {
+		cfg.HandledAccessNet = 0 // TCP (and on new kernels UDP) left alone
+	}
+	rules := []landlock.Rule{
+		landlock.RODirs(existing(append(systemDirs, p.Read...))...),
+		landlock.PathAccess(workDirAccess, p.WorkDir),
+		landlock.RWFiles("/dev/null").IgnoreIfMissing(),
+	}
+	if err := cfg.BestEffort().Restrict(rules...); err != nil {
+		return fmt.Errorf("landlock: %w", err)
+	}
+	return nil
+}
+
+func existing(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Probe reports the Landlock ABI version of this kernel (0: none) and what
+// that means for a confined command.
+func Probe() (abi int, limits string) {
+	v, err := ll.LandlockGetABIVersion()
+	if err != nil || v < 1 {
+		return 0, "Landlock is not available: commands can write anywhere this process can and reach the network; processes are still reaped"
+	}
+	switch {
+	case v < 4:
+		return v, "Landlock ABI " + strconv.Itoa(v) + ": file access is confined, the network is not (needs ABI 4, Linux 6.7)"
+	case v < 6:
+		return v, "Landlock ABI " + strconv.Itoa(v) + ": files and TCP are confined; signals and abstract sockets are not (ABI 6)"
+	}
+	return v, "Landlock ABI " + strconv.Itoa(v) + ": files, TCP, signals and abstract sockets are confined"
+}
+
+// ErrUnsupported is returned by Self where commands cannot be confined (not
+// Linux).
+var ErrUnsupported = errors.New("sandbox: commands are confined on Linux only")

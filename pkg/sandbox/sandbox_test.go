@@ -1,0 +1,264 @@
+//go:build linux
+
+package sandbox_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
+)
+
+// The test binary is the launcher (sandbox.Main) and the confined command
+// (helper modes):
+//
+//	sandbox.test helper-write PATH       write PATH
+//	sandbox.test helper-read PATH        read PATH
+//	sandbox.test helper-connect ADDR     connect to ADDR over TCP
+//	sandbox.test helper-exec PATH        run PATH
+//	sandbox.test helper-daemon PIDFILE   start a detached `sleep 60` in a new session, write its pid, exit
+//	sandbox.test helper-daemon-hang PIDFILE  the same, then hang
+func TestMain(m *testing.M) {
+	sandbox.Main()
+	if len(os.Args) > 2 && strings.HasPrefix(os.Args[1], "helper-") {
+		if err := helper(os.Args[1], os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func helper(mode, arg string) error {
+	switch mode {
+	case "helper-write":
+		return os.WriteFile(arg, []byte("x"), 0o600)
+	case "helper-read":
+		_, err := os.ReadFile(arg)
+		return err
+	case "helper-connect":
+		c, err := net.DialTimeout("tcp", arg, 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	case "helper-exec":
+		return exec.Command(arg).Run()
+	case "helper-daemon":
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		return os.WriteFile(arg, []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	case "helper-daemon-hang":
+		if err := helper("helper-daemon", arg); err != nil {
+			return err
+		}
+		time.Sleep(time.Minute)
+		return nil
+	}
+	return fmt.Errorf("unknown helper %s", mode)
+}
+
+func requireLandlock(t *testing.T, minABI int) {
+	t.Helper()
+	if abi, limits := sandbox.Probe(); abi < minABI {
+		t.Skipf("needs Landlock ABI %d: %s", minABI, limits)
+	}
+}
+
+func runner(t *testing.T, network bool) *execx.Runner {
+	t.Helper()
+	l, err := sandbox.Self(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	return &execx.Runner{Allowed: []string{exe, "ffmpeg"}, Confiner: l}
+}
+
+func run(t *testing.T, r *execx.Runner, dir string, argv ...string) error {
+	t.Helper()
+	_, err := r.Run(t.Context(), execx.Cmd{Argv: argv, Dir: dir, Timeout: 30 * time.Second})
+	return err
+}
+
+func self(t *testing.T) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// A confined command writes in its work dir and nowhere else: not beside
+// it, not in another chunk's dir, not in the storage folder.
+func TestWritesOnlyInTheWorkDir(t *testing.T) {
+	requireLandlock(t, 1)
+	r, work, elsewhere := runner(t, false), t.TempDir(), t.TempDir()
+	if err := run(t, r, work, self(t), "helper-write", filepath.Join(work, "segment.mp4")); err != nil {
+		t.Errorf("write in the work dir: %v", err)
+	}
+	for _, path := range []string{filepath.Join(elsewhere, "x"), filepath.Join(work, "..", "escape"), "/dev/shm/helios-escape"} {
+		if err := run(t, r, work, self(t), "helper-write", path); err == nil {
+			t.Errorf("wrote %s outside the work dir", path)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Errorf("%s exists", path)
+			os.Remove(path)
+		}
+	}
+}
+
+// ffmpeg, the allowed program, cannot write outside either (-y /abs/path,
+// as the finding reproduced), and still renders inside.
+func TestFFmpegWritesOnlyInTheWorkDir(t *testing.T) {
+	requireLandlock(t, 1)
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed")
+	}
+	r, work, elsewhere := runner(t, false), t.TempDir(), t.TempDir()
+	args := []string{"ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=32x32:rate=1", "-frames:v", "1", "-y"}
+	if err := run(t, r, work, append(args, "inside.png")...); err != nil {
+		t.Fatalf("render in the work dir: %v", err)
+	}
+	outside := filepath.Join(elsewhere, "outside.png")
+	if err := run(t, r, work, append(args, outside)...); err == nil {
+		t.Error("ffmpeg wrote outside its work dir")
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Errorf("%s exists", outside)
+	}
+}
+
+// It reads the system's directories and its work dir, not other dirs.
+func TestReadsOnlyWhatItNeeds(t *testing.T) {
+	requireLandlock(t, 1)
+	r, work, elsewhere := runner(t, false), t.TempDir(), t.TempDir()
+	secret := filepath.Join(elsewhere, "other-job-output.mp4")
+	os.WriteFile(secret, []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(work, "asset.png"), []byte("x"), 0o600)
+	if err := run(t, r, work, self(t), "helper-read", secret); err == nil {
+		t.Error("read a file outside the work dir and the system's directories")
+	}
+	for _, path := range []string{filepath.Join(work, "asset.png"), "/etc/passwd"} {
+		if err := run(t, r, work, self(t), "helper-read", path); err != nil {
+			t.Errorf("read %s: %v", path, err)
+		}
+	}
+}
+
+// Nothing it wrote can be executed: not a program.
+func TestNoExecutionFromTheWorkDir(t *testing.T) {
+	requireLandlock(t, 1)
+	r, work := runner(t, false), t.TempDir()
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip(err)
+	}
+	os.WriteFile(filepath.Join(work, "payload"), data, 0o700)
+	if err := run(t, r, work, self(t), "helper-exec", filepath.Join(work, "payload")); err == nil {
+		t.Error("executed a program from the work dir")
+	}
+	if err := run(t, r, work, self(t), "helper-exec", "/bin/true"); err != nil {
+		t.Errorf("run a system program: %v", err)
+	}
+}
+
+// By default a command reaches no TCP listener, not even on loopback;
+// with network on it does.
+func TestNoNetworkByDefault(t *testing.T) {
+	requireLandlock(t, 4)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	work := t.TempDir()
+	err = run(t, runner(t, false), work, self(t), "helper-connect", ln.Addr().String())
+	if err == nil {
+		t.Fatal("connected to a loopback listener with network off")
+	}
+	var je *job.Error
+	if !errors.As(err, &je) || !strings.Contains(je.StderrTail, "permission denied") {
+		t.Errorf("refused for another reason: %v", err)
+	}
+	if err := run(t, runner(t, true), work, self(t), "helper-connect", ln.Addr().String()); err != nil {
+		t.Errorf("network on: %v", err)
+	}
+}
+
+// A daemon the command leaves behind (a new session, so outside its
+// process group) does not outlive the chunk.
+func TestDaemonsEndWithTheChunk(t *testing.T) {
+	r, work := runner(t, false), t.TempDir()
+	pidFile := filepath.Join(work, "daemon.pid")
+	if err := run(t, r, work, self(t), "helper-daemon", pidFile); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(string(data))
+	if alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("daemon %d outlived its chunk", pid)
+	}
+}
+
+// On timeout the whole tree goes, daemons included.
+func TestTimeoutEndsTheTree(t *testing.T) {
+	r, work := runner(t, false), t.TempDir()
+	pidFile := filepath.Join(work, "daemon.pid")
+	start := time.Now()
+	_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{self(t), "helper-daemon-hang", pidFile}, Dir: work, Timeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "did not finish") {
+		t.Fatalf("Run = %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run returned %s after a 1 s timeout", d)
+	}
+	data, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(string(data))
+	if pid == 0 {
+		t.Fatal("the daemon was not started")
+	}
+	if alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("daemon %d outlived its chunk", pid)
+	}
+}
+
+func alive(pid int) bool {
+	// A zombie is gone for our purposes; look at its state.
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
