@@ -310,7 +310,10 @@ func ValidOutputKey(id, key string) bool {
 		return false
 	}
 	if rest, ok := strings.CutPrefix(key, renders(id)); ok {
-		return !strings.Contains(rest, "/") && rest != "spec.json" && rest != "status.json" && rest != "lease" && rest != "cancel" && rest != "stitch.lock"
+		// Not a folder, nor one of the job's own objects (keys.go).
+		reserved := slices.Contains([]string{SpecKey(id), StatusKey(id), StitchLockKey(id), CancelKey(id)}, key) ||
+			strings.HasPrefix(key, LeasePrefix(id))
+		return rest != "" && !strings.Contains(rest, "/") && !reserved
 	}
 	return strings.HasPrefix(key, OutputsPrefix+id+"/")
 }

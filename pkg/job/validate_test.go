@@ -161,6 +161,8 @@ func TestValidateRejects(t *testing.T) {
 		msg    string
 		count  int // exact number of problems; 0: at least one
 	}{
+		{"output on the job's lease", native, func(s *job.Spec) { s.Output = "renders/job-1/lease.000007.mp4" }, "output", "must be a file directly in this job's folder", 0},
+		{"output on the job's spec", native, func(s *job.Spec) { s.Output = "renders/job-1/spec.json" }, "output", "", 0},
 		// metadata
 		{"totalFrames 0", native, func(s *job.Spec) { s.Metadata.TotalFrames = 0 }, "metadata.totalFrames", "must be between 1 and 10000000; got 0", 1},
 		{"totalFrames negative", native, func(s *job.Spec) { s.Metadata.TotalFrames = -5 }, "metadata.totalFrames", "got -5", 1},

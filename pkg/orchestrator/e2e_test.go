@@ -632,3 +632,32 @@ func TestResumeWaitsForAnInFlightStitch(t *testing.T) {
 		t.Error("stitch lock left after the job is done")
 	}
 }
+
+// Markers that do not describe a planned chunk of the job — one for a chunk
+// past the plan, one naming another job's video as its segment — are
+// logged and removed, never trusted and never fatal: the job renders every
+// chunk and stitches frame-exact.
+func TestStrayMarkersAreIgnored(t *testing.T) {
+	r := newRig(t)
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("stray", 10, 5)), "")
+	strays := map[string]job.WorkerResult{
+		job.MarkerKey("stray", 7): {JobID: "stray", Chunk: job.Chunk{Index: 7, Start: 35, Count: 5}, SegmentKey: job.SegmentKey("stray", 7, 1, 1, "mp4"), Frames: 5},
+		job.MarkerKey("stray", 0): {JobID: "stray", Chunk: job.Chunk{Index: 0, Start: 0, Count: 5}, SegmentKey: "renders/victim/output.mp4", Frames: 5},
+	}
+	for key, m := range strays {
+		if err := storage.CreateJSON(t.Context(), r.bucket, key, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.bucket.WriteAll(t.Context(), job.MarkerKey("stray", 1), []byte("not json"), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := r.run(spec)
+	if r.executes.Load() != 2 {
+		t.Errorf("%d chunks rendered, want both (no stray marker counts)", r.executes.Load())
+	}
+	testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, t.TempDir(), 10))
+	if ok, _ := r.bucket.Exists(t.Context(), job.MarkerKey("stray", 7)); ok {
+		t.Error("the marker past the plan is still there")
+	}
+}

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,7 +66,7 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 		return o.finish(ctx, tr, job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before rendering"), nil)
 	}
 
-	results, err := o.loadMarkers(ctx, id, len(chunks))
+	results, err := o.loadMarkers(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +252,10 @@ func (o *Orchestrator) runChunk(ctx context.Context, spec *job.Spec, run int, c 
 
 // loadMarkers reads the completion markers already in storage. A marker
 // whose segment has gone (cleaned up, or lost) is deleted so the chunk is
-// rendered again.
-func (o *Orchestrator) loadMarkers(ctx context.Context, id string, n int) (map[int]job.WorkerResult, error) {
+// rendered again; so is one that does not describe a planned chunk of this
+// job (stray, or written by someone else): it is logged, never trusted.
+func (o *Orchestrator) loadMarkers(ctx context.Context, spec *job.Spec) (map[int]job.WorkerResult, error) {
+	id := spec.ID
 	keys, err := storage.List(ctx, o.bucket, job.ChunksPrefix(id))
 	if err != nil {
 		return nil, err
@@ -271,19 +274,30 @@ func (o *Orchestrator) loadMarkers(ctx context.Context, id string, n int) (map[i
 	g.SetLimit(32)
 	for _, key := range markers {
 		g.Go(func() error {
+			index, ok := job.MarkerIndex(id, key)
 			var r job.WorkerResult
-			if err := storage.ReadJSON(gctx, o.bucket, key, &r); err != nil {
+			err := storage.ReadJSON(gctx, o.bucket, key, &r)
+			if err != nil && !storage.IsNotFound(err) && !errors.As(err, new(*json.SyntaxError)) && !errors.As(err, new(*json.UnmarshalTypeError)) {
 				return err
 			}
-			if r.Chunk.Index < 0 || r.Chunk.Index >= n || job.MarkerKey(id, r.Chunk.Index) != key {
-				return fmt.Errorf("marker %s does not belong to this job's plan", key)
+			if err == nil && ok {
+				err = spec.CheckMarker(index, r)
 			}
-			if !exists[r.SegmentKey] {
-				o.log.Info("segment of a completed chunk is gone; rendering it again", "jobId", id, "chunk", r.Chunk.Index)
+			switch {
+			case storage.IsNotFound(err):
+				return nil
+			case !ok || err != nil:
+				o.log.Warn("ignoring and removing a completion marker that does not describe a planned chunk", "jobId", id, "key", key, "why", err)
+				if derr := o.bucket.Delete(gctx, key); derr != nil && !storage.IsNotFound(derr) {
+					o.log.Warn("could not remove the stray marker", "key", key, "error", derr)
+				}
+				return nil
+			case !exists[r.SegmentKey]:
+				o.log.Info("segment of a completed chunk is gone; rendering it again", "jobId", id, "chunk", index)
 				return o.bucket.Delete(gctx, key)
 			}
 			mu.Lock()
-			results[r.Chunk.Index] = r
+			results[index] = r
 			mu.Unlock()
 			return nil
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/runtime"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
@@ -46,15 +47,21 @@ func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Handle
 		}
 		log.Log(context.Background(), level, "job commands are confined", "landlockABI", abi, "network", cfg.CommandNetwork, "limits", limits)
 	}
-	h := &worker.Handler{Bucket: b, Runner: runner, Frames: ffmpeg.New(), Logger: log}
+	h := &worker.Handler{Bucket: b, Runner: runner, Frames: ffmpeg.New(), Plans: accepted(b), Logger: log}
 	return h.Handle, nil
 }
 
 // Stitcher is the stitcher function.
 func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchRequest, job.StitchResult] {
 	tool := ffmpeg.New()
-	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Logger: log}
+	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Plans: accepted(b), Logger: log}
 	return h.Handle
+}
+
+// accepted reads the accepted specs the worker and stitcher check their
+// payloads against.
+func accepted(b *blob.Bucket) func(context.Context, string) (*job.Spec, error) {
+	return func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
 }
 
 // Adapter returns the adapter cfg asks for: the functions in this process,

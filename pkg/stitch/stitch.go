@@ -7,6 +7,7 @@ package stitch
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -75,7 +77,13 @@ type Handler struct {
 	TempDir  string // "" means os.TempDir()
 	// Downloads is how many segments are fetched at once; 0 means 8.
 	Downloads int
-	Logger    *slog.Logger
+	// Plans returns the accepted spec of a job (jobstore.Accepted): the
+	// stitcher joins only the planned chunks into the planned output, each
+	// segment the one its completion marker names, with the size it
+	// promises. Deployments always set it; nil skips the check (unit tests
+	// of the other checks).
+	Plans  func(ctx context.Context, jobID string) (*job.Spec, error)
+	Logger *slog.Logger
 }
 
 // Handle downloads the segments in parallel, checks each one's frame count,
@@ -87,6 +95,10 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	}
 	start := time.Now()
 	log := h.logger().With("jobId", req.JobID, "segments", len(req.Segments))
+	sizes, err := h.planned(ctx, req)
+	if err != nil {
+		return job.StitchResult{}, err
+	}
 	dir, err := os.MkdirTemp(h.TempDir, "helios-stitch-*")
 	if err != nil {
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
@@ -98,7 +110,7 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	g.SetLimit(cmp.Or(h.Downloads, 8))
 	for i, seg := range req.Segments {
 		local[i] = filepath.Join(dir, fmt.Sprintf("seg-%06d%s", i, path.Ext(seg.Key)))
-		g.Go(func() error { return h.fetch(gctx, seg, i, local[i]) })
+		g.Go(func() error { return h.fetch(gctx, seg, i, local[i], sizes) })
 	}
 	if err := g.Wait(); err != nil {
 		return job.StitchResult{}, job.AsError(err)
@@ -117,7 +129,17 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeFrameMismatch,
 			"stitched output has %d frames, the segments add up to %d; nothing was published", got, want)
 	}
-	n, err := storage.UploadFile(ctx, h.Bucket, output, req.OutputKey)
+	// Never replace a published video: an earlier stitch of this job got
+	// there first (only this job's stitcher writes its output key).
+	n, err := storage.UploadFileOnce(ctx, h.Bucket, output, req.OutputKey)
+	if errors.Is(err, storage.ErrExists) {
+		attrs, aerr := h.Bucket.Attributes(ctx, req.OutputKey)
+		if aerr != nil {
+			return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", aerr)
+		}
+		log.Info("output already published by an earlier stitch; left as it is", "output", req.OutputKey)
+		return job.StitchResult{OutputKey: req.OutputKey, Bytes: attrs.Size, Frames: got, DurationMs: time.Since(start).Milliseconds()}, nil
+	}
 	if err != nil {
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
@@ -126,12 +148,61 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	return res, nil
 }
 
-func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string) error {
-	if _, err := storage.DownloadFile(ctx, h.Bucket, seg.Key, dst); err != nil {
+// planned checks req against the accepted spec and each segment against
+// its chunk's completion marker; it returns the segment sizes the markers
+// promise (nil without Plans).
+func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]int64, error) {
+	if h.Plans == nil {
+		return nil, nil
+	}
+	spec, err := h.Plans(ctx, req.JobID)
+	switch {
+	case errors.Is(err, jobstore.ErrNotAccepted):
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", req.JobID, err)
+	case err != nil:
+		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+	}
+	if err := spec.CheckStitchRequest(req); err != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", req.JobID, err)
+	}
+	sizes := make([]int64, len(req.Segments))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cmp.Or(h.Downloads, 8))
+	for i, seg := range req.Segments {
+		g.Go(func() error {
+			var m job.WorkerResult
+			err := storage.ReadJSON(gctx, h.Bucket, job.MarkerKey(req.JobID, i), &m)
+			switch {
+			case storage.IsNotFound(err):
+				return job.Errorf(job.Permanent, job.CodeMissingOutput, "chunk %d has no completion marker", i).WithChunk(i)
+			case err != nil:
+				return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
+			}
+			if err := spec.CheckMarker(i, m); err != nil || m.SegmentKey != seg.Key {
+				return job.Errorf(job.Permanent, job.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
+			}
+			sizes[i] = m.Bytes
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, job.AsError(err)
+	}
+	return sizes, nil
+}
+
+func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string, sizes []int64) error {
+	n, err := storage.DownloadFile(ctx, h.Bucket, seg.Key, dst)
+	if err != nil {
 		if storage.IsNotFound(err) {
 			return job.Errorf(job.Permanent, job.CodeMissingOutput, "segment %s does not exist", seg.Key).WithChunk(i)
 		}
 		return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
+	}
+	if sizes != nil && n != sizes[i] {
+		// Replaced or truncated since its worker checked it: the next run
+		// renders the chunk again.
+		return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s is %d bytes; its marker promises %d", seg.Key, n, sizes[i]).WithChunk(i)
 	}
 	got, err := h.Frames.CountFrames(ctx, dst)
 	if err != nil {

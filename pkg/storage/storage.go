@@ -213,6 +213,22 @@ func DownloadFile(ctx context.Context, b *blob.Bucket, key, path string) (int64,
 // tags become S3 object tags, or a custom time and metadata on GCS (lifecycle
 // rules match them); other stores ignore them.
 func UploadFile(ctx context.Context, b *blob.Bucket, path, key string, tags ...Tag) (int64, error) {
+	return upload(ctx, b, path, key, false, tags)
+}
+
+// UploadFileOnce is UploadFile that never replaces an object: if key
+// exists it writes nothing and returns ErrExists (S3 If-None-Match, GCS
+// ifGenerationMatch=0).
+func UploadFileOnce(ctx context.Context, b *blob.Bucket, path, key string, tags ...Tag) (int64, error) {
+	if ok, err := b.Exists(ctx, key); err != nil {
+		return 0, fmt.Errorf("upload %s: %w", key, err)
+	} else if ok {
+		return 0, fmt.Errorf("upload %s: %w", key, ErrExists) // no need to send the bytes
+	}
+	return upload(ctx, b, path, key, true, tags)
+}
+
+func upload(ctx context.Context, b *blob.Bucket, path, key string, once bool, tags []Tag) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", key, err)
@@ -220,7 +236,7 @@ func UploadFile(ctx context.Context, b *blob.Bucket, path, key string, tags ...T
 	defer f.Close()
 	ctx, cancel := context.WithCancel(ctx) // cancelling aborts the write
 	defer cancel()
-	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key), BeforeWrite: tagging(tags)})
+	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key), BeforeWrite: tagging(tags), IfNotExist: once})
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", key, err)
 	}
@@ -231,6 +247,9 @@ func UploadFile(ctx context.Context, b *blob.Bucket, path, key string, tags ...T
 		return n, fmt.Errorf("upload %s: %w", key, err)
 	}
 	if err := w.Close(); err != nil {
+		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+			return n, fmt.Errorf("upload %s: %w", key, ErrExists)
+		}
 		return n, fmt.Errorf("upload %s: %w", key, err)
 	}
 	return n, nil

@@ -149,6 +149,19 @@ func testFiles(t *testing.T, b *blob.Bucket, canSign bool, gcsHost string) {
 	if err != nil || n != int64(len(data)) {
 		t.Fatalf("UploadFile = %d, %v", n, err)
 	}
+	// A published video is never replaced: a second upload, even racing,
+	// writes nothing.
+	if _, err := storage.UploadFileOnce(ctx, b, src, "renders/j/once.mp4"); err != nil {
+		t.Fatalf("UploadFileOnce: %v", err)
+	}
+	other := filepath.Join(dir, "other.mp4")
+	os.WriteFile(other, data[:1<<20], 0o600)
+	if _, err := storage.UploadFileOnce(ctx, b, other, "renders/j/once.mp4"); !errors.Is(err, storage.ErrExists) {
+		t.Errorf("second UploadFileOnce: %v, want ErrExists", err)
+	}
+	if attrs, err := b.Attributes(ctx, "renders/j/once.mp4"); err != nil || attrs.Size != int64(len(data)) {
+		t.Errorf("after a refused upload: %+v %v", attrs, err)
+	}
 	dst := filepath.Join(dir, "dst.mp4")
 	if n, err := storage.DownloadFile(ctx, b, "renders/j/output.mp4", dst); err != nil || n != int64(len(data)) {
 		t.Fatalf("DownloadFile = %d, %v", n, err)

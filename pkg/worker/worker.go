@@ -17,6 +17,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -37,7 +38,12 @@ type Handler struct {
 	// UploadReserve is the time kept, before the invocation's deadline, to
 	// check and upload the segment; 0 means 30s.
 	UploadReserve time.Duration
-	Logger        *slog.Logger
+	// Plans returns the accepted spec of a job (jobstore.Accepted): the
+	// worker renders only a chunk that spec plans, exactly as planned, and
+	// trusts only markers that describe it. Deployments always set it; nil
+	// skips the check (unit tests of the other checks).
+	Plans  func(ctx context.Context, jobID string) (*job.Spec, error)
+	Logger *slog.Logger
 }
 
 // Handle renders one chunk. Errors are *job.Error.
@@ -53,8 +59,12 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		return job.WorkerResult{}, e
 	}
 
+	spec, err := h.plan(ctx, w)
+	if err != nil {
+		return fail(err)
+	}
 	// A duplicate invocation of a finished chunk does no work.
-	if prev, ok, err := h.readMarker(ctx, w); err != nil {
+	if prev, ok, err := h.readMarker(ctx, w, spec); err != nil {
 		return fail(err)
 	} else if ok {
 		log.Info("chunk already complete", "segment", prev.SegmentKey)
@@ -155,9 +165,9 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	if errors.Is(err, storage.ErrExists) {
 		// Another attempt finished first; its segment is the one that counts.
 		// Ours stays until the orchestrator's clean-up.
-		prev, ok, rerr := h.readMarker(ctx, w)
+		prev, ok, rerr := h.readMarker(ctx, w, spec)
 		if rerr != nil || !ok {
-			return fail(job.Errorf(job.Retryable, job.CodeStorage, "marker exists but cannot be read: %v", rerr))
+			return fail(job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr))
 		}
 		log.Info("another attempt completed the chunk first", "winner", prev.SegmentKey)
 		return prev, nil
@@ -169,7 +179,28 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	return result, nil
 }
 
-func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob) (job.WorkerResult, bool, error) {
+// plan returns the accepted spec, after checking that it plans w.
+func (h *Handler) plan(ctx context.Context, w job.WorkerJob) (*job.Spec, error) {
+	if h.Plans == nil {
+		return nil, nil
+	}
+	spec, err := h.Plans(ctx, w.JobID)
+	switch {
+	case errors.Is(err, jobstore.ErrNotAccepted):
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", w.JobID, err)
+	case err != nil:
+		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+	}
+	if err := spec.CheckWorkerJob(w); err != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", w.JobID, err)
+	}
+	return spec, nil
+}
+
+// readMarker reads the chunk's completion marker. One that does not
+// describe the planned chunk (a stray or forged one) is not trusted: the
+// chunk is not complete, and the orchestrator's next run removes it.
+func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob, spec *job.Spec) (job.WorkerResult, bool, error) {
 	var r job.WorkerResult
 	err := storage.ReadJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), &r)
 	if storage.IsNotFound(err) {
@@ -177,6 +208,12 @@ func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob) (job.WorkerRe
 	}
 	if err != nil {
 		return r, false, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+	}
+	if spec != nil {
+		if err := spec.CheckMarker(w.Chunk.Index, r); err != nil {
+			h.logger().Warn("ignoring a completion marker that does not describe the planned chunk", "jobId", w.JobID, "chunk", w.Chunk.Index, "why", err)
+			return r, false, nil
+		}
 	}
 	r.Winner = false
 	return r, true, nil
