@@ -348,18 +348,51 @@ func TestThrottledWorkerIsRetried(t *testing.T) {
 	}
 }
 
-// The sample worker and stitcher events render and join the demo's first
-// chunk, as `sam local invoke -e` would.
+// The sample worker and stitcher events render the demo's first chunk and
+// join its six, as `sam local invoke -e` would once the demo job has been
+// accepted: a direct call is checked against the accepted spec.
 func TestSampleWorkerAndStitcherEvents(t *testing.T) {
 	needStack(t)
 	var w job.WorkerJob
 	event(t, "worker-invoke.json", &w)
+	// Before any orchestrator accepted the demo, a direct call is refused.
+	if _, ferr := invoke(t, awslocal.WorkerFunction, w); !strings.Contains(ferr, "never accepted") {
+		t.Fatalf("worker call for a job never accepted: %q", ferr)
+	}
+	data, err := os.ReadFile("../examples/jobs/demo.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := job.Decode(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Normalize()
+	canonical, _ := spec.Canonical()
+	if err := storage.Create(t.Context(), stack.Bucket, job.SpecKey("demo"), canonical); err != nil {
+		t.Fatal(err)
+	}
+	// A chunk the spec does not plan is refused too.
+	off := w
+	off.Chunk.Count--
+	if _, ferr := invoke(t, awslocal.WorkerFunction, off); !strings.Contains(ferr, "not what the accepted spec") {
+		t.Errorf("worker call for an unplanned chunk: %q", ferr)
+	}
 	out, ferr := invoke(t, awslocal.WorkerFunction, w)
 	var res job.WorkerResult
 	json.Unmarshal(out, &res)
 	if ferr != "" || res.Frames != w.Chunk.Count {
 		t.Fatalf("worker: %s %s", out, ferr)
 	}
+	var wg sync.WaitGroup
+	for _, c := range spec.Plan()[1:] {
+		wg.Go(func() {
+			if _, ferr := invoke(t, awslocal.WorkerFunction, spec.WorkerJob(c, w.Run, 1)); ferr != "" {
+				t.Errorf("worker, chunk %d: %s", c.Index, ferr)
+			}
+		})
+	}
+	wg.Wait()
 	var req job.StitchRequest
 	event(t, "stitcher-invoke.json", &req)
 	if req.Segments[0].Key != res.SegmentKey {
@@ -368,10 +401,9 @@ func TestSampleWorkerAndStitcherEvents(t *testing.T) {
 	out, ferr = invoke(t, awslocal.StitcherFunction, req)
 	var sres job.StitchResult
 	json.Unmarshal(out, &sres)
-	if ferr != "" || sres.Frames != w.Chunk.Count {
+	if ferr != "" || sres.Frames != spec.Metadata.TotalFrames {
 		t.Fatalf("stitcher: %s %s", out, ferr)
 	}
-	// Direct resume of a job nobody submitted is refused; of the demo it would run.
 	var resume map[string]string
 	event(t, "direct-resume.json", &resume)
 	if resume["jobId"] != "demo" {
