@@ -109,12 +109,18 @@ func download(t *testing.T, key string) string {
 	return path
 }
 
-// request sends an HTTP request to a service and returns status and body.
+// request sends an HTTP request to a service, as an authorised caller
+// (the stack's token; IAM on Cloud Run) sending JSON unless header says
+// otherwise, and returns status and body.
 func request(t *testing.T, method, url string, header http.Header, body []byte) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+stack.Token)
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -371,6 +377,17 @@ func TestMalformedRequests(t *testing.T) {
 			}
 		})
 	}
+	// Without the token, or from a web page (a cross-site text/plain POST),
+	// nothing runs.
+	for name, h := range map[string]http.Header{
+		"no token":   {"Authorization": {""}},
+		"text/plain": {"Content-Type": {"text/plain"}},
+	} {
+		code, body := request(t, "POST", stack.Worker.URL, h, []byte(`{"jobId":"x"}`))
+		if code != http.StatusUnauthorized && code != http.StatusUnsupportedMediaType {
+			t.Errorf("%s: %d %s", name, code, body)
+		}
+	}
 	// A worker payload that does not decode is refused, as permanent.
 	code, body := request(t, "POST", stack.Worker.URL, http.Header{"Content-Type": {"application/json"}}, []byte(`{"jobId": 7}`))
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "does not decode") {
@@ -447,7 +464,7 @@ func TestRedeliveryWhileRunning(t *testing.T) {
 func cli(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), heliosBin, args...)
-	cmd.Env = append(os.Environ(), "HELIOS_ALLOWED_COMMANDS=ffmpeg")
+	cmd.Env = append(os.Environ(), "HELIOS_ALLOWED_COMMANDS=ffmpeg", "HELIOS_HTTP_TOKEN="+stack.Token)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -48,7 +48,7 @@ func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg confi
 		log.Error("start-up", "error", err)
 		os.Exit(1)
 	}
-	platform := runtime.Platform{Lambda: cfg.OnLambda, Port: cfg.Port, Public: cfg.OnCloudRun}
+	platform := runtime.Platform{Lambda: cfg.OnLambda, Port: cfg.Port, Public: cfg.OnCloudRun, Token: cfg.HTTPToken}
 	if err := runtime.Start(ctx, fn, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)

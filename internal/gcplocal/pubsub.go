@@ -76,8 +76,9 @@ func (p *PubSub) CreateTopic(ctx context.Context, topic string) error {
 }
 
 // Push creates a subscription of topic and pushes its messages to endpoint
-// until Close, waiting at most ackDeadline for each answer.
-func (p *PubSub) Push(ctx context.Context, topic, subscription, endpoint string, ackDeadline time.Duration) error {
+// until Close, with token as the bearer token (Pub/Sub sends an OIDC token
+// of the push identity), waiting at most ackDeadline for each answer.
+func (p *PubSub) Push(ctx context.Context, topic, subscription, endpoint, token string, ackDeadline time.Duration) error {
 	c, err := p.admin(ctx)
 	if err != nil {
 		return err
@@ -92,7 +93,7 @@ func (p *PubSub) Push(ctx context.Context, topic, subscription, endpoint string,
 	p.mu.Lock()
 	p.pushes[subscription] = count
 	p.mu.Unlock()
-	p.wg.Go(func() { p.relay(c, name, endpoint, ackDeadline, count) })
+	p.wg.Go(func() { p.relay(c, name, endpoint, token, ackDeadline, count) })
 	return nil
 }
 
@@ -117,7 +118,7 @@ type pushBody struct {
 	Subscription string `json:"subscription"`
 }
 
-func (p *PubSub) relay(c *pubsub.Client, subscription, endpoint string, deadline time.Duration, count *atomic.Int64) {
+func (p *PubSub) relay(c *pubsub.Client, subscription, endpoint, token string, deadline time.Duration, count *atomic.Int64) {
 	client := &http.Client{Timeout: deadline}
 	for p.ctx.Err() == nil {
 		resp, err := c.SubscriptionAdminClient.Pull(p.ctx, &pubsubpb.PullRequest{Subscription: subscription, MaxMessages: 100})
@@ -145,6 +146,7 @@ func (p *PubSub) relay(c *pubsub.Client, subscription, endpoint string, deadline
 					return
 				}
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
 				if res, err := client.Do(req); err == nil {
 					res.Body.Close()
 					ok = res.StatusCode >= 200 && res.StatusCode < 300

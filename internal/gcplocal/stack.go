@@ -1,6 +1,7 @@
 package gcplocal
 
 import (
+	"crypto/rand"
 	"context"
 	"fmt"
 	"os"
@@ -63,6 +64,9 @@ type Stack struct {
 	Stitcher     *Service
 	Bucket       *blob.Bucket // the bucket through gcsblob
 	URL          string       // HELIOS_STORAGE_URL
+	// Token is the HELIOS_HTTP_TOKEN of every service: requests to them
+	// carry it as a bearer token (IAM's part on Cloud Run).
+	Token string
 }
 
 // StartStack builds the binaries and starts everything. It sets
@@ -83,7 +87,7 @@ func StartStack(ctx context.Context, opts StackOptions) (st *Stack, err error) {
 			return nil, err
 		}
 	}
-	st = &Stack{}
+	st = &Stack{Token: rand.Text()}
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -123,6 +127,7 @@ func StartStack(ctx context.Context, opts StackOptions) (st *Stack, err error) {
 			config.EnvStorageURL:      st.URL,
 			config.EnvAllowedCommands: opts.Allowed,
 			config.EnvLogLevel:        "info",
+			config.EnvHTTPToken:       st.Token,
 		}
 		for k, v := range emulators {
 			e[k] = v
@@ -156,7 +161,7 @@ func StartStack(ctx context.Context, opts StackOptions) (st *Stack, err error) {
 	if st.Orchestrator, err = start(OrchestratorService, bins["orchestrator"], 2, 20, time.Hour, orchestratorEnv(JobsTopic, time.Hour)); err != nil {
 		return st, err
 	}
-	if err = st.PubSub.Push(ctx, JobsTopic, JobsSubscription, st.Orchestrator.URL+"/", opts.PushDeadline); err != nil {
+	if err = st.PubSub.Push(ctx, JobsTopic, JobsSubscription, st.Orchestrator.URL+"/", st.Token, opts.PushDeadline); err != nil {
 		return st, err
 	}
 	if opts.ShortRequestTimeout > 0 {
@@ -164,7 +169,7 @@ func StartStack(ctx context.Context, opts StackOptions) (st *Stack, err error) {
 			orchestratorEnv(ShortTopic, opts.ShortRequestTimeout)); err != nil {
 			return st, err
 		}
-		if err = st.PubSub.Push(ctx, ShortTopic, ShortSubscription, st.Short.URL+"/", opts.PushDeadline); err != nil {
+		if err = st.PubSub.Push(ctx, ShortTopic, ShortSubscription, st.Short.URL+"/", st.Token, opts.PushDeadline); err != nil {
 			return st, err
 		}
 	}

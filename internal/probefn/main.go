@@ -25,7 +25,7 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
-	platform := runtime.Platform{Lambda: os.Getenv("AWS_LAMBDA_RUNTIME_API") != "", Port: port}
+	platform := runtime.Platform{Lambda: os.Getenv("AWS_LAMBDA_RUNTIME_API") != "", Port: port, Token: os.Getenv("HELIOS_HTTP_TOKEN")}
 	if err := runtime.Start(context.Background(), runtime.Function{Handler: h}, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)

@@ -36,7 +36,7 @@ func BenchmarkInvoke(b *testing.B) {
 	})
 	b.Run("cloudrun", func(b *testing.B) {
 		w, s := startProbeServices(b, 1)
-		d, err := adapter.NewCloudRun(b.Context(), w.URL, s.URL, nil)
+		d, err := adapter.NewCloudRun(b.Context(), w.URL, s.URL, nil, adapter.WithLocalToken(probeToken))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -52,11 +52,12 @@ type CloudRunAdapter struct {
 	// throttleBackoff paces the retries of throttled requests.
 	throttleBackoff func() backoff.BackOff
 	throttleTries   uint
+	localToken      string
 }
 
 type cloudRunService struct {
 	url    string
-	tokens oauth2.TokenSource // nil for a loopback http:// URL
+	tokens oauth2.TokenSource // ID tokens; the local token for a loopback http:// URL
 }
 
 // CloudRunOption adjusts a CloudRunAdapter.
@@ -65,6 +66,12 @@ type CloudRunOption func(*CloudRunAdapter)
 // WithHTTPClient sets the HTTP client (default: one with a connection pool
 // sized for many chunks in flight).
 func WithHTTPClient(c *http.Client) CloudRunOption { return func(a *CloudRunAdapter) { a.client = c } }
+
+// WithLocalToken sets the bearer token sent to loopback http:// services
+// (HELIOS_HTTP_TOKEN: functions served on this machine require it).
+func WithLocalToken(token string) CloudRunOption {
+	return func(a *CloudRunAdapter) { a.localToken = token }
+}
 
 // WithThrottleRetry sets how throttled requests are retried before the
 // adapter reports them: tries in all, paced by the backoff b makes.
@@ -75,8 +82,8 @@ func WithThrottleRetry(tries uint, b func() backoff.BackOff) CloudRunOption {
 // NewCloudRun makes a Cloud Run driver for the worker and stitcher service
 // URLs (HELIOS_WORKER_URL, HELIOS_STITCHER_URL). https URLs are called with
 // ID tokens from tokens (GoogleIDTokens if nil); plain http is accepted only
-// for loopback addresses, where no platform checks a token, and is called
-// without one.
+// for loopback addresses (functions served on this machine), called with
+// the local token (WithLocalToken).
 func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTokenSource, opts ...CloudRunOption) (*CloudRunAdapter, error) {
 	if tokens == nil {
 		tokens = GoogleIDTokens
@@ -103,12 +110,15 @@ func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTo
 			return nil, fmt.Errorf("%s service URL %q: expected https:// (or http:// on loopback)", fn, u)
 		}
 		svc := cloudRunService{url: u}
-		if strings.HasPrefix(u, "https://") {
+		switch {
+		case strings.HasPrefix(u, "https://"):
 			ts, err := tokens(ctx, u)
 			if err != nil {
 				return nil, err
 			}
 			svc.tokens = ts
+		case a.localToken != "":
+			svc.tokens = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: a.localToken})
 		}
 		a.services[fn] = svc
 	}

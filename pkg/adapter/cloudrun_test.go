@@ -30,7 +30,7 @@ func startProbeServices(t testing.TB, instances int) (worker, stitcher *gcplocal
 	}
 	start := func(name, fn string, n int) *gcplocal.Service {
 		s, err := gcplocal.StartService(context.Background(), gcplocal.ServiceOptions{
-			Name: name, Binary: bin, Env: map[string]string{"PROBE_FUNCTION": fn},
+			Name: name, Binary: bin, Env: map[string]string{"PROBE_FUNCTION": fn, "HELIOS_HTTP_TOKEN": probeToken},
 			Instances: n, Concurrency: 1, Pending: 2 * time.Second, LogDir: dir,
 		})
 		if err != nil {
@@ -42,6 +42,9 @@ func startProbeServices(t testing.TB, instances int) (worker, stitcher *gcplocal
 	return start("probe-worker", "worker", instances), start("probe-stitcher", "stitcher", 1)
 }
 
+// probeToken is the HELIOS_HTTP_TOKEN of the probe services.
+const probeToken = "probe-local-token"
+
 func fastThrottleRetry() adapter.CloudRunOption {
 	return adapter.WithThrottleRetry(4, func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) })
 }
@@ -49,7 +52,7 @@ func fastThrottleRetry() adapter.CloudRunOption {
 func TestCloudRunConformance(t *testing.T) {
 	w, s := startProbeServices(t, 4)
 	adaptertest.RunConformance(t, adaptertest.Options{Concurrency: 4}, func(t *testing.T) *adapter.Adapter {
-		d, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, fastThrottleRetry())
+		d, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, fastThrottleRetry(), adapter.WithLocalToken(probeToken))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,32 +64,39 @@ func TestCloudRunConformance(t *testing.T) {
 // the token source (here a static one: ID tokens cannot be minted offline).
 func TestCloudRunSendsIDToken(t *testing.T) {
 	w, s := startProbeServices(t, 1)
-	tlsWorker := httptest.NewTLSServer(w) // the same front, behind TLS
+	// The same front behind TLS, checking the ID token as Cloud Run's IAM
+	// does, then reaching the container with its local token.
+	var seen string
+	tlsWorker := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Get("Authorization")
+		r.Header.Set("Authorization", "Bearer "+probeToken)
+		w.ServeHTTP(rw, r)
+	}))
 	defer tlsWorker.Close()
 	var audiences []string
 	tokens := func(_ context.Context, audience string) (oauth2.TokenSource, error) {
 		audiences = append(audiences, audience)
 		return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "id-token-for-" + audience}), nil
 	}
-	d, err := adapter.NewCloudRun(t.Context(), tlsWorker.URL, s.URL, tokens, adapter.WithHTTPClient(tlsWorker.Client()))
+	d, err := adapter.NewCloudRun(t.Context(), tlsWorker.URL, s.URL, tokens, adapter.WithHTTPClient(tlsWorker.Client()), adapter.WithLocalToken(probeToken))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(audiences) != 1 || audiences[0] != tlsWorker.URL {
-		t.Errorf("tokens asked for audiences %v, want only the https service %s", audiences, tlsWorker.URL)
+		t.Errorf("ID tokens asked for audiences %v, want only the https service %s", audiences, tlsWorker.URL)
 	}
 	a := adapter.New(d)
 	if _, err := a.Execute(t.Context(), job.WorkerJob{JobID: "t", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: adaptertest.ProbeEcho, OutputFile: "a.mp4"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := w.LastAuthorization(), "Bearer id-token-for-"+tlsWorker.URL; got != want {
+	if got, want := seen, "Bearer id-token-for-"+tlsWorker.URL; got != want {
 		t.Errorf("the service saw Authorization %q, want %q", got, want)
 	}
 	if _, err := a.Stitch(t.Context(), job.StitchRequest{JobID: "t", OutputKey: "renders/t/output.mp4"}); err != nil {
 		t.Fatal(err)
 	}
-	if s.LastAuthorization() != "" {
-		t.Errorf("a loopback http service got a token: %q", s.LastAuthorization())
+	if s.LastAuthorization() != "Bearer "+probeToken {
+		t.Errorf("the loopback http service got Authorization %q, want the local token", s.LastAuthorization())
 	}
 }
 
@@ -95,7 +105,7 @@ func TestCloudRunSendsIDToken(t *testing.T) {
 // attempt of the chunk.
 func TestCloudRunThrottling(t *testing.T) {
 	w, s := startProbeServices(t, 1)
-	d, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, fastThrottleRetry())
+	d, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, fastThrottleRetry(), adapter.WithLocalToken(probeToken))
 	if err != nil {
 		t.Fatal(err)
 	}

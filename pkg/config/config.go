@@ -34,13 +34,14 @@ const (
 	EnvRequestTimeout      = "HELIOS_REQUEST_TIMEOUT"
 	EnvContinueTopic       = "HELIOS_CONTINUE_TOPIC"
 	EnvCommandNetwork      = "HELIOS_COMMAND_NETWORK"
+	EnvHTTPToken           = "HELIOS_HTTP_TOKEN"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
 var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
-	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork,
+	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -82,6 +83,7 @@ type Config struct {
 	RequestTimeout      time.Duration // the HTTP platform's request limit (Cloud Run service timeout); 0: none
 	ContinueTopic       string        // Pub/Sub topic (projects/P/topics/T) a long job continues through
 	CommandNetwork      bool          // job commands may use the network (off by default)
+	HTTPToken           string        // bearer token of functions served over HTTP on this machine
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -112,6 +114,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		WorkerURL:        get(EnvWorkerURL, ""),
 		StitcherURL:      get(EnvStitcherURL, ""),
 		ContinueTopic:    get(EnvContinueTopic, ""),
+		HTTPToken:        get(EnvHTTPToken, ""),
 
 		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
 		LambdaFunctionName: get(EnvLambdaFunctionName, ""),

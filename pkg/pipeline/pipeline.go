@@ -81,7 +81,7 @@ func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 		}
 		return adapter.New(adapter.NewLambda(client, cfg.WorkerFunction, cfg.StitcherFunction)), nil
 	case config.AdapterCloudRun:
-		d, err := adapter.NewCloudRun(ctx, cfg.WorkerURL, cfg.StitcherURL, adapter.GoogleIDTokens)
+		d, err := adapter.NewCloudRun(ctx, cfg.WorkerURL, cfg.StitcherURL, adapter.GoogleIDTokens, adapter.WithLocalToken(cfg.HTTPToken))
 		if err != nil {
 			return nil, err
 		}

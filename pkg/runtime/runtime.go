@@ -11,6 +11,8 @@
 package runtime
 
 import (
+	"crypto/subtle"
+	"mime"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -75,6 +77,10 @@ type Platform struct {
 	Lambda bool   // serve the Lambda runtime API
 	Port   string // else serve HTTP on this port
 	Public bool   // listen on every interface (Cloud Run), not only loopback
+	// Token is the secret every request must carry as "Authorization:
+	// Bearer <token>" when serving on this machine (not Public): loopback is
+	// reachable from any web page the user visits and any local process.
+	Token string
 }
 
 // Function is one function as the platforms serve it: the byte-level
@@ -96,17 +102,46 @@ func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error
 	if h == nil {
 		h = HTTPHandler(fn.Handler)
 	}
-	// Anywhere but Cloud Run, an unauthenticated function must not be
-	// reachable from the network.
+	// Anywhere but Cloud Run (where IAM checks every request at the
+	// front), a function listens on loopback only and takes only requests
+	// that carry the token.
 	host := "127.0.0.1"
 	if p.Public {
 		host = ""
+	} else {
+		if p.Token == "" {
+			return fmt.Errorf("serving over HTTP on this machine needs a token: set HELIOS_HTTP_TOKEN to a secret (callers send it as Authorization: Bearer)")
+		}
+		h = RequireToken(p.Token, h)
 	}
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", h.ServeHTTP); err != nil {
 		return fmt.Errorf("register function: %w", err)
 	}
 	log.Info("serving over HTTP", "addr", net.JoinHostPort(host, p.Port))
 	return funcframework.StartHostPort(host, p.Port)
+}
+
+// RequireToken lets through only requests that carry token as a bearer
+// token and, when they have a body, a JSON content type: a web page can
+// make a browser send neither without a CORS preflight, which nothing
+// here answers.
+func RequireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="helios"`)
+			writeError(w, http.StatusUnauthorized, job.Errorf(job.Permanent, job.CodeInvalid, "missing or wrong bearer token (HELIOS_HTTP_TOKEN)"))
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if ct != "application/json" && ct != "application/cloudevents+json" {
+				writeError(w, http.StatusUnsupportedMediaType, job.Errorf(job.Permanent, job.CodeInvalid, "content type %q: send application/json", ct))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // MaxHTTPBody bounds a request body, like Lambda's 6 MB payload limit.

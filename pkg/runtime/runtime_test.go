@@ -101,3 +101,38 @@ func TestDetachedHTTPHandler(t *testing.T) {
 		t.Errorf("after the first ended: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// Served on this machine, a function takes only requests with its token
+// and a JSON body: a web page the user visits can make the browser POST
+// text/plain to loopback, but cannot add the token or a JSON content type
+// without a CORS preflight.
+func TestRequireToken(t *testing.T) {
+	var ran atomic.Int32
+	h := runtime.RequireToken("s3cret", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran.Add(1) }))
+	cases := []struct {
+		name, auth, ctype string
+		status            int
+	}{
+		{"cross-site form post", "", "text/plain", http.StatusUnauthorized},
+		{"wrong token", "Bearer guess", "application/json", http.StatusUnauthorized},
+		{"token, but text/plain", "Bearer s3cret", "text/plain", http.StatusUnsupportedMediaType},
+		{"token and JSON", "Bearer s3cret", "application/json; charset=utf-8", http.StatusOK},
+		{"token and a CloudEvent", "Bearer s3cret", "application/cloudevents+json", http.StatusOK},
+	}
+	for _, c := range cases {
+		req := httptest.NewRequest("POST", "/", strings.NewReader(`{"N":1}`))
+		req.Header.Set("Authorization", c.auth)
+		req.Header.Set("Content-Type", c.ctype)
+		rec := httptest.NewRecorder()
+		before := ran.Load()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.status || (c.status == http.StatusOK) != (ran.Load() > before) {
+			t.Errorf("%s: %d, ran %v", c.name, rec.Code, ran.Load() > before)
+		}
+	}
+	// Off Cloud Run, serving without a token is refused at start-up.
+	err := runtime.Start(context.Background(), runtime.Function{Handler: runtime.Handler[in, out](double)}, runtime.Platform{Port: "0"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "HELIOS_HTTP_TOKEN") {
+		t.Errorf("Start without a token: %v", err)
+	}
+}
