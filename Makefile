@@ -19,7 +19,7 @@ LAYER_ZIP   := layers/ffmpeg/build/ffmpeg-layer.zip
 CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
+.PHONY: fuzz all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
 
 all: build
 
@@ -58,6 +58,18 @@ test-unit: ## run the fast tests only
 
 bench: deps-ffmpeg rie ## run the benchmarks (see docs/PERFORMANCE.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
+
+# Fuzz targets, package:function; `make test` runs their seed corpora
+# (testdata/fuzz and f.Add) as ordinary tests.
+FUZZ_TARGETS := ./pkg/job:FuzzSpec ./pkg/job:FuzzExpand ./pkg/job:FuzzKeys ./pkg/worker:FuzzExtract \
+                ./pkg/trigger:FuzzLambdaEvent ./pkg/trigger:FuzzHTTPEvent
+FUZZTIME ?= 1m
+
+fuzz: ## fuzz every target for FUZZTIME each (default 1m; new failures land in testdata/fuzz)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "==> $$fn ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 rie: $(BIN)/aws-lambda-rie ## install the Lambda Runtime Interface Emulator into bin/
 

@@ -1,8 +1,8 @@
 package gcplocal
 
 import (
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"

@@ -11,15 +11,15 @@
 package runtime
 
 import (
-	"crypto/subtle"
-	"mime"
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"time"

@@ -18,7 +18,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/trigger"
 )
 
-func sampleEvent(t *testing.T, name string) []byte {
+func sampleEvent(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "events", name))
 	if err != nil {

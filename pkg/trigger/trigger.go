@@ -130,7 +130,10 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 	case in.JobID != "":
 		st, err = h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
 	default:
-		id, _ = job.JobIDFromKey(in.Key)
+		var ok bool
+		if id, ok = job.JobIDFromKey(in.Key); !ok {
+			return nil, job.Errorf(job.Permanent, job.CodeInvalid, "key %q: expected %s<id>.json with an id of letters, digits, '.', '_' or '-'", in.Key, job.JobsPrefix)
+		}
 		st, err = h.Orch.RunKey(ctx, in.Key, orchestrator.RunOptions{})
 	}
 	switch {

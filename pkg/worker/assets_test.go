@@ -28,7 +28,7 @@ func file(name, body string) entry { return entry{name: name, typ: tar.TypeReg, 
 func dir(name string) entry        { return entry{name: name, typ: tar.TypeDir} }
 
 // tarGz builds a tar.gz archive in memory.
-func tarGz(t *testing.T, entries ...entry) []byte {
+func tarGz(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
