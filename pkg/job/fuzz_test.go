@@ -1,8 +1,8 @@
 package job_test
 
 import (
-	"fmt"
 	"bytes"
+	"fmt"
 	"os"
 	"path"
 	"strings"

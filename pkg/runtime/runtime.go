@@ -133,7 +133,7 @@ func RequireToken(token string, next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, job.Errorf(job.Permanent, job.CodeInvalid, "missing or wrong bearer token (HELIOS_HTTP_TOKEN)"))
 			return
 		}
-		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		if r.ContentLength != 0 { // a body (or one of unknown length) must be JSON
 			ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if ct != "application/json" && ct != "application/cloudevents+json" {
 				writeError(w, http.StatusUnsupportedMediaType, job.Errorf(job.Permanent, job.CodeInvalid, "content type %q: send application/json", ct))
