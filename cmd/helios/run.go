@@ -70,6 +70,10 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		return err
 	}
 
+	// On a local folder the per-job file lock makes this the only
+	// orchestrator of the job: what an earlier, killed run left locked
+	// (its lease, its stitch lock) is taken over at once.
+	exclusive := false
 	if dir, ok := storage.LocalDir(cfg.StorageURL); ok {
 		unlock, err := lockJob(dir, spec.ID)
 		if err != nil {
@@ -77,11 +81,12 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 			return errJobFailed
 		}
 		defer unlock()
+		exclusive = true
 	}
 
 	prog := newProgress(e.stderr, spec.Metadata.TotalFrames)
 	start := time.Now()
-	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update})
+	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update, Exclusive: exclusive})
 	prog.finish()
 	if errors.Is(err, orchestrator.ErrConflict) {
 		return usageError{fmt.Errorf("%w: pass --id to render it as a new job", err)}

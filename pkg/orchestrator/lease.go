@@ -37,7 +37,8 @@ type lease struct {
 
 // heldLease is the lease of a running orchestrator.
 type heldLease struct {
-	gen     int
+	gen       int
+	exclusive bool // no other orchestrator can run the job (RunOptions.Exclusive)
 	key     string
 	ttl     time.Duration
 	renewed atomic.Int64 // unix nanoseconds of the last successful renewal
@@ -58,7 +59,7 @@ func (l *heldLease) valid() bool {
 // generation also numbers the run in segment keys. The run's context is
 // cancelled with ErrLeaseLost if a newer generation appears, and with
 // errLeaseNotRenewed if the lease goes unrenewed for half its life.
-func (o *Orchestrator) acquireLease(ctx context.Context, id string, stop context.CancelCauseFunc, log *slog.Logger) (*heldLease, error) {
+func (o *Orchestrator) acquireLease(ctx context.Context, id string, exclusive bool, stop context.CancelCauseFunc, log *slog.Logger) (*heldLease, error) {
 	host, _ := os.Hostname()
 	owner := fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
 	ttl := o.cfg.LeaseTTL
@@ -76,7 +77,9 @@ func (o *Orchestrator) acquireLease(ctx context.Context, id string, stop context
 		if err != nil && !storage.IsNotFound(err) {
 			return nil, err
 		}
-		if err == nil && time.Now().Before(held.ExpiresAt) {
+		if err == nil && time.Now().Before(held.ExpiresAt) && exclusive {
+			log.Info("taking over the lease of an earlier run whose process is gone", "holder", held.Owner)
+		} else if err == nil && time.Now().Before(held.ExpiresAt) {
 			return nil, fmt.Errorf("job %q: %w (lease held by %s until %s)", id, ErrAlreadyRunning, held.Owner, held.ExpiresAt.Format(time.RFC3339))
 		}
 	}
@@ -89,7 +92,7 @@ func (o *Orchestrator) acquireLease(ctx context.Context, id string, stop context
 	if err != nil {
 		return nil, err
 	}
-	l := &heldLease{gen: gen, key: key, ttl: ttl}
+	l := &heldLease{gen: gen, key: key, ttl: ttl, exclusive: exclusive}
 	l.renewed.Store(time.Now().UnixNano())
 	// A contender that listed long ago may have created a stale generation
 	// after a newer one: the highest generation is the holder.

@@ -171,6 +171,11 @@ type RunOptions struct {
 	// Progress is called after each change of the job's progress with a
 	// snapshot (without the per-chunk list). It must be quick.
 	Progress func(job.Status)
+	// Exclusive says that no other orchestrator can be running the job (the
+	// CLI holds a per-job file lock on its local folder): a lease or stitch
+	// lock left by an earlier run belongs to a process that is gone, and is
+	// taken over at once instead of after it expires.
+	Exclusive bool
 }
 
 // RunKey runs the job uploaded at jobs/<id>.json: what an S3 or GCS upload

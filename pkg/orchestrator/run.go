@@ -40,7 +40,7 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 	outer := ctx
 	ctx, lose := context.WithCancelCause(ctx)
 	defer lose(nil)
-	lease, err := o.acquireLease(ctx, id, lose, log)
+	lease, err := o.acquireLease(ctx, id, opts.Exclusive, lose, log)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 		st.Timings.RenderedAt = time.Now().UTC()
 		st.Timings.RenderMs = st.Timings.RenderedAt.Sub(st.Timings.StartedAt).Milliseconds()
 	})
-	return o.stitchAndFinish(outer, ctx, spec, lease.gen, results, tr, log)
+	return o.stitchAndFinish(outer, ctx, spec, lease, results, tr, log)
 }
 
 // interrupted handles a run whose context ended. The caller's end (Ctrl-C,

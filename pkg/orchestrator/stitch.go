@@ -22,7 +22,8 @@ type stitchLock struct {
 
 // stitchAndFinish takes the stitch lock, stitches the winning segments in
 // frame order, records the final status and cleans up the segments.
-func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spec, run int, results map[int]job.WorkerResult, tr *tracker, log *slog.Logger) (*job.Status, error) {
+func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spec, lease *heldLease, results map[int]job.WorkerResult, tr *tracker, log *slog.Logger) (*job.Status, error) {
+	run := lease.gen
 	req := job.StitchRequest{JobID: spec.ID, OutputKey: spec.Output, Segments: make([]job.Segment, len(results))}
 	for i := range req.Segments {
 		r, ok := results[i]
@@ -32,7 +33,7 @@ func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spe
 		req.Segments[i] = job.Segment{Key: r.SegmentKey, Frames: r.Frames}
 	}
 
-	done, err := o.takeStitchLock(ctx, spec, run, log)
+	done, err := o.takeStitchLock(ctx, spec, run, lease.exclusive, log)
 	switch {
 	case err != nil:
 		return o.stopped(outer, ctx, tr, spec.ID, err)
@@ -88,7 +89,7 @@ func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spe
 // run waits for the output until the lock is StitchTimeout old, then takes
 // the lock over (it holds the job's lease: no other orchestrator can be
 // stitching).
-func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec, run int, log *slog.Logger) (done bool, err error) {
+func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec, run int, exclusive bool, log *slog.Logger) (done bool, err error) {
 	key := job.StitchLockKey(spec.ID)
 	for range 2 {
 		if ok, err := o.bucket.Exists(ctx, spec.Output); err != nil || ok {
@@ -102,7 +103,9 @@ func (o *Orchestrator) takeStitchLock(ctx context.Context, spec *job.Spec, run i
 		if err := storage.ReadJSON(ctx, o.bucket, key, &held); err != nil && !storage.IsNotFound(err) {
 			return false, err
 		}
-		if wait := o.cfg.StitchTimeout - time.Since(held.CreatedAt); wait > 0 {
+		// An exclusive run knows the stitch that took the lock died with
+		// its process: no output is coming.
+		if wait := o.cfg.StitchTimeout - time.Since(held.CreatedAt); wait > 0 && !exclusive {
 			log.Info("an interrupted run's stitch may still finish; waiting for its output", "upTo", wait.Round(time.Second))
 			if ok, err := o.waitFor(ctx, spec.Output, wait); err != nil || ok {
 				return ok, err
