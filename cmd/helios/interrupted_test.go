@@ -50,3 +50,19 @@ func TestRunAfterAKilledRun(t *testing.T) {
 		t.Errorf("stdout: %s", r.stdout)
 	}
 }
+
+// Small findings of the review: a device as the spec is refused before it
+// is read (it was read until memory ran out), and --concurrency has the
+// bound HELIOS_CONCURRENCY has.
+func TestRunRefusesWhatIsNotASpec(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "v.mp4")
+	r := helios(t, nil, "job", "run", "/dev/zero", "--out", out, "--storage", t.TempDir())
+	if r.code != exitUsage || !strings.Contains(r.stderr, "not a regular file") {
+		t.Errorf("/dev/zero: exit %d %s", r.code, r.stderr)
+	}
+	spec := writeSpec(t, testkit.NativeSpec("bounded", 2, 1))
+	r = helios(t, nil, "job", "run", spec, "--out", out, "--storage", t.TempDir(), "--concurrency", "10001")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--concurrency must be from 1 to 10000") {
+		t.Errorf("--concurrency 10001: exit %d %s", r.code, r.stderr)
+	}
+}

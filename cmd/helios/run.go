@@ -54,8 +54,8 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		return err
 	}
 	defer b.Close()
-	if concurrency < 0 {
-		return usageError{fmt.Errorf("--concurrency must be at least 1; got %d", concurrency)}
+	if concurrency < 0 || concurrency > config.MaxConcurrency {
+		return usageError{fmt.Errorf("--concurrency must be from 1 to %d; got %d", config.MaxConcurrency, concurrency)}
 	}
 	if concurrency > 0 {
 		cfg.Concurrency = concurrency
@@ -127,7 +127,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 // prepare reads, decodes and validates a spec file, listing every problem
 // on stderr. Nothing is written anywhere.
 func prepare(e *env, orch *orchestrator.Orchestrator, specPath, id string) (*job.Spec, error) {
-	data, err := os.ReadFile(specPath)
+	data, err := readSpecFile(specPath)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -147,6 +147,29 @@ func prepare(e *env, orch *orchestrator.Orchestrator, specPath, id string) (*job
 		return nil, usageError{err}
 	}
 	return spec, nil
+}
+
+// readSpecFile reads a spec: a regular file of at most job.MaxSpecBytes
+// (not a device, FIFO or directory that would be read without end).
+func readSpecFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file: expected a JSON job spec", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, job.MaxSpecBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > job.MaxSpecBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a job spec", path, job.MaxSpecBytes)
+	}
+	return data, nil
 }
 
 // idFromSpec is the spec's own id if it has one, else the file's base name.

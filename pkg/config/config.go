@@ -164,8 +164,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		bad(EnvAllowedCommands, getenv(EnvAllowedCommands), "a comma-separated list of program names")
 	}
 	v := get(EnvConcurrency, strconv.Itoa(runtime.NumCPU()))
-	if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 10_000 {
-		bad(EnvConcurrency, v, "a whole number from 1 to 10000")
+	if n, err := strconv.Atoi(v); err != nil || n < 1 || n > MaxConcurrency {
+		bad(EnvConcurrency, v, "a whole number from 1 to "+strconv.Itoa(MaxConcurrency))
 	} else {
 		c.Concurrency = n
 	}
@@ -186,6 +186,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+// MaxConcurrency bounds the chunks in flight (HELIOS_CONCURRENCY, --concurrency).
+const MaxConcurrency = 10_000
 
 // MinRequestTimeout is the shortest HELIOS_REQUEST_TIMEOUT: a run stops 15 s
 // before the limit and must have time left to do something.

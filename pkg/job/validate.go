@@ -17,6 +17,7 @@ const (
 	MaxChunks      = 10_000
 	MaxDimension   = 16_384
 	MaxFPS         = 1_000
+	MinFPS         = 0.001 // a frame every 1000 s: below, frame times overflow
 	MaxArgs        = 1_000
 	MaxAttempts    = 10
 	MaxChunkTime   = 6 * 60 * 60 // seconds
@@ -124,8 +125,8 @@ func (v *validator) metadata(m Metadata) {
 	if m.TotalFrames <= 0 || m.TotalFrames > MaxTotalFrames {
 		v.addf("metadata.totalFrames", "must be between 1 and %d; got %d", MaxTotalFrames, m.TotalFrames)
 	}
-	if !(m.FPS > 0 && m.FPS <= MaxFPS) {
-		v.addf("metadata.fps", "must be greater than 0 and at most %d; got %v", MaxFPS, m.FPS)
+	if !(m.FPS >= MinFPS && m.FPS <= MaxFPS) {
+		v.addf("metadata.fps", "must be from %g to %d; got %v", MinFPS, MaxFPS, m.FPS)
 	}
 	if m.Width <= 0 || m.Width > MaxDimension {
 		v.addf("metadata.width", "must be between 1 and %d; got %d", MaxDimension, m.Width)
