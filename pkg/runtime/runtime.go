@@ -22,6 +22,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
@@ -92,7 +93,14 @@ type Function struct {
 	HTTP    http.Handler // nil: HTTPHandler(Handler)
 }
 
-// Start serves h on its platform and returns only when serving ends.
+// ShutdownGrace is how long a function served over HTTP lets its requests
+// finish once ctx ends (SIGTERM): Cloud Run kills an instance 10 s after
+// sending it.
+const ShutdownGrace = 8 * time.Second
+
+// Start serves h on its platform and returns only when serving ends: over
+// HTTP, when ctx ends (SIGTERM) and the requests in flight have finished,
+// or ShutdownGrace has passed.
 func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error {
 	if p.Lambda {
 		lambda.StartHandlerWithContext(ctx, fn.Handler) // never returns
@@ -114,11 +122,41 @@ func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error
 		}
 		h = RequireToken(p.Token, h)
 	}
-	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", h.ServeHTTP); err != nil {
+	var inFlight sync.WaitGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Done()
+		h.ServeHTTP(w, r)
+	})
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", counted.ServeHTTP); err != nil {
 		return fmt.Errorf("register function: %w", err)
 	}
+	if log == nil {
+		log = slog.Default()
+	}
 	log.Info("serving over HTTP", "addr", net.JoinHostPort(host, p.Port))
-	return funcframework.StartHostPort(host, p.Port)
+	served := make(chan error, 1)
+	go func() { served <- funcframework.StartHostPort(host, p.Port) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	// functions-framework has no shutdown: let what is in flight finish (an
+	// orchestrator's runs save their progress and continue elsewhere when
+	// ctx ends), then return so the process exits.
+	log.Info("stopping: letting requests in flight finish", "grace", ShutdownGrace)
+	done := make(chan struct{})
+	go func() { inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+		// The server writes a response out after its handler returns.
+		time.Sleep(250 * time.Millisecond)
+		log.Info("stopped")
+	case <-time.After(ShutdownGrace):
+		log.Warn("stopped with requests still in flight")
+	}
+	return nil
 }
 
 // RequireToken lets through only requests that carry token as a bearer
