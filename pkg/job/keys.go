@@ -14,6 +14,7 @@ const (
 	RendersPrefix = "renders/"
 	AssetsPrefix  = "assets/"
 	OutputsPrefix = "outputs/" // where a spec may name its output, besides renders/<id>/
+	ActivePrefix  = "active/"  // one object per claimed job that has not ended: what the sweep looks at
 )
 
 var assetKeyPattern = regexp.MustCompile(`^assets/[0-9a-f]{64}\.tar\.gz$`)
@@ -49,6 +50,10 @@ func renders(id string) string { return RendersPrefix + id + "/" }
 
 // SpecKey holds the accepted, normalized spec, written once.
 func SpecKey(id string) string { return renders(id) + "spec.json" }
+
+// ActiveKey marks a job claimed by an orchestrator and not ended yet, so a
+// sweep finds the jobs that may have been stranded without listing them all.
+func ActiveKey(id string) string { return ActivePrefix + id }
 
 // StatusKey holds the job's progress; only the orchestrator writes it.
 func StatusKey(id string) string { return renders(id) + "status.json" }

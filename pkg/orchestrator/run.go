@@ -45,6 +45,9 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 		return nil, err
 	}
 	defer lease.release()
+	if err := o.markActive(ctx, id); err != nil {
+		return nil, fmt.Errorf("mark job %q active: %w", id, err)
+	}
 
 	prev, err := ReadStatus(ctx, o.bucket, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -53,6 +56,7 @@ func (o *Orchestrator) Run(ctx context.Context, spec *job.Spec, opts RunOptions)
 	if prev != nil && prev.State == job.StateDone {
 		if ok, err := o.bucket.Exists(ctx, prev.Output); err == nil && ok {
 			log.Info("job already done", "output", prev.Output)
+			o.markEnded(ctx, id)
 			return prev, nil
 		}
 	}
@@ -347,5 +351,6 @@ func (o *Orchestrator) finish(ctx context.Context, tr *tracker, state job.State,
 	if err != nil {
 		return st, fmt.Errorf("write final status: %w", err)
 	}
+	o.markEnded(ctx, st.JobID)
 	return st, nil
 }

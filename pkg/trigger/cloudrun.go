@@ -75,6 +75,7 @@ type PubSubMessage struct {
 // HTTP is the orchestrator served over HTTP, as on Cloud Run:
 //
 //	POST /jobs, GET /jobs/{id}, DELETE /jobs/{id}   the API (see API)
+//	POST /sweep  resume jobs left behind (Cloud Scheduler calls it)
 //	POST /   an event: a CloudEvent in binary or structured content mode
 //	         (a GCS object finalized, or a Pub/Sub message published), a
 //	         Pub/Sub push, or a direct {"jobId": "<id>"} / {"key": "jobs/<id>.json"}
@@ -93,6 +94,14 @@ func (h *Handler) HTTP() http.Handler {
 	mux.Handle("/jobs", h.API())
 	mux.Handle("/jobs/", h.API())
 	mux.HandleFunc("POST /{$}", h.serveEvent)
+	mux.HandleFunc("POST /sweep", func(w http.ResponseWriter, r *http.Request) {
+		rep, err := h.sweep(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no route " + r.Method + " " + r.URL.Path +
 			"; use POST / for events, POST /jobs, GET /jobs/{id} or DELETE /jobs/{id}"})

@@ -32,6 +32,7 @@ type Orchestrator interface {
 	RunKey(ctx context.Context, key string, opts orchestrator.RunOptions) (*job.Status, error)
 	Resume(ctx context.Context, id string, opts orchestrator.RunOptions) (*job.Status, error)
 	Lookup(ctx context.Context, id string) (*job.Status, error)
+	Sweep(ctx context.Context, opts orchestrator.SweepOptions) (orchestrator.SweepReport, error)
 }
 
 // DefaultMaxBody bounds an HTTP request body (Lambda's own limit is 6 MB).
@@ -87,8 +88,9 @@ type shape struct {
 		} `json:"http"`
 		HTTPMethod string `json:"httpMethod"`
 	} `json:"requestContext"`
-	JobID string `json:"jobId"`
-	Key   string `json:"key"`
+	JobID string           `json:"jobId"`
+	Key   string           `json:"key"`
+	Sweep *json.RawMessage `json:"sweep"`
 }
 
 func (h *Handler) handle(ctx context.Context, payload json.RawMessage) (any, error) {
@@ -106,9 +108,26 @@ func (h *Handler) handle(ctx context.Context, payload json.RawMessage) (any, err
 			"API Gateway REST (payload format 1.0) events are not supported: use a Function URL or an HTTP API with payload format 2.0")
 	case s.JobID != "" || s.Key != "":
 		return h.direct(ctx, Invoke{JobID: s.JobID, Key: s.Key})
+	case s.Sweep != nil:
+		return h.sweep(ctx)
 	}
 	return nil, job.Errorf(job.Permanent, job.CodeInvalid,
-		`unrecognised event: expected an S3 event, an HTTP request (payload format 2.0), {"jobId": "<id>"} or {"key": "jobs/<id>.json"}`)
+		`unrecognised event: expected an S3 event, an HTTP request (payload format 2.0), {"jobId": "<id>"}, {"key": "jobs/<id>.json"} or {"sweep": {}}`)
+}
+
+// sweep resumes jobs left behind (orchestrator.Sweep), through Continue:
+// what the scheduled sweep (EventBridge Scheduler, Cloud Scheduler) calls.
+func (h *Handler) sweep(ctx context.Context) (orchestrator.SweepReport, error) {
+	if h.Continue == nil {
+		return orchestrator.SweepReport{}, job.Errorf(job.Permanent, job.CodeInvalid, "this orchestrator cannot hand jobs to new invocations, so it cannot sweep")
+	}
+	rep, err := h.Orch.Sweep(ctx, orchestrator.SweepOptions{
+		Resume: func(ctx context.Context, id string) error { return h.Continue(ctx, Invoke{JobID: id}) },
+	})
+	if err != nil {
+		return rep, job.Errorf(job.Retryable, job.CodeStorage, "sweep: %v", err)
+	}
+	return rep, nil
 }
 
 // Invoke is a direct invocation: {"jobId": "..."} resumes an accepted job,

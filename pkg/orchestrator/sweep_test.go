@@ -1,0 +1,99 @@
+package orchestrator_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// strand leaves job id as a dead orchestrator would: claimed, marked
+// active, status running with done chunks, its lease expiring at until.
+func strand(t *testing.T, b *blob.Bucket, id string, done int, until time.Time) {
+	t.Helper()
+	ctx := t.Context()
+	spec := testkit.NativeSpec(id, 20, 5)
+	spec.Normalize()
+	data, _ := spec.Canonical()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(storage.Create(ctx, b, job.SpecKey(id), data))
+	must(storage.WriteJSON(ctx, b, job.ActiveKey(id), map[string]any{"claimedAt": time.Now().UTC()}))
+	must(storage.WriteJSON(ctx, b, job.StatusKey(id), job.Status{JobID: id, State: job.StateRunning, ChunksTotal: 4, ChunksDone: done}))
+	must(storage.WriteJSON(ctx, b, job.LeaseKey(id, 1), map[string]any{"owner": "dead", "expiresAt": until.UTC()}))
+}
+
+func TestSweepResumesStrandedJobs(t *testing.T) {
+	b := testkit.Bucket(t, "mem://")
+	o := orchestrator.New(b, nil, nil, orchestrator.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	strand(t, b, "stranded", 1, time.Now().Add(-time.Minute))
+	strand(t, b, "alive", 1, time.Now().Add(time.Minute)) // its orchestrator renews the lease
+	strand(t, b, "ended", 4, time.Now().Add(-time.Minute))
+	storage.WriteJSON(t.Context(), b, job.StatusKey("ended"), job.Status{JobID: "ended", State: job.StateDone})
+
+	var resumed []string
+	opts := orchestrator.SweepOptions{MaxResumes: 2, Resume: func(_ context.Context, id string) error { resumed = append(resumed, id); return nil }}
+	rep, err := o.Sweep(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(resumed, []string{"stranded"}) || rep.Checked != 3 || rep.Cleared != 1 {
+		t.Errorf("resumed %v, report %+v", resumed, rep)
+	}
+	if ok, _ := b.Exists(t.Context(), job.ActiveKey("ended")); ok {
+		t.Error("an ended job is still marked active")
+	}
+
+	// Progress between sweeps resets the count; none, and the job is
+	// failed after MaxResumes sweeps, with the reason.
+	storage.WriteJSON(t.Context(), b, job.StatusKey("stranded"), job.Status{JobID: "stranded", State: job.StateRunning, ChunksTotal: 4, ChunksDone: 2})
+	o.Sweep(t.Context(), opts) // progress: resume 1 again
+	o.Sweep(t.Context(), opts) // resume 2
+	rep, _ = o.Sweep(t.Context(), opts)
+	if !slices.Equal(rep.Failed, []string{"stranded"}) || len(resumed) != 3 {
+		t.Fatalf("report %+v after %v", rep, resumed)
+	}
+	st, err := orchestrator.ReadStatus(t.Context(), b, "stranded")
+	if err != nil || st.State != job.StateFailed || !strings.Contains(st.Error.Message, "resumed 2 times by the sweep") {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if st.ChunksDone != 2 {
+		t.Errorf("the failed status lost the finished chunks: %d", st.ChunksDone)
+	}
+	if ok, _ := b.Exists(t.Context(), job.ActiveKey("stranded")); ok {
+		t.Error("a failed job is still marked active")
+	}
+}
+
+// A job is marked active while it runs and unmarked when it ends.
+func TestRunMarksTheJobActive(t *testing.T) {
+	r := newRig(t)
+	var sawMark bool
+	spec := r.prepare(specJSON(t, testkit.NativeSpec("marked", 6, 3)), "")
+	r.afterExecute = func(n int32) {
+		if ok, _ := r.bucket.Exists(t.Context(), job.ActiveKey("marked")); ok {
+			sawMark = true
+		}
+	}
+	r.run(spec)
+	if !sawMark {
+		t.Error("no active mark while the job ran")
+	}
+	if ok, _ := r.bucket.Exists(t.Context(), job.ActiveKey("marked")); ok {
+		t.Error("the active mark outlived the job")
+	}
+}
