@@ -548,3 +548,52 @@ func TestSampleContinuation(t *testing.T) {
 		t.Errorf("continuation of an unknown job: %d %s", code, body)
 	}
 }
+
+// An orchestrator killed mid-job leaves it running with a lease that no one
+// renews, and the redelivered upload finds that lease held and is
+// acknowledged: nothing would ever resume the job. The scheduled sweep does,
+// once the lease has expired, and the job finishes frame-exact.
+func TestSweepFinishesAJobWhoseOrchestratorDied(t *testing.T) {
+	needStack(t)
+	upload(t, "gcs-orphan", specJSON(t, slowSpec("gcs-orphan", 120, 30)))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "gcs-orphan"); err == nil && st.State == job.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job never started")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stack.Orchestrator.Kill()
+	// Until the dead run's lease expires the sweep leaves the job alone
+	// (once new instances are up).
+	var code int
+	var body string
+	for range 50 {
+		if code, body = request(t, "POST", stack.Orchestrator.URL+"/sweep", nil, []byte(`{}`)); code != http.StatusBadGateway {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != http.StatusOK || strings.Contains(body, "gcs-orphan") {
+		t.Errorf("sweep while the lease is still valid: %d %s", code, body)
+	}
+	time.Sleep(31 * time.Second) // the lease's TTL
+	if st, _ := orchestrator.ReadStatus(t.Context(), stack.Bucket, "gcs-orphan"); st == nil || st.State.Final() {
+		t.Fatalf("the job should be stranded, status %+v", st)
+	}
+	code, body = request(t, "POST", stack.Orchestrator.URL+"/sweep", nil, []byte(`{}`))
+	if code != http.StatusOK || !strings.Contains(body, `"gcs-orphan"`) {
+		t.Fatalf("sweep: %d %s", code, body)
+	}
+	st := waitFinal(t, "gcs-orphan", 2*time.Minute)
+	if st.State != job.StateDone {
+		t.Fatalf("state %s: %v", st.State, st.Error)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 120))
+	if ok, _ := stack.Bucket.Exists(t.Context(), job.ActiveKey("gcs-orphan")); ok {
+		t.Error("the finished job is still marked active")
+	}
+}

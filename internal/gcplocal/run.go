@@ -213,6 +213,18 @@ func (s *Service) Calls() int64 { return s.calls.Load() }
 // instances.
 func (s *Service) Throttle(n int64) { s.throttle.Store(n) }
 
+// Kill kills every instance with SIGKILL, as a crash or an out-of-memory
+// kill would; Cloud Run (and this front) starts new ones.
+func (s *Service) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cmd := range s.procs {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	}
+}
+
 // Lose makes the next n requests that reach an instance fail as if the
 // instance died under them: a 500 with no answer from the function.
 func (s *Service) Lose(n int64) { s.lose.Store(n) }
