@@ -503,3 +503,56 @@ func TestJobLongerThanOneInvocation(t *testing.T) {
 	}
 	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 360))
 }
+
+// An orchestrator that crashes mid-job (here killed with SIGKILL) leaves the
+// job running under a lease nobody renews; once Lambda's retries of the
+// event are spent, nothing would resume it. The scheduled sweep
+// ({"sweep": {}}, EventBridge Scheduler in the stack) does, once the lease
+// has expired, and the job finishes frame-exact.
+func TestSweepFinishesAJobWhoseOrchestratorCrashed(t *testing.T) {
+	needStack(t)
+	spec := testkit.NativeSpec("aws-orphan", 120, 30)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime" // 3 s a chunk
+	upload(t, "aws-orphan", specJSON(t, spec))
+	crashed := make(chan string, 1)
+	go func() {
+		_, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, "jobs/aws-orphan.json"))
+		crashed <- ferr
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "aws-orphan"); err == nil && st.State == job.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job never started")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stack.Lambda.Crash(awslocal.OrchestratorFunction)
+	if ferr := <-crashed; ferr == "" {
+		t.Fatal("the orchestrator was not killed")
+	}
+	time.Sleep(31 * time.Second) // the dead run's lease expires
+	if st := status(t, "aws-orphan"); st.State.Final() {
+		t.Fatalf("the job should be stranded: %s", st.State)
+	}
+	out, ferr := invoke(t, awslocal.OrchestratorFunction, map[string]any{"sweep": map[string]any{}})
+	if ferr != "" || !strings.Contains(string(out), `"aws-orphan"`) {
+		t.Fatalf("sweep: %s %s", out, ferr)
+	}
+	deadline = time.Now().Add(2 * time.Minute)
+	var st *job.Status
+	for time.Now().Before(deadline) {
+		if s, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "aws-orphan"); err == nil && s.State.Final() {
+			st = s
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if st == nil || st.State != job.StateDone {
+		t.Fatalf("job did not finish after the sweep: %+v", st)
+	}
+	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 120))
+}

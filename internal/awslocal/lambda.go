@@ -17,9 +17,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/helios-project/infrastructure/internal/localnet"
@@ -52,6 +54,44 @@ type pool struct {
 
 // Calls returns how many invocations of fn reached an emulator.
 func (l *Lambda) Calls(fn string) int64 { return l.pools[fn].calls.Load() }
+
+// Crash kills the function processes (the bootstraps) of fn with SIGKILL,
+// as an out-of-memory kill or a crash would: the invocations they ran end
+// with Runtime.ExitError, and the emulators start the function again for
+// the next ones.
+func (l *Lambda) Crash(fn string) {
+	for _, cmd := range l.pools[fn].procs {
+		if cmd.Process == nil {
+			continue
+		}
+		for _, pid := range childrenOf(cmd.Process.Pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
 
 // Throttle makes the next n invocations of fn fail as Lambda does when a
 // function is at its concurrency limit (429 TooManyRequestsException).
