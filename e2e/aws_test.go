@@ -486,16 +486,8 @@ func TestJobLongerThanOneInvocation(t *testing.T) {
 	if ferr != "" || !strings.Contains(string(out), "continuing in a new invocation") {
 		t.Fatalf("first invocation: %s %s", out, ferr)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	var st *job.Status
-	for time.Now().Before(deadline) {
-		if s, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "long"); err == nil && s.State.Final() {
-			st = s
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if st == nil || st.State != job.StateDone {
+	st := testkit.WaitStatus(t, stack.Bucket, "long", 3*time.Minute, testkit.Final)
+	if st.State != job.StateDone {
 		t.Fatalf("job did not finish: %+v", st)
 	}
 	if n := stack.Lambda.Calls(awslocal.ShortOrchestratorFunction) - before; n < 2 {
@@ -520,16 +512,7 @@ func TestSweepFinishesAJobWhoseOrchestratorCrashed(t *testing.T) {
 		_, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, "jobs/aws-orphan.json"))
 		crashed <- ferr
 	}()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "aws-orphan"); err == nil && st.State == job.StateRunning {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the job never started")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.WaitStatus(t, stack.Bucket, "aws-orphan", time.Minute, testkit.Running)
 	stack.Lambda.Crash(awslocal.OrchestratorFunction)
 	if ferr := <-crashed; ferr == "" {
 		t.Fatal("the orchestrator was not killed")
@@ -542,16 +525,8 @@ func TestSweepFinishesAJobWhoseOrchestratorCrashed(t *testing.T) {
 	if ferr != "" || !strings.Contains(string(out), `"aws-orphan"`) {
 		t.Fatalf("sweep: %s %s", out, ferr)
 	}
-	deadline = time.Now().Add(2 * time.Minute)
-	var st *job.Status
-	for time.Now().Before(deadline) {
-		if s, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "aws-orphan"); err == nil && s.State.Final() {
-			st = s
-			break
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	if st == nil || st.State != job.StateDone {
+	st := testkit.WaitStatus(t, stack.Bucket, "aws-orphan", 2*time.Minute, testkit.Final)
+	if st.State != job.StateDone {
 		t.Fatalf("job did not finish after the sweep: %+v", st)
 	}
 	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 120))

@@ -82,22 +82,10 @@ func upload(t *testing.T, id string, spec []byte) {
 	}
 }
 
-// waitFinal polls the job's status until it is final.
+// waitFinal waits until the job ends.
 func waitFinal(t *testing.T, id string, limit time.Duration) *job.Status {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	var last *job.Status
-	for time.Now().Before(deadline) {
-		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, id); err == nil {
-			last = st
-			if st.State.Final() {
-				return st
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("job %s did not finish in %s; last status %+v", id, limit, last)
-	return nil
+	return testkit.WaitStatus(t, stack.Bucket, id, limit, testkit.Final)
 }
 
 func download(t *testing.T, key string) string {
@@ -321,13 +309,7 @@ func TestCancelThroughDelete(t *testing.T) {
 		t.Fatalf("POST /jobs: %d %s", code, body)
 	}
 	// Wait until it renders, then cancel.
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "gcs-cancel"); err == nil && st.State == job.StateRunning {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.WaitStatus(t, stack.Bucket, "gcs-cancel", time.Minute, testkit.Running)
 	if code, body := request(t, "DELETE", stack.Orchestrator.URL+"/jobs/gcs-cancel", nil, nil); code != http.StatusAccepted {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}
@@ -556,16 +538,7 @@ func TestSampleContinuation(t *testing.T) {
 func TestSweepFinishesAJobWhoseOrchestratorDied(t *testing.T) {
 	needStack(t)
 	upload(t, "gcs-orphan", specJSON(t, slowSpec("gcs-orphan", 120, 30)))
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, "gcs-orphan"); err == nil && st.State == job.StateRunning {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the job never started")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.WaitStatus(t, stack.Bucket, "gcs-orphan", time.Minute, testkit.Running)
 	stack.Orchestrator.Kill()
 	// Until the dead run's lease expires the sweep leaves the job alone
 	// (once new instances are up).

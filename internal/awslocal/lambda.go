@@ -17,12 +17,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/helios-project/infrastructure/internal/proc"
 
 	"github.com/helios-project/infrastructure/internal/localnet"
 )
@@ -64,33 +65,10 @@ func (l *Lambda) Crash(fn string) {
 		if cmd.Process == nil {
 			continue
 		}
-		for _, pid := range childrenOf(cmd.Process.Pid) {
+		for _, pid := range proc.Children(cmd.Process.Pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-}
-
-// childrenOf lists the processes whose parent is pid, from /proc.
-func childrenOf(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		if i := strings.LastIndexByte(s, ')'); i > 0 {
-			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-				out = append(out, child)
-			}
-		}
-	}
-	return out
 }
 
 // Throttle makes the next n invocations of fn fail as Lambda does when a

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -171,3 +172,28 @@ func MainWithStack(m *testing.M, name string, start func(dir string) (stop func(
 	}
 	return code
 }
+
+// WaitStatus polls job id's status until ok accepts it, and returns it; the
+// test fails if limit passes first.
+func WaitStatus(t testing.TB, b *blob.Bucket, id string, limit time.Duration, ok func(*job.Status) bool) *job.Status {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var last *job.Status
+	for {
+		var st job.Status
+		if err := storage.ReadJSON(context.Background(), b, job.StatusKey(id), &st); err == nil {
+			last = &st
+			if ok(&st) {
+				return &st
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: status not reached in %s; last %+v", id, limit, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Final and Running are conditions for WaitStatus.
+func Final(st *job.Status) bool   { return st.State.Final() }
+func Running(st *job.Status) bool { return st.State == job.StateRunning }

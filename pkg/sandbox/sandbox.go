@@ -33,11 +33,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+
+	"github.com/helios-project/infrastructure/internal/proc"
+
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
@@ -210,7 +212,7 @@ func KillDescendants(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	self := os.Getpid()
 	for time.Now().Before(deadline) {
-		kids := children(self)
+		kids := proc.Children(self)
 		for _, pid := range kids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -229,38 +231,6 @@ func KillDescendants(limit time.Duration) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// children lists the processes whose parent is pid, from /proc.
-func children(pid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …: comm may hold spaces and parentheses.
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(s[i+1:])
-		if len(fields) > 1 {
-			if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
-				out = append(out, child)
-			}
-		}
-	}
-	return out
 }
 
 // workDirAccess is what a command may do in its work dir: everything but
