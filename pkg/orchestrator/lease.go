@@ -39,10 +39,10 @@ type lease struct {
 type heldLease struct {
 	gen       int
 	exclusive bool // no other orchestrator can run the job (RunOptions.Exclusive)
-	key     string
-	ttl     time.Duration
-	renewed atomic.Int64 // unix nanoseconds of the last successful renewal
-	release func()
+	key       string
+	ttl       time.Duration
+	renewed   atomic.Int64 // unix nanoseconds of the last successful renewal
+	release   func()
 }
 
 // valid reports whether the lease is surely still ours: renewed within half
