@@ -12,9 +12,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -161,9 +164,14 @@ func settingsFromContext(scope constructs.Construct) (Settings, error) {
 	return s, s.Validate()
 }
 
+// SweepInput is what the scheduled sweep sends the orchestrator: it
+// resumes jobs left behind (pkg/trigger).
+const SweepInput = `{"sweep": {}}`
+
 // NewHeliosRenderStack defines the bucket, the ffmpeg layer, the three
 // functions, the S3 trigger, the Function URL, least-privilege IAM, log
-// groups and alarms. It makes no account lookups: it synthesizes offline.
+// groups, the scheduled sweep, the orchestrator's on-failure queue and
+// alarms. It makes no account lookups: it synthesizes offline.
 func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(s.StackName), &awscdk.StackProps{
 		Description: jsii.String("Helios distributed rendering: orchestrator, chunk workers and stitcher on AWS Lambda"),
@@ -283,10 +291,11 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 			Resources: &resources,
 		}))
 	}
-	// The orchestrator reads and writes jobs/ and renders/, reads outputs,
+	// The orchestrator reads and writes jobs/ and renders/, and active/ (one
+	// object per running job, which the sweep looks at), reads outputs,
 	// lists (so a missing key is a 404, not a 403), and invokes exactly the
-	// worker and the stitcher.
-	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"))
+	// worker, the stitcher and itself.
+	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"), objects(job.ActivePrefix+"*"))
 	allow(orchestrator, []string{"s3:GetObject"}, objects(job.OutputsPrefix+"*"))
 	allow(orchestrator, []string{"s3:ListBucket"}, bucketArn)
 	allow(orchestrator, []string{"lambda:InvokeFunction"}, worker.FunctionArn(), stitcher.FunctionArn(), orchestratorArn)
@@ -324,9 +333,74 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 
 	url := orchestrator.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_AWS_IAM})
 
-	alarm := func(id, what string, metric awscloudwatch.IMetric) {
+	// An asynchronous invocation of the orchestrator (an S3 event, its own
+	// {"jobId"} continuation, a sweep) that still fails after Lambda's two
+	// retries lands here instead of being dropped; the alarm below says so.
+	// The sweep resumes such a job anyway; the queue keeps the event and its
+	// error for 14 days.
+	failures := awssqs.NewQueue(stack, jsii.String("OrchestratorFailureQueue"), &awssqs.QueueProps{
+		QueueName:       jsii.String(s.StackName + "-orchestrator-failures"),
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	// Also grants the orchestrator's role sqs:SendMessage on the queue.
+	orchestrator.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{
+		RetryAttempts: jsii.Number(2),
+		OnFailure:     awslambdadestinations.NewSqsDestination(failures),
+	})
+
+	// The sweep: every 5 minutes EventBridge Scheduler invokes the
+	// orchestrator with {"sweep": {}}, which resumes jobs whose lease ran out
+	// without anyone continuing them (see pkg/orchestrator's Sweep). The
+	// schedule's role may invoke the orchestrator and send to the schedule's
+	// dead-letter queue (EventBridge Scheduler delivers dead letters with
+	// the schedule's role), nothing else.
+	sweepDLQ := awssqs.NewQueue(stack, jsii.String("SweepDeadLetterQueue"), &awssqs.QueueProps{
+		QueueName:       jsii.String(s.StackName + "-sweep-dlq"),
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	sweepRole := awsiam.NewRole(stack, jsii.String("SweepScheduleRole"), &awsiam.RoleProps{
+		Description: jsii.String("EventBridge Scheduler: invoke the Helios orchestrator's sweep"),
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), nil).WithConditions(&map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Aws_ACCOUNT_ID()},
+		}),
+		InlinePolicies: &map[string]awsiam.PolicyDocument{
+			"InvokeOrchestrator": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+					Actions:   jsii.Strings("lambda:InvokeFunction"),
+					Resources: jsii.Strings(*orchestrator.FunctionArn()),
+				}),
+				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+					Actions:   jsii.Strings("sqs:SendMessage"),
+					Resources: jsii.Strings(*sweepDLQ.QueueArn()),
+				}),
+			}}),
+		},
+	})
+	awsscheduler.NewCfnSchedule(stack, jsii.String("SweepSchedule"), &awsscheduler.CfnScheduleProps{
+		Name:               jsii.String(s.StackName + "-sweep"),
+		Description:        jsii.String("Helios: resume jobs left behind"),
+		ScheduleExpression: jsii.String("rate(5 minutes)"),
+		FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
+		State:              jsii.String("ENABLED"),
+		Target: &awsscheduler.CfnSchedule_TargetProperty{
+			Arn:     orchestrator.FunctionArn(),
+			RoleArn: sweepRole.RoleArn(),
+			Input:   jsii.String(SweepInput),
+			// A sweep that cannot be delivered within 5 minutes is replaced
+			// by the next one.
+			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
+				MaximumRetryAttempts:     jsii.Number(2),
+				MaximumEventAgeInSeconds: jsii.Number(300),
+			},
+			DeadLetterConfig: &awsscheduler.CfnSchedule_DeadLetterConfigProperty{Arn: sweepDLQ.QueueArn()},
+		},
+	})
+
+	alarm := func(id, description string, metric awscloudwatch.IMetric) {
 		a := awscloudwatch.NewAlarm(stack, jsii.String(id), &awscloudwatch.AlarmProps{
-			AlarmDescription:   jsii.String("Helios worker " + what + " in the last 5 minutes"),
+			AlarmDescription:   jsii.String(description),
 			Metric:             metric,
 			Threshold:          jsii.Number(1),
 			EvaluationPeriods:  jsii.Number(1),
@@ -338,8 +412,13 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		}
 	}
 	period := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}
-	alarm("WorkerErrorsAlarm", "errors", worker.MetricErrors(period))
-	alarm("WorkerThrottlesAlarm", "throttles", worker.MetricThrottles(period))
+	alarm("WorkerErrorsAlarm", "Helios worker errors in the last 5 minutes", worker.MetricErrors(period))
+	alarm("WorkerThrottlesAlarm", "Helios worker throttles in the last 5 minutes", worker.MetricThrottles(period))
+	visible := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}
+	alarm("OrchestratorFailuresAlarm", "Helios orchestrator events failed after every retry: see the queue "+s.StackName+"-orchestrator-failures",
+		failures.MetricApproximateNumberOfMessagesVisible(visible))
+	alarm("SweepDeadLetterAlarm", "Helios sweep schedule could not invoke the orchestrator: see the queue "+s.StackName+"-sweep-dlq",
+		sweepDLQ.MetricApproximateNumberOfMessagesVisible(visible))
 
 	output := func(id, desc string, value *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: value})
@@ -349,5 +428,6 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	output("OrchestratorFunctionName", "Orchestrator function", orchestrator.FunctionName())
 	output("WorkerFunctionName", "Chunk worker function", worker.FunctionName())
 	output("StitcherFunctionName", "Stitcher function", stitcher.FunctionName())
+	output("OrchestratorFailureQueueUrl", "Orchestrator events that failed after every retry", failures.QueueUrl())
 	return stack
 }

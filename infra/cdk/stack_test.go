@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // synth builds the stack with stand-in asset zips and returns its template.
@@ -69,14 +72,17 @@ func functionByHandlerName(t *testing.T, doc map[string]any, name string) (strin
 func TestStackShape(t *testing.T) {
 	tpl, doc := synth(t, nil)
 	for typ, n := range map[string]float64{
-		"AWS::Lambda::Function":     3, // no custom-resource helpers: notifications are native
-		"AWS::Lambda::LayerVersion": 1,
-		"AWS::S3::Bucket":           1,
-		"AWS::S3::BucketPolicy":     1,
-		"AWS::Lambda::Url":          1,
-		"AWS::Lambda::Permission":   1,
-		"AWS::CloudWatch::Alarm":    2,
-		"AWS::Logs::LogGroup":       3,
+		"AWS::Lambda::Function":          3, // no custom-resource helpers: notifications are native
+		"AWS::Lambda::LayerVersion":      1,
+		"AWS::S3::Bucket":                1,
+		"AWS::S3::BucketPolicy":          1,
+		"AWS::Lambda::Url":               1,
+		"AWS::Lambda::Permission":        1, // S3's; the sweep schedule invokes through its own role
+		"AWS::CloudWatch::Alarm":         4,
+		"AWS::Logs::LogGroup":            3,
+		"AWS::SQS::Queue":                2, // the orchestrator's on-failure queue, the sweep's dead letters
+		"AWS::Scheduler::Schedule":       1,
+		"AWS::Lambda::EventInvokeConfig": 1,
 	} {
 		tpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
 	}
@@ -213,10 +219,12 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 	}
 	// What each function may do, in the order the stack grants it.
+	types := resourceTypes(doc)
 	want := map[string][]string{
-		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions,itself"},
-		"WorkerFunction":       {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
-		"StitcherFunction":     {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
+		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on active/*,jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions,itself",
+			"sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:SendMessage on queue OrchestratorFailureQueue"},
+		"WorkerFunction":   {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"StitcherFunction": {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
 	}
 	for fn, grants := range want {
 		var got []string
@@ -225,7 +233,7 @@ func TestLeastPrivilege(t *testing.T) {
 				continue
 			}
 			for _, st := range statements {
-				got = append(got, describe(st))
+				got = append(got, describe(st, types))
 			}
 		}
 		slices.Sort(got)
@@ -237,8 +245,9 @@ func TestLeastPrivilege(t *testing.T) {
 }
 
 // describe summarises a statement as "actions on resources", with object
-// ARNs reduced to their key pattern.
-func describe(st map[string]any) string {
+// ARNs reduced to their key pattern and references to the stack's resources
+// by type (types: logical ID to resource type).
+func describe(st map[string]any, types map[string]string) string {
 	actions := strs(st["Action"])
 	slices.Sort(actions)
 	var res []string
@@ -250,9 +259,14 @@ func describe(st map[string]any) string {
 	for _, r := range list {
 		b, _ := json.Marshal(r)
 		s := string(b)
+		ref := getAtt(r)
 		switch {
-		case strings.Contains(s, "Fn::GetAtt"):
+		case types[ref] == "AWS::Lambda::Function":
 			functions++
+		case types[ref] == "AWS::SQS::Queue":
+			res = append(res, "queue "+strings.TrimRight(ref, "0123456789ABCDEF"))
+		case ref != "":
+			res = append(res, types[ref]+" "+ref)
 		case strings.Contains(s, ":function:"):
 			res = append(res, "itself")
 		case strings.Contains(s, `"/`):
@@ -354,4 +368,293 @@ func strs(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// resourceTypes maps the template's logical IDs to resource types.
+func resourceTypes(doc map[string]any) map[string]string {
+	types := map[string]string{}
+	for id, r := range doc["Resources"].(map[string]any) {
+		types[id], _ = r.(map[string]any)["Type"].(string)
+	}
+	return types
+}
+
+// getAtt returns the logical ID of {"Fn::GetAtt": [id, "Arn"]}, else "".
+func getAtt(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	args, ok := m["Fn::GetAtt"].([]any)
+	if !ok || len(args) != 2 || args[1] != "Arn" {
+		return ""
+	}
+	id, _ := args[0].(string)
+	return id
+}
+
+// logicalID returns the one resource of a type whose ID starts with prefix.
+func logicalID(t *testing.T, doc map[string]any, typ, prefix string) string {
+	t.Helper()
+	var ids []string
+	for id := range resources(doc, typ) {
+		if strings.HasPrefix(id, prefix) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%s %s*: %v, want one", typ, prefix, ids)
+	}
+	return ids[0]
+}
+
+// objectPatterns returns, per function, the S3 object key patterns its
+// policy grants each action on.
+func objectPatterns(doc map[string]any) map[string]map[string][]string {
+	out := map[string]map[string][]string{}
+	for _, p := range resources(doc, "AWS::IAM::Policy") {
+		roles, _ := json.Marshal(p["Roles"])
+		fn := ""
+		for _, name := range []string{"OrchestratorFunction", "WorkerFunction", "StitcherFunction"} {
+			if strings.Contains(string(roles), name) {
+				fn = name
+			}
+		}
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			m := st.(map[string]any)
+			list, ok := m["Resource"].([]any)
+			if !ok {
+				list = []any{m["Resource"]}
+			}
+			for _, r := range list {
+				b, _ := json.Marshal(r)
+				s := string(b)
+				i := strings.LastIndex(s, `"/`)
+				if !strings.Contains(s, ":s3:::") || i < 0 {
+					continue
+				}
+				pattern := strings.Trim(s[i+2:], `"]}`)
+				for _, a := range strs(m["Action"]) {
+					if out[fn] == nil {
+						out[fn] = map[string][]string{}
+					}
+					out[fn][a] = append(out[fn][a], pattern)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// s3Match matches a key against an IAM resource pattern: * matches any
+// run of characters, / included.
+func s3Match(pattern, key string) bool {
+	re := "^" + strings.ReplaceAll(regexp.QuoteMeta(pattern), `\*`, ".*") + "$"
+	return regexp.MustCompile(re).MatchString(key)
+}
+
+// Only the orchestrator reaches active/ (one object per running job, which
+// it creates, rewrites and deletes, and the sweep reads).
+func TestActivePrefixIsTheOrchestrators(t *testing.T) {
+	_, doc := synth(t, nil)
+	patterns := objectPatterns(doc)
+	key := job.ActiveKey("demo")
+	can := func(fn, action string) bool {
+		for _, p := range patterns[fn][action] {
+			if s3Match(p, key) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, action := range []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} {
+		if !can("OrchestratorFunction", action) {
+			t.Errorf("the orchestrator lacks %s on %s", action, key)
+		}
+	}
+	for _, fn := range []string{"WorkerFunction", "StitcherFunction"} {
+		for action := range patterns[fn] {
+			if can(fn, action) {
+				t.Errorf("%s may %s %s: only the orchestrator uses active/", fn, action, key)
+			}
+		}
+	}
+	// The patterns are real: the orchestrator's own objects match, a
+	// neighbour's do not.
+	if !s3Match("renders/*/chunks/*", job.MarkerKey("demo", 0)) || s3Match("active/*", job.JobKey("demo")) {
+		t.Error("s3Match is wrong")
+	}
+}
+
+// The sweep: EventBridge Scheduler invokes the orchestrator with
+// {"sweep": {}} every 5 minutes, through a role that can do nothing else.
+func TestSweepSchedule(t *testing.T) {
+	_, doc := synth(t, nil)
+	types := resourceTypes(doc)
+	orch, _ := functionByHandlerName(t, doc, "OrchestratorFunction")
+	schedules := resources(doc, "AWS::Scheduler::Schedule")
+	if len(schedules) != 1 {
+		t.Fatalf("%d schedules, want 1", len(schedules))
+	}
+	for id, p := range schedules {
+		if p["ScheduleExpression"] != "rate(5 minutes)" || p["State"] != "ENABLED" {
+			t.Errorf("%s: expression %v, state %v; want rate(5 minutes), ENABLED", id, p["ScheduleExpression"], p["State"])
+		}
+		if w, _ := p["FlexibleTimeWindow"].(map[string]any); w["Mode"] != "OFF" {
+			t.Errorf("%s: flexible time window %v, want OFF", id, w)
+		}
+		target := p["Target"].(map[string]any)
+		if getAtt(target["Arn"]) != orch {
+			t.Errorf("%s: target %v, want the orchestrator %s", id, target["Arn"], orch)
+		}
+		var input, want any
+		json.Unmarshal([]byte(`{"sweep":{}}`), &want)
+		if s, _ := target["Input"].(string); json.Unmarshal([]byte(s), &input) != nil || !reflect.DeepEqual(input, want) {
+			t.Errorf("%s: input %v, want {\"sweep\":{}}", id, target["Input"])
+		}
+		retry, _ := target["RetryPolicy"].(map[string]any)
+		if n, _ := retry["MaximumRetryAttempts"].(float64); n < 1 || retry["MaximumEventAgeInSeconds"] == nil {
+			t.Errorf("%s: retry policy %v", id, retry)
+		}
+		dlq := getAtt(get(target, "DeadLetterConfig", "Arn"))
+		if types[dlq] != "AWS::SQS::Queue" {
+			t.Fatalf("%s: dead-letter config %v, want a queue of the stack", id, target["DeadLetterConfig"])
+		}
+		checkQueue(t, doc, dlq)
+
+		// The schedule's role: assumed by EventBridge Scheduler for this
+		// account only; it invokes the orchestrator and sends dead letters,
+		// nothing more.
+		role := getAtt(target["RoleArn"])
+		if types[role] != "AWS::IAM::Role" {
+			t.Fatalf("%s: role %v", id, target["RoleArn"])
+		}
+		rp := resources(doc, "AWS::IAM::Role")[role]
+		trust, _ := json.Marshal(rp["AssumeRolePolicyDocument"])
+		if !strings.Contains(string(trust), `"Principal":{"Service":"scheduler.amazonaws.com"}`) || !strings.Contains(string(trust), `"aws:SourceAccount"`) ||
+			strings.Count(string(trust), `"Principal"`) != 1 {
+			t.Errorf("%s trusts %s, want scheduler.amazonaws.com for this account only", role, trust)
+		}
+		if rp["ManagedPolicyArns"] != nil {
+			t.Errorf("%s has managed policies %v", role, rp["ManagedPolicyArns"])
+		}
+		for pid, p := range resources(doc, "AWS::IAM::Policy") {
+			if roles, _ := json.Marshal(p["Roles"]); strings.Contains(string(roles), `"`+role+`"`) {
+				t.Errorf("%s is attached to %s: its only policy is inline", pid, role)
+			}
+		}
+		var got []string
+		for _, policy := range rp["Policies"].([]any) {
+			for _, st := range get(policy, "PolicyDocument", "Statement").([]any) {
+				m := st.(map[string]any)
+				if m["Effect"] != "Allow" || m["Condition"] != nil || m["NotAction"] != nil || m["NotResource"] != nil {
+					t.Errorf("%s: statement %v", role, m)
+				}
+				got = append(got, describe(m, types))
+			}
+		}
+		slices.Sort(got)
+		grants := []string{"lambda:InvokeFunction on 1 functions", "sqs:SendMessage on queue SweepDeadLetterQueue"}
+		if !slices.Equal(got, grants) {
+			t.Errorf("%s may:\n  %s\nwant:\n  %s", role, strings.Join(got, "\n  "), strings.Join(grants, "\n  "))
+		}
+		for _, policy := range rp["Policies"].([]any) {
+			for _, st := range get(policy, "PolicyDocument", "Statement").([]any) {
+				m := st.(map[string]any)
+				if strs(m["Action"])[0] == "lambda:InvokeFunction" && getAtt(m["Resource"]) != orch {
+					t.Errorf("%s invokes %v, want only the orchestrator %s", role, m["Resource"], orch)
+				}
+				if strs(m["Action"])[0] == "sqs:SendMessage" && getAtt(m["Resource"]) != dlq {
+					t.Errorf("%s sends to %v, want only the schedule's dead-letter queue %s", role, m["Resource"], dlq)
+				}
+			}
+		}
+	}
+}
+
+// Asynchronous invocations of the orchestrator that fail after Lambda's
+// retries go to a queue, and an alarm says so.
+func TestOrchestratorOnFailureQueue(t *testing.T) {
+	topic := "arn:aws:sns:us-east-1:123456789012:helios-alarms"
+	_, doc := synth(t, func(s *Settings) { s.AlarmTopicArn = topic })
+	orch, _ := functionByHandlerName(t, doc, "OrchestratorFunction")
+	configs := resources(doc, "AWS::Lambda::EventInvokeConfig")
+	if len(configs) != 1 {
+		t.Fatalf("%d EventInvokeConfigs, want 1 (the orchestrator's)", len(configs))
+	}
+	var queue string
+	for id, p := range configs {
+		if fn, _ := json.Marshal(p["FunctionName"]); string(fn) != `{"Ref":"`+orch+`"}` {
+			t.Errorf("%s: function %s, want the orchestrator", id, fn)
+		}
+		if p["MaximumRetryAttempts"] != float64(2) || get(p, "DestinationConfig", "OnSuccess") != nil {
+			t.Errorf("%s: retries %v, destinations %v", id, p["MaximumRetryAttempts"], p["DestinationConfig"])
+		}
+		queue = getAtt(get(p, "DestinationConfig", "OnFailure", "Destination"))
+	}
+	if queue != logicalID(t, doc, "AWS::SQS::Queue", "OrchestratorFailureQueue") {
+		t.Fatalf("on failure: %v, want the orchestrator's failure queue", queue)
+	}
+	checkQueue(t, doc, queue)
+	if name := resources(doc, "AWS::SQS::Queue")[queue]["QueueName"]; name != "HeliosRenderStack-orchestrator-failures" {
+		t.Errorf("queue name %v", name)
+	}
+
+	// The orchestrator may send to it (Lambda sends as the function's role).
+	sends := false
+	for _, p := range resources(doc, "AWS::IAM::Policy") {
+		if roles, _ := json.Marshal(p["Roles"]); !strings.Contains(string(roles), "OrchestratorFunction") {
+			continue
+		}
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			m := st.(map[string]any)
+			if slices.Contains(strs(m["Action"]), "sqs:SendMessage") && getAtt(m["Resource"]) == queue {
+				sends = true
+			}
+		}
+	}
+	if !sends {
+		t.Error("the orchestrator's role may not send to its failure queue")
+	}
+
+	// An alarm as soon as a message is visible, notifying the topic (as
+	// every alarm of the stack does when alarmTopicArn is set).
+	found := false
+	for id, a := range resources(doc, "AWS::CloudWatch::Alarm") {
+		if actions := strs(a["AlarmActions"]); !slices.Equal(actions, []string{topic}) {
+			t.Errorf("%s notifies %v, want %s", id, a["AlarmActions"], topic)
+		}
+		dims, _ := json.Marshal(a["Dimensions"])
+		if !strings.Contains(string(dims), `{"Fn::GetAtt":["`+queue+`","QueueName"]}`) {
+			continue
+		}
+		found = true
+		if a["Namespace"] != "AWS/SQS" || a["MetricName"] != "ApproximateNumberOfMessagesVisible" || a["Threshold"] != float64(1) ||
+			a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["EvaluationPeriods"] != float64(1) {
+			t.Errorf("%s: %v", id, a)
+		}
+	}
+	if !found {
+		t.Error("no alarm on the orchestrator's failure queue")
+	}
+}
+
+// checkQueue: encrypted at rest, messages kept for 14 days.
+func checkQueue(t *testing.T, doc map[string]any, id string) {
+	t.Helper()
+	q := resources(doc, "AWS::SQS::Queue")[id]
+	if q["SqsManagedSseEnabled"] != true || q["MessageRetentionPeriod"] != float64(14*24*3600) {
+		t.Errorf("%s: SSE %v, retention %v; want SSE and 14 days", id, q["SqsManagedSseEnabled"], q["MessageRetentionPeriod"])
+	}
+}
+
+func get(m any, path ...string) any {
+	for _, p := range path {
+		mm, ok := m.(map[string]any)
+		if !ok {
+			return nil
+		}
+		m = mm[p]
+	}
+	return m
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploy Helios to Google Cloud Run: one bucket, three services
 # (helios-orchestrator, helios-worker, helios-stitcher), a Pub/Sub topic that
-# starts and continues jobs, and least-privilege IAM.
+# starts and continues jobs, a Cloud Scheduler job that sweeps for jobs left
+# behind, and least-privilege IAM.
 #
 #   PROJECT=my-project REGION=us-central1 infra/cloudrun/deploy.sh
 #
@@ -16,6 +17,8 @@
 #                         cancelled jobs are deleted after this many days
 #   IMAGE                 default: build one from this checkout with Cloud
 #                         Build (no local Docker needed)
+#   SCHEDULER_REGION      default $REGION: where the sweep's Cloud Scheduler
+#                         job lives (for a region Cloud Scheduler lacks)
 #   GCLOUD                default gcloud (the tests put a stand-in here)
 #
 # Needs only gcloud, authenticated as someone who may enable APIs and manage
@@ -44,11 +47,13 @@ WORKER_MAX_INSTANCES=${WORKER_MAX_INSTANCES:-100}
 ALLOWED_COMMANDS=${ALLOWED_COMMANDS:-ffmpeg}
 SEGMENT_EXPIRY_DAYS=${SEGMENT_EXPIRY_DAYS:-7}
 IMAGE=${IMAGE:-}
+SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
 
 # The values end up in YAML, IAM conditions and resource names: refuse
 # anything that could break out of them instead of quoting it.
 [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "PROJECT=$PROJECT: expected a project ID (6-30 lowercase letters, digits or '-')"
 [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "REGION=$REGION: expected a region such as us-central1"
+[[ $SCHEDULER_REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "SCHEDULER_REGION=$SCHEDULER_REGION: expected a region such as us-central1"
 [[ $BUCKET =~ ^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$ ]] || die "BUCKET=$BUCKET: expected 3-63 lowercase letters, digits, '-' or '_'"
 [[ $WORKER_MAX_INSTANCES =~ ^[1-9][0-9]{0,3}$ ]] || die "WORKER_MAX_INSTANCES=$WORKER_MAX_INSTANCES: expected a whole number from 1 to 9999"
 commands_re='^[A-Za-z0-9._/+, -]+$'
@@ -62,6 +67,7 @@ TOPIC=helios-jobs                 # GCS notifications for jobs/ and {"jobId"} co
 DEAD_TOPIC=helios-jobs-dead       # deliveries the orchestrator refused 10 times
 DEAD_SUB=helios-jobs-dead-sub     # keeps the dead letters until someone looks
 PUSH_SUB=helios-jobs-push         # delivers $TOPIC to the orchestrator
+SWEEP_JOB=helios-sweep            # Cloud Scheduler: POST /sweep every 5 minutes
 REPO=helios                       # Artifact Registry repository
 ROLE_ID=heliosBucketLister
 LISTER_ROLE=projects/$PROJECT/roles/$ROLE_ID
@@ -69,7 +75,7 @@ sa() { printf 'helios-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
 ORCH_SA=$(sa orchestrator)
 WORKER_SA=$(sa worker)
 STITCHER_SA=$(sa stitcher)
-PUSH_SA=$(sa push)                # the identity Pub/Sub pushes as
+PUSH_SA=$(sa push)                # the identity Pub/Sub pushes (and Cloud Scheduler sweeps) as
 
 # Price of one worker-second for the status's cost estimate: Cloud Run
 # request-based billing in Tier 1 regions, USD, from cloud.google.com/run/pricing
@@ -142,9 +148,10 @@ url_of() {
 
 # --- Project ----------------------------------------------------------------
 
-step "Enabling the APIs (Cloud Run, Pub/Sub, Cloud Storage, Artifact Registry, Cloud Build, IAM, IAM Credentials)"
+step "Enabling the APIs (Cloud Run, Pub/Sub, Cloud Storage, Artifact Registry, Cloud Build, IAM, IAM Credentials, Cloud Scheduler)"
 gc services enable run.googleapis.com pubsub.googleapis.com storage.googleapis.com \
-  artifactregistry.googleapis.com cloudbuild.googleapis.com iam.googleapis.com iamcredentials.googleapis.com
+  artifactregistry.googleapis.com cloudbuild.googleapis.com iam.googleapis.com iamcredentials.googleapis.com \
+  cloudscheduler.googleapis.com
 
 PROJECT_NUMBER=$(ask projects describe "$PROJECT" --format='value(projectNumber)')
 [[ $PROJECT_NUMBER =~ ^[0-9]+$ ]] || die "could not read the project number of $PROJECT (got '$PROJECT_NUMBER')"
@@ -260,10 +267,12 @@ done
 # objectViewer = get. Neither can be narrowed to "write but not read", so
 # whoever writes a prefix can read it too.
 # Orchestrator: reads and writes jobs/ and renders/ (specs, status, leases,
-# markers, cleanup of segments), reads outputs/ (to sign a URL for a video
-# stored there).
-bucket_grant "$ORCH_SA" roles/storage.objectUser helios-orchestrator-jobs-renders \
-  "$(under jobs/) || $(under renders/)"
+# markers, cleanup of segments) and active/ (one object per running job, which
+# the sweep reads), reads outputs/ (to sign a URL for a video stored there).
+# (A deployment from before active/ keeps its narrower jobs/ and renders/
+# binding beside this one: a binding is its role, member and condition.)
+bucket_grant "$ORCH_SA" roles/storage.objectUser helios-orchestrator-jobs-renders-active \
+  "$(under jobs/) || $(under renders/) || $(under active/)"
 bucket_grant "$ORCH_SA" roles/storage.objectViewer helios-orchestrator-outputs "$(under outputs/)"
 # Worker: reads asset bundles, writes segments and completion markers (and
 # reads the markers back) under renders/<id>/chunks/ only.
@@ -343,7 +352,7 @@ gc run services replace "$file" --region="$REGION"
 ORCHESTRATOR_URL=$(url_of helios-orchestrator)
 echo "  helios-orchestrator: $ORCHESTRATOR_URL"
 
-step "Only Pub/Sub push (as helios-push) may invoke the orchestrator; you can add yourself"
+step "Only helios-push (Pub/Sub push, and the sweep below) may invoke the orchestrator; you can add yourself"
 retry gc run services add-iam-policy-binding helios-orchestrator --region="$REGION" \
   --member="serviceAccount:$PUSH_SA" --role=roles/run.invoker --format=none
 
@@ -364,6 +373,28 @@ fi
 retry gc pubsub subscriptions add-iam-policy-binding "$PUSH_SUB" --member="serviceAccount:$PUBSUB_AGENT" \
   --role=roles/pubsub.subscriber --format=none
 
+step "Cloud Scheduler job $SWEEP_JOB: POST /sweep on the orchestrator every 5 minutes"
+# The sweep resumes jobs whose lease ran out without anyone continuing them
+# (a lost continuation, a dead instance), a bounded number per call.
+# It calls as helios-push: that account already holds run.invoker on the
+# orchestrator and nothing else of its own, which is exactly what the sweep
+# needs; a second account would need the same grant and add nothing. The
+# token is minted by Cloud Scheduler's service agent through the role
+# Google gives it when the API is enabled (roles/cloudscheduler.serviceAgent,
+# which must not be revoked), so nothing more is granted here; creating the
+# job needs iam.serviceAccounts.actAs on helios-push (roles/iam.serviceAccountUser).
+# The orchestrator refuses a body without a JSON content type. A missed run
+# is not retried: the next one is 5 minutes away.
+sweep_flags=(--location="$SCHEDULER_REGION" --schedule="*/5 * * * *" --time-zone=Etc/UTC
+  --uri="$ORCHESTRATOR_URL/sweep" --http-method=POST --message-body="{}"
+  --oidc-service-account-email="$PUSH_SA" --oidc-token-audience="$ORCHESTRATOR_URL"
+  --attempt-deadline=300s --description="Helios: resume jobs left behind")
+if exists scheduler jobs describe "$SWEEP_JOB" --location="$SCHEDULER_REGION"; then
+  gc scheduler jobs update http "$SWEEP_JOB" "${sweep_flags[@]}" --update-headers=Content-Type=application/json
+else
+  gc scheduler jobs create http "$SWEEP_JOB" "${sweep_flags[@]}" --headers=Content-Type=application/json
+fi
+
 # --- Done -------------------------------------------------------------------
 
 cat <<EOF
@@ -379,7 +410,8 @@ Your first render (the upload starts the job):
   gcloud storage cp gs://$BUCKET/renders/demo/output.mp4 .
 
 The HTTP API (POST /jobs, GET /jobs/{id}, DELETE /jobs/{id}) needs run.invoker
-on the orchestrator. Nobody has it but Pub/Sub; grant it to yourself once:
+on the orchestrator. Nobody has it but helios-push (Pub/Sub and the sweep);
+grant it to yourself once:
   gcloud run services add-iam-policy-binding helios-orchestrator --project=$PROJECT --region=$REGION \\
     --member="user:\$(gcloud config get-value account)" --role=roles/run.invoker
 then:

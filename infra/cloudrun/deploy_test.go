@@ -107,6 +107,13 @@ case "${words[*]}" in
     rm -f "$dir/state/notification" ;;
   "storage rm "*)
     rm -f "$dir/state/$(key 'storage buckets' "${words[2]}")" ;;
+  "scheduler jobs create http "*)
+    k=$(key 'scheduler jobs' "${words[4]}")
+    [[ ! -e $dir/state/$k ]] || { echo "ERROR: ALREADY_EXISTS: $k" >&2; exit 1; }
+    : >"$dir/state/$k" ;;
+  "scheduler jobs update http "*)
+    k=$(key 'scheduler jobs' "${words[4]}")
+    [[ -e $dir/state/$k ]] || { echo "ERROR: NOT_FOUND: $k" >&2; exit 1; } ;;
   "iam roles describe "*)
     [[ -e $dir/state/$(key 'iam roles' "${words[3]}") ]] || { echo "ERROR: NOT_FOUND" >&2; exit 1; }
     echo "" ;;
@@ -352,6 +359,7 @@ func TestDeploy(t *testing.T) {
 	role := only(t, first.calls, "iam", "roles", "create", "heliosBucketLister")
 	checkListerPermissions(t, role)
 	checkPushSubscription(t, only(t, first.calls, "pubsub", "subscriptions", "create", "helios-jobs-push"), true)
+	checkSweepJob(t, first.calls, true, region)
 	deadSub := only(t, first.calls, "pubsub", "subscriptions", "create", "helios-jobs-dead-sub")
 	wantFlags(t, deadSub, map[string]string{"topic": "helios-jobs-dead", "expiration-period": "never"})
 
@@ -363,6 +371,7 @@ func TestDeploy(t *testing.T) {
 	}
 	checkListerPermissions(t, only(t, second.calls, "iam", "roles", "update", "heliosBucketLister"))
 	checkPushSubscription(t, only(t, second.calls, "pubsub", "subscriptions", "update", "helios-jobs-push"), false)
+	checkSweepJob(t, second.calls, false, region)
 
 	// The user is told where things are and how to start.
 	for _, want := range []string{
@@ -384,8 +393,13 @@ func TestDeploy(t *testing.T) {
 func TestDeploySettings(t *testing.T) {
 	c := newCloud(t)
 	r := c.run(t, "deploy.sh", deployEnv("BUCKET=my-renders", "WORKER_MAX_INSTANCES=25",
-		"ALLOWED_COMMANDS=ffmpeg,helios", "SEGMENT_EXPIRY_DAYS=3")...)
+		"ALLOWED_COMMANDS=ffmpeg,helios", "SEGMENT_EXPIRY_DAYS=3", "SCHEDULER_REGION=europe-west1")...)
 	mustSucceed(t, "deploy.sh", r)
+	checkSweepJob(t, r.calls, true, "europe-west1")
+	// destroy.sh finds the job where deploy.sh put it.
+	d := c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region, "BUCKET=my-renders", "SCHEDULER_REGION=europe-west1")
+	mustSucceed(t, "destroy.sh", d)
+	wantFlags(t, only(t, d.calls, "scheduler", "jobs", "delete", "helios-sweep"), map[string]string{"location": "europe-west1"})
 	checkServices(t, c, r.calls, 25, "my-renders")
 	checkLifecycle(t, c, 3)
 	for _, doc := range replaced(t, c, r.calls) {
@@ -460,8 +474,15 @@ func TestDestroy(t *testing.T) {
 				{"iam", "service-accounts", "delete", stitcherSA},
 				{"iam", "service-accounts", "delete", pushSA},
 				{"artifacts", "repositories", "delete", "helios"},
+				{"scheduler", "jobs", "delete", "helios-sweep"},
 			} {
 				only(t, r.calls, want...)
+			}
+			// The sweep goes first: it would call the services being deleted.
+			sweep := slices.IndexFunc(r.calls, func(c call) bool { return c.is("scheduler", "jobs", "delete", "helios-sweep") })
+			wantFlags(t, r.calls[sweep], map[string]string{"location": region})
+			if services := slices.IndexFunc(r.calls, func(c call) bool { return c.is("run", "services", "delete") }); services < sweep {
+				t.Errorf("a service is deleted (call %d) before the sweep's scheduler job (call %d)", services, sweep)
 			}
 			var bucketDeletes []call
 			for _, call := range r.calls {
@@ -601,6 +622,10 @@ func checkFlagsInHelp(t *testing.T, gcloud string, env []string, argvs [][]strin
 			t.Errorf("%v: no verb found", call)
 			continue
 		}
+		// scheduler jobs create|update http: the flags are the target type's.
+		if i+1 < len(call.words) && call.words[i+1] == "http" {
+			i++
+		}
 		path := strings.Join(call.words[:i+1], " ")
 		if flags[path] == nil {
 			flags[path] = map[string]bool{}
@@ -668,7 +693,7 @@ func checkCreates(t *testing.T, calls []call) {
 		only(t, calls, want...)
 	}
 	enable := only(t, calls, "services", "enable")
-	for _, api := range []string{"run", "pubsub", "storage", "artifactregistry", "cloudbuild", "iamcredentials"} {
+	for _, api := range []string{"run", "pubsub", "storage", "artifactregistry", "cloudbuild", "iamcredentials", "cloudscheduler"} {
 		if !slices.Contains(enable.words, api+".googleapis.com") {
 			t.Errorf("%v: %s.googleapis.com is not enabled", enable, api)
 		}
@@ -1004,18 +1029,22 @@ func checkBucketIAM(t *testing.T, calls []call) {
 		"elsewhere/renders/demo/chunks/x",
 		// Only startsWith pins extract's template to the start of the name.
 		"jobs/projects/_/buckets/" + bucket + "/objects/renders/demo/chunks/x",
+		job.ActiveKey("demo"),
+		"actives/demo",
 	}
 	chunk := func(o string) bool { return strings.HasPrefix(o, job.ChunksPrefix("demo")) }
 	render := func(o string) bool { return strings.HasPrefix(o, "renders/") }
 	jobs := func(o string) bool { return strings.HasPrefix(o, "jobs/") }
 	outputs := func(o string) bool { return strings.HasPrefix(o, "outputs/") }
 	assets := func(o string) bool { return strings.HasPrefix(o, "assets/") }
+	active := func(o string) bool { return strings.HasPrefix(o, job.ActivePrefix) }
 	want := []struct {
 		sa, access string
 		allowed    func(string) bool
 	}{
-		{orchestratorSA, "read", func(o string) bool { return jobs(o) || render(o) || outputs(o) }},
-		{orchestratorSA, "write", func(o string) bool { return jobs(o) || render(o) }},
+		// active/: the orchestrator's alone (the sweep's view of running jobs).
+		{orchestratorSA, "read", func(o string) bool { return jobs(o) || render(o) || outputs(o) || active(o) }},
+		{orchestratorSA, "write", func(o string) bool { return jobs(o) || render(o) || active(o) }},
 		{workerSA, "read", func(o string) bool { return assets(o) || chunk(o) }},
 		{workerSA, "write", chunk},
 		// The stitcher reads segments; objectUser on renders/ and outputs/
@@ -1250,6 +1279,53 @@ func checkPushSubscription(t *testing.T, c call, create bool) {
 	wantFlags(t, c, want)
 }
 
+// checkSweepJob: one Cloud Scheduler HTTP job, created on a fresh
+// deployment and updated on a re-run, POSTs {} as JSON to the
+// orchestrator's /sweep every 5 minutes with an identity token of
+// helios-push (which holds run.invoker on the orchestrator) for the
+// orchestrator's URL.
+func checkSweepJob(t *testing.T, calls []call, create bool, location string) {
+	t.Helper()
+	verb, headers := "update", "update-headers"
+	if create {
+		verb, headers = "create", "headers"
+	}
+	var jobs []call
+	for _, c := range calls {
+		if c.is("scheduler", "jobs") && !c.is("scheduler", "jobs", "describe") {
+			jobs = append(jobs, c)
+		}
+	}
+	if len(jobs) != 1 || !slices.Equal(jobs[0].words, []string{"scheduler", "jobs", verb, "http", "helios-sweep"}) {
+		t.Fatalf("scheduler calls %v, want one: gcloud scheduler jobs %s http helios-sweep", jobs, verb)
+	}
+	c := jobs[0]
+	orchestrator := serviceURL("helios-orchestrator")
+	wantFlags(t, c, map[string]string{
+		"location":                   location,
+		"schedule":                   "*/5 * * * *",
+		"uri":                        orchestrator + "/sweep",
+		"oidc-service-account-email": pushSA,
+		"oidc-token-audience":        orchestrator,
+		headers:                      "Content-Type=application/json",
+	})
+	if m, _ := c.flag("http-method"); !strings.EqualFold(m, "POST") {
+		t.Errorf("%v: --http-method=%s, want POST", c, m)
+	}
+	var body map[string]any
+	if b, ok := c.flag("message-body"); !ok || json.Unmarshal([]byte(b), &body) != nil || len(body) != 0 {
+		t.Errorf("%v: --message-body=%q, want {}", c, b)
+	}
+	if d, _ := c.flag("attempt-deadline"); d == "" {
+		t.Errorf("%v: no --attempt-deadline", c)
+	}
+	for _, name := range []string{"oauth-service-account-email", "headers", "update-headers"} {
+		if _, ok := c.flag(name); ok && name != headers {
+			t.Errorf("%v: --%s", c, name)
+		}
+	}
+}
+
 func checkLifecycle(t *testing.T, c *cloud, days int) {
 	t.Helper()
 	var lc struct {
@@ -1322,6 +1398,16 @@ func checkOrder(t *testing.T, calls []call) {
 	})
 	if push < orchestrator {
 		t.Errorf("the push subscription (call %d) is set before the orchestrator exists (call %d)", push, orchestrator)
+	}
+	sweep := index(func(c call) bool {
+		return c.is("scheduler", "jobs") && slices.Contains(c.words, "helios-sweep") && c.flags["uri"] != nil
+	})
+	invoker := index(func(c call) bool {
+		m, _ := c.flag("member")
+		return c.is("run", "services", "add-iam-policy-binding", "helios-orchestrator") && m == "serviceAccount:"+pushSA
+	})
+	if sweep < orchestrator || sweep < invoker {
+		t.Errorf("the sweep job (call %d) is set before the orchestrator exists (call %d) or helios-push may invoke it (call %d)", sweep, orchestrator, invoker)
 	}
 }
 

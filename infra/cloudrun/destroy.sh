@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Remove what deploy.sh made on Google Cloud: the three services, the
-# Pub/Sub subscriptions, topics and bucket notification, the bucket
-# bindings, the custom role, the service accounts and the Artifact Registry
-# repository. The bucket and its videos are kept unless DELETE_BUCKET=1.
+# Remove what deploy.sh made on Google Cloud: the sweep's Cloud Scheduler
+# job, the three services, the Pub/Sub subscriptions, topics and bucket
+# notification, the bucket bindings, the custom role, the service accounts
+# and the Artifact Registry repository. The bucket and its videos are kept
+# unless DELETE_BUCKET=1.
 #
 #   PROJECT=my-project REGION=us-central1 infra/cloudrun/destroy.sh
 #   PROJECT=my-project REGION=us-central1 DELETE_BUCKET=1 infra/cloudrun/destroy.sh
 #
 # Inputs: PROJECT, REGION (required), BUCKET (default helios-renders-$PROJECT),
-# DELETE_BUCKET (1 deletes the bucket and everything in it), GCLOUD (default
-# gcloud). Safe to run again: what is already gone is skipped.
+# SCHEDULER_REGION (default $REGION, as deploy.sh), DELETE_BUCKET (1 deletes
+# the bucket and everything in it), GCLOUD (default gcloud). Safe to run
+# again: what is already gone is skipped.
 set -euo pipefail
 
 GCLOUD=${GCLOUD:-gcloud}
@@ -25,8 +27,10 @@ if ((${#missing[@]})); then
 fi
 BUCKET=${BUCKET:-helios-renders-$PROJECT}
 DELETE_BUCKET=${DELETE_BUCKET:-0}
+SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
 [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "PROJECT=$PROJECT: expected a project ID"
 [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "REGION=$REGION: expected a region such as us-central1"
+[[ $SCHEDULER_REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "SCHEDULER_REGION=$SCHEDULER_REGION: expected a region such as us-central1"
 [[ $BUCKET =~ ^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$ ]] || die "BUCKET=$BUCKET: expected a bucket name"
 [[ $DELETE_BUCKET == 0 || $DELETE_BUCKET == 1 ]] || die "DELETE_BUCKET=$DELETE_BUCKET: expected 0 or 1"
 command -v "$GCLOUD" >/dev/null || die "$GCLOUD not found: install the Google Cloud CLI"
@@ -36,6 +40,7 @@ TOPIC=helios-jobs
 DEAD_TOPIC=helios-jobs-dead
 DEAD_SUB=helios-jobs-dead-sub
 PUSH_SUB=helios-jobs-push
+SWEEP_JOB=helios-sweep
 REPO=helios
 ROLE_ID=heliosBucketLister
 LISTER_ROLE=projects/$PROJECT/roles/$ROLE_ID
@@ -60,7 +65,12 @@ remove() {
   if exists "${describe[@]}"; then gc "$@"; else echo "  $name: already gone"; fi
 }
 
-# Services first, so nothing is rendering while the rest goes.
+# The sweep first, so it does not call a service that is going away.
+step "Cloud Scheduler job $SWEEP_JOB"
+remove "$SWEEP_JOB" scheduler jobs describe "$SWEEP_JOB" --location="$SCHEDULER_REGION" \
+  -- scheduler jobs delete "$SWEEP_JOB" --location="$SCHEDULER_REGION"
+
+# Services next, so nothing is rendering while the rest goes.
 step "Cloud Run services"
 for service in helios-orchestrator helios-worker helios-stitcher; do
   remove "$service" run services describe "$service" --region="$REGION" \
