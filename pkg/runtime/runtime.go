@@ -22,7 +22,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
@@ -122,10 +122,10 @@ func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error
 		}
 		h = RequireToken(p.Token, h)
 	}
-	var inFlight sync.WaitGroup
+	var inFlight atomic.Int64 // not a WaitGroup: requests may still arrive while we wait
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inFlight.Add(1)
-		defer inFlight.Done()
+		defer inFlight.Add(-1)
 		h.ServeHTTP(w, r)
 	})
 	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/", counted.ServeHTTP); err != nil {
@@ -146,16 +146,15 @@ func Start(ctx context.Context, fn Function, p Platform, log *slog.Logger) error
 	// orchestrator's runs save their progress and continue elsewhere when
 	// ctx ends), then return so the process exits.
 	log.Info("stopping: letting requests in flight finish", "grace", ShutdownGrace)
-	done := make(chan struct{})
-	go func() { inFlight.Wait(); close(done) }()
-	select {
-	case <-done:
-		// The server writes a response out after its handler returns.
-		time.Sleep(250 * time.Millisecond)
-		log.Info("stopped")
-	case <-time.After(ShutdownGrace):
-		log.Warn("stopped with requests still in flight")
+	for deadline := time.Now().Add(ShutdownGrace); inFlight.Load() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			log.Warn("stopped with requests still in flight", "requests", inFlight.Load())
+			return nil
+		}
 	}
+	// The server writes a response out after its handler returns.
+	time.Sleep(250 * time.Millisecond)
+	log.Info("stopped")
 	return nil
 }
 
