@@ -526,10 +526,11 @@ func TestSweepFinishesAJobWhoseOrchestratorCrashed(t *testing.T) {
 	// starts the function again, and the schedule retries.
 	var out []byte
 	var ferr string
-	for range 3 {
+	for range 10 {
 		if out, ferr = invoke(t, awslocal.OrchestratorFunction, map[string]any{"sweep": map[string]any{}}); !strings.Contains(ferr, "Runtime.ExitError") {
 			break
 		}
+		time.Sleep(time.Second)
 	}
 	if ferr != "" || !strings.Contains(string(out), `"aws-orphan"`) {
 		t.Fatalf("sweep: %s %s", out, ferr)
