@@ -59,7 +59,9 @@ func (l *Lambda) Calls(fn string) int64 { return l.pools[fn].calls.Load() }
 // Crash kills the function processes (the bootstraps) of fn with SIGKILL,
 // as an out-of-memory kill or a crash would: the invocations they ran end
 // with Runtime.ExitError, and the emulators start the function again for
-// the next ones.
+// the next ones (in principle: the emulator's reset after a killed
+// runtime can hang, leaving fn's environments unusable; crash a function
+// no later test needs).
 func (l *Lambda) Crash(fn string) {
 	for _, cmd := range l.pools[fn].procs {
 		if cmd.Process == nil {
