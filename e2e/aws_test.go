@@ -359,15 +359,7 @@ func TestSampleWorkerAndStitcherEvents(t *testing.T) {
 	if _, ferr := invoke(t, awslocal.WorkerFunction, w); !strings.Contains(ferr, "never accepted") {
 		t.Fatalf("worker call for a job never accepted: %q", ferr)
 	}
-	data, err := os.ReadFile("../examples/jobs/demo.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := job.Decode(strings.NewReader(string(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.Normalize()
+	spec, _ := demoSpec(t)
 	canonical, _ := spec.Canonical()
 	if err := storage.Create(t.Context(), stack.Bucket, job.SpecKey("demo"), canonical); err != nil {
 		t.Fatal(err)
@@ -411,8 +403,9 @@ func TestSampleWorkerAndStitcherEvents(t *testing.T) {
 	}
 }
 
-// The sample events describe the example job: keep them in step.
-func TestSampleEventsMatchTheDemo(t *testing.T) {
+// demoSpec is examples/jobs/demo.json, normalized, and its bytes.
+func demoSpec(t *testing.T) (*job.Spec, []byte) {
+	t.Helper()
 	data, err := os.ReadFile("../examples/jobs/demo.json")
 	if err != nil {
 		t.Fatal(err)
@@ -422,6 +415,12 @@ func TestSampleEventsMatchTheDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec.Normalize()
+	return spec, data
+}
+
+// The sample events describe the example job: keep them in step.
+func TestSampleEventsMatchTheDemo(t *testing.T) {
+	spec, data := demoSpec(t)
 	var post events.APIGatewayV2HTTPRequest
 	event(t, "http-post-job.json", &post)
 	var a, b any
