@@ -19,7 +19,7 @@ LAYER_ZIP   := layers/ffmpeg/build/ffmpeg-layer.zip
 CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: fuzz all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
+.PHONY: fuzz test-faults all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
 
 all: build
 
@@ -58,6 +58,9 @@ test-unit: ## run the fast tests only
 
 bench: deps-ffmpeg rie ## run the benchmarks (see docs/PERFORMANCE.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
+
+test-faults: deps-ffmpeg ## the fault-injection suite alone, with its table of cases and outcomes (also part of make test)
+	$(GO) test -count=1 -v -run . ./e2e/faults | grep -v '^=== '
 
 # Fuzz targets, package:function; `make test` runs their seed corpora
 # (testdata/fuzz and f.Add) as ordinary tests.

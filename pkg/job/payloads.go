@@ -74,6 +74,7 @@ type WorkerResult struct {
 	Attempt    int    `json:"attempt"`
 	SegmentKey string `json:"segmentKey"`
 	Bytes      int64  `json:"bytes"`
+	SHA256     string `json:"sha256,omitempty"` // of the segment as uploaded: the stitcher checks it
 	Frames     int    `json:"frames"`
 	ExitCode   int    `json:"exitCode"`
 	DurationMs int64  `json:"durationMs"` // the command's run time

@@ -95,7 +95,7 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	}
 	start := time.Now()
 	log := h.logger().With("jobId", req.JobID, "segments", len(req.Segments))
-	sizes, err := h.planned(ctx, req)
+	markers, err := h.planned(ctx, req)
 	if err != nil {
 		return job.StitchResult{}, err
 	}
@@ -110,7 +110,7 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	g.SetLimit(cmp.Or(h.Downloads, 8))
 	for i, seg := range req.Segments {
 		local[i] = filepath.Join(dir, fmt.Sprintf("seg-%06d%s", i, path.Ext(seg.Key)))
-		g.Go(func() error { return h.fetch(gctx, seg, i, local[i], sizes) })
+		g.Go(func() error { return h.fetch(gctx, seg, i, local[i], markers) })
 	}
 	if err := g.Wait(); err != nil {
 		return job.StitchResult{}, job.AsError(err)
@@ -149,9 +149,9 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 }
 
 // planned checks req against the accepted spec and each segment against
-// its chunk's completion marker; it returns the segment sizes the markers
-// promise (nil without Plans).
-func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]int64, error) {
+// its chunk's completion marker; it returns the markers, whose sizes and
+// checksums the segments must have (nil without Plans).
+func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]job.WorkerResult, error) {
 	if h.Plans == nil {
 		return nil, nil
 	}
@@ -165,7 +165,7 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]int64, 
 	if err := spec.CheckStitchRequest(req); err != nil {
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", req.JobID, err)
 	}
-	sizes := make([]int64, len(req.Segments))
+	markers := make([]job.WorkerResult, len(req.Segments))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cmp.Or(h.Downloads, 8))
 	for i, seg := range req.Segments {
@@ -181,17 +181,17 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]int64, 
 			if err := spec.CheckMarker(i, m); err != nil || m.SegmentKey != seg.Key {
 				return job.Errorf(job.Permanent, job.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
 			}
-			sizes[i] = m.Bytes
+			markers[i] = m
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, job.AsError(err)
 	}
-	return sizes, nil
+	return markers, nil
 }
 
-func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string, sizes []int64) error {
+func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string, markers []job.WorkerResult) error {
 	n, err := storage.DownloadFile(ctx, h.Bucket, seg.Key, dst)
 	if err != nil {
 		if storage.IsNotFound(err) {
@@ -199,10 +199,18 @@ func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string,
 		}
 		return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
 	}
-	if sizes != nil && n != sizes[i] {
-		// Replaced or truncated since its worker checked it: the next run
-		// renders the chunk again.
-		return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s is %d bytes; its marker promises %d", seg.Key, n, sizes[i]).WithChunk(i)
+	if markers != nil {
+		// Replaced, truncated or corrupted since its worker checked it.
+		if n != markers[i].Bytes {
+			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s is %d bytes; its marker promises %d", seg.Key, n, markers[i].Bytes).WithChunk(i)
+		}
+		if want := markers[i].SHA256; want != "" {
+			if got, err := storage.FileSHA256(dst); err != nil {
+				return job.Errorf(job.Retryable, job.CodeInternal, "checksum %s: %v", seg.Key, err).WithChunk(i)
+			} else if got != want {
+				return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s does not have the SHA-256 its marker promises: it changed after its worker checked it", seg.Key).WithChunk(i)
+			}
+		}
 	}
 	got, err := h.Frames.CountFrames(ctx, dst)
 	if err != nil {

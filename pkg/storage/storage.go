@@ -9,6 +9,8 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,6 +255,21 @@ func upload(ctx context.Context, b *blob.Bucket, path, key string, once bool, ta
 		return n, fmt.Errorf("upload %s: %w", key, err)
 	}
 	return n, nil
+}
+
+// FileSHA256 is the hex SHA-256 of a local file: what a segment's marker
+// promises and the stitcher checks.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // List returns every key under prefix.

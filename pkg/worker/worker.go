@@ -148,6 +148,10 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 			"segment has %d frames, chunk [%d, %d) needs %d", frames, w.Chunk.Start, w.Chunk.End(), w.Chunk.Count))
 	}
 
+	sum, err := storage.FileSHA256(segment)
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "checksum %s: %v", w.OutputFile, err))
+	}
 	key := w.SegmentKey()
 	var tags []storage.Tag
 	if !w.KeepSegment {
@@ -159,7 +163,7 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 	result := job.WorkerResult{
 		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
-		Bytes: n, Frames: frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
+		Bytes: n, SHA256: sum, Frames: frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
 	}
 	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
 	if errors.Is(err, storage.ErrExists) {
