@@ -39,3 +39,23 @@ func Accepted(ctx context.Context, b *blob.Bucket, id string) (*job.Spec, error)
 	spec.Normalize()
 	return spec, nil
 }
+
+// Plans returns the accepted spec of a job (Accepted, in deployments).
+type Plans func(ctx context.Context, jobID string) (*job.Spec, error)
+
+// Check returns the accepted spec of job id once check accepts it. Errors
+// are *job.Error: permanent if the job was never accepted or check refuses
+// (the call is not what the spec plans), retryable if storage failed.
+func (p Plans) Check(ctx context.Context, id string, check func(*job.Spec) error) (*job.Spec, error) {
+	spec, err := p(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotAccepted):
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", id, err)
+	case err != nil:
+		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+	}
+	if err := check(spec); err != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", id, err)
+	}
+	return spec, nil
+}

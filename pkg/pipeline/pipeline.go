@@ -60,7 +60,7 @@ func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchReques
 
 // accepted reads the accepted specs the worker and stitcher check their
 // payloads against.
-func accepted(b *blob.Bucket) func(context.Context, string) (*job.Spec, error) {
+func accepted(b *blob.Bucket) jobstore.Plans {
 	return func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
 }
 

@@ -82,7 +82,7 @@ type Handler struct {
 	// segment the one its completion marker names, with the size it
 	// promises. Deployments always set it; nil skips the check (unit tests
 	// of the other checks).
-	Plans  func(ctx context.Context, jobID string) (*job.Spec, error)
+	Plans  jobstore.Plans
 	Logger *slog.Logger
 }
 
@@ -155,15 +155,9 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]job.Wor
 	if h.Plans == nil {
 		return nil, nil
 	}
-	spec, err := h.Plans(ctx, req.JobID)
-	switch {
-	case errors.Is(err, jobstore.ErrNotAccepted):
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", req.JobID, err)
-	case err != nil:
-		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
-	}
-	if err := spec.CheckStitchRequest(req); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", req.JobID, err)
+	spec, err := h.Plans.Check(ctx, req.JobID, func(s *job.Spec) error { return s.CheckStitchRequest(req) })
+	if err != nil {
+		return nil, err
 	}
 	markers := make([]job.WorkerResult, len(req.Segments))
 	g, gctx := errgroup.WithContext(ctx)

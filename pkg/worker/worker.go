@@ -42,7 +42,7 @@ type Handler struct {
 	// worker renders only a chunk that spec plans, exactly as planned, and
 	// trusts only markers that describe it. Deployments always set it; nil
 	// skips the check (unit tests of the other checks).
-	Plans  func(ctx context.Context, jobID string) (*job.Spec, error)
+	Plans  jobstore.Plans
 	Logger *slog.Logger
 }
 
@@ -188,17 +188,7 @@ func (h *Handler) plan(ctx context.Context, w job.WorkerJob) (*job.Spec, error) 
 	if h.Plans == nil {
 		return nil, nil
 	}
-	spec, err := h.Plans(ctx, w.JobID)
-	switch {
-	case errors.Is(err, jobstore.ErrNotAccepted):
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", w.JobID, err)
-	case err != nil:
-		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
-	}
-	if err := spec.CheckWorkerJob(w); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", w.JobID, err)
-	}
-	return spec, nil
+	return h.Plans.Check(ctx, w.JobID, func(s *job.Spec) error { return s.CheckWorkerJob(w) })
 }
 
 // readMarker reads the chunk's completion marker. One that does not
