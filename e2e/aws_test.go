@@ -360,10 +360,7 @@ func TestSampleWorkerAndStitcherEvents(t *testing.T) {
 		t.Fatalf("worker call for a job never accepted: %q", ferr)
 	}
 	spec, _ := demoSpec(t)
-	canonical, _ := spec.Canonical()
-	if err := storage.Create(t.Context(), stack.Bucket, job.SpecKey("demo"), canonical); err != nil {
-		t.Fatal(err)
-	}
+	testkit.Accept(t, stack.Bucket, spec)
 	// A chunk the spec does not plan is refused too.
 	off := w
 	off.Chunk.Count--

@@ -197,3 +197,17 @@ func WaitStatus(t testing.TB, b *blob.Bucket, id string, limit time.Duration, ok
 // Final and Running are conditions for WaitStatus.
 func Final(st *job.Status) bool   { return st.State.Final() }
 func Running(st *job.Status) bool { return st.State == job.StateRunning }
+
+// Accept stores spec (normalized) as an orchestrator accepts it, at
+// renders/<id>/spec.json: what a directly invoked worker or stitcher checks.
+func Accept(t testing.TB, b *blob.Bucket, spec *job.Spec) {
+	t.Helper()
+	spec.Normalize()
+	data, err := spec.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Create(context.Background(), b, job.SpecKey(spec.ID), data); err != nil {
+		t.Fatal(err)
+	}
+}

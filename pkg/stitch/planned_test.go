@@ -30,11 +30,7 @@ func plannedJob(t *testing.T, b *blob.Bucket, req job.StitchRequest, sizes ...in
 			OutputFile: "c.mp4", Command: "ffmpeg -y c.mp4"})
 		start += n
 	}
-	spec.Normalize()
-	data, _ := spec.Canonical()
-	if err := storage.Create(t.Context(), b, job.SpecKey("s"), data); err != nil {
-		t.Fatal(err)
-	}
+	testkit.Accept(t, b, spec)
 	for i, c := range spec.Plan() {
 		attrs, err := b.Attributes(t.Context(), req.Segments[i].Key)
 		if err != nil {

@@ -5,26 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
-
-// accept stores spec as an orchestrator accepts it.
-func accept(t *testing.T, b *blob.Bucket, spec *job.Spec) {
-	t.Helper()
-	spec.Normalize()
-	data, err := spec.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := storage.Create(t.Context(), b, job.SpecKey(spec.ID), data); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // A worker may be invoked directly (locally, or by anyone allowed to
 // invoke it): it renders only what the accepted spec of the job plans.
@@ -32,7 +17,7 @@ func TestWorkerDoesOnlyWhatThePlanSays(t *testing.T) {
 	h, b, _ := newHandler(t)
 	h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
 	spec := testkit.NativeSpec("planned", 20, 5)
-	accept(t, b, spec)
+	testkit.Accept(t, b, spec)
 	planned := spec.WorkerJob(spec.Plan()[1], 1, 1)
 	other := testkit.NativeSpec("never-accepted", 20, 5)
 	other.Normalize()
@@ -71,7 +56,7 @@ func TestWorkerIgnoresAForgedMarker(t *testing.T) {
 	h, b, _ := newHandler(t)
 	h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
 	spec := testkit.NativeSpec("forged", 10, 5)
-	accept(t, b, spec)
+	testkit.Accept(t, b, spec)
 	forged := job.WorkerResult{JobID: "forged", Chunk: job.Chunk{Index: 0, Start: 0, Count: 5}, SegmentKey: "renders/victim/output.mp4", Frames: 5}
 	if err := storage.CreateJSON(t.Context(), b, job.MarkerKey("forged", 0), forged); err != nil {
 		t.Fatal(err)
