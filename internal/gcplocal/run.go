@@ -50,7 +50,7 @@ type Service struct {
 	calls    atomic.Int64
 	throttle atomic.Int64
 	lose     atomic.Int64
-	auth     sync.Map // last Authorization header seen, under "last"
+	auth     atomic.Value // string: the last Authorization header seen
 
 	mu      sync.Mutex
 	procs   []*exec.Cmd
@@ -178,7 +178,7 @@ func (s *Service) startInstance(ctx context.Context, i int) (*instance, error) {
 // forward the request with the request timeout, give the instance back.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "" {
-		s.auth.Store("last", r.Header.Get("Authorization"))
+		s.auth.Store(r.Header.Get("Authorization"))
 	}
 	if takeOne(&s.throttle) {
 		http.Error(w, "Rejected by the Cloud Run service: no available instance (throttled by the test)", http.StatusTooManyRequests)
@@ -231,8 +231,7 @@ func (s *Service) Lose(n int64) { s.lose.Store(n) }
 
 // LastAuthorization is the Authorization header of the last request that had one.
 func (s *Service) LastAuthorization() string {
-	v, _ := s.auth.Load("last")
-	a, _ := v.(string)
+	a, _ := s.auth.Load().(string)
 	return a
 }
 
