@@ -97,7 +97,7 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Its own process group, killed whole when it ends; and it dies with
 	// this process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = processAttr()
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	if r.Confiner != nil {
 		// The confining launcher ends the whole tree on SIGTERM, daemons

@@ -1,6 +1,16 @@
 package execx
 
-import "golang.org/x/sys/unix"
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// processAttr puts a command in its own process group and kills it when
+// this process dies.
+func processAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
 
 // ProtectEnviron makes this process non-dumpable, so the commands it starts
 // (same user) cannot read /proc/<our pid>/environ or its memory — where

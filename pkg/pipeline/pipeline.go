@@ -40,12 +40,12 @@ func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Handle
 		return nil, err
 	default:
 		runner.Confiner = launcher
-		abi, limits := sandbox.Probe()
+		s := sandbox.Probe(cfg.CommandNetwork)
 		level := slog.LevelInfo
-		if abi < 4 {
+		if !s.Complete() {
 			level = slog.LevelWarn
 		}
-		log.Log(context.Background(), level, "job commands are confined", "landlockABI", abi, "network", cfg.CommandNetwork, "limits", limits)
+		log.Log(context.Background(), level, "job commands are confined", "landlockABI", s.LandlockABI, "seccomp", s.Seccomp, "network", cfg.CommandNetwork, "limits", s.Limits)
 	}
 	h := &worker.Handler{Bucket: b, Runner: runner, Frames: ffmpeg.New(), Plans: accepted(b), Logger: log}
 	return h.Handle, nil

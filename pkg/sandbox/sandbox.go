@@ -16,11 +16,14 @@
 //     and its work dir (not other chunks' dirs nor the storage folder), may
 //     neither connect nor bind TCP sockets unless the deployment turns
 //     network on, and may not signal or reach abstract sockets of processes
-//     outside its sandbox.
+//     outside its sandbox;
+//   - unless network is on, installs a seccomp filter under which it can
+//     open no socket but Unix and netlink ones (so no UDP, raw or vsock
+//     either, and no TCP where Landlock cannot refuse it).
 //
-// Landlock is applied best effort: a kernel without it (or with an older
-// ABI) enforces what it knows, and Probe says how much that is, so the
-// worker can log it. The launcher is this same binary: every main that runs
+// Both are applied best effort: a kernel without Landlock (or with an older
+// ABI) or without seccomp enforces what it knows, and Probe says how much
+// that is, so the worker can log it. The launcher is this same binary: every main that runs
 // commands (the functions, the CLI, test binaries) calls Main first.
 package sandbox
 
@@ -33,9 +36,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/landlock-lsm/go-landlock/landlock"
 
 	"github.com/helios-project/infrastructure/internal/proc"
@@ -254,6 +259,9 @@ func Restrict(p Policy) error {
 	if err := cfg.BestEffort().Restrict(rules...); err != nil {
 		return fmt.Errorf("landlock: %w", err)
 	}
+	if !p.Network && seccomp.Supported() {
+		return refuseNetwork()
+	}
 	return nil
 }
 
@@ -267,21 +275,49 @@ func existing(dirs []string) []string {
 	return out
 }
 
-// Probe reports the Landlock ABI version of this kernel (0: none) and what
-// that means for a confined command.
-func Probe() (abi int, limits string) {
-	v, err := ll.LandlockGetABIVersion()
-	if err != nil || v < 1 {
-		return 0, "Landlock is not available: commands can write anywhere this process can and reach the network; processes are still reaped"
+// Probe reports what this kernel lets a confined command be denied: the
+// Landlock ABI (0: none), whether seccomp filters work, and in words what
+// that means with the network on or off.
+func Probe(network bool) Support {
+	s := Support{Seccomp: seccomp.Supported()}
+	if v, err := ll.LandlockGetABIVersion(); err == nil && v > 0 {
+		s.LandlockABI = v
+	}
+	var limits []string
+	switch v := s.LandlockABI; {
+	case v < 1:
+		limits = append(limits, "Landlock is not available: commands can read and write anywhere this process can")
+	case v < 4:
+		limits = append(limits, "Landlock ABI "+strconv.Itoa(v)+": files are confined, TCP is not (ABI 4, Linux 6.7), nor signals and abstract sockets (ABI 6)")
+	case v < 6:
+		limits = append(limits, "Landlock ABI "+strconv.Itoa(v)+": files and TCP are confined, signals and abstract sockets are not (ABI 6)")
+	default:
+		limits = append(limits, "Landlock ABI "+strconv.Itoa(v)+": files, TCP, signals and abstract sockets are confined")
 	}
 	switch {
-	case v < 4:
-		return v, "Landlock ABI " + strconv.Itoa(v) + ": file access is confined, the network is not (needs ABI 4, Linux 6.7)"
-	case v < 6:
-		return v, "Landlock ABI " + strconv.Itoa(v) + ": files and TCP are confined; signals and abstract sockets are not (ABI 6)"
+	case network:
+		limits = append(limits, "network on: commands reach whatever this process can, the metadata server included")
+	case s.Seccomp:
+		limits = append(limits, "network off: seccomp refuses every socket but Unix and netlink ones")
+	case s.LandlockABI >= 4:
+		limits = append(limits, "network off: Landlock refuses TCP; seccomp is not available, so UDP is open")
+	default:
+		limits = append(limits, "network off, but neither seccomp nor Landlock's TCP rules are available: the network is open")
 	}
-	return v, "Landlock ABI " + strconv.Itoa(v) + ": files, TCP, signals and abstract sockets are confined"
+	limits = append(limits, "every process a command starts ends with its chunk")
+	s.Limits = strings.Join(limits, "; ")
+	return s
 }
+
+// Support is what Probe found.
+type Support struct {
+	LandlockABI int    // 0: no Landlock
+	Seccomp     bool   // seccomp filters can be installed
+	Limits      string // what a command is and is not denied, in words
+}
+
+// Complete says whether everything the sandbox means to deny is denied.
+func (s Support) Complete() bool { return s.LandlockABI >= 6 && s.Seccomp }
 
 // ErrUnsupported is returned by Self where commands cannot be confined (not
 // Linux).

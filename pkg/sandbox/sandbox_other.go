@@ -24,7 +24,17 @@ func (l *Launcher) Confine(dir string, argv []string) []string {
 // Main does nothing here.
 func Main() {}
 
+// Support is what Probe found.
+type Support struct {
+	LandlockABI int
+	Seccomp     bool
+	Limits      string
+}
+
+// Complete is false: nothing is confined here.
+func (Support) Complete() bool { return false }
+
 // Probe reports that nothing is confined here.
-func Probe() (int, string) {
-	return 0, "commands are not confined on this system (Linux only): they can write anywhere this process can and reach the network"
+func Probe(bool) Support {
+	return Support{Limits: "commands are not confined on this system (Linux only): they can write anywhere this process can and reach the network"}
 }

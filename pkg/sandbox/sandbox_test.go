@@ -26,6 +26,8 @@ import (
 //	sandbox.test helper-write PATH       write PATH
 //	sandbox.test helper-read PATH        read PATH
 //	sandbox.test helper-connect ADDR     connect to ADDR over TCP
+//	sandbox.test helper-udp ADDR         send a datagram to ADDR
+//	sandbox.test helper-sockets ADDR     install only the seccomp filter, then try TCP and UDP to ADDR and a Unix socket pair
 //	sandbox.test helper-exec PATH        run PATH
 //	sandbox.test helper-daemon PIDFILE   start a detached `sleep 60` in a new session, write its pid, exit
 //	sandbox.test helper-daemon-hang PIDFILE  the same, then hang
@@ -54,6 +56,31 @@ func helper(mode, arg string) error {
 			c.Close()
 		}
 		return err
+	case "helper-udp":
+		c, err := net.Dial("udp", arg)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("x"))
+		return err
+	case "helper-sockets":
+		if err := sandbox.RefuseNetwork(); err != nil {
+			return err
+		}
+		var problems []string
+		for _, mode := range []string{"helper-connect", "helper-udp"} {
+			if err := helper(mode, arg); !errors.Is(err, syscall.EPERM) {
+				problems = append(problems, fmt.Sprintf("%s: %v, want EPERM", mode, err))
+			}
+		}
+		if _, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0); err != nil {
+			problems = append(problems, fmt.Sprintf("unix socket pair: %v", err))
+		}
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "; "))
+		}
+		return nil
 	case "helper-exec":
 		return exec.Command(arg).Run()
 	case "helper-daemon":
@@ -75,8 +102,8 @@ func helper(mode, arg string) error {
 
 func requireLandlock(t *testing.T, minABI int) {
 	t.Helper()
-	if abi, limits := sandbox.Probe(); abi < minABI {
-		t.Skipf("needs Landlock ABI %d: %s", minABI, limits)
+	if s := sandbox.Probe(false); s.LandlockABI < minABI {
+		t.Skipf("needs Landlock ABI %d: %s", minABI, s.Limits)
 	}
 }
 
@@ -181,12 +208,55 @@ func TestNoExecutionFromTheWorkDir(t *testing.T) {
 // By default a command reaches no TCP listener, not even on loopback;
 // with network on it does.
 func TestNoNetworkByDefault(t *testing.T) {
-	requireLandlock(t, 4)
+	requireLandlockOrSeccomp(t)
+	tcp, udp := loopbackListeners(t)
+	work := t.TempDir()
+	for _, c := range []struct{ mode, addr string }{{"helper-connect", tcp}, {"helper-udp", udp}} {
+		err := run(t, runner(t, false), work, self(t), c.mode, c.addr)
+		if err == nil {
+			t.Fatalf("%s %s: reached a loopback listener with network off", c.mode, c.addr)
+		}
+		var je *job.Error
+		if !errors.As(err, &je) || !(strings.Contains(je.StderrTail, "operation not permitted") || strings.Contains(je.StderrTail, "permission denied")) {
+			t.Errorf("%s: refused for another reason: %v", c.mode, err)
+		}
+		if err := run(t, runner(t, true), work, self(t), c.mode, c.addr); err != nil {
+			t.Errorf("%s, network on: %v", c.mode, err)
+		}
+	}
+}
+
+// Where Landlock cannot refuse TCP (kernels before ABI 4) or UDP, the
+// seccomp filter alone keeps the command off the network, and leaves it
+// Unix sockets.
+func TestSeccompAloneRefusesTheNetwork(t *testing.T) {
+	if s := sandbox.Probe(false); !s.Seccomp {
+		t.Skip(s.Limits)
+	}
+	tcp, _ := loopbackListeners(t)
+	cmd := exec.Command(self(t), "helper-sockets", tcp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+func requireLandlockOrSeccomp(t *testing.T) {
+	t.Helper()
+	if s := sandbox.Probe(false); s.LandlockABI < 4 && !s.Seccomp {
+		t.Skip(s.Limits)
+	}
+}
+
+// loopbackListeners returns the address of a TCP listener that accepts
+// and closes connections, and of a UDP socket, both on 127.0.0.1 (the same
+// port number for both, so one address serves the seccomp helper).
+func loopbackListeners(t *testing.T) (tcp, udp string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -196,18 +266,12 @@ func TestNoNetworkByDefault(t *testing.T) {
 			c.Close()
 		}
 	}()
-	work := t.TempDir()
-	err = run(t, runner(t, false), work, self(t), "helper-connect", ln.Addr().String())
-	if err == nil {
-		t.Fatal("connected to a loopback listener with network off")
+	pc, err := net.ListenPacket("udp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
-	var je *job.Error
-	if !errors.As(err, &je) || !strings.Contains(je.StderrTail, "permission denied") {
-		t.Errorf("refused for another reason: %v", err)
-	}
-	if err := run(t, runner(t, true), work, self(t), "helper-connect", ln.Addr().String()); err != nil {
-		t.Errorf("network on: %v", err)
-	}
+	t.Cleanup(func() { pc.Close() })
+	return ln.Addr().String(), pc.LocalAddr().String()
 }
 
 // A daemon the command leaves behind (a new session, so outside its
