@@ -21,9 +21,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -124,6 +126,7 @@ func (d *faultyDriver) Invoke(ctx context.Context, fn adapter.Function, payload 
 type rig struct {
 	t      *testing.T
 	bucket *blob.Bucket
+	url    string // the bucket's storage URL, through the faulty front
 	store  *faultyStorage
 	driver *faultyDriver
 	orch   *orchestrator.Orchestrator
@@ -148,7 +151,8 @@ func newRig(t *testing.T, store *faultyStorage) *rig {
 	front := httptest.NewServer(store)
 	t.Cleanup(front.Close)
 	q := url.Values{"endpoint": {front.URL}, "region": {awslocal.Region}, "use_path_style": {"true"}}
-	b := testkit.Bucket(t, "s3://faults?"+q.Encode())
+	bucketURL := "s3://faults?" + q.Encode()
+	b := testkit.Bucket(t, bucketURL)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Config{Allowed: job.Allowlist{"ffmpeg"}, Concurrency: 3, StatusInterval: 50 * time.Millisecond, StitchTimeout: 5 * time.Second}
 	w, err := pipeline.Worker(b, cfg, log)
@@ -156,13 +160,19 @@ func newRig(t *testing.T, store *faultyStorage) *rig {
 		t.Fatal(err)
 	}
 	d := &faultyDriver{inner: adapter.NewLocal(w, pipeline.Stitcher(b, log), 3)}
-	return &rig{t: t, bucket: b, store: store, driver: d, orch: pipeline.Orchestrator(b, adapter.New(d), cfg, log)}
+	return &rig{t: t, bucket: b, url: bucketURL, store: store, driver: d, orch: pipeline.Orchestrator(b, adapter.New(d), cfg, log)}
 }
 
 // upload puts a spec of total frames in chunks at jobs/<id>.json.
 func (r *rig) upload(id string, total, perChunk int) {
 	r.t.Helper()
-	spec := testkit.NativeSpec(id, total, perChunk)
+	r.uploadSpec(testkit.NativeSpec(id, total, perChunk))
+}
+
+// uploadSpec puts spec at jobs/<id>.json, with quick retries.
+func (r *rig) uploadSpec(spec *job.Spec) {
+	r.t.Helper()
+	id := spec.ID
 	spec.Retry = job.RetryPolicy{MaxAttempts: 4, InitialBackoff: job.Duration{Duration: 20 * time.Millisecond}, MaxBackoff: job.Duration{Duration: 100 * time.Millisecond}}
 	spec.Normalize()
 	data, _ := spec.Canonical()
@@ -280,6 +290,48 @@ func TestWorkerKilledMidChunk(t *testing.T) {
 	r.verdict("worker: 2 chunks killed mid-render", "frame-exact", st, 20, "")
 }
 
+// The command itself killed with SIGKILL in the middle of its chunk (an
+// out-of-memory kill): the attempt fails, the chunk is rendered again.
+func TestCommandKilledMidChunk(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // the work dirs, where the commands run
+	r := newRig(t, nil)
+	spec := testkit.NativeSpec("killed-command", 30, 10)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime" // a third of a second a chunk
+	r.uploadSpec(spec)
+	var killed atomic.Int64
+	r.driver.before = func(ctx context.Context, fn adapter.Function, n int64) (context.Context, error) {
+		if fn == adapter.Worker && n == 1 {
+			go func() {
+				time.Sleep(150 * time.Millisecond)
+				for _, pid := range processesUnder(tmp) {
+					if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "ffmpeg" {
+						if syscall.Kill(pid, syscall.SIGKILL) == nil {
+							killed.Add(1)
+						}
+					}
+				}
+			}()
+		}
+		return ctx, nil
+	}
+	st := r.untilFinal(spec.ID)
+	if killed.Load() == 0 {
+		t.Fatal("no command was running 150 ms into the job")
+	}
+	retried := 0
+	for _, c := range st.Chunks {
+		if c.Attempts > 1 {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Error("no chunk was rendered again after its command was killed")
+	}
+	r.verdict(fmt.Sprintf("worker: %d running ffmpeg SIGKILLed mid-chunk (%d chunks rendered again)", killed.Load(), retried), "frame-exact", st, 30, "")
+}
+
 func TestSameUploadThreeTimesOutOfOrder(t *testing.T) {
 	r := newRig(t, nil)
 	r.upload("dup", 20, 5)
@@ -348,37 +400,63 @@ func TestOrchestratorKilled(t *testing.T) {
 	}
 }
 
-// A segment damaged after its worker checked it: the stitch refuses it and
-// the job fails naming the chunk; no video is published.
+// A segment damaged after its worker checked it: the stitcher refuses it
+// naming the chunk, and the orchestrator renders that chunk again and
+// stitches a frame-exact video. A segment damaged again after that fails
+// the job naming the chunk; no video is published.
 func TestDamagedSegment(t *testing.T) {
-	for _, damage := range []string{"truncated", "corrupted"} {
-		t.Run(damage, func(t *testing.T) {
+	cases := []struct {
+		damage string
+		every  bool // damage it before every stitch, not only the first
+	}{{"truncated", false}, {"corrupted", false}, {"corrupted", true}}
+	for _, c := range cases {
+		name := "segment " + c.damage + " before the stitch"
+		if c.every {
+			name = "segment " + c.damage + " before every stitch"
+		}
+		t.Run(name, func(t *testing.T) {
 			r := newRig(t, nil)
-			id := "segment-" + damage
+			id := "segment-" + c.damage
 			r.upload(id, 20, 5)
 			r.driver.before = func(ctx context.Context, fn adapter.Function, n int64) (context.Context, error) {
-				if fn != adapter.Stitcher || n > 1 {
+				if fn != adapter.Stitcher || (n > 1 && !c.every) {
 					return ctx, nil
 				}
-				var m job.WorkerResult
-				if err := storage.ReadJSON(ctx, r.bucket, job.MarkerKey(id, 2), &m); err != nil {
-					return ctx, err
-				}
-				data, err := r.bucket.ReadAll(ctx, m.SegmentKey)
-				if err != nil {
-					return ctx, err
-				}
-				if damage == "truncated" {
-					data = data[:len(data)/2]
-				} else {
-					for i := len(data) / 3; i < len(data)/3+4096 && i < len(data); i++ {
-						data[i] = 0
-					}
-				}
-				return ctx, r.bucket.WriteAll(ctx, m.SegmentKey, data, nil)
+				return ctx, damageSegment(ctx, r.bucket, id, 2, c.damage)
 			}
 			st := r.untilFinal(id)
-			r.verdict("segment "+damage+" before the stitch", "failed, naming chunk 2", st, 20, "chunk 2")
+			if c.every {
+				r.verdict(name, "failed, naming chunk 2", st, 20, "chunk 2")
+				return
+			}
+			if n := r.driver.calls[0].Load(); n != 5 {
+				t.Errorf("%d worker invocations; want the 4 chunks and chunk 2 again", n)
+			}
+			if a := st.Chunks[2].Attempts; a != 2 {
+				t.Errorf("chunk 2: %d attempts, want 2", a)
+			}
+			r.verdict(fmt.Sprintf("%s (%d renders for 4 chunks, %d stitches)", name, r.driver.calls[0].Load(), r.driver.calls[1].Load()), "frame-exact", st, 20, "")
 		})
 	}
+}
+
+// damageSegment truncates or corrupts (same size) the segment chunk i's
+// marker names.
+func damageSegment(ctx context.Context, b *blob.Bucket, id string, i int, damage string) error {
+	var m job.WorkerResult
+	if err := storage.ReadJSON(ctx, b, job.MarkerKey(id, i), &m); err != nil {
+		return err
+	}
+	data, err := b.ReadAll(ctx, m.SegmentKey)
+	if err != nil {
+		return err
+	}
+	if damage == "truncated" {
+		data = data[:len(data)/2]
+	} else {
+		for i := len(data) / 3; i < len(data)/3+4096 && i < len(data); i++ {
+			data[i] = 0
+		}
+	}
+	return b.WriteAll(ctx, m.SegmentKey, data, nil)
 }

@@ -119,6 +119,19 @@ func (t *tracker) markDone(st *job.Status, i int, r job.WorkerResult) {
 	st.FramesDone += c.Count
 }
 
+// chunkDamaged puts a done chunk whose segment turned out damaged back to
+// pending, saying why.
+func (t *tracker) chunkDamaged(i int, why *job.Error) {
+	t.update(func(st *job.Status) {
+		c := &st.Chunks[i]
+		if c.State == job.StateDone {
+			st.ChunksDone--
+			st.FramesDone -= c.Count
+		}
+		c.State, c.SegmentKey, c.Error = job.StatePending, "", why
+	})
+}
+
 // chunkStopped puts a chunk abandoned by a cancelled dispatch back to pending.
 func (t *tracker) chunkStopped(i int) {
 	t.update(func(st *job.Status) {

@@ -21,31 +21,84 @@ type stitchLock struct {
 }
 
 // stitchAndFinish takes the stitch lock, stitches the winning segments in
-// frame order, records the final status and cleans up the segments.
+// frame order, records the final status and cleans up the segments. A
+// segment the stitcher finds damaged (not the size or checksum its marker
+// promises, or gone) has its chunk rendered again, once per chunk and run,
+// and the stitch is tried again: the video comes out frame-exact instead of
+// the job failing on a segment a worker rendered well.
 func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spec, lease *heldLease, results map[int]job.WorkerResult, tr *tracker, log *slog.Logger) (*job.Status, error) {
-	run := lease.gen
+	rerendered := make(map[int]bool)
+	var stitchTime time.Duration // this run's stitching, re-renders left out
+	for {
+		req, err := stitchRequest(spec, results)
+		if err != nil {
+			return nil, err
+		}
+		done, err := o.takeStitchLock(ctx, spec, lease.gen, lease.exclusive, log)
+		switch {
+		case err != nil:
+			return o.stopped(outer, ctx, tr, spec.ID, err)
+		case done:
+			log.Info("output already stitched", "output", spec.Output)
+			return o.succeed(ctx, spec, tr, job.StitchResult{OutputKey: spec.Output, Frames: req.TotalFrames()}, log)
+		}
+		if err := tr.setState(ctx, job.StateStitching, nil); err != nil {
+			return o.stopped(outer, ctx, tr, spec.ID, fmt.Errorf("write status: %w", err))
+		}
+		start := time.Now()
+		res, err := o.stitch(ctx, spec, req, log)
+		stitchTime += time.Since(start)
+		tr.update(func(st *job.Status) { st.Timings.StitchMs = stitchTime.Milliseconds() })
+		if err == nil {
+			return o.succeed(ctx, spec, tr, res, log)
+		}
+		if ctx.Err() != nil {
+			// The stitcher may still be running (a remote function outlives its
+			// caller): the lock stays, and the run that resumes the job waits
+			// for its output before stitching again.
+			return o.interrupted(outer, ctx, tr, spec.ID)
+		}
+		// Release the lock so that a re-render, or running the job again,
+		// can stitch.
+		if derr := o.bucket.Delete(context.WithoutCancel(ctx), job.StitchLockKey(spec.ID)); derr != nil {
+			log.Warn("release stitch lock", "error", derr)
+		}
+		e := *job.AsError(err)
+		if i, ok := damagedChunk(&e); ok && !rerendered[i] {
+			rerendered[i] = true
+			log.Warn("a segment is damaged; rendering its chunk again", "chunk", i, "code", e.Code, "error", e.Message)
+			r, rerr := o.rerender(ctx, spec, lease.gen, i, results[i], &e, tr, log)
+			if rerr == nil {
+				results[i] = r
+				continue
+			}
+			if ctx.Err() != nil {
+				return o.interrupted(outer, ctx, tr, spec.ID)
+			}
+			e = *job.AsError(rerr)
+			e.Message = fmt.Sprintf("rendering chunk %d again after its segment was found damaged: %s", i, e.Message)
+		} else {
+			e.Message = "stitch failed: " + e.Message
+		}
+		return o.finish(ctx, tr, job.StateFailed, &e, nil)
+	}
+}
+
+// stitchRequest lists the segments of results in frame order.
+func stitchRequest(spec *job.Spec, results map[int]job.WorkerResult) (job.StitchRequest, error) {
 	req := job.StitchRequest{JobID: spec.ID, OutputKey: spec.Output, Segments: make([]job.Segment, len(results))}
 	for i := range req.Segments {
 		r, ok := results[i]
 		if !ok {
-			return nil, fmt.Errorf("internal: chunk %d has no result before stitching", i)
+			return req, fmt.Errorf("internal: chunk %d has no result before stitching", i)
 		}
 		req.Segments[i] = job.Segment{Key: r.SegmentKey, Frames: r.Frames}
 	}
+	return req, nil
+}
 
-	done, err := o.takeStitchLock(ctx, spec, run, lease.exclusive, log)
-	switch {
-	case err != nil:
-		return o.stopped(outer, ctx, tr, spec.ID, err)
-	case done:
-		log.Info("output already stitched", "output", spec.Output)
-		return o.succeed(ctx, spec, tr, job.StitchResult{OutputKey: spec.Output, Frames: req.TotalFrames()}, log)
-	}
-
-	if err := tr.setState(ctx, job.StateStitching, nil); err != nil {
-		return o.stopped(outer, ctx, tr, spec.ID, fmt.Errorf("write status: %w", err))
-	}
-	start := time.Now()
+// stitch invokes the stitcher, retrying retryable failures with backoff.
+func (o *Orchestrator) stitch(ctx context.Context, spec *job.Spec, req job.StitchRequest, log *slog.Logger) (job.StitchResult, error) {
 	op := func() (job.StitchResult, error) {
 		sctx, cancel := context.WithTimeout(ctx, o.cfg.StitchTimeout)
 		defer cancel()
@@ -62,25 +115,40 @@ func (o *Orchestrator) stitchAndFinish(outer, ctx context.Context, spec *job.Spe
 	}
 	b := &backoff.ExponentialBackOff{InitialInterval: spec.Retry.InitialBackoff.Duration, RandomizationFactor: 0.5,
 		Multiplier: 2, MaxInterval: spec.Retry.MaxBackoff.Duration}
-	res, err := backoff.Retry(ctx, op, backoff.WithBackOff(b),
+	return backoff.Retry(ctx, op, backoff.WithBackOff(b),
 		backoff.WithMaxTries(uint(spec.Retry.MaxAttempts)), backoff.WithMaxElapsedTime(0))
-	tr.update(func(st *job.Status) { st.Timings.StitchMs = time.Since(start).Milliseconds() })
-	if err != nil {
-		if ctx.Err() != nil {
-			// The stitcher may still be running (a remote function outlives its
-			// caller): the lock stays, and the run that resumes the job waits
-			// for its output before stitching again.
-			return o.interrupted(outer, ctx, tr, spec.ID)
-		}
-		// Release the lock so that running the job again can stitch.
-		if derr := o.bucket.Delete(context.WithoutCancel(ctx), job.StitchLockKey(spec.ID)); derr != nil {
-			log.Warn("release stitch lock", "error", derr)
-		}
-		e := *job.AsError(err)
-		e.Message = "stitch failed: " + e.Message
-		return o.finish(ctx, tr, job.StateFailed, &e, nil)
+}
+
+// damagedChunk says which chunk's segment a stitch failure blames, when
+// rendering that chunk again can fix it: the segment is missing, is not
+// the one its marker names, or is not what the marker promises.
+func damagedChunk(e *job.Error) (int, bool) {
+	if e.Chunk == nil {
+		return 0, false
 	}
-	return o.succeed(ctx, spec, tr, res, log)
+	switch e.Code {
+	case job.CodeFrameMismatch, job.CodeMissingOutput, job.CodeInvalid:
+		return *e.Chunk, true
+	}
+	return 0, false
+}
+
+// rerender forgets chunk i's damaged result (its marker first, so no later
+// run trusts it, then its segment) and renders the chunk again.
+func (o *Orchestrator) rerender(ctx context.Context, spec *job.Spec, run, i int, damaged job.WorkerResult, why *job.Error, tr *tracker, log *slog.Logger) (job.WorkerResult, error) {
+	if err := o.bucket.Delete(ctx, job.MarkerKey(spec.ID, i)); err != nil && !storage.IsNotFound(err) {
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "remove the marker of chunk %d: %v", i, err).WithChunk(i)
+	}
+	if damaged.SegmentKey != "" {
+		if err := o.bucket.Delete(ctx, damaged.SegmentKey); err != nil && !storage.IsNotFound(err) {
+			log.Warn("remove a damaged segment", "key", damaged.SegmentKey, "error", err)
+		}
+	}
+	tr.chunkDamaged(i, why)
+	if err := tr.setState(ctx, job.StateRunning, nil); err != nil {
+		return job.WorkerResult{}, fmt.Errorf("write status: %w", err)
+	}
+	return o.runChunk(ctx, spec, run, spec.Plan()[i], tr, log)
 }
 
 // takeStitchLock creates the stitch lock. done is true when the output
