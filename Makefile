@@ -59,7 +59,7 @@ test-unit: ## run the fast tests only
 bench: deps-ffmpeg rie ## run the benchmarks (see docs/PERFORMANCE.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
 
-test-faults: deps-ffmpeg ## the fault-injection suite alone, with its table of cases and outcomes (also part of make test)
+test-faults: deps-ffmpeg rie ## the fault-injection suite alone, with its table of cases and outcomes (also part of make test)
 	$(GO) test -count=1 -v -run . ./e2e/faults | grep -v '^=== '
 
 # Fuzz targets, package:function; `make test` runs their seed corpora

@@ -59,9 +59,10 @@ func (l *Lambda) Calls(fn string) int64 { return l.pools[fn].calls.Load() }
 // Crash kills the function processes (the bootstraps) of fn with SIGKILL,
 // as an out-of-memory kill or a crash would: the invocations they ran end
 // with Runtime.ExitError, and the emulators start the function again for
-// the next ones (in principle: the emulator's reset after a killed
-// runtime can hang, leaving fn's environments unusable; crash a function
-// no later test needs).
+// the next ones, as Lambda starts new environments (the fault suite's
+// workers rely on it). An orchestrator killed while its own invocations of
+// other functions were in flight once left its emulator's reset hanging:
+// crash an orchestrator only where no later test needs it.
 func (l *Lambda) Crash(fn string) {
 	for _, cmd := range l.pools[fn].procs {
 		if cmd.Process == nil {
