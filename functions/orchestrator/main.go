@@ -14,15 +14,15 @@ import (
 	"github.com/helios-project/infrastructure/internal/app"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 func main() {
-	app.Main("orchestrator", func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error) {
+	app.Main("orchestrator", func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Function, error) {
 		h, err := pipeline.Trigger(ctx, b, cfg, log)
 		if err != nil {
-			return runtime.Function{}, err
+			return serve.Function{}, err
 		}
-		return runtime.Function{Handler: h.Lambda(), HTTP: h.HTTP()}, nil
+		return serve.Function{Handler: h.Lambda(), HTTP: h.HTTP()}, nil
 	})
 }

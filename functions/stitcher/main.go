@@ -10,15 +10,15 @@ import (
 	"github.com/helios-project/infrastructure/internal/app"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 func main() {
-	app.Main("stitcher", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error) {
+	app.Main("stitcher", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Function, error) {
 		h := pipeline.Stitcher(b, log)
 		// Over HTTP a stitch outlives an orchestrator that stopped waiting
 		// for it (as on Lambda): the run resuming the job finds its output.
 		// One at a time, as the service's concurrency says: /tmp is memory.
-		return runtime.Function{Handler: h, HTTP: runtime.DetachedHTTPHandler(h, cfg.StitchTimeout, 1)}, nil
+		return serve.Function{Handler: h, HTTP: serve.DetachedHTTPHandler(h, cfg.StitchTimeout, 1)}, nil
 	})
 }

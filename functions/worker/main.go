@@ -10,12 +10,12 @@ import (
 	"github.com/helios-project/infrastructure/internal/app"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 func main() {
-	app.Main("worker", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error) {
+	app.Main("worker", func(_ context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Function, error) {
 		h, err := pipeline.Worker(b, cfg, log)
-		return runtime.Function{Handler: h}, err
+		return serve.Function{Handler: h}, err
 	})
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/execx"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -23,7 +23,7 @@ import (
 //
 // When the process was started as the sandbox launcher of a job command
 // (pkg/sandbox), it runs that instead.
-func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Function, error)) {
+func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Function, error)) {
 	sandbox.Main()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -48,8 +48,8 @@ func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg confi
 		log.Error("start-up", "error", err)
 		os.Exit(1)
 	}
-	platform := runtime.Platform{Lambda: cfg.OnLambda, Port: cfg.Port, Public: cfg.OnCloudRun, Token: cfg.HTTPToken}
-	if err := runtime.Start(ctx, fn, platform, log); err != nil {
+	platform := serve.Platform{Lambda: cfg.OnLambda, Port: cfg.Port, Public: cfg.OnCloudRun, Token: cfg.HTTPToken}
+	if err := serve.Start(ctx, fn, platform, log); err != nil {
 		log.Error("serve", "error", err)
 		os.Exit(1)
 	}

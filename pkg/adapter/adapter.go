@@ -1,9 +1,9 @@
 // Package adapter carries worker and stitcher invocations to wherever the
-// functions run. Adapter is the one portable type (it satisfies the seed's
-// WorkerAdapter: Execute(ctx, WorkerJob) (WorkerResult, error)); a Driver per
-// transport moves the bytes: LocalWorkerAdapter in process, AwsLambdaAdapter
-// over the Lambda Invoke API (a Cloud Run driver is to come). Every driver
-// passes the same conformance suite, adaptertest.RunConformance.
+// functions run. Adapter is the one portable type, with Execute(ctx,
+// WorkerJob) and Stitch(ctx, StitchRequest); a Driver per platform moves
+// the bytes: Local in process, Lambda over the Lambda Invoke API, CloudRun
+// over HTTPS with an identity token. Every driver passes the same
+// conformance suite, adaptertest.RunConformance.
 //
 // Errors come back typed: a *job.Error whose Kind says whether another
 // attempt can help, or the context's error when the caller gave up.
@@ -37,6 +37,18 @@ const MaxPayload = 6 * 1024 * 1024
 type Driver interface {
 	Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error)
 }
+
+// The design card's names for the drivers.
+type (
+	LocalWorkerAdapter = Local  // the functions in this process
+	AwsLambdaAdapter   = Lambda // the functions on AWS Lambda
+)
+
+var (
+	_ Driver = (*Local)(nil)
+	_ Driver = (*Lambda)(nil)
+	_ Driver = (*CloudRun)(nil)
+)
 
 // Adapter is the portable client of the worker and stitcher functions.
 type Adapter struct {

@@ -6,12 +6,12 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/adapter/adaptertest"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 // BenchmarkInvoke measures what one chunk's invocation costs in transport
 // alone, with a worker that does nothing: "local" is the in-process
-// LocalWorkerAdapter; "lambda" goes SDK → Lambda API endpoint → emulator →
+// Local; "lambda" goes SDK → Lambda API endpoint → emulator →
 // bootstrap → handler and back, as each chunk does on AWS (less the network);
 // "cloudrun" goes HTTP client → Cloud Run front → functions-framework in the
 // function binary → handler and back.
@@ -28,7 +28,7 @@ func BenchmarkInvoke(b *testing.B) {
 		}
 	}
 	b.Run("local", func(b *testing.B) {
-		run(b, adapter.New(adapter.NewLocal(runtime.Handler[job.WorkerJob, job.WorkerResult](adaptertest.ProbeWorker), nil, 1)))
+		run(b, adapter.New(adapter.NewLocal(serve.Handler[job.WorkerJob, job.WorkerResult](adaptertest.ProbeWorker), nil, 1)))
 	})
 	b.Run("lambda", func(b *testing.B) {
 		l := startProbeLambda(b, 1)

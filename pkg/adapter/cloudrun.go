@@ -34,7 +34,7 @@ func GoogleIDTokens(ctx context.Context, audience string) (oauth2.TokenSource, e
 	return ts, nil
 }
 
-// CloudRunAdapter invokes the functions as Cloud Run services: a POST of the
+// CloudRun invokes the functions as Cloud Run services: a POST of the
 // JSON payload to the service URL with an ID token for it (Cloud Run's IAM
 // checks roles/run.invoker). Answers map to typed errors: a HeliosError body
 // keeps its kind; 429, and a 500 or 503 saying no instance is available,
@@ -46,7 +46,7 @@ func GoogleIDTokens(ctx context.Context, audience string) (oauth2.TokenSource, e
 // mean the orchestrator may not invoke the service (permanent). The request
 // lasts as long as the caller's context: the orchestrator bounds it by the
 // chunk timeout.
-type CloudRunAdapter struct {
+type CloudRun struct {
 	client   *http.Client
 	services map[Function]cloudRunService
 	// throttleBackoff paces the retries of throttled requests.
@@ -60,23 +60,23 @@ type cloudRunService struct {
 	tokens oauth2.TokenSource // ID tokens; the local token for a loopback http:// URL
 }
 
-// CloudRunOption adjusts a CloudRunAdapter.
-type CloudRunOption func(*CloudRunAdapter)
+// CloudRunOption adjusts a CloudRun.
+type CloudRunOption func(*CloudRun)
 
 // WithHTTPClient sets the HTTP client (default: one with a connection pool
 // sized for many chunks in flight).
-func WithHTTPClient(c *http.Client) CloudRunOption { return func(a *CloudRunAdapter) { a.client = c } }
+func WithHTTPClient(c *http.Client) CloudRunOption { return func(a *CloudRun) { a.client = c } }
 
 // WithLocalToken sets the bearer token sent to loopback http:// services
 // (HELIOS_HTTP_TOKEN: functions served on this machine require it).
 func WithLocalToken(token string) CloudRunOption {
-	return func(a *CloudRunAdapter) { a.localToken = token }
+	return func(a *CloudRun) { a.localToken = token }
 }
 
 // WithThrottleRetry sets how throttled requests are retried before the
 // adapter reports them: tries in all, paced by the backoff b makes.
 func WithThrottleRetry(tries uint, b func() backoff.BackOff) CloudRunOption {
-	return func(a *CloudRunAdapter) { a.throttleTries, a.throttleBackoff = tries, b }
+	return func(a *CloudRun) { a.throttleTries, a.throttleBackoff = tries, b }
 }
 
 // NewCloudRun makes a Cloud Run driver for the worker and stitcher service
@@ -84,11 +84,11 @@ func WithThrottleRetry(tries uint, b func() backoff.BackOff) CloudRunOption {
 // ID tokens from tokens (GoogleIDTokens if nil); plain http is accepted only
 // for loopback addresses (functions served on this machine), called with
 // the local token (WithLocalToken).
-func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTokenSource, opts ...CloudRunOption) (*CloudRunAdapter, error) {
+func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTokenSource, opts ...CloudRunOption) (*CloudRun, error) {
 	if tokens == nil {
 		tokens = GoogleIDTokens
 	}
-	a := &CloudRunAdapter{
+	a := &CloudRun{
 		client: &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			MaxIdleConnsPerHost: 256, // one connection per chunk in flight
@@ -130,7 +130,7 @@ func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTo
 var errThrottled = errors.New("throttled")
 
 // Invoke implements Driver.
-func (a *CloudRunAdapter) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
+func (a *CloudRun) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
 	svc, ok := a.services[fn]
 	if !ok {
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no Cloud Run service configured for %s", fn)
@@ -158,7 +158,7 @@ func (a *CloudRunAdapter) Invoke(ctx context.Context, fn Function, payload []byt
 }
 
 // post makes one request and classifies the answer.
-func (a *CloudRunAdapter) post(ctx context.Context, svc cloudRunService, payload []byte) ([]byte, error) {
+func (a *CloudRun) post(ctx context.Context, svc cloudRunService, payload []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc.url, bytes.NewReader(payload))
 	if err != nil {
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "request to %s: %v", svc.url, err)

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/runtime"
 )
 
 // NewLambdaClient loads the AWS configuration the usual way (environment,
@@ -51,24 +50,24 @@ type LambdaInvoker interface {
 	Invoke(ctx context.Context, in *lambda.InvokeInput, opts ...func(*lambda.Options)) (*lambda.InvokeOutput, error)
 }
 
-// AwsLambdaAdapter invokes the functions on AWS Lambda, synchronously
+// Lambda invokes the functions on AWS Lambda, synchronously
 // (RequestResponse). Throttling, 5xx answers and dropped connections are
 // retried with backoff by the SDK's retryer (see NewLambdaClient); what is
 // still failing after that comes back as a retryable *job.Error, so the
 // orchestrator's own retries take over.
-type AwsLambdaAdapter struct {
+type Lambda struct {
 	client    LambdaInvoker
 	functions map[Function]string
 }
 
 // NewLambda makes a Lambda driver; worker and stitcher are function names
 // or ARNs (HELIOS_WORKER_FUNCTION, HELIOS_STITCHER_FUNCTION).
-func NewLambda(client LambdaInvoker, worker, stitcher string) *AwsLambdaAdapter {
-	return &AwsLambdaAdapter{client: client, functions: map[Function]string{Worker: worker, Stitcher: stitcher}}
+func NewLambda(client LambdaInvoker, worker, stitcher string) *Lambda {
+	return &Lambda{client: client, functions: map[Function]string{Worker: worker, Stitcher: stitcher}}
 }
 
 // Invoke implements Driver.
-func (a *AwsLambdaAdapter) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
+func (a *Lambda) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
 	name := a.functions[fn]
 	if name == "" {
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no Lambda function configured for %s", fn)
@@ -92,7 +91,7 @@ func (a *AwsLambdaAdapter) Invoke(ctx context.Context, fn Function, payload []by
 		if err := json.Unmarshal(out.Payload, &doc); err != nil {
 			return nil, job.Errorf(job.Retryable, job.CodeWorkerLost, "%s failed (%s) with an unreadable error: %.200s", name, *out.FunctionError, out.Payload)
 		}
-		return nil, runtime.DecodeFunctionError(doc.ErrorType, doc.ErrorMessage)
+		return nil, job.DecodeFunctionError(doc.ErrorType, doc.ErrorMessage)
 	}
 	return out.Payload, nil
 }

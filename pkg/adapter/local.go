@@ -10,31 +10,30 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	heliosruntime "github.com/helios-project/infrastructure/pkg/runtime"
 )
 
-// LocalWorkerAdapter runs the functions in this process, through the same
+// Local runs the functions in this process, through the same
 // byte-level Invoke that Lambda calls, so payloads and errors make the same
 // JSON round trip they make in the cloud.
-type LocalWorkerAdapter struct {
+type Local struct {
 	handlers map[Function]lambda.Handler
 	slots    chan struct{}
 }
 
 // NewLocal makes a local driver running at most concurrency invocations at
 // once (0 means the number of CPUs), like a function's reserved concurrency.
-func NewLocal(worker, stitcher lambda.Handler, concurrency int) *LocalWorkerAdapter {
+func NewLocal(worker, stitcher lambda.Handler, concurrency int) *Local {
 	if concurrency <= 0 {
 		concurrency = runtime.NumCPU()
 	}
-	return &LocalWorkerAdapter{
+	return &Local{
 		handlers: map[Function]lambda.Handler{Worker: worker, Stitcher: stitcher},
 		slots:    make(chan struct{}, concurrency),
 	}
 }
 
 // Invoke implements Driver.
-func (l *LocalWorkerAdapter) Invoke(ctx context.Context, fn Function, payload []byte) (out []byte, err error) {
+func (l *Local) Invoke(ctx context.Context, fn Function, payload []byte) (out []byte, err error) {
 	h := l.handlers[fn]
 	if h == nil {
 		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no local handler for function %q", fn)
@@ -48,14 +47,14 @@ func (l *LocalWorkerAdapter) Invoke(ctx context.Context, fn Function, payload []
 	defer func() {
 		// A panic is what a crashed Lambda runtime reports as Runtime.ExitError.
 		if p := recover(); p != nil {
-			out, err = nil, heliosruntime.DecodeFunctionError("Runtime.ExitError", fmt.Sprint(p))
+			out, err = nil, job.DecodeFunctionError("Runtime.ExitError", fmt.Sprint(p))
 		}
 	}()
 	out, err = h.Invoke(ctx, payload)
 	if err != nil {
 		var fe messages.InvokeResponse_Error
 		if errors.As(err, &fe) {
-			return nil, heliosruntime.DecodeFunctionError(fe.Type, fe.Message)
+			return nil, job.DecodeFunctionError(fe.Type, fe.Message)
 		}
 		return nil, job.AsError(err)
 	}

@@ -9,14 +9,14 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/adapter/adaptertest"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 func TestLocalConformance(t *testing.T) {
 	adaptertest.RunConformance(t, adaptertest.Options{Concurrency: 4}, func(t *testing.T) *adapter.Adapter {
 		return adapter.New(adapter.NewLocal(
-			runtime.Handler[job.WorkerJob, job.WorkerResult](adaptertest.ProbeWorker),
-			runtime.Handler[job.StitchRequest, job.StitchResult](adaptertest.ProbeStitcher), 4))
+			serve.Handler[job.WorkerJob, job.WorkerResult](adaptertest.ProbeWorker),
+			serve.Handler[job.StitchRequest, job.StitchResult](adaptertest.ProbeStitcher), 4))
 	})
 }
 
@@ -24,7 +24,7 @@ func TestLocalConformance(t *testing.T) {
 func TestLocalConcurrencyLimit(t *testing.T) {
 	const limit = 3
 	var inFlight, peak atomic.Int32
-	worker := runtime.Handler[job.WorkerJob, job.WorkerResult](func(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	worker := serve.Handler[job.WorkerJob, job.WorkerResult](func(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for {

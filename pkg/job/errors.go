@@ -116,3 +116,16 @@ func UnmarshalWire(msg string) (*Error, bool) {
 	}
 	return &e, true
 }
+
+// DecodeFunctionError turns a function error reported by a platform (Lambda's
+// errorType and errorMessage) back into an *Error. Anything that is not a
+// HeliosError — a crash, an out-of-memory kill, a runtime timeout — means the
+// worker was lost, which is worth another attempt.
+func DecodeFunctionError(errorType, message string) *Error {
+	if errorType == ErrorType {
+		if e, ok := UnmarshalWire(message); ok {
+			return e
+		}
+	}
+	return Errorf(Retryable, CodeWorkerLost, "function failed: %s: %s", errorType, message)
+}

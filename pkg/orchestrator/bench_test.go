@@ -12,7 +12,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -43,7 +43,7 @@ func BenchmarkDispatch10kChunks(b *testing.B) {
 				b.Skip("starts 10,000 processes")
 			}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			a := adapter.New(adapter.NewLocal(runtime.Handler[job.WorkerJob, job.WorkerResult](workers[name]), nil, 0))
+			a := adapter.New(adapter.NewLocal(serve.Handler[job.WorkerJob, job.WorkerResult](workers[name]), nil, 0))
 			spec := &job.Spec{Metadata: job.Metadata{TotalFrames: chunks, FPS: 30, Width: 64, Height: 64},
 				Command: "true", Args: []string{"{output}"}, FramesPerChunk: 1}
 			b.ReportAllocs()

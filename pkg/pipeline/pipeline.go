@@ -20,7 +20,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -30,7 +30,7 @@ import (
 
 // Worker is the chunk worker function. Its commands run confined (see
 // pkg/sandbox): the binary serving it must call sandbox.Main first.
-func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Handler[job.WorkerJob, job.WorkerResult], error) {
+func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Handler[job.WorkerJob, job.WorkerResult], error) {
 	runner := &execx.Runner{Allowed: cfg.Allowed}
 	launcher, err := sandbox.Self(cfg.CommandNetwork)
 	switch {
@@ -52,7 +52,7 @@ func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (runtime.Handle
 }
 
 // Stitcher is the stitcher function.
-func Stitcher(b *blob.Bucket, log *slog.Logger) runtime.Handler[job.StitchRequest, job.StitchResult] {
+func Stitcher(b *blob.Bucket, log *slog.Logger) serve.Handler[job.StitchRequest, job.StitchResult] {
 	tool := ffmpeg.New()
 	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Plans: accepted(b), Logger: log}
 	return h.Handle

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"strings"
 	"sync"
 
@@ -82,10 +81,7 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 	var failures []error
 	g, gctx := errgroup.WithContext(ctx)
 	for i, rec := range ev.Records {
-		key, err := url.QueryUnescape(rec.S3.Object.Key) // S3 sends keys form-encoded: spaces as '+'
-		if err != nil {
-			key = rec.S3.Object.Key
-		}
+		key := rec.S3.Object.URLDecodedKey // S3 sends keys form-encoded (spaces as '+'); aws-lambda-go decodes them
 		out := &outcomes[i]
 		out.Key = key
 		switch {

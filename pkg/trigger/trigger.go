@@ -22,7 +22,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 // Orchestrator is what the triggers need of the orchestrator.
@@ -73,7 +73,7 @@ type Handler struct {
 }
 
 // Lambda returns the byte-level handler served on Lambda.
-func (h *Handler) Lambda() runtime.Handler[json.RawMessage, any] {
+func (h *Handler) Lambda() serve.Handler[json.RawMessage, any] {
 	return h.handle
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
-	"github.com/helios-project/infrastructure/pkg/runtime"
 	"github.com/helios-project/infrastructure/pkg/trigger"
 )
 
@@ -72,7 +71,7 @@ func invoke(t *testing.T, h *trigger.Handler, ev any) ([]byte, *job.Error) {
 		if !errors.As(err, &fe) {
 			t.Fatalf("Invoke: %v", err)
 		}
-		return nil, runtime.DecodeFunctionError(fe.Type, fe.Message)
+		return nil, job.DecodeFunctionError(fe.Type, fe.Message)
 	}
 	return out, nil
 }
@@ -212,7 +211,7 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	start := time.Now()
 	_, err := h.Lambda().Invoke(ctx, payload)
 	var fe messages.InvokeResponse_Error
-	if !errors.As(err, &fe) || !runtime.DecodeFunctionError(fe.Type, fe.Message).Retryable() {
+	if !errors.As(err, &fe) || !job.DecodeFunctionError(fe.Type, fe.Message).Retryable() {
 		t.Fatalf("Invoke = %v, want a retryable function error", err)
 	}
 	if d := time.Since(start); d > 2500*time.Millisecond {

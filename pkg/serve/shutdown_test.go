@@ -1,4 +1,4 @@
-package runtime_test
+package serve_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 // The test binary doubles as a function served over HTTP (HELPER_SERVE=port)
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 			time.Sleep(time.Second)
 			return out{2 * i.N}, nil
 		}
-		err := runtime.Start(ctx, runtime.Function{Handler: runtime.Handler[in, out](slow)}, runtime.Platform{Port: port, Token: "t"}, nil)
+		err := serve.Start(ctx, serve.Function{Handler: serve.Handler[in, out](slow)}, serve.Platform{Port: port, Token: "t"}, nil)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -94,7 +94,7 @@ func TestSIGTERMFinishesInFlightAndExits(t *testing.T) {
 		if err != nil {
 			t.Errorf("exit: %v\n%s", err, stderr.String())
 		}
-	case <-time.After(runtime.ShutdownGrace + 2*time.Second):
+	case <-time.After(serve.ShutdownGrace + 2*time.Second):
 		t.Fatalf("still running after SIGTERM\n%s", stderr.String())
 	}
 }

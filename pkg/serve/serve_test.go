@@ -1,4 +1,4 @@
-package runtime_test
+package serve_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/runtime"
+	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 type in struct{ N int }
@@ -37,7 +37,7 @@ func post(t *testing.T, h http.Handler, method, body string) *httptest.ResponseR
 // Over HTTP a handler takes a POSTed payload; errors come back typed, with
 // a 4xx for permanent and a 5xx for retryable ones.
 func TestHTTPHandler(t *testing.T) {
-	h := runtime.HTTPHandler(runtime.Handler[in, out](double))
+	h := serve.HTTPHandler(serve.Handler[in, out](double))
 	cases := []struct {
 		method, body string
 		status       int
@@ -48,7 +48,7 @@ func TestHTTPHandler(t *testing.T) {
 		{"POST", `{"N": 0}`, 500, `"kind":"retryable"`},
 		{"POST", `{"M": 1}`, 422, "does not decode"},
 		{"GET", ``, 405, "use POST"},
-		{"POST", `{"N": "` + strings.Repeat("x", runtime.MaxHTTPBody) + `"}`, 413, "payload_too_large"},
+		{"POST", `{"N": "` + strings.Repeat("x", serve.MaxHTTPBody) + `"}`, 413, "payload_too_large"},
 	}
 	for _, c := range cases {
 		rec := post(t, h, c.method, c.body)
@@ -79,7 +79,7 @@ func TestDetachedHTTPHandler(t *testing.T) {
 		finished.Store(true)
 		return out{2 * i.N}, nil
 	}
-	h := runtime.DetachedHTTPHandler(runtime.Handler[in, out](slow), time.Minute, 1)
+	h := serve.DetachedHTTPHandler(serve.Handler[in, out](slow), time.Minute, 1)
 	ctx, leave := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -108,7 +108,7 @@ func TestDetachedHTTPHandler(t *testing.T) {
 // without a CORS preflight.
 func TestRequireToken(t *testing.T) {
 	var ran atomic.Int32
-	h := runtime.RequireToken("s3cret", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran.Add(1) }))
+	h := serve.RequireToken("s3cret", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran.Add(1) }))
 	cases := []struct {
 		name, auth, ctype string
 		status            int
@@ -131,7 +131,7 @@ func TestRequireToken(t *testing.T) {
 		}
 	}
 	// Off Cloud Run, serving without a token is refused at start-up.
-	err := runtime.Start(context.Background(), runtime.Function{Handler: runtime.Handler[in, out](double)}, runtime.Platform{Port: "0"}, nil)
+	err := serve.Start(context.Background(), serve.Function{Handler: serve.Handler[in, out](double)}, serve.Platform{Port: "0"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "HELIOS_HTTP_TOKEN") {
 		t.Errorf("Start without a token: %v", err)
 	}

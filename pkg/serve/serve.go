@@ -1,4 +1,4 @@
-// Package runtime serves one typed handler, func(ctx, In) (Out, error), the
+// Package serve serves one typed handler, func(ctx, In) (Out, error), the
 // way each platform expects: on AWS Lambda through aws-lambda-go when
 // AWS_LAMBDA_RUNTIME_API is set, otherwise as an HTTP function through
 // functions-framework-go on $PORT (Cloud Run, or a laptop). The local adapter
@@ -8,7 +8,7 @@
 // "HeliosError" and the errorMessage is the *job.Error as JSON; over HTTP the
 // body is that JSON with a 4xx (permanent) or 5xx (retryable) status. Either
 // way the caller gets back the kind, code, exit code and stderr tail.
-package runtime
+package serve
 
 import (
 	"bytes"
@@ -57,19 +57,6 @@ func (h Handler[In, Out]) Invoke(ctx context.Context, payload []byte) ([]byte, e
 // WireError is err as Lambda reports a handled function error.
 func WireError(err error) messages.InvokeResponse_Error {
 	return messages.InvokeResponse_Error{Type: job.ErrorType, Message: job.MarshalWire(err)}
-}
-
-// DecodeFunctionError turns a function error reported by a platform (Lambda's
-// errorType and errorMessage) back into a *job.Error. Anything that is not a
-// HeliosError — a crash, an out-of-memory kill, a runtime timeout — means the
-// worker was lost, which is worth another attempt.
-func DecodeFunctionError(errorType, message string) *job.Error {
-	if errorType == job.ErrorType {
-		if e, ok := job.UnmarshalWire(message); ok {
-			return e
-		}
-	}
-	return job.Errorf(job.Retryable, job.CodeWorkerLost, "function failed: %s: %s", errorType, message)
 }
 
 // Platform says where a function runs; pkg/config reads it from the
@@ -237,7 +224,7 @@ func httpHandler(h lambda.Handler, detachedLimit time.Duration, slots chan struc
 			var fe messages.InvokeResponse_Error
 			e := job.AsError(err)
 			if errors.As(err, &fe) {
-				e = DecodeFunctionError(fe.Type, fe.Message)
+				e = job.DecodeFunctionError(fe.Type, fe.Message)
 			}
 			status := http.StatusInternalServerError
 			if !e.Retryable() {
