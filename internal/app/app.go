@@ -13,8 +13,8 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/execx"
-	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
+	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
