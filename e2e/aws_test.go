@@ -26,7 +26,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/awslocal"
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -120,7 +120,7 @@ func download(t *testing.T, key string) string {
 
 func status(t *testing.T, id string) *job.Status {
 	t.Helper()
-	st, err := orchestrator.ReadStatus(t.Context(), stack.Bucket, id)
+	st, err := jobstore.New(stack.Bucket, nil, nil).Status(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/config"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
-	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
 )
 
 func newRootCommand(e *env) *cobra.Command {
@@ -59,12 +58,12 @@ func (f *commonFlags) register(cmd *cobra.Command, withJSON bool) {
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log each step")
 }
 
-// setup reads the configuration, with flags overriding the environment, and
-// opens the bucket.
-func (f *commonFlags) setup(ctx context.Context, e *env) (config.Config, *blob.Bucket, *slog.Logger, error) {
+// open reads the configuration, with flags overriding the environment, and
+// opens the stack on its storage (the caller closes it).
+func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error) {
 	cfg, err := config.FromEnv(e.getenv)
 	if err != nil {
-		return cfg, nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
 	if f.storage != "" {
 		cfg.StorageURL = f.storage
@@ -74,23 +73,23 @@ func (f *commonFlags) setup(ctx context.Context, e *env) (config.Config, *blob.B
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	b, err := storage.Open(ctx, cfg.StorageURL)
+	stack, err := pipeline.Open(ctx, cfg, log)
 	if err != nil {
-		return cfg, nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
-	return cfg, b, log, nil
+	return stack, nil
 }
 
-// onBucket opens the storage, runs fn and closes it; a job that does not
+// onJobs opens the job store, runs fn and closes it; a job that does not
 // exist is a usage error (exit 2).
-func (f *commonFlags) onBucket(ctx context.Context, e *env, fn func(*blob.Bucket) error) error {
-	_, b, _, err := f.setup(ctx, e)
+func (f *commonFlags) onJobs(ctx context.Context, e *env, fn func(*jobstore.Store) error) error {
+	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	err = fn(b)
-	if errors.Is(err, orchestrator.ErrNotFound) {
+	defer stack.Close()
+	err = fn(stack.Jobs)
+	if errors.Is(err, jobstore.ErrNotFound) {
 		return usageError{err}
 	}
 	return err

@@ -17,8 +17,8 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
-	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -49,23 +49,23 @@ func newRunCommand(e *env) *cobra.Command {
 }
 
 func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id string, concurrency int) error {
-	cfg, b, log, err := f.setup(ctx, e)
+	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer stack.Close()
+	cfg := &stack.Config
 	if concurrency < 0 || concurrency > config.MaxConcurrency {
 		return usageError{fmt.Errorf("--concurrency must be from 1 to %d; got %d", config.MaxConcurrency, concurrency)}
 	}
 	if concurrency > 0 {
 		cfg.Concurrency = concurrency
 	}
-	a, err := pipeline.Adapter(ctx, b, cfg, log)
+	orch, err := stack.Orchestrator(ctx)
 	if err != nil {
 		return usageError{err}
 	}
-	orch := pipeline.Orchestrator(b, a, cfg, log)
-	spec, err := prepare(e, orch, specPath, id)
+	spec, err := prepare(e, stack.Jobs, specPath, id)
 	if err != nil {
 		return err
 	}
@@ -88,10 +88,10 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	start := time.Now()
 	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update, Exclusive: exclusive})
 	prog.finish()
-	if errors.Is(err, orchestrator.ErrConflict) {
+	if errors.Is(err, jobstore.ErrConflict) {
 		return usageError{fmt.Errorf("%w: pass --id to render it as a new job", err)}
 	}
-	if errors.Is(err, orchestrator.ErrAlreadyRunning) || errors.Is(err, orchestrator.ErrLeaseLost) {
+	if errors.Is(err, jobstore.ErrAlreadyRunning) || errors.Is(err, jobstore.ErrLeaseLost) {
 		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
 		return errJobFailed
 	}
@@ -104,7 +104,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	}
 	wall := time.Since(start)
 	if st.State == job.StateDone {
-		if err := download(ctx, b, st.Output, out); err != nil {
+		if err := download(ctx, stack.Bucket, st.Output, out); err != nil {
 			return err
 		}
 	}
@@ -126,7 +126,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 
 // prepare reads, decodes and validates a spec file, listing every problem
 // on stderr. Nothing is written anywhere.
-func prepare(e *env, orch *orchestrator.Orchestrator, specPath, id string) (*job.Spec, error) {
+func prepare(e *env, jobs *jobstore.Store, specPath, id string) (*job.Spec, error) {
 	data, err := readSpecFile(specPath)
 	if err != nil {
 		return nil, usageError{err}
@@ -134,7 +134,7 @@ func prepare(e *env, orch *orchestrator.Orchestrator, specPath, id string) (*job
 	if id == "" {
 		id = idFromSpec(data, specPath)
 	}
-	spec, err := orch.Prepare(bytes.NewReader(data), id)
+	spec, err := jobs.Prepare(bytes.NewReader(data), id)
 	var ve *job.ValidationError
 	switch {
 	case errors.As(err, &ve):

@@ -5,9 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"gocloud.dev/blob"
 
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
 
 func newStatusCommand(e *env) *cobra.Command {
@@ -17,8 +16,8 @@ func newStatusCommand(e *env) *cobra.Command {
 		Short: "Show a job's progress",
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
-				st, err := lookup(e, b).Lookup(cmd.Context(), args[0])
+			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
+				st, err := jobs.Lookup(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -49,8 +48,8 @@ func newCancelCommand(e *env) *cobra.Command {
 		Short: "Ask a job to stop; it ends cancelled and nothing is stitched",
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
-				if err := orchestrator.Cancel(cmd.Context(), b, args[0]); err != nil {
+			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
+				if err := jobs.Cancel(cmd.Context(), args[0]); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])

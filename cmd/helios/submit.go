@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -19,17 +19,16 @@ func newSubmitCommand(e *env) *cobra.Command {
 		Short: "Validate a job and upload it to jobs/<id>.json, where the upload starts it (S3 or GCS trigger)",
 		Args:  exactArgs(1, "one job spec file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, b, log, err := f.setup(cmd.Context(), e)
+			stack, err := f.open(cmd.Context(), e)
 			if err != nil {
 				return err
 			}
-			defer b.Close()
-			orch := orchestrator.New(b, nil, nil, orchestrator.Config{Allowed: cfg.Allowed}, log)
-			spec, err := prepare(e, orch, args[0], id)
+			defer stack.Close()
+			spec, err := prepare(e, stack.Jobs, args[0], id)
 			if err != nil {
 				return err
 			}
-			if err := orch.Submit(cmd.Context(), spec); errors.Is(err, orchestrator.ErrConflict) {
+			if err := stack.Jobs.Submit(cmd.Context(), spec); errors.Is(err, jobstore.ErrConflict) {
 				return usageError{fmt.Errorf("%w: pass --id to submit it as a new job", err)}
 			} else if err != nil {
 				return err
@@ -38,7 +37,7 @@ func newSubmitCommand(e *env) *cobra.Command {
 				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": job.JobKey(spec.ID)})
 			}
 			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s\n", spec.ID, job.JobKey(spec.ID), spec.ID)
-			if _, local := storage.LocalDir(cfg.StorageURL); local {
+			if _, local := storage.LocalDir(stack.Config.StorageURL); local {
 				fmt.Fprintf(e.stderr, "note: nothing watches a local folder for uploads; render it here with: helios job run %s --out PATH\n", args[0])
 			}
 			return nil

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
-	"gocloud.dev/blob"
 
-	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
 
 func newWatchCommand(e *env) *cobra.Command {
@@ -25,8 +22,8 @@ func newWatchCommand(e *env) *cobra.Command {
 			if interval <= 0 {
 				return usageError{fmt.Errorf("--interval must be positive; got %s", interval)}
 			}
-			return f.onBucket(cmd.Context(), e, func(b *blob.Bucket) error {
-				return watch(cmd.Context(), e, b, args[0], interval, f.json)
+			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
+				return watch(cmd.Context(), e, jobs, args[0], interval, f.json)
 			})
 		},
 	}
@@ -41,12 +38,11 @@ const staleAfter = 3 * time.Minute
 
 // watch polls a job's status until it is final. A job submitted but not
 // started yet is pending.
-func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time.Duration, asJSON bool) error {
+func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interval time.Duration, asJSON bool) error {
 	var prog *progress
-	orch := lookup(e, b)
 	warned := false
 	for {
-		st, err := orch.Lookup(ctx, id)
+		st, err := jobs.Lookup(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -85,11 +81,4 @@ func watch(ctx context.Context, e *env, b *blob.Bucket, id string, interval time
 		case <-time.After(interval):
 		}
 	}
-}
-
-// lookup is an orchestrator that only reads: status, or what an uploaded
-// spec would become.
-func lookup(e *env, b *blob.Bucket) *orchestrator.Orchestrator {
-	cfg, _ := config.FromEnv(e.getenv) // already validated by setup
-	return orchestrator.New(b, nil, nil, orchestrator.Config{Allowed: cfg.Allowed}, slog.New(slog.DiscardHandler))
 }

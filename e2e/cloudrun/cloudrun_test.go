@@ -26,7 +26,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -554,7 +554,7 @@ func TestSweepFinishesAJobWhoseOrchestratorDied(t *testing.T) {
 		t.Errorf("sweep while the lease is still valid: %d %s", code, body)
 	}
 	time.Sleep(31 * time.Second) // the lease's TTL
-	if st, _ := orchestrator.ReadStatus(t.Context(), stack.Bucket, "gcs-orphan"); st == nil || st.State.Final() {
+	if st, _ := jobstore.New(stack.Bucket, nil, nil).Status(t.Context(), "gcs-orphan"); st == nil || st.State.Final() {
 		t.Fatalf("the job should be stranded, status %+v", st)
 	}
 	code, body = request(t, "POST", stack.Orchestrator.URL+"/sweep", nil, []byte(`{}`))

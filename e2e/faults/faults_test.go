@@ -37,6 +37,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
@@ -155,12 +156,13 @@ func newRig(t *testing.T, store *faultyStorage) *rig {
 	b := testkit.Bucket(t, bucketURL)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Config{Allowed: job.Allowlist{"ffmpeg"}, Concurrency: 3, StatusInterval: 50 * time.Millisecond, StitchTimeout: 5 * time.Second}
-	w, err := pipeline.Worker(b, cfg, log)
+	stack := pipeline.New(b, cfg, log)
+	w, err := stack.Worker()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &faultyDriver{inner: adapter.NewLocal(w, pipeline.Stitcher(b, log), 3)}
-	return &rig{t: t, bucket: b, url: bucketURL, store: store, driver: d, orch: pipeline.Orchestrator(b, adapter.New(d), cfg, log)}
+	d := &faultyDriver{inner: adapter.NewLocal(w, stack.Stitcher(), 3)}
+	return &rig{t: t, bucket: b, url: bucketURL, store: store, driver: d, orch: stack.OrchestratorWith(adapter.New(d))}
 }
 
 // upload puts a spec of total frames in chunks at jobs/<id>.json.
@@ -238,12 +240,12 @@ func (r *rig) untilFinal(id string) *job.Status {
 		if err == nil && st.State.Final() {
 			return st
 		}
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, orchestrator.ErrAlreadyRunning) {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, jobstore.ErrAlreadyRunning) {
 			r.t.Logf("run: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st, _ := orchestrator.ReadStatus(r.t.Context(), r.bucket, id)
+	st, _ := jobstore.New(r.bucket, nil, nil).Status(r.t.Context(), id)
 	return st
 }
 

@@ -27,7 +27,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
 
 // The orchestrator is a real process (`helios job run`, the whole pipeline
@@ -100,7 +100,7 @@ func TestOrchestratorProcessKilledAtRandom(t *testing.T) {
 			t.Fatalf("the run after the kills: %v", err)
 		}
 	}
-	st, err := orchestrator.ReadStatus(t.Context(), testkit.Bucket(t, store), spec.ID)
+	st, err := jobstore.New(testkit.Bucket(t, store), nil, nil).Status(t.Context(), spec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,24 +5,6 @@
 // stitcher through the adapter HELIOS_ADAPTER names.
 package main
 
-import (
-	"context"
-	"log/slog"
+import "github.com/helios-project/infrastructure/pkg/pipeline"
 
-	"gocloud.dev/blob"
-
-	"github.com/helios-project/infrastructure/internal/app"
-	"github.com/helios-project/infrastructure/pkg/config"
-	"github.com/helios-project/infrastructure/pkg/pipeline"
-	"github.com/helios-project/infrastructure/pkg/serve"
-)
-
-func main() {
-	app.Main("orchestrator", func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Function, error) {
-		h, err := pipeline.Trigger(ctx, b, cfg, log)
-		if err != nil {
-			return serve.Function{}, err
-		}
-		return serve.Function{Handler: h.Lambda(), HTTP: h.HTTP()}, nil
-	})
-}
+func main() { pipeline.Main("orchestrator") }

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os/exec"
 	"slices"
@@ -27,18 +26,17 @@ func RenderLocally(ctx context.Context, spec []byte, id, dir, out string) error 
 	if err != nil {
 		return err
 	}
-	b, err := storage.Open(ctx, dir)
+	cfg.StorageURL = dir
+	stack, err := pipeline.Open(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := pipeline.Adapter(ctx, b, cfg, log)
+	defer stack.Close()
+	o, err := stack.Orchestrator(ctx)
 	if err != nil {
 		return err
 	}
-	o := pipeline.Orchestrator(b, a, cfg, log)
-	s, err := o.Prepare(bytes.NewReader(spec), id)
+	s, err := stack.Jobs.Prepare(bytes.NewReader(spec), id)
 	if err != nil {
 		return err
 	}
@@ -49,7 +47,7 @@ func RenderLocally(ctx context.Context, spec []byte, id, dir, out string) error 
 	if st.State != job.StateDone {
 		return fmt.Errorf("local render %s: %v", st.State, st.Error)
 	}
-	_, err = storage.DownloadFile(ctx, b, st.Output, out)
+	_, err = storage.DownloadFile(ctx, stack.Bucket, st.Output, out)
 	return err
 }
 

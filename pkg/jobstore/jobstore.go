@@ -1,61 +1,64 @@
-// Package jobstore reads the stored state of jobs that the stages other
-// than the orchestrator must trust: the accepted spec, written once by the
-// orchestrator when it claims a job, is what a directly invoked worker or
-// stitcher checks its payload against.
+// Package jobstore is the stored state of jobs in one bucket, and the only
+// code that knows its layout (pkg/job names the keys): uploaded and
+// accepted specs, status, cancel requests, leases, completion markers and
+// segments, the stitch lock, and the marks of active jobs the sweep reads.
+// The CLI, the triggers, the orchestrator, the worker and the stitcher all
+// go through a Store.
+//
+// Every write that a duplicate would hurt is create-if-not-exists: the
+// accepted spec, each lease generation, completion markers, the stitch lock,
+// the cancel request.
 package jobstore
 
 import (
-	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
-// ErrNotAccepted means no orchestrator has accepted a job with the id.
-var ErrNotAccepted = errors.New("job not accepted")
-
-// Accepted returns the accepted, normalized spec of job id.
-func Accepted(ctx context.Context, b *blob.Bucket, id string) (*job.Spec, error) {
-	if !job.ValidID(id) {
-		return nil, fmt.Errorf("job id %q: %w", id, ErrNotAccepted)
-	}
-	r, err := b.NewReader(ctx, job.SpecKey(id), nil)
-	if storage.IsNotFound(err) {
-		return nil, fmt.Errorf("job %q: %w", id, ErrNotAccepted)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the accepted spec of %q: %w", id, err)
-	}
-	defer r.Close()
-	spec, err := job.Decode(r)
-	if err != nil {
-		return nil, fmt.Errorf("accepted spec of %q: %w", id, err)
-	}
-	spec.ID = id
-	spec.Normalize()
-	return spec, nil
+// Store is the jobs of one bucket.
+type Store struct {
+	bucket  *blob.Bucket
+	allowed job.Allowlist
+	log     *slog.Logger
 }
 
-// Plans returns the accepted spec of a job (Accepted, in deployments).
-type Plans func(ctx context.Context, jobID string) (*job.Spec, error)
-
-// Check returns the accepted spec of job id once check accepts it. Errors
-// are *job.Error: permanent if the job was never accepted or check refuses
-// (the call is not what the spec plans), retryable if storage failed.
-func (p Plans) Check(ctx context.Context, id string, check func(*job.Spec) error) (*job.Spec, error) {
-	spec, err := p(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotAccepted):
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", id, err)
-	case err != nil:
-		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+// New returns the store of jobs in b. Specs are validated against allowed
+// (ffmpeg if empty); log (nil: slog.Default) hears about objects the store
+// ignores or fails to clean up.
+func New(b *blob.Bucket, allowed job.Allowlist, log *slog.Logger) *Store {
+	if len(allowed) == 0 {
+		allowed = job.Allowlist{"ffmpeg"}
 	}
-	if err := check(spec); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", id, err)
+	if log == nil {
+		log = slog.Default()
 	}
-	return spec, nil
+	return &Store{bucket: b, allowed: allowed, log: log}
 }
+
+// Bucket is the bucket the store keeps its jobs in.
+func (s *Store) Bucket() *blob.Bucket { return s.bucket }
+
+// Errors of the store, matched with errors.Is.
+var (
+	// ErrNotFound means no job has the id.
+	ErrNotFound = errors.New("job not found")
+	// ErrConflict means a job id is taken by a different spec.
+	ErrConflict = errors.New("job id already used by a different spec")
+	// ErrNotAccepted means no orchestrator has accepted a job with the id.
+	ErrNotAccepted = errors.New("job not accepted")
+	// ErrAlreadyRunning means another orchestrator holds the job's lease: a
+	// duplicate trigger, or a second `helios job run` of the same job.
+	ErrAlreadyRunning = errors.New("job is already being run by another orchestrator")
+	// ErrLeaseLost means another orchestrator took the job over (a newer
+	// lease generation exists); the job, and its status, are the other's.
+	ErrLeaseLost = errors.New("lease lost to another orchestrator")
+	// ErrLeaseNotRenewed means a lease went unrenewed for half its life:
+	// another orchestrator may take over at any moment, so its holder stops
+	// writing. Unlike ErrLeaseLost the job may have no holder now: it must
+	// be resumed.
+	ErrLeaseNotRenewed = errors.New("lease could not be renewed in time")
+)

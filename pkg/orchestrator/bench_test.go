@@ -11,6 +11,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -54,7 +55,7 @@ func BenchmarkDispatch10kChunks(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				o := orchestrator.New(bucket, a, noStitch{}, orchestrator.Config{Allowed: job.Allowlist{"true"}, StatusInterval: time.Second}, log)
+				o := orchestrator.New(jobstore.New(bucket, job.Allowlist{"true"}, log), a, noStitch{}, orchestrator.Config{StatusInterval: time.Second}, log)
 				s := *spec
 				s.ID = fmt.Sprintf("bench-%d", i)
 				i++

@@ -24,6 +24,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
@@ -99,6 +100,7 @@ type rig struct {
 	executes atomic.Int32
 	stitches atomic.Int32
 	cfg      orchestrator.Config
+	allowed  job.Allowlist // what the orchestrator's store accepts
 	// afterExecute, if set, runs after each successful worker invocation.
 	afterExecute func(n int32)
 }
@@ -116,8 +118,8 @@ func newRigConfined(t *testing.T, confined bool, allowed ...string) *rig {
 		allowed = []string{"ffmpeg"}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config.Config{Allowed: allowed, Concurrency: 2}
-	w, err := pipeline.Worker(b, cfg, log)
+	stack := pipeline.New(b, config.Config{Allowed: allowed, Concurrency: 2}, log)
+	w, err := stack.Worker()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,9 +127,9 @@ func newRigConfined(t *testing.T, confined bool, allowed ...string) *rig {
 		h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: allowed}, Frames: ffmpeg.New(), Logger: log}
 		w = h.Handle
 	}
-	a := adapter.New(adapter.NewLocal(w, pipeline.Stitcher(b, log), 4))
-	return &rig{t: t, bucket: b, adapter: a, cfg: orchestrator.Config{
-		Allowed: allowed, Concurrency: 2, StatusInterval: 20 * time.Millisecond, CancelPollInterval: 20 * time.Millisecond,
+	a := adapter.New(adapter.NewLocal(w, stack.Stitcher(), 4))
+	return &rig{t: t, bucket: b, adapter: a, allowed: allowed, cfg: orchestrator.Config{
+		Concurrency: 2, StatusInterval: 20 * time.Millisecond, CancelPollInterval: 20 * time.Millisecond,
 	}}
 }
 
@@ -147,13 +149,17 @@ func (r *rig) Stitch(ctx context.Context, req job.StitchRequest) (job.StitchResu
 	return r.adapter.Stitch(ctx, req)
 }
 
+func (r *rig) jobs() *jobstore.Store {
+	return jobstore.New(r.bucket, r.allowed, slog.New(slog.DiscardHandler))
+}
+
 func (r *rig) orchestrator() *orchestrator.Orchestrator {
-	return orchestrator.New(r.bucket, r, r, r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return orchestrator.New(r.jobs(), r, r, r.cfg, slog.New(slog.DiscardHandler))
 }
 
 func (r *rig) prepare(spec string, id string) *job.Spec {
 	r.t.Helper()
-	s, err := r.orchestrator().Prepare(strings.NewReader(spec), id)
+	s, err := r.jobs().Prepare(strings.NewReader(spec), id)
 	if err != nil {
 		r.t.Fatalf("Prepare: %v", err)
 	}
@@ -233,7 +239,7 @@ func TestFrameExact(t *testing.T) {
 			testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, ref, spec.Metadata.TotalFrames))
 
 			// The stored status says the same; segments are cleaned up, markers stay.
-			stored, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+			stored, err := jobstore.New(r.bucket, nil, nil).Status(t.Context(), spec.ID)
 			if err != nil || stored.State != job.StateDone || stored.Output != spec.Output || stored.OutputBytes == 0 {
 				t.Fatalf("stored status = %+v, %v", stored, err)
 			}
@@ -310,7 +316,7 @@ func TestSameIDDifferentSpecIsRefused(t *testing.T) {
 	before := r.executes.Load()
 	other := r.prepare(specJSON(t, testkit.NativeSpec("taken", 8, 3)), "")
 	_, err := r.orchestrator().Run(t.Context(), other, orchestrator.RunOptions{})
-	if !errors.Is(err, orchestrator.ErrConflict) {
+	if !errors.Is(err, jobstore.ErrConflict) {
 		t.Fatalf("Run of a different spec under a taken id: err = %v, want ErrConflict", err)
 	}
 	if r.executes.Load() != before {
@@ -353,7 +359,7 @@ func TestFailingCommandFailsJob(t *testing.T) {
 	if r.exists(spec.Output) || r.exists(job.StitchLockKey(spec.ID)) || r.stitches.Load() != 0 {
 		t.Error("a failed job published an output or stitched")
 	}
-	stored, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+	stored, err := jobstore.New(r.bucket, nil, nil).Status(t.Context(), spec.ID)
 	if err != nil || stored.State != job.StateFailed || stored.Error == nil || stored.Error.StderrTail == "" {
 		t.Errorf("stored status = %+v, %v", stored, err)
 	}
@@ -364,7 +370,7 @@ func TestFailingCommandFailsJob(t *testing.T) {
 func TestWorkerAllowlistIsPermanent(t *testing.T) {
 	exe := self(t)
 	r := newRig(t)
-	r.cfg.Allowed = job.Allowlist{"ffmpeg", exe}
+	r.allowed = job.Allowlist{"ffmpeg", exe}
 	spec := testkit.NativeSpec("refused", 10, 5)
 	spec.Command = exe
 	spec.Args = []string{"helper-sleep", "{output}"}
@@ -395,7 +401,7 @@ func TestCancel(t *testing.T) {
 	// Wait for the job to be running, then cancel it as `helios job cancel` does.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+		st, err := jobstore.New(r.bucket, nil, nil).Status(t.Context(), spec.ID)
 		if err == nil && st.State == job.StateRunning {
 			break
 		}
@@ -404,7 +410,7 @@ func TestCancel(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := orchestrator.Cancel(t.Context(), r.bucket, spec.ID); err != nil {
+	if err := r.jobs().Cancel(t.Context(), spec.ID); err != nil {
 		t.Fatal(err)
 	}
 	var res result
@@ -452,7 +458,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	if withMarker < 3 || withMarker == 6 {
 		t.Fatalf("%d chunks done before the crash (%d keys); the test needs 3 to 5", withMarker, markers)
 	}
-	stored, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+	stored, err := jobstore.New(r.bucket, nil, nil).Status(t.Context(), spec.ID)
 	if err != nil || stored.State.Final() || stored.ChunksDone < 3 {
 		t.Fatalf("status after crash = %+v, %v; want running with progress", stored, err)
 	}
@@ -480,7 +486,7 @@ func TestDuplicateRunRendersOnce(t *testing.T) {
 	busy := 0
 	for _, err := range errs {
 		switch {
-		case errors.Is(err, orchestrator.ErrAlreadyRunning):
+		case errors.Is(err, jobstore.ErrAlreadyRunning):
 			busy++
 		case err != nil:
 			t.Fatalf("Run: %v", err)
@@ -489,7 +495,7 @@ func TestDuplicateRunRendersOnce(t *testing.T) {
 	if busy != 1 || r.executes.Load() != 3 || r.stitches.Load() != 1 {
 		t.Errorf("%d runs refused, %d chunks rendered, %d stitches; want 1, 3, 1", busy, r.executes.Load(), r.stitches.Load())
 	}
-	st, err := orchestrator.ReadStatus(t.Context(), r.bucket, spec.ID)
+	st, err := jobstore.New(r.bucket, nil, nil).Status(t.Context(), spec.ID)
 	if err != nil || st.State != job.StateDone {
 		t.Fatalf("final status %+v, %v", st, err)
 	}
@@ -517,7 +523,7 @@ func TestThrottlingSpendsNoAttempts(t *testing.T) {
 	prepared := r.prepare(specJSON(t, spec), "")
 	th := &throttler{WorkerAdapter: r}
 	th.left.Store(5)
-	o := orchestrator.New(r.bucket, th, r, r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o := orchestrator.New(r.jobs(), th, r, r.cfg, slog.New(slog.DiscardHandler))
 	st, err := o.Run(t.Context(), prepared, orchestrator.RunOptions{})
 	if err != nil || st.State != job.StateDone {
 		t.Fatalf("Run = %v, %v", st, err)
@@ -530,7 +536,7 @@ func TestThrottlingSpendsNoAttempts(t *testing.T) {
 	// Past the budget, throttling fails the job.
 	r.cfg.ThrottleBudget = 50 * time.Millisecond
 	th.left.Store(1 << 30)
-	o = orchestrator.New(r.bucket, th, r, r.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o = orchestrator.New(r.jobs(), th, r, r.cfg, slog.New(slog.DiscardHandler))
 	st, err = o.Run(t.Context(), r.prepare(specJSON(t, testkit.NativeSpec("always-busy", 10, 10)), ""), orchestrator.RunOptions{})
 	if err != nil || st.State != job.StateFailed || st.Error.Code != job.CodeThrottled {
 		t.Fatalf("Run while always throttled = %v %v, %v", st.State, st.Error, err)
@@ -580,7 +586,7 @@ func TestExpiredLeaseIsTakenOverOnce(t *testing.T) {
 		switch {
 		case err == nil:
 			ran++
-		case !errors.Is(err, orchestrator.ErrAlreadyRunning):
+		case !errors.Is(err, jobstore.ErrAlreadyRunning):
 			t.Fatalf("Run: %v", err)
 		}
 	}
@@ -595,7 +601,7 @@ func TestCancelAfterRenderingStopsStitch(t *testing.T) {
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("late-cancel", 10, 5)), "")
 	r.afterExecute = func(n int32) {
 		if n == 2 {
-			if err := orchestrator.Cancel(t.Context(), r.bucket, spec.ID); err != nil {
+			if err := r.jobs().Cancel(t.Context(), spec.ID); err != nil {
 				t.Error(err)
 			}
 		}

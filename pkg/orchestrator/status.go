@@ -2,20 +2,19 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
-	"gocloud.dev/blob"
-
+	"github.com/helios-project/infrastructure/internal/periodic"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
 
 // tracker owns a job's Status during a run and writes status.json: at once
 // on state changes, and at most every interval while chunks complete, so a
 // 10,000-chunk job does not rewrite a large document 10,000 times.
 type tracker struct {
-	bucket   *blob.Bucket
+	store    *jobstore.Store
 	progress func(job.Status)
 	costRate float64
 
@@ -34,7 +33,7 @@ type tracker struct {
 // so a reader can tell a live job from a stopped one by timings.updatedAt.
 const heartbeat = time.Minute
 
-func newTracker(o *Orchestrator, spec *job.Spec, chunks []job.Chunk, prev *job.Status, progress func(job.Status)) *tracker {
+func newTracker(store *jobstore.Store, spec *job.Spec, chunks []job.Chunk, prev *job.Status, progress func(job.Status), costRate float64) *tracker {
 	now := time.Now().UTC()
 	st := job.Status{
 		JobID:       spec.ID,
@@ -56,7 +55,7 @@ func newTracker(o *Orchestrator, spec *job.Spec, chunks []job.Chunk, prev *job.S
 			st.Chunks[i].Attempts = prev.Chunks[i].Attempts
 		}
 	}
-	return &tracker{bucket: o.bucket, progress: progress, costRate: o.cfg.CostPerWorkerSecond, st: st}
+	return &tracker{store: store, progress: progress, costRate: costRate, st: st}
 }
 
 // update changes the status under the lock and reports progress.
@@ -163,7 +162,7 @@ func (t *tracker) write(ctx context.Context) error {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
 	if t.guard != nil && !t.guard() {
-		return errLeaseNotRenewed
+		return jobstore.ErrLeaseNotRenewed
 	}
 	t.mu.Lock()
 	if !t.dirty {
@@ -171,13 +170,11 @@ func (t *tracker) write(ctx context.Context) error {
 		return nil
 	}
 	t.st.Timings.UpdatedAt = time.Now().UTC()
-	data, err := json.MarshalIndent(&t.st, "", "  ")
+	st := t.st
+	st.Chunks = append([]job.ChunkStatus(nil), t.st.Chunks...)
 	t.dirty, t.lastWrite = false, time.Now()
 	t.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := t.bucket.WriteAll(ctx, job.StatusKey(t.st.JobID), data, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+	if err := t.store.WriteStatus(ctx, &st); err != nil {
 		t.mu.Lock()
 		t.dirty = true
 		t.mu.Unlock()
@@ -199,7 +196,7 @@ func (t *tracker) setState(ctx context.Context, s job.State, f func(st *job.Stat
 
 // flushEvery writes the status every interval until stop is called.
 func (t *tracker) flushEvery(ctx context.Context, interval time.Duration, onErr func(error)) (stop func()) {
-	return every(ctx, interval, func(ctx context.Context) bool {
+	return periodic.Every(ctx, interval, func(ctx context.Context) bool {
 		t.mu.Lock()
 		if time.Since(t.lastWrite) > heartbeat {
 			t.dirty = true

@@ -4,38 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
-
-// activeMark is active/<id>: the job was claimed and has not ended. The
-// sweep counts here the times it resumed the job without progress.
-type activeMark struct {
-	ClaimedAt  time.Time `json:"claimedAt"`
-	Resumes    int       `json:"resumes,omitempty"`    // sweeps that resumed it since it last made progress
-	DoneAtLast int       `json:"doneAtLast,omitempty"` // chunks done at the last resume
-	LastResume time.Time `json:"lastResume,omitzero"`
-}
-
-// markActive records a claimed job (kept if it exists: its resume count
-// goes on).
-func (o *Orchestrator) markActive(ctx context.Context, id string) error {
-	err := storage.CreateJSON(ctx, o.bucket, job.ActiveKey(id), activeMark{ClaimedAt: time.Now().UTC()})
-	if err != nil && !errors.Is(err, storage.ErrExists) {
-		return err
-	}
-	return nil
-}
-
-// markEnded removes a job from the sweep's view.
-func (o *Orchestrator) markEnded(ctx context.Context, id string) {
-	if err := o.bucket.Delete(ctx, job.ActiveKey(id)); err != nil && !storage.IsNotFound(err) {
-		o.log.Warn("remove the active mark", "jobId", id, "error", err)
-	}
-}
 
 // SweepOptions tune a sweep. Zero values take the defaults.
 type SweepOptions struct {
@@ -76,17 +49,13 @@ func (o *Orchestrator) Sweep(ctx context.Context, opts SweepOptions) (SweepRepor
 		opts.MaxResumes = 5
 	}
 	var rep SweepReport
-	keys, err := storage.List(ctx, o.bucket, job.ActivePrefix)
+	ids, err := o.store.Active(ctx)
 	if err != nil {
 		return rep, err
 	}
-	for _, key := range keys {
+	for _, id := range ids {
 		if len(rep.Resumed)+len(rep.Failed) >= opts.Max {
 			break
-		}
-		id := strings.TrimPrefix(key, job.ActivePrefix)
-		if !job.ValidID(id) {
-			continue
 		}
 		rep.Checked++
 		if err := o.sweepOne(ctx, id, opts, &rep); err != nil {
@@ -98,20 +67,20 @@ func (o *Orchestrator) Sweep(ctx context.Context, opts SweepOptions) (SweepRepor
 }
 
 func (o *Orchestrator) sweepOne(ctx context.Context, id string, opts SweepOptions, rep *SweepReport) error {
-	st, err := ReadStatus(ctx, o.bucket, id)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	st, err := o.store.Status(ctx, id)
+	if err != nil && !errors.Is(err, jobstore.ErrNotFound) {
 		return err
 	}
 	if st != nil && st.State.Final() {
-		o.markEnded(ctx, id)
+		o.store.MarkEnded(ctx, id)
 		rep.Cleared++
 		return nil
 	}
-	if live, err := o.leaseLive(ctx, id); err != nil || live {
+	if live, err := o.store.LeaseLive(ctx, id); err != nil || live {
 		return err
 	}
-	var mark activeMark
-	if err := storage.ReadJSON(ctx, o.bucket, job.ActiveKey(id), &mark); err != nil {
+	mark, err := o.store.ActiveMarkOf(ctx, id)
+	if err != nil {
 		return err
 	}
 	done := 0
@@ -130,7 +99,7 @@ func (o *Orchestrator) sweepOne(ctx context.Context, id string, opts SweepOption
 	}
 	mark.Resumes++
 	mark.DoneAtLast, mark.LastResume = done, time.Now().UTC()
-	if err := storage.WriteJSON(ctx, o.bucket, job.ActiveKey(id), mark); err != nil {
+	if err := o.store.WriteActiveMark(ctx, id, mark); err != nil {
 		return err
 	}
 	if err := opts.Resume(ctx, id); err != nil {
@@ -141,34 +110,20 @@ func (o *Orchestrator) sweepOne(ctx context.Context, id string, opts SweepOption
 	return nil
 }
 
-// leaseLive reports whether an orchestrator holds the job's lease.
-func (o *Orchestrator) leaseLive(ctx context.Context, id string) (bool, error) {
-	gens, err := o.leaseGens(ctx, id)
-	if err != nil || len(gens) == 0 {
-		return false, err
-	}
-	var held lease
-	err = storage.ReadJSON(ctx, o.bucket, job.LeaseKey(id, gens[len(gens)-1]), &held)
-	if storage.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil && time.Now().Before(held.ExpiresAt), err
-}
-
 // failStranded records, under the job's lease, that the sweep gave up.
 func (o *Orchestrator) failStranded(ctx context.Context, id string, resumes int) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	l, err := o.acquireLease(ctx, id, false, stop, o.log.With("jobId", id))
-	if errors.Is(err, ErrAlreadyRunning) {
+	l, err := o.store.AcquireLease(ctx, id, jobstore.LeaseOptions{TTL: o.cfg.LeaseTTL, OnLost: stop, Log: o.log.With("jobId", id)})
+	if errors.Is(err, jobstore.ErrAlreadyRunning) {
 		return nil // someone runs it after all
 	}
 	if err != nil {
 		return err
 	}
-	defer l.release()
-	st, err := ReadStatus(ctx, o.bucket, id)
-	if errors.Is(err, ErrNotFound) {
+	defer l.Release()
+	st, err := o.store.Status(ctx, id)
+	if errors.Is(err, jobstore.ErrNotFound) {
 		st, err = &job.Status{JobID: id}, nil
 	}
 	if err != nil {
@@ -179,10 +134,10 @@ func (o *Orchestrator) failStranded(ctx context.Context, id string, resumes int)
 	st.Error = job.Errorf(job.Permanent, job.CodeInternal,
 		"resumed %d times by the sweep without finishing a chunk in between; given up (its finished chunks are kept: run or resume it again once the cause is fixed)", resumes)
 	st.Timings.FinishedAt, st.Timings.UpdatedAt = now, now
-	if err := storage.WriteJSON(ctx, o.bucket, job.StatusKey(id), st); err != nil {
+	if err := o.store.WriteStatus(ctx, st); err != nil {
 		return err
 	}
-	o.markEnded(ctx, id)
+	o.store.MarkEnded(ctx, id)
 	o.log.Error("job failed: stranded", "jobId", id, "resumes", resumes)
 	return nil
 }

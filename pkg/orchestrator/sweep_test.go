@@ -2,7 +2,6 @@ package orchestrator_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -39,7 +39,7 @@ func strand(t *testing.T, b *blob.Bucket, id string, done int, until time.Time) 
 
 func TestSweepResumesStrandedJobs(t *testing.T) {
 	b := testkit.Bucket(t, "mem://")
-	o := orchestrator.New(b, nil, nil, orchestrator.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o := orchestrator.New(jobstore.New(b, nil, nil), nil, nil, orchestrator.Config{}, slog.New(slog.DiscardHandler))
 	strand(t, b, "stranded", 1, time.Now().Add(-time.Minute))
 	strand(t, b, "alive", 1, time.Now().Add(time.Minute)) // its orchestrator renews the lease
 	strand(t, b, "ended", 4, time.Now().Add(-time.Minute))
@@ -67,7 +67,7 @@ func TestSweepResumesStrandedJobs(t *testing.T) {
 	if !slices.Equal(rep.Failed, []string{"stranded"}) || len(resumed) != 3 {
 		t.Fatalf("report %+v after %v", rep, resumed)
 	}
-	st, err := orchestrator.ReadStatus(t.Context(), b, "stranded")
+	st, err := jobstore.New(b, nil, nil).Status(t.Context(), "stranded")
 	if err != nil || st.State != job.StateFailed || !strings.Contains(st.Error.Message, "resumed 2 times by the sweep") {
 		t.Fatalf("status %+v %v", st, err)
 	}

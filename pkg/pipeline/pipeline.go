@@ -1,7 +1,8 @@
-// Package pipeline wires the stages together from a Config: the worker and
-// stitcher handlers, the adapter that reaches them, and the orchestrator.
-// The functions' main packages and the CLI call it, so there is one place
-// that knows how the parts fit.
+// Package pipeline builds the Helios stack from a configuration: the job
+// store on the bucket, the worker and stitcher handlers, the adapter that
+// reaches them, the orchestrator, and the trigger that serves it. The three
+// functions (Main) and the CLI both start here, so there is one place that
+// knows how the parts fit.
 package pipeline
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/adapter"
@@ -28,9 +30,38 @@ import (
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
+// Stack is the parts of Helios one process uses, built from one
+// configuration on one bucket. Its methods build each part when asked.
+type Stack struct {
+	Config config.Config
+	Bucket *blob.Bucket
+	Jobs   *jobstore.Store
+	Log    *slog.Logger
+
+	lambda *awslambda.Client // one client, for the adapter and the orchestrator's continuation
+}
+
+// Open opens the bucket cfg names and the job store on it.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Stack, error) {
+	b, err := storage.Open(ctx, cfg.StorageURL)
+	if err != nil {
+		return nil, err
+	}
+	return New(b, cfg, log), nil
+}
+
+// New is the stack on an open bucket (Close closes it).
+func New(b *blob.Bucket, cfg config.Config, log *slog.Logger) *Stack {
+	return &Stack{Config: cfg, Bucket: b, Jobs: jobstore.New(b, cfg.Allowed, log), Log: log}
+}
+
+// Close closes the bucket.
+func (s *Stack) Close() error { return s.Bucket.Close() }
+
 // Worker is the chunk worker function. Its commands run confined (see
 // pkg/sandbox): the binary serving it must call sandbox.Main first.
-func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Handler[job.WorkerJob, job.WorkerResult], error) {
+func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error) {
+	cfg, log := s.Config, s.Log
 	runner := &execx.Runner{Allowed: cfg.Allowed}
 	launcher, err := sandbox.Self(cfg.CommandNetwork)
 	switch {
@@ -40,42 +71,37 @@ func Worker(b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Handler[
 		return nil, err
 	default:
 		runner.Confiner = launcher
-		s := sandbox.Probe(cfg.CommandNetwork)
+		support := sandbox.Probe(cfg.CommandNetwork)
 		level := slog.LevelInfo
-		if !s.Complete() {
+		if !support.Complete() {
 			level = slog.LevelWarn
 		}
-		log.Log(context.Background(), level, "job commands are confined", "landlockABI", s.LandlockABI, "seccomp", s.Seccomp, "network", cfg.CommandNetwork, "limits", s.Limits)
+		log.Log(context.Background(), level, "job commands are confined", "landlockABI", support.LandlockABI, "seccomp", support.Seccomp, "network", cfg.CommandNetwork, "limits", support.Limits)
 	}
-	h := &worker.Handler{Bucket: b, Runner: runner, Frames: ffmpeg.New(), Plans: accepted(b), Logger: log}
+	h := &worker.Handler{Bucket: s.Bucket, Runner: runner, Frames: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
 	return h.Handle, nil
 }
 
 // Stitcher is the stitcher function.
-func Stitcher(b *blob.Bucket, log *slog.Logger) serve.Handler[job.StitchRequest, job.StitchResult] {
+func (s *Stack) Stitcher() serve.Handler[job.StitchRequest, job.StitchResult] {
 	tool := ffmpeg.New()
-	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Plans: accepted(b), Logger: log}
+	h := &stitch.Handler{Bucket: s.Bucket, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Plans: s.Jobs.Plans(), Logger: s.Log}
 	return h.Handle
 }
 
-// accepted reads the accepted specs the worker and stitcher check their
-// payloads against.
-func accepted(b *blob.Bucket) jobstore.Plans {
-	return func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
-}
-
-// Adapter returns the adapter cfg asks for: the functions in this process,
-// on AWS Lambda, or on Cloud Run.
-func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*adapter.Adapter, error) {
+// Adapter reaches the worker and stitcher where the configuration says they
+// run: in this process, on AWS Lambda, or on Cloud Run.
+func (s *Stack) Adapter(ctx context.Context) (*adapter.Adapter, error) {
+	cfg := s.Config
 	switch cfg.Adapter {
 	case config.AdapterLocal:
-		w, err := Worker(b, cfg, log)
+		w, err := s.Worker()
 		if err != nil {
 			return nil, err
 		}
-		return adapter.New(adapter.NewLocal(w, Stitcher(b, log), cfg.Concurrency)), nil
+		return adapter.New(adapter.NewLocal(w, s.Stitcher(), cfg.Concurrency)), nil
 	case config.AdapterLambda:
-		client, err := adapter.NewLambdaClient(ctx)
+		client, err := s.lambdaClient(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -90,15 +116,36 @@ func Adapter(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 	return nil, fmt.Errorf("adapter %q is not available in this build", cfg.Adapter)
 }
 
-// Orchestrator returns an orchestrator reaching its workers through a.
-func Orchestrator(b *blob.Bucket, a *adapter.Adapter, cfg config.Config, log *slog.Logger) *orchestrator.Orchestrator {
-	return orchestrator.New(b, a, a, orchestrator.Config{
-		Allowed:             cfg.Allowed,
+func (s *Stack) lambdaClient(ctx context.Context) (*awslambda.Client, error) {
+	if s.lambda == nil {
+		client, err := adapter.NewLambdaClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.lambda = client
+	}
+	return s.lambda, nil
+}
+
+// Orchestrator runs the store's jobs through the configured adapter.
+func (s *Stack) Orchestrator(ctx context.Context) (*orchestrator.Orchestrator, error) {
+	a, err := s.Adapter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.OrchestratorWith(a), nil
+}
+
+// OrchestratorWith runs the store's jobs through workers and stitcher of
+// the caller's choosing (tests put faults between them).
+func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator {
+	cfg := s.Config
+	return orchestrator.New(s.Jobs, a, a, orchestrator.Config{
 		Concurrency:         cfg.Concurrency,
 		StatusInterval:      cfg.StatusInterval,
 		StitchTimeout:       cfg.StitchTimeout,
 		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
-	}, log)
+	}, s.Log)
 }
 
 // Trigger is the orchestrator function's handler. A job that outlives one
@@ -106,21 +153,28 @@ func Orchestrator(b *blob.Bucket, a *adapter.Adapter, cfg config.Config, log *sl
 // asynchronously with {"jobId"}; over HTTP (Cloud Run) it publishes
 // {"jobId"} to HELIOS_CONTINUE_TOPIC, whose push subscription delivers it
 // back, and stops HELIOS_REQUEST_TIMEOUT less the margin after a request
-// began.
-func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (*trigger.Handler, error) {
-	a, err := Adapter(ctx, b, cfg, log)
+// began. stopping ends when the process is told to stop (SIGTERM).
+func (s *Stack) Trigger(ctx context.Context) (*trigger.Handler, error) {
+	cfg := s.Config
+	if cfg.OnCloudRun && cfg.ContinueTopic == "" {
+		// Past the push's ack deadline nobody waits for the answer: without a
+		// topic to continue through, a long or failed run would strand its job.
+		return nil, fmt.Errorf("on Cloud Run the orchestrator needs %s (the Pub/Sub topic that pushes to it) to continue jobs longer than a request", config.EnvContinueTopic)
+	}
+	orch, err := s.Orchestrator(ctx)
 	if err != nil {
 		return nil, err
 	}
 	h := &trigger.Handler{
-		Orch:           Orchestrator(b, a, cfg, log),
-		Bucket:         b,
+		Orch:           orch,
+		Jobs:           s.Jobs,
 		BucketName:     storage.BucketName(cfg.StorageURL),
 		RequestTimeout: cfg.RequestTimeout,
-		Log:            log,
+		Log:            s.Log,
 	}
-	if cfg.OnLambda && cfg.LambdaFunctionName != "" {
-		client, err := adapter.NewLambdaClient(ctx)
+	switch {
+	case cfg.OnLambda && cfg.LambdaFunctionName != "":
+		client, err := s.lambdaClient(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -129,16 +183,7 @@ func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 			payload, _ := json.Marshal(in)
 			return adapter.InvokeAsync(ctx, client, self, payload)
 		}
-	}
-	if !cfg.OnLambda {
-		h.Stopping = ctx
-	}
-	if cfg.OnCloudRun && cfg.ContinueTopic == "" {
-		// Past the push's ack deadline nobody waits for the answer: without a
-		// topic to continue through, a long or failed run would strand its job.
-		return nil, fmt.Errorf("on Cloud Run the orchestrator needs %s (the Pub/Sub topic that pushes to it) to continue jobs longer than a request", config.EnvContinueTopic)
-	}
-	if !cfg.OnLambda && cfg.ContinueTopic != "" {
+	case !cfg.OnLambda && cfg.ContinueTopic != "":
 		topic, err := adapter.OpenTopic(ctx, cfg.ContinueTopic)
 		if err != nil {
 			return nil, err
@@ -148,5 +193,30 @@ func Trigger(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.L
 			return topic.Publish(ctx, payload, map[string]string{"helios": "continue"})
 		}
 	}
+	if !cfg.OnLambda {
+		h.Stopping = ctx
+	}
 	return h, nil
+}
+
+// Function is one of the three functions as the platforms serve it.
+func (s *Stack) Function(ctx context.Context, name string) (serve.Function, error) {
+	switch name {
+	case "orchestrator":
+		h, err := s.Trigger(ctx)
+		if err != nil {
+			return serve.Function{}, err
+		}
+		return serve.Function{Handler: h.Lambda(), HTTP: h.HTTP()}, nil
+	case "worker":
+		h, err := s.Worker()
+		return serve.Function{Handler: h}, err
+	case "stitcher":
+		h := s.Stitcher()
+		// Over HTTP a stitch outlives an orchestrator that stopped waiting
+		// for it (as on Lambda): the run resuming the job finds its output.
+		// One at a time, as the service's concurrency says: /tmp is memory.
+		return serve.Function{Handler: h, HTTP: serve.DetachedHTTPHandler(h, s.Config.StitchTimeout, 1)}, nil
+	}
+	return serve.Function{}, fmt.Errorf("no function %q: orchestrator, worker or stitcher", name)
 }

@@ -1,7 +1,6 @@
 package stitch_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -72,7 +71,7 @@ func TestStitchDoesOnlyWhatThePlanSays(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h, b, _ := newHandler(t)
-			h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
+			h.Plans = jobstore.New(b, nil, nil).Plans()
 			req := segments(t, b, 3, 2)
 			plannedJob(t, b, req, 3, 2)
 			c.edit(t, b, &req)
@@ -88,7 +87,7 @@ func TestStitchDoesOnlyWhatThePlanSays(t *testing.T) {
 	}
 	t.Run("an existing output is left as it is", func(t *testing.T) {
 		h, b, _ := newHandler(t)
-		h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
+		h.Plans = jobstore.New(b, nil, nil).Plans()
 		req := segments(t, b, 3, 2)
 		plannedJob(t, b, req, 3, 2)
 		b.WriteAll(t.Context(), req.OutputKey, []byte("published earlier"), nil)
@@ -102,7 +101,7 @@ func TestStitchDoesOnlyWhatThePlanSays(t *testing.T) {
 	})
 	t.Run("a job never accepted", func(t *testing.T) {
 		h, b, _ := newHandler(t)
-		h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
+		h.Plans = jobstore.New(b, nil, nil).Plans()
 		_, err := h.Handle(t.Context(), segments(t, b, 2))
 		if e := job.AsError(err); e == nil || e.Code != job.CodeInvalid || !strings.Contains(e.Message, "never accepted") {
 			t.Errorf("err = %v", err)

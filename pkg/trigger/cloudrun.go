@@ -16,6 +16,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 )
 
@@ -340,7 +341,7 @@ func (h *Handler) directHTTP(ctx context.Context, in Invoke) (Outcome, error) {
 	// A continuation can arrive before the run it continues has let its
 	// lease go (releasing is best effort): wait for the lease to run out
 	// before calling it a duplicate, or the job would be stranded.
-	for wait := time.Now().Add(h.resumeWait()); errors.Is(err, orchestrator.ErrAlreadyRunning) && time.Now().Before(wait); {
+	for wait := time.Now().Add(h.resumeWait()); errors.Is(err, jobstore.ErrAlreadyRunning) && time.Now().Before(wait); {
 		select {
 		case <-ctx.Done():
 			return h.settle(ctx, out, st, err)

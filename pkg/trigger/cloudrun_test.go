@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/trigger"
 )
@@ -133,9 +134,9 @@ func TestHTTPEventStatusCodes(t *testing.T) {
 		want string
 	}{
 		{"storage down: retry", errors.New("read spec: connection refused"), 500, "connection refused"},
-		{"duplicate delivery: done", orchestrator.ErrAlreadyRunning, 200, "already running elsewhere"},
+		{"duplicate delivery: done", jobstore.ErrAlreadyRunning, 200, "already running elsewhere"},
 		{"invalid spec: acknowledged", &job.ValidationError{Problems: []job.Problem{{Path: "args", Message: "must contain {output}"}}}, 200, "must contain {output}"},
-		{"unknown job: acknowledged", orchestrator.ErrNotFound, 200, "job not found"},
+		{"unknown job: acknowledged", jobstore.ErrNotFound, 200, "job not found"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,7 +239,7 @@ type leaseHeldOrch struct {
 
 func (l *leaseHeldOrch) Resume(ctx context.Context, id string, _ orchestrator.RunOptions) (*job.Status, error) {
 	if time.Now().Before(l.until) {
-		return nil, orchestrator.ErrAlreadyRunning
+		return nil, jobstore.ErrAlreadyRunning
 	}
 	return &job.Status{JobID: id, State: job.StateDone}, nil
 }

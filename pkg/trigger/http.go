@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -70,7 +70,7 @@ func (h *Handler) postJob(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = NewID(time.Now())
 	}
-	spec, err := h.Orch.Prepare(bytes.NewReader(body), id)
+	spec, err := h.Jobs.Prepare(bytes.NewReader(body), id)
 	var ve *job.ValidationError
 	if errors.As(err, &ve) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid job spec", Problems: ve.Problems})
@@ -80,8 +80,8 @@ func (h *Handler) postJob(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
-	err = h.Orch.Submit(r.Context(), spec)
-	if errors.Is(err, orchestrator.ErrConflict) {
+	err = h.Jobs.Submit(r.Context(), spec)
+	if errors.Is(err, jobstore.ErrConflict) {
 		writeJSON(w, http.StatusConflict, apiError{Error: fmt.Sprintf("job %q already exists with a different spec", spec.ID)})
 		return
 	}
@@ -102,8 +102,8 @@ type StatusResponse struct {
 
 func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	st, err := h.Orch.Lookup(r.Context(), id)
-	if errors.Is(err, orchestrator.ErrNotFound) {
+	st, err := h.Jobs.Lookup(r.Context(), id)
+	if errors.Is(err, jobstore.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("job %q not found", id)})
 		return
 	}
@@ -114,7 +114,7 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := StatusResponse{Status: st}
 	if st.State == job.StateDone && st.Output != "" {
-		if u, err := storage.PresignGet(r.Context(), h.Bucket, st.Output, time.Hour); err == nil {
+		if u, err := storage.PresignGet(r.Context(), h.Jobs.Bucket(), st.Output, time.Hour); err == nil {
 			resp.OutputURL = u
 		}
 	}
@@ -123,8 +123,8 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) deleteJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := orchestrator.Cancel(r.Context(), h.Bucket, id)
-	if errors.Is(err, orchestrator.ErrNotFound) {
+	err := h.Jobs.Cancel(r.Context(), id)
+	if errors.Is(err, jobstore.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("job %q not found", id)})
 		return
 	}

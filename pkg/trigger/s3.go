@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 )
 
@@ -51,7 +52,7 @@ func (h *Handler) settle(ctx context.Context, out Outcome, st *job.Status, err e
 	case h.continued(ctx, out.JobID, err):
 		out.Note = "continuing in a new invocation"
 		return out, nil
-	case errors.Is(err, orchestrator.ErrAlreadyRunning), errors.Is(err, orchestrator.ErrLeaseLost):
+	case errors.Is(err, jobstore.ErrAlreadyRunning), errors.Is(err, jobstore.ErrLeaseLost):
 		out.Note = "already running elsewhere (duplicate event)"
 		h.log().Info("job already running; duplicate event ignored", "jobId", out.JobID)
 		return out, nil

@@ -14,24 +14,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
 // Orchestrator is what the triggers need of the orchestrator.
 type Orchestrator interface {
-	Prepare(r io.Reader, id string) (*job.Spec, error)
-	Submit(ctx context.Context, spec *job.Spec) error
 	RunKey(ctx context.Context, key string, opts orchestrator.RunOptions) (*job.Status, error)
 	Resume(ctx context.Context, id string, opts orchestrator.RunOptions) (*job.Status, error)
-	Lookup(ctx context.Context, id string) (*job.Status, error)
 	Sweep(ctx context.Context, opts orchestrator.SweepOptions) (orchestrator.SweepReport, error)
 }
 
@@ -40,8 +35,9 @@ const DefaultMaxBody = 5 << 20
 
 // Handler is the orchestrator function.
 type Handler struct {
-	Orch   Orchestrator
-	Bucket *blob.Bucket
+	Orch Orchestrator
+	// Jobs is the store the API submits to, looks up and cancels in.
+	Jobs *jobstore.Store
 	// BucketName is the bucket S3 events must come from; "" accepts any.
 	BucketName string
 	// MaxBody bounds HTTP request bodies; 0 means DefaultMaxBody.
@@ -156,10 +152,10 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 		st, err = h.Orch.RunKey(ctx, in.Key, orchestrator.RunOptions{})
 	}
 	switch {
-	case errors.Is(err, orchestrator.ErrLeaseLost):
+	case errors.Is(err, jobstore.ErrLeaseLost):
 		h.log().Info("another orchestrator took the job over", "jobId", id)
 		return map[string]string{"jobId": id, "state": "taken over by another orchestrator"}, nil
-	case errors.Is(err, orchestrator.ErrAlreadyRunning):
+	case errors.Is(err, jobstore.ErrAlreadyRunning):
 		// A resume (often a continuation) may arrive while the lease of the
 		// run it continues has not run out yet: fail, so the platform retries
 		// it after the lease has expired, rather than strand the job.
@@ -199,7 +195,7 @@ func runError(err error) error {
 	switch {
 	case errors.As(err, &ve):
 		return job.AsError(err)
-	case errors.Is(err, orchestrator.ErrConflict), errors.Is(err, orchestrator.ErrNotFound):
+	case errors.Is(err, jobstore.ErrConflict), errors.Is(err, jobstore.ErrNotFound):
 		return job.Errorf(job.Permanent, job.CodeInvalid, "%v", err)
 	}
 	return job.Errorf(job.Retryable, job.CodeInternal, "%v", err)

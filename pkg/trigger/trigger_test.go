@@ -20,6 +20,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/trigger"
 )
@@ -58,8 +59,9 @@ func newHandler(t *testing.T) (*trigger.Handler, *fakeOrch) {
 	t.Helper()
 	b := testkit.Bucket(t, "mem://")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &fakeOrch{Orchestrator: orchestrator.New(b, nil, nil, orchestrator.Config{}, log)}
-	return &trigger.Handler{Orch: f, Bucket: b, BucketName: "renders", Log: log, MaxBody: 4096}, f
+	jobs := jobstore.New(b, nil, log)
+	f := &fakeOrch{Orchestrator: orchestrator.New(jobs, nil, nil, orchestrator.Config{}, log)}
+	return &trigger.Handler{Orch: f, Jobs: jobs, BucketName: "renders", Log: log, MaxBody: 4096}, f
 }
 
 func invoke(t *testing.T, h *trigger.Handler, ev any) ([]byte, *job.Error) {
@@ -114,7 +116,7 @@ func TestS3EventErrors(t *testing.T) {
 	if _, e := invoke(t, h, ev); e == nil || e.Kind != job.Permanent || !strings.Contains(e.Message, "metadata.fps") {
 		t.Errorf("invalid spec: %v, want a permanent error naming the field", e)
 	}
-	f.err = orchestrator.ErrAlreadyRunning
+	f.err = jobstore.ErrAlreadyRunning
 	if out, e := invoke(t, h, ev); e != nil || !strings.Contains(string(out), "duplicate event") {
 		t.Errorf("duplicate event: %s %v, want success", out, e)
 	}
@@ -163,7 +165,7 @@ func TestAPI(t *testing.T) {
 	if code != 202 || acc.JobID == "" || acc.SpecKey != job.JobKey(acc.JobID) {
 		t.Fatalf("POST = %d %s", code, body)
 	}
-	if ok, _ := h.Bucket.Exists(t.Context(), acc.SpecKey); !ok {
+	if ok, _ := h.Jobs.Bucket().Exists(t.Context(), acc.SpecKey); !ok {
 		t.Error("POST did not write the spec")
 	}
 	if code, body = do("GET", "/jobs/"+acc.JobID, ""); code != 200 || !strings.Contains(body, `"pending"`) {
@@ -245,11 +247,11 @@ func TestContinuesInANewInvocation(t *testing.T) {
 // tries again once it has run out; a run taken over is no failure.
 func TestDirectWhileLeaseHeld(t *testing.T) {
 	h, f := newHandler(t)
-	f.err = orchestrator.ErrAlreadyRunning
+	f.err = jobstore.ErrAlreadyRunning
 	if _, e := invoke(t, h, map[string]string{"jobId": "busy"}); e == nil || !e.Retryable() {
 		t.Errorf("resume while held: %v, want a retryable error", e)
 	}
-	f.err = orchestrator.ErrLeaseLost
+	f.err = jobstore.ErrLeaseLost
 	if _, e := invoke(t, h, map[string]string{"jobId": "busy"}); e != nil {
 		t.Errorf("resume taken over: %v, want success", e)
 	}

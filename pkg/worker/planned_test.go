@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -15,7 +14,7 @@ import (
 // invoke it): it renders only what the accepted spec of the job plans.
 func TestWorkerDoesOnlyWhatThePlanSays(t *testing.T) {
 	h, b, _ := newHandler(t)
-	h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
+	h.Plans = jobstore.New(b, nil, nil).Plans()
 	spec := testkit.NativeSpec("planned", 20, 5)
 	testkit.Accept(t, b, spec)
 	planned := spec.WorkerJob(spec.Plan()[1], 1, 1)
@@ -54,7 +53,7 @@ func TestWorkerDoesOnlyWhatThePlanSays(t *testing.T) {
 // job's) is not taken for the chunk's completion.
 func TestWorkerIgnoresAForgedMarker(t *testing.T) {
 	h, b, _ := newHandler(t)
-	h.Plans = func(ctx context.Context, id string) (*job.Spec, error) { return jobstore.Accepted(ctx, b, id) }
+	h.Plans = jobstore.New(b, nil, nil).Plans()
 	spec := testkit.NativeSpec("forged", 10, 5)
 	testkit.Accept(t, b, spec)
 	forged := job.WorkerResult{JobID: "forged", Chunk: job.Chunk{Index: 0, Start: 0, Count: 5}, SegmentKey: "renders/victim/output.mp4", Frames: 5}

@@ -23,7 +23,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/awslocal"
 	"github.com/helios-project/infrastructure/internal/demo"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -85,7 +85,7 @@ func run(ctx context.Context, specPath, eventPath, out string) error {
 		return fmt.Errorf("orchestrator failed: %s", res.Payload)
 	}
 	wall := time.Since(start)
-	st, err := orchestrator.ReadStatus(ctx, stack.Bucket, id)
+	st, err := jobstore.New(stack.Bucket, nil, nil).Status(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/demo"
 	"github.com/helios-project/infrastructure/internal/gcplocal"
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -102,7 +102,7 @@ func wait(ctx context.Context, stack *gcplocal.Stack, id string, timeout time.Du
 	deadline := time.Now().Add(timeout)
 	last := -1
 	for time.Now().Before(deadline) {
-		st, err := orchestrator.ReadStatus(ctx, stack.Bucket, id)
+		st, err := jobstore.New(stack.Bucket, nil, nil).Status(ctx, id)
 		if err == nil {
 			if st.ChunksDone != last && st.ChunksTotal > 0 {
 				fmt.Printf("  %s: %d/%d chunks\n", st.State, st.ChunksDone, st.ChunksTotal)

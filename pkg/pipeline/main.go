@@ -1,6 +1,4 @@
-// Package app is the start-up shared by the three function binaries: read
-// the configuration, set up JSON logging, open the bucket, serve.
-package app
+package pipeline
 
 import (
 	"context"
@@ -9,21 +7,18 @@ import (
 	"os/signal"
 	"syscall"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/serve"
-	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
-// Main builds a handler from the environment and serves it; it exits the
-// process with status 1 if start-up fails.
-//
-// When the process was started as the sandbox launcher of a job command
-// (pkg/sandbox), it runs that instead.
-func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg config.Config, log *slog.Logger) (serve.Function, error)) {
+// Main is the whole main of a function binary: it serves function name
+// (orchestrator, worker or stitcher) built from the environment, until
+// SIGTERM, with JSON logs on stderr. It exits with status 1 if start-up
+// fails. A process started as the sandbox launcher of a job command
+// (pkg/sandbox) runs that instead.
+func Main(name string) {
 	sandbox.Main()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -37,13 +32,13 @@ func Main(name string, build func(ctx context.Context, b *blob.Bucket, cfg confi
 		os.Exit(1)
 	}
 	log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", name)
-	b, err := storage.Open(ctx, cfg.StorageURL)
+	stack, err := Open(ctx, cfg, log)
 	if err != nil {
 		log.Error("open storage", "error", err)
 		os.Exit(1)
 	}
-	defer b.Close()
-	fn, err := build(ctx, b, cfg, log)
+	defer stack.Close()
+	fn, err := stack.Function(ctx, name)
 	if err != nil {
 		log.Error("start-up", "error", err)
 		os.Exit(1)

@@ -1,13 +1,15 @@
-package orchestrator
+// Package periodic runs a function at an interval in the background: a
+// lease's renewal, a status flush, a cancel poll.
+package periodic
 
 import (
 	"context"
 	"time"
 )
 
-// every calls fn every interval, in its own goroutine, until fn returns
+// Every calls fn every interval, in its own goroutine, until fn returns
 // false, ctx ends, or stop is called; stop waits for the goroutine to end.
-func every(ctx context.Context, interval time.Duration, fn func(ctx context.Context) (more bool)) (stop func()) {
+func Every(ctx context.Context, interval time.Duration, fn func(ctx context.Context) (more bool)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

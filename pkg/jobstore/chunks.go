@@ -1,0 +1,112 @@
+package jobstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// chunkObjects lists the job's chunks folder, split into completion
+// markers (renders/<id>/chunks/*.json, well named or not) and the rest
+// (segments, and whatever else was left there).
+func (s *Store) chunkObjects(ctx context.Context, id string) (markers, segments []string, err error) {
+	keys, err := storage.List(ctx, s.bucket, job.ChunksPrefix(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range keys {
+		if strings.HasSuffix(k, ".json") {
+			markers = append(markers, k)
+		} else {
+			segments = append(segments, k)
+		}
+	}
+	return markers, segments, nil
+}
+
+// Markers returns the results of the chunks of spec already completed, by
+// chunk index. A marker whose segment has gone (cleaned up, or lost) is
+// deleted so the chunk is rendered again; so is one that does not describe
+// a planned chunk of this job (stray, or written by someone else): it is
+// logged, never trusted.
+func (s *Store) Markers(ctx context.Context, spec *job.Spec) (map[int]job.WorkerResult, error) {
+	id := spec.ID
+	markers, segments, err := s.chunkObjects(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load completion markers: %w", err)
+	}
+	exists := make(map[string]bool, len(segments))
+	for _, k := range segments {
+		exists[k] = true
+	}
+	results := make(map[int]job.WorkerResult, len(markers))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for _, key := range markers {
+		g.Go(func() error {
+			index, ok := job.MarkerIndex(id, key)
+			var r job.WorkerResult
+			err := storage.ReadJSON(gctx, s.bucket, key, &r)
+			if err != nil && !storage.IsNotFound(err) && !errors.As(err, new(*json.SyntaxError)) && !errors.As(err, new(*json.UnmarshalTypeError)) {
+				return err
+			}
+			if err == nil && ok {
+				err = spec.CheckMarker(index, r)
+			}
+			switch {
+			case storage.IsNotFound(err):
+				return nil
+			case !ok || err != nil:
+				s.log.Warn("ignoring and removing a completion marker that does not describe a planned chunk", "jobId", id, "key", key, "why", err)
+				if derr := s.bucket.Delete(gctx, key); derr != nil && !storage.IsNotFound(derr) {
+					s.log.Warn("could not remove the stray marker", "key", key, "error", derr)
+				}
+				return nil
+			case !exists[r.SegmentKey]:
+				s.log.Info("segment of a completed chunk is gone; rendering it again", "jobId", id, "chunk", index)
+				return s.bucket.Delete(gctx, key)
+			}
+			mu.Lock()
+			results[index] = r
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("load completion markers: %w", err)
+	}
+	return results, nil
+}
+
+// ForgetChunk removes chunk i's completion marker, so no run trusts it
+// again, then its segment (best effort): the chunk is to be rendered again.
+func (s *Store) ForgetChunk(ctx context.Context, id string, i int, segmentKey string) error {
+	if err := s.bucket.Delete(ctx, job.MarkerKey(id, i)); err != nil && !storage.IsNotFound(err) {
+		return fmt.Errorf("remove the marker of chunk %d: %w", i, err)
+	}
+	if segmentKey != "" {
+		if err := s.bucket.Delete(ctx, segmentKey); err != nil && !storage.IsNotFound(err) {
+			s.log.Warn("remove a damaged segment", "key", segmentKey, "error", err)
+		}
+	}
+	return nil
+}
+
+// RemoveSegments deletes the job's segments once its video is published.
+// The markers stay: they are small, and they say which chunks were done.
+func (s *Store) RemoveSegments(ctx context.Context, id string) error {
+	_, segments, err := s.chunkObjects(ctx, id)
+	if err != nil {
+		return err
+	}
+	return storage.DeleteKeys(ctx, s.bucket, segments)
+}

@@ -1,0 +1,91 @@
+package jobstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// Status returns a job's status.json; ErrNotFound if it has none.
+func (s *Store) Status(ctx context.Context, id string) (*job.Status, error) {
+	if !job.ValidID(id) {
+		return nil, fmt.Errorf("job id %q: %w", id, ErrNotFound)
+	}
+	var st job.Status
+	err := storage.ReadJSON(ctx, s.bucket, job.StatusKey(id), &st)
+	if storage.IsNotFound(err) {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// WriteStatus replaces a job's status.json.
+func (s *Store) WriteStatus(ctx context.Context, st *job.Status) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return s.bucket.WriteAll(ctx, job.StatusKey(st.JobID), data, &blob.WriterOptions{ContentType: "application/json"})
+}
+
+// Lookup returns a job's status as a user should see it: status.json once
+// the job has run; for a spec uploaded to jobs/ but not started, pending, or
+// failed with every problem listed if the spec is invalid (an invalid
+// upload never runs, so nothing else would ever say why). Nothing is written.
+func (s *Store) Lookup(ctx context.Context, id string) (*job.Status, error) {
+	st, err := s.Status(ctx, id)
+	if !errors.Is(err, ErrNotFound) || !job.ValidID(id) {
+		return st, err
+	}
+	r, err := s.bucket.NewReader(ctx, job.JobKey(id), nil)
+	if storage.IsNotFound(err) {
+		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if _, err := s.Prepare(r, id); err != nil {
+		return &job.Status{JobID: id, State: job.StateFailed, Error: job.AsError(err)}, nil
+	}
+	return &job.Status{JobID: id, State: job.StatePending}, nil
+}
+
+// Cancel asks a job to stop: running chunks are abandoned, nothing is
+// stitched, and the final state is cancelled. It is idempotent.
+func (s *Store) Cancel(ctx context.Context, id string) error {
+	if !job.ValidID(id) {
+		return fmt.Errorf("job id %q: %w", id, ErrNotFound)
+	}
+	if ok, err := s.bucket.Exists(ctx, job.SpecKey(id)); err != nil {
+		return err
+	} else if !ok {
+		if ok, err := s.bucket.Exists(ctx, job.JobKey(id)); err != nil || !ok {
+			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+		}
+	}
+	err := storage.Create(ctx, s.bucket, job.CancelKey(id), []byte(time.Now().UTC().Format(time.RFC3339)))
+	if errors.Is(err, storage.ErrExists) {
+		return nil
+	}
+	return err
+}
+
+// CancelRequested reports whether the job was asked to stop.
+func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
+	ok, err := s.bucket.Exists(ctx, job.CancelKey(id))
+	if err != nil {
+		return false, fmt.Errorf("check cancel: %w", err)
+	}
+	return ok, nil
+}
