@@ -187,6 +187,10 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 			break
 		}
 		g.Go(func() error {
+			// g.Go waited for a slot: the run may have stopped meanwhile.
+			if err := gctx.Err(); err != nil {
+				return err
+			}
 			res, err := r.renderChunk(gctx, c)
 			if err != nil {
 				return err
