@@ -402,8 +402,7 @@ func TestRunLease(t *testing.T) {
 	}
 	// The exclusive run takes the job over; the first one sees a newer
 	// lease generation and stops without writing.
-	close(release)
-	u.workers.fail = nil
+	close(release) // from now on every chunk renders at once
 	st, err := u.run(t.Context(), s, orchestrator.RunOptions{Exclusive: true})
 	if err != nil || st.State != job.StateDone {
 		t.Fatalf("exclusive run: %v %+v", err, st)
