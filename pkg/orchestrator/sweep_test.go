@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,15 +83,15 @@ func TestSweepResumesStrandedJobs(t *testing.T) {
 // A job is marked active while it runs and unmarked when it ends.
 func TestRunMarksTheJobActive(t *testing.T) {
 	r := newRig(t)
-	var sawMark bool
+	var sawMark atomic.Bool
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("marked", 6, 3)), "")
 	r.afterExecute = func(n int32) {
 		if ok, _ := r.bucket.Exists(t.Context(), job.ActiveKey("marked")); ok {
-			sawMark = true
+			sawMark.Store(true)
 		}
 	}
 	r.run(spec)
-	if !sawMark {
+	if !sawMark.Load() {
 		t.Error("no active mark while the job ran")
 	}
 	if ok, _ := r.bucket.Exists(t.Context(), job.ActiveKey("marked")); ok {
