@@ -43,9 +43,6 @@ func JobIDFromKey(key string) (string, bool) {
 	return id, true
 }
 
-// ValidID reports whether id can name a job.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
-
 func renders(id string) string { return RendersPrefix + id + "/" }
 
 // SpecKey holds the accepted, normalized spec, written once.
