@@ -2,7 +2,6 @@ package job
 
 import (
 	"path"
-	"slices"
 	"strings"
 )
 
@@ -27,9 +26,7 @@ func ValidOutputKey(id, key string) bool {
 	}
 	if rest, ok := strings.CutPrefix(key, renders(id)); ok {
 		// Not a folder, nor one of the job's own objects (keys.go).
-		reserved := slices.Contains([]string{SpecKey(id), StatusKey(id), StitchLockKey(id), CancelKey(id)}, key) ||
-			strings.HasPrefix(key, LeasePrefix(id))
-		return rest != "" && !strings.Contains(rest, "/") && !reserved
+		return rest != "" && !strings.Contains(rest, "/") && !isJobObject(id, key)
 	}
 	return strings.HasPrefix(key, OutputsPrefix+id+"/")
 }
