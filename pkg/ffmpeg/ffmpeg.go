@@ -59,8 +59,8 @@ func (t *Tool) Concat(ctx context.Context, dir string, inputs []string, output s
 	}
 	argv := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
 		"-f", "concat", "-i", "concat.txt", "-map", "0", "-c", "copy"}
-	switch strings.ToLower(filepath.Ext(output)) {
-	case ".mp4", ".mov", ".m4v":
+	// Any case: ffmpeg picks the muxer from the extension in any case too.
+	if f, ok := job.FormatOf(strings.ToLower(output)); ok && f.Faststart {
 		argv = append(argv, "-movflags", "+faststart")
 	}
 	argv = append(argv, "-y", output)

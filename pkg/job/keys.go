@@ -65,7 +65,8 @@ func SegmentKey(id string, index, run, attempt int, format string) string {
 	return fmt.Sprintf("%s%06d.%d-%d.%s", ChunksPrefix(id), index, run, attempt, format)
 }
 
-var segmentName = regexp.MustCompile(`^[0-9]{6}\.[0-9]+-[0-9]+\.(mp4|mov|mkv|webm|ts|m4v)$`)
+// segmentName matches a segment's name in ChunksPrefix, in one of Formats.
+var segmentName = regexp.MustCompile(`^[0-9]{6}\.[0-9]+-[0-9]+\.(` + strings.Join(formatExts(), "|") + `)$`)
 
 // IsSegmentKey reports whether key names a segment of job id.
 func IsSegmentKey(id, key string) bool {

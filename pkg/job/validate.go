@@ -7,9 +7,6 @@ import (
 	"strings"
 )
 
-// SegmentFormats are the containers the concat demuxer joins with stream copy.
-var segmentFormats = []string{"mp4", "mov", "mkv", "webm", "ts", "m4v"}
-
 // Validate checks a normalized spec against the allowlist and returns a
 // *ValidationError listing every problem, or nil.
 func (s *Spec) Validate(allowed Allowlist) error {
@@ -35,8 +32,8 @@ func (v *validator) spec(s *Spec) {
 		v.addf("id", "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; got %q", s.ID)
 	}
 	v.metadata(s.Metadata)
-	if !slices.Contains(segmentFormats, s.SegmentFormat) {
-		v.addf("segmentFormat", "must be one of %s; got %q", strings.Join(segmentFormats, ", "), s.SegmentFormat)
+	if !slices.Contains(formatExts(), s.SegmentFormat) {
+		v.addf("segmentFormat", "must be one of %s; got %q", strings.Join(formatExts(), ", "), s.SegmentFormat)
 	}
 	switch {
 	case s.IsHeliosForm() && (s.Command != "" || len(s.Args) > 0 || s.FramesPerChunk != 0 || s.ChunkCount != 0):
@@ -203,8 +200,8 @@ func (v *validator) relativePath(p, file string) bool {
 		v.addf(p, "must name the segment file the command writes, relative to the work dir")
 	case !IsSafeRelative(file):
 		v.addf(p, "must be a relative path inside the work dir, without '..'; got %q", file)
-	case !slices.Contains(segmentFormats, strings.TrimPrefix(path.Ext(file), ".")):
-		v.addf(p, "must end in one of .%s; got %q", strings.Join(segmentFormats, ", ."), file)
+	case !slices.Contains(formatExts(), strings.TrimPrefix(path.Ext(file), ".")):
+		v.addf(p, "must end in one of .%s; got %q", strings.Join(formatExts(), ", ."), file)
 	default:
 		return true
 	}
