@@ -29,7 +29,7 @@ func (v *validator) addf(path, format string, args ...any) {
 
 func (v *validator) spec(s *Spec) {
 	if !idPattern.MatchString(s.ID) {
-		v.addf("id", "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; got %q", s.ID)
+		v.addf("id", "must be %s; got %q", IDRule, s.ID)
 	}
 	v.metadata(s.Metadata)
 	if !slices.Contains(formatExts(), s.SegmentFormat) {
