@@ -5,6 +5,8 @@ import (
 	"strings"
 )
 
+// output checks where the spec publishes its video: a key the job may
+// write (ValidOutputKey), in the segments' container.
 func (v *validator) output(s *Spec) {
 	switch o := s.Output; {
 	case !IsSafeRelative(o):
