@@ -57,15 +57,20 @@ func (t *Tool) Concat(ctx context.Context, dir string, inputs []string, output s
 	if err := os.WriteFile(listPath, []byte(list.String()), 0o600); err != nil {
 		return fmt.Errorf("write concat list: %w", err)
 	}
-	argv := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-		"-f", "concat", "-i", "concat.txt", "-map", "0", "-c", "copy"}
-	switch strings.ToLower(filepath.Ext(output)) {
-	case ".mp4", ".mov", ".m4v":
-		argv = append(argv, "-movflags", "+faststart")
-	}
-	argv = append(argv, "-y", output)
-	if _, err := t.runner.Run(ctx, execx.Cmd{Argv: argv, Dir: dir}); err != nil {
+	if _, err := t.runner.Run(ctx, execx.Cmd{Argv: concatArgs(output), Dir: dir}); err != nil {
 		return fmt.Errorf("concat %d segments: %w", len(inputs), err)
 	}
 	return nil
+}
+
+// concatArgs is the command that joins the files listed in concat.txt into
+// output by stream copy.
+func concatArgs(output string) []string {
+	argv := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-f", "concat", "-i", "concat.txt", "-map", "0", "-c", "copy"}
+	// Any case: ffmpeg picks the muxer from the extension in any case too.
+	if f, ok := job.FormatOf(strings.ToLower(output)); ok && f.Faststart {
+		argv = append(argv, "-movflags", "+faststart")
+	}
+	return append(argv, "-y", output)
 }

@@ -72,18 +72,3 @@ func TestCodeLoadingNotOverEager(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
-
-// The job's own objects are never an output: a stitcher asked to publish
-// there is refused before it reads anything.
-func TestReservedOutputKeys(t *testing.T) {
-	for _, key := range []string{job.LeaseKey("j", 7), job.SpecKey("j"), job.StatusKey("j"), job.StitchLockKey("j"), job.CancelKey("j"), "renders/j/", "renders/other/output.mp4"} {
-		if job.ValidOutputKey("j", key) {
-			t.Errorf("ValidOutputKey(%q) = true", key)
-		}
-	}
-	for _, key := range []string{job.DefaultOutputKey("j", "mp4"), "outputs/j/final.mov", "renders/j/leaseholder.mp4"} {
-		if !job.ValidOutputKey("j", key) {
-			t.Errorf("ValidOutputKey(%q) = false", key)
-		}
-	}
-}

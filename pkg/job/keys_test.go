@@ -53,18 +53,6 @@ func TestJobIDFromKey(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	for id, want := range map[string]bool{
-		"a": true, "0": true, "job-1": true, "a.b": true, "a_b": true, "a..b": true,
-		"": false, ".": false, "..": false, ".a": false, "_a": false, "-a": false, "a/b": false,
-		"a b": false, "a\n": false, "é": false, strings.Repeat("a", 128): true, strings.Repeat("a", 129): false,
-	} {
-		if got := job.ValidID(id); got != want {
-			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
-		}
-	}
-}
-
 func TestKeys(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{job.JobKey("j1"), "jobs/j1.json"},

@@ -38,7 +38,7 @@ func (w WorkerJob) SegmentKey() string {
 func (w WorkerJob) Validate() error {
 	v := &validator{allowed: nil}
 	if !idPattern.MatchString(w.JobID) {
-		v.addf("jobId", "must be 1-128 letters, digits, '.', '_' or '-'; got %q", w.JobID)
+		v.addf("jobId", "must be %s; got %q", IDRule, w.JobID)
 	}
 	if w.Chunk.Index < 0 || w.Chunk.Start < 0 || w.Chunk.Count <= 0 {
 		v.addf("chunk", "needs index >= 0, start >= 0 and count >= 1; got %+v", w.Chunk)
@@ -109,7 +109,7 @@ func (r StitchRequest) TotalFrames() int {
 func (r StitchRequest) Validate() error {
 	v := &validator{}
 	if !idPattern.MatchString(r.JobID) {
-		v.addf("jobId", "must be 1-128 letters, digits, '.', '_' or '-'; got %q", r.JobID)
+		v.addf("jobId", "must be %s; got %q", IDRule, r.JobID)
 	}
 	if len(r.Segments) == 0 || len(r.Segments) > MaxChunks {
 		v.addf("segments", "must have between 1 and %d entries; got %d", MaxChunks, len(r.Segments))

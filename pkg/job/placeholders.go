@@ -123,3 +123,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// placeholders reports unknown placeholders in one argument and returns the
+// names it uses.
+func (v *validator) placeholders(path, arg string) []string {
+	names, unknown := scanPlaceholders(arg)
+	for _, u := range unknown {
+		v.addf(path, "unknown placeholder {%s}; known: %s", u, knownPlaceholderList())
+	}
+	return names
+}

@@ -76,3 +76,5 @@ func (s *Spec) WorkerJob(c Chunk, run, attempt int) WorkerJob {
 		KeepSegment: s.KeepChunks,
 	}
 }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -32,7 +32,7 @@ type Spec struct {
 	FramesPerChunk int      `json:"framesPerChunk,omitempty"`
 	ChunkCount     int      `json:"chunkCount,omitempty"`
 	// SegmentFormat is the container of the chunk segments (and by default of
-	// the output): mp4, mov, mkv, webm, ts or m4v. Default mp4.
+	// the output), one of Formats: mp4, mov, mkv, webm, ts or m4v. Default mp4.
 	SegmentFormat string `json:"segmentFormat,omitempty"`
 
 	// Helios form.

@@ -3,76 +3,9 @@ package job
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
-	"time"
-
-	"github.com/google/shlex"
 )
-
-// Limits that make a spec absurd rather than merely large.
-const (
-	MaxTotalFrames = 10_000_000
-	MaxChunks      = 10_000
-	MaxDimension   = 16_384
-	MaxFPS         = 1_000
-	MinFPS         = 0.001 // a frame every 1000 s: below, frame times overflow
-	MaxArgs        = 1_000
-	MaxAttempts    = 10
-	MaxChunkTime   = 6 * 60 * 60 // seconds
-)
-
-// SegmentFormats are the containers the concat demuxer joins with stream copy.
-var segmentFormats = []string{"mp4", "mov", "mkv", "webm", "ts", "m4v"}
-
-var (
-	idPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-// Problem is one thing wrong with a spec: the JSON path and what is expected.
-type Problem struct {
-	Path    string `json:"path"`
-	Message string `json:"message"`
-}
-
-func (p Problem) String() string {
-	if p.Path == "" {
-		return p.Message
-	}
-	return p.Path + ": " + p.Message
-}
-
-// ValidationError lists every problem found in a spec.
-type ValidationError struct {
-	Problems []Problem `json:"problems"`
-}
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		parts[i] = p.String()
-	}
-	return "invalid job spec: " + strings.Join(parts, "; ")
-}
-
-func invalid(path, msg string) *ValidationError {
-	return &ValidationError{Problems: []Problem{{Path: path, Message: msg}}}
-}
-
-// Allowlist names the programs a job may run. An entry matches argv[0]
-// exactly: "ffmpeg" allows "ffmpeg" (found on PATH) but not "./ffmpeg" or
-// "/tmp/ffmpeg".
-type Allowlist []string
-
-// ParseAllowlist reads a comma- or space-separated list.
-func ParseAllowlist(s string) Allowlist {
-	return Allowlist(strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }))
-}
-
-// Allows reports whether program may run.
-func (a Allowlist) Allows(program string) bool { return slices.Contains(a, program) }
 
 // Validate checks a normalized spec against the allowlist and returns a
 // *ValidationError listing every problem, or nil.
@@ -96,11 +29,11 @@ func (v *validator) addf(path, format string, args ...any) {
 
 func (v *validator) spec(s *Spec) {
 	if !idPattern.MatchString(s.ID) {
-		v.addf("id", "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; got %q", s.ID)
+		v.addf("id", "must be %s; got %q", IDRule, s.ID)
 	}
 	v.metadata(s.Metadata)
-	if !slices.Contains(segmentFormats, s.SegmentFormat) {
-		v.addf("segmentFormat", "must be one of %s; got %q", strings.Join(segmentFormats, ", "), s.SegmentFormat)
+	if !slices.Contains(formatExts(), s.SegmentFormat) {
+		v.addf("segmentFormat", "must be one of %s; got %q", strings.Join(formatExts(), ", "), s.SegmentFormat)
 	}
 	switch {
 	case s.IsHeliosForm() && (s.Command != "" || len(s.Args) > 0 || s.FramesPerChunk != 0 || s.ChunkCount != 0):
@@ -260,22 +193,6 @@ func (v *validator) coverage(s *Spec) {
 	}
 }
 
-func (v *validator) program(path, name string) {
-	if !v.allowed.Allows(name) {
-		v.addf(path, "program %q is not on the allowlist (HELIOS_ALLOWED_COMMANDS=%s)", name, strings.Join(v.allowed, ","))
-	}
-}
-
-// placeholders reports unknown placeholders in one argument and returns the
-// names it uses.
-func (v *validator) placeholders(path, arg string) []string {
-	names, unknown := scanPlaceholders(arg)
-	for _, u := range unknown {
-		v.addf(path, "unknown placeholder {%s}; known: %s", u, knownPlaceholderList())
-	}
-	return names
-}
-
 // relativePath checks a path that names a file inside the work dir.
 func (v *validator) relativePath(p, file string) bool {
 	switch {
@@ -283,117 +200,13 @@ func (v *validator) relativePath(p, file string) bool {
 		v.addf(p, "must name the segment file the command writes, relative to the work dir")
 	case !IsSafeRelative(file):
 		v.addf(p, "must be a relative path inside the work dir, without '..'; got %q", file)
-	case !slices.Contains(segmentFormats, strings.TrimPrefix(path.Ext(file), ".")):
-		v.addf(p, "must end in one of .%s; got %q", strings.Join(segmentFormats, ", ."), file)
+	case !slices.Contains(formatExts(), strings.TrimPrefix(path.Ext(file), ".")):
+		v.addf(p, "must end in one of .%s; got %q", strings.Join(formatExts(), ", ."), file)
 	default:
 		return true
 	}
 	return false
 }
-
-func (v *validator) output(s *Spec) {
-	switch o := s.Output; {
-	case !IsSafeRelative(o):
-		v.addf("output", "must be a relative storage key without '..'; got %q", o)
-	case !ValidOutputKey(s.ID, o) && idPattern.MatchString(s.ID):
-		v.addf("output", "must be a file directly in this job's folder %s or a key under %s%s/ (where the stitcher may write); got %q", renders(s.ID), OutputsPrefix, s.ID, o)
-	case path.Ext(o) != "."+s.SegmentFormat:
-		v.addf("output", "must end in .%s, the segments' container (they are joined without re-encoding); got %q", s.SegmentFormat, o)
-	}
-}
-
-// ValidOutputKey reports whether a job may publish its video at key: a file
-// directly in renders/<id>/, or a key under outputs/<id>/. Nothing else, so
-// a job can overwrite neither inputs nor another job's files, and the
-// stitcher's write permission stays two prefixes wide.
-func ValidOutputKey(id, key string) bool {
-	if !IsSafeRelative(key) {
-		return false
-	}
-	if rest, ok := strings.CutPrefix(key, renders(id)); ok {
-		// Not a folder, nor one of the job's own objects (keys.go).
-		reserved := slices.Contains([]string{SpecKey(id), StatusKey(id), StitchLockKey(id), CancelKey(id)}, key) ||
-			strings.HasPrefix(key, LeasePrefix(id))
-		return rest != "" && !strings.Contains(rest, "/") && !reserved
-	}
-	return strings.HasPrefix(key, OutputsPrefix+id+"/")
-}
-
-// Variables a job may not set: they change which binaries, libraries,
-// locales, proxies or certificates the command loads, or reach into the
-// platform's credentials and our own configuration. A job's variables are
-// for its own program; these are the environment's.
-var (
-	reservedEnv = []string{
-		"PATH", "HOME", "TMPDIR", "IFS", "SHELL", "BASH_ENV", "ENV", "CDPATH", "PS4",
-		"GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_HOST_CONF",
-		"TZDIR", "GLIBC_TUNABLES", "NODE_OPTIONS", "NODE_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
-		"PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
-		"SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "FONTCONFIG_FILE", "FONTCONFIG_PATH",
-		// Plugin and driver search paths: each names libraries to load.
-		"LADSPA_PATH", "FREI0R_PATH", "LV2_PATH", "VDPAU_DRIVER_PATH", "DRI_DRIVER_PATH",
-		"OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES", "GST_PLUGIN_PATH", "GST_PLUGIN_SYSTEM_PATH",
-		"GIO_MODULE_DIR", "GTK_PATH", "QT_PLUGIN_PATH", "LUA_PATH", "LUA_CPATH", "PYTHONUSERBASE",
-		// ffmpeg's own report file, written wherever it says.
-		"FFREPORT",
-	}
-	reservedEnvPrefixes = []string{"LD_", "DYLD_", "MALLOC_", "AWS_", "HELIOS_", "GOOGLE_", "GCE_", "CLOUDSDK_", "K_", "LAMBDA_", "_LAMBDA",
-		"VK_", "LIBVA_", "OCL_", "LIBGL_", "MESA_", "__EGL_", "__GLX_"}
-)
-
-// MaxCommandBytes bounds what one command carries (args and env together),
-// well under the kernel's argument limit and Lambda's 6 MB payload.
-const MaxCommandBytes = 256 << 10
-
-func reservedEnvName(k string) bool {
-	upper := strings.ToUpper(k)
-	if slices.Contains(reservedEnv, upper) || strings.HasSuffix(upper, "_PROXY") {
-		return true
-	}
-	for _, p := range reservedEnvPrefixes {
-		if strings.HasPrefix(upper, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func (v *validator) env(env map[string]string) {
-	for _, k := range sortedKeys(env) {
-		switch {
-		case !envNamePattern.MatchString(k):
-			v.addf("env."+k, "is not a valid environment variable name")
-		case reservedEnvName(k):
-			v.addf("env."+k, "is reserved and may not be set by a job")
-		case strings.ContainsRune(env[k], 0):
-			v.addf("env."+k, "must not contain a NUL byte")
-		}
-	}
-}
-
-// commandSize checks one command's arguments for NUL bytes and code
-// loading (codeload.go), and the total size against MaxCommandBytes.
-func (v *validator) commandSize(path string, args []string, env map[string]string) {
-	n := 0
-	for i, a := range args {
-		n += len(a) + 1
-		if strings.ContainsRune(a, 0) {
-			v.addf(fmt.Sprintf("%s[%d]", path, i), "must not contain a NUL byte")
-		}
-		if why := codeLoading(a); why != "" {
-			v.addf(fmt.Sprintf("%s[%d]", path, i), "%s", why)
-		}
-	}
-	for k, val := range env {
-		n += len(k) + len(val) + 2
-	}
-	if n > MaxCommandBytes {
-		v.addf(path, "and env together are %d bytes; at most %d are allowed", n, MaxCommandBytes)
-	}
-}
-
-// MaxBackoff bounds the retry backoffs: a job must not sleep on its lease.
-const MaxBackoff = 10 * time.Minute
 
 func (v *validator) retry(r RetryPolicy) {
 	if r.MaxAttempts < 1 || r.MaxAttempts > MaxAttempts {
@@ -409,30 +222,3 @@ func (v *validator) retry(r RetryPolicy) {
 		v.addf("retry", "backoffs must be at most %s; got initialBackoff %s, maxBackoff %s", MaxBackoff, r.InitialBackoff, r.MaxBackoff)
 	}
 }
-
-// SplitCommand splits a Helios command string into argv with shell-word rules
-// (quotes and backslashes honoured). Nothing is expanded and no shell runs it.
-func SplitCommand(command string) ([]string, error) {
-	argv, err := shlex.Split(command)
-	if err != nil {
-		return nil, fmt.Errorf("cannot split into words: %w", err)
-	}
-	return argv, nil
-}
-
-// IsSafeRelative reports whether p is a non-empty, clean, relative slash path
-// that stays inside its root: no leading '/', no '.', '..' or empty segments.
-// Storage keys and archive entries are checked with it.
-func IsSafeRelative(p string) bool {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
-		return false
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == "" || part == "." || part == ".." {
-			return false
-		}
-	}
-	return true
-}
-
-func ceilDiv(a, b int) int { return (a + b - 1) / b }

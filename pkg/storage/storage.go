@@ -32,6 +32,8 @@ import (
 	_ "gocloud.dev/blob/s3blob"   // s3://
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // Open opens a bucket from a URL. A plain path (./data, /srv/helios) is taken
@@ -356,20 +358,14 @@ func BucketName(rawURL string) string {
 	return u.Host
 }
 
+// contentType is stored with an object so a browser given its URL plays
+// a video (the segment formats' types come from job.Formats) or shows JSON.
 func contentType(key string) string {
-	switch {
-	case strings.HasSuffix(key, ".json"):
+	if f, ok := job.FormatOf(key); ok {
+		return f.ContentType
+	}
+	if strings.HasSuffix(key, ".json") {
 		return "application/json"
-	case strings.HasSuffix(key, ".mp4"), strings.HasSuffix(key, ".m4v"):
-		return "video/mp4"
-	case strings.HasSuffix(key, ".mov"):
-		return "video/quicktime"
-	case strings.HasSuffix(key, ".webm"):
-		return "video/webm"
-	case strings.HasSuffix(key, ".mkv"):
-		return "video/x-matroska"
-	case strings.HasSuffix(key, ".ts"):
-		return "video/mp2t"
 	}
 	return "application/octet-stream"
 }

@@ -335,7 +335,7 @@ func (h *Handler) directHTTP(ctx context.Context, in Invoke) (Outcome, error) {
 	}
 	out := Outcome{JobID: in.JobID, Key: job.JobKey(in.JobID)}
 	if !job.ValidID(in.JobID) {
-		return out, badf("jobId %q: expected 1-128 of letters, digits, '.', '_' or '-'", in.JobID)
+		return out, badf("jobId %q: expected %s", in.JobID, job.IDRule)
 	}
 	st, err := h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
 	// A continuation can arrive before the run it continues has let its

@@ -34,7 +34,7 @@ func (h *Handler) startUpload(ctx context.Context, key string) (Outcome, error) 
 	case !strings.HasPrefix(key, job.JobsPrefix) || !strings.HasSuffix(key, ".json"):
 		out.Note = "ignored: not under " + job.JobsPrefix + " with suffix .json"
 	case !ok:
-		out.Note = "ignored: not jobs/<id>.json with an id of letters, digits, '.', '_' or '-' (at most 128)"
+		out.Note = "ignored: not " + job.JobsPrefix + "<id>.json with an id of " + job.IDRule
 	default:
 		out.JobID = id
 	}

@@ -147,7 +147,7 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 	default:
 		var ok bool
 		if id, ok = job.JobIDFromKey(in.Key); !ok {
-			return nil, job.Errorf(job.Permanent, job.CodeInvalid, "key %q: expected %s<id>.json with an id of letters, digits, '.', '_' or '-'", in.Key, job.JobsPrefix)
+			return nil, job.Errorf(job.Permanent, job.CodeInvalid, "key %q: expected %s<id>.json with an id of %s", in.Key, job.JobsPrefix, job.IDRule)
 		}
 		st, err = h.Orch.RunKey(ctx, in.Key, orchestrator.RunOptions{})
 	}

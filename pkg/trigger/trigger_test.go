@@ -106,6 +106,9 @@ func TestS3Event(t *testing.T) {
 	if n := strings.Count(string(out), "ignored"); n != 5 || !strings.Contains(string(out), `"jobs/my film.json"`) {
 		t.Errorf("%d records ignored, want 5 (keys decoded): %s", n, out)
 	}
+	if !strings.Contains(string(out), job.IDRule) {
+		t.Errorf("the invalid id's note does not state the rule %q: %s", job.IDRule, out)
+	}
 }
 
 func TestS3EventErrors(t *testing.T) {

@@ -1,0 +1,54 @@
+package job
+
+import (
+	"path"
+	"strings"
+)
+
+// Format is a container the chunk segments, and so the output, may use:
+// one the concat demuxer joins with stream copy.
+type Format struct {
+	Ext         string // without the dot, as a spec's segmentFormat names it: "mp4"
+	ContentType string // stored with the segments and the output
+	// Faststart is set for the MP4 family: the stitcher moves the index in
+	// front of the media (-movflags +faststart) so a player can start
+	// before the download ends. Other containers do not need it.
+	Faststart bool
+}
+
+// Formats returns every segment format, in the order messages list them.
+// It is the one list: validation, segment keys, content types and the
+// stitcher's ffmpeg arguments all read it.
+func Formats() []Format {
+	return []Format{
+		{Ext: "mp4", ContentType: "video/mp4", Faststart: true},
+		{Ext: "mov", ContentType: "video/quicktime", Faststart: true},
+		{Ext: "mkv", ContentType: "video/x-matroska"},
+		{Ext: "webm", ContentType: "video/webm"},
+		{Ext: "ts", ContentType: "video/mp2t"},
+		{Ext: "m4v", ContentType: "video/mp4", Faststart: true},
+	}
+}
+
+// FormatOf returns the format of a file or storage key from its extension,
+// matched exactly (keys are case-sensitive): "a/b.mp4" is mp4, "b.MP4" and
+// "mp4" are no format.
+func FormatOf(name string) (Format, bool) {
+	ext := strings.TrimPrefix(path.Ext(name), ".")
+	for _, f := range Formats() {
+		if f.Ext == ext {
+			return f, true
+		}
+	}
+	return Format{}, false
+}
+
+// formatExts lists the extensions, without dots, in table order.
+func formatExts() []string {
+	fs := Formats()
+	exts := make([]string, len(fs))
+	for i, f := range fs {
+		exts[i] = f.Ext
+	}
+	return exts
+}
