@@ -6,6 +6,7 @@ package ffmpeg
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,15 +33,24 @@ func New() *Tool {
 func (t *Tool) CountFrames(ctx context.Context, path string) (int, error) {
 	res, err := t.runner.Run(ctx, execx.Cmd{Argv: []string{
 		"ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
-		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path,
+		"-show_entries", "stream=nb_read_packets", "-of", "json", path,
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("count frames of %s: %w", filepath.Base(path), err)
 	}
-	out := strings.TrimSpace(res.Stdout)
-	n, err := strconv.Atoi(strings.TrimSuffix(out, ","))
+	// JSON, not csv: in MPEG-TS ffprobe lists the stream under its program
+	// too, and csv prints the count twice with nothing to tell them apart.
+	var probe struct {
+		Streams []struct {
+			Packets string `json:"nb_read_packets"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &probe); err != nil || len(probe.Streams) == 0 {
+		return 0, fmt.Errorf("count frames of %s: no video stream (ffprobe printed %q)", filepath.Base(path), strings.TrimSpace(res.Stdout))
+	}
+	n, err := strconv.Atoi(probe.Streams[0].Packets)
 	if err != nil {
-		return 0, fmt.Errorf("count frames of %s: no video stream (ffprobe printed %q)", filepath.Base(path), out)
+		return 0, fmt.Errorf("count frames of %s: ffprobe counted %q packets", filepath.Base(path), probe.Streams[0].Packets)
 	}
 	return n, nil
 }

@@ -49,7 +49,7 @@ func (s *Store) Uploaded(ctx context.Context, key string) (*job.Spec, error) {
 	id, ok := job.JobIDFromKey(key)
 	if !ok {
 		return nil, &job.ValidationError{Problems: []job.Problem{{Path: "key",
-			Message: fmt.Sprintf("%q is not %s<id>.json with an id of letters, digits, '.', '_' or '-'", key, job.JobsPrefix)}}}
+			Message: fmt.Sprintf("%q is not %s<id>.json with an id of %s", key, job.JobsPrefix, job.IDRule)}}}
 	}
 	return s.read(ctx, key, id)
 }
