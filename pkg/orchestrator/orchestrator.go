@@ -28,9 +28,9 @@ type WorkerAdapter interface {
 	Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error)
 }
 
-// VideoStitcher joins a job's segments into its video (the design card's
-// name).
-type VideoStitcher interface {
+// Stitcher joins a job's segments into its video: the stitcher function,
+// wherever it runs (pkg/stitch's VideoStitcher is what it uses inside).
+type Stitcher interface {
 	Stitch(ctx context.Context, r job.StitchRequest) (job.StitchResult, error)
 }
 
@@ -92,13 +92,13 @@ func (c Config) withDefaults() Config {
 type Orchestrator struct {
 	store    *jobstore.Store
 	workers  WorkerAdapter
-	stitcher VideoStitcher
+	stitcher Stitcher
 	cfg      Config
 	log      *slog.Logger
 }
 
 // New makes an Orchestrator.
-func New(store *jobstore.Store, workers WorkerAdapter, stitcher VideoStitcher, cfg Config, log *slog.Logger) *Orchestrator {
+func New(store *jobstore.Store, workers WorkerAdapter, stitcher Stitcher, cfg Config, log *slog.Logger) *Orchestrator {
 	if log == nil {
 		log = slog.Default()
 	}

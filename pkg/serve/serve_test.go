@@ -3,6 +3,7 @@ package serve_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/serve"
 )
@@ -134,5 +136,51 @@ func TestRequireToken(t *testing.T) {
 	err := serve.Start(context.Background(), serve.Function{Handler: serve.Handler[in, out](double)}, serve.Platform{Port: "0"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "HELIOS_HTTP_TOKEN") {
 		t.Errorf("Start without a token: %v", err)
+	}
+}
+
+// Invoke is the byte-level call Lambda and the Local driver make: strict
+// decoding, and errors in the wire form the caller decodes back.
+func TestInvoke(t *testing.T) {
+	h := serve.Handler[in, out](double)
+	tests := []struct {
+		payload  string
+		want     string // the output, or "" for an error
+		wantKind job.Kind
+		wantCode string
+	}{
+		{`{"N": 21}`, `{"Twice":42}`, "", ""},
+		{`{"N": -1}`, "", job.Permanent, job.CodeInvalid},
+		{`{"N": 0}`, "", job.Retryable, job.CodeCommandFailed},
+		{`{"N": 1, "Extra": true}`, "", job.Permanent, job.CodeInvalid}, // unknown fields are refused
+		{`[1]`, "", job.Permanent, job.CodeInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.payload, func(t *testing.T) {
+			got, err := h.Invoke(t.Context(), []byte(tt.payload))
+			if tt.want != "" {
+				if err != nil || string(got) != tt.want {
+					t.Fatalf("Invoke = %s, %v; want %s", got, err, tt.want)
+				}
+				return
+			}
+			var fe messages.InvokeResponse_Error
+			if !errors.As(err, &fe) || fe.Type != job.ErrorType {
+				t.Fatalf("Invoke error %v (%T); want a %s function error", err, err, job.ErrorType)
+			}
+			e := job.DecodeFunctionError(fe.Type, fe.Message)
+			if e.Kind != tt.wantKind || e.Code != tt.wantCode {
+				t.Errorf("decoded %s/%s (%s); want %s/%s", e.Kind, e.Code, e.Message, tt.wantKind, tt.wantCode)
+			}
+		})
+	}
+}
+
+// On this machine a function is served only on loopback and only with a
+// token: without one it does not start.
+func TestStartRefusesToServeWithoutAToken(t *testing.T) {
+	err := serve.Start(t.Context(), serve.Function{Handler: serve.Handler[in, out](double)}, serve.Platform{Port: "0"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "HELIOS_HTTP_TOKEN") {
+		t.Fatalf("Start without a token: %v; want an error naming HELIOS_HTTP_TOKEN", err)
 	}
 }

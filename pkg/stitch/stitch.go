@@ -1,5 +1,5 @@
 // Package stitch joins the segments of a job into the final video.
-// VideoStitcher is the seed interface; FfmpegStitcher implements it with the
+// VideoStitcher is the design card's interface; FfmpegStitcher implements it with the
 // concat demuxer and stream copy. Handler is the stitcher function:
 // StitchRequest in, StitchResult out.
 package stitch
