@@ -31,11 +31,21 @@ func (s *Store) Status(ctx context.Context, id string) (*job.Status, error) {
 
 // WriteStatus replaces a job's status.json.
 func (s *Store) WriteStatus(ctx context.Context, st *job.Status) error {
-	data, err := json.MarshalIndent(st, "", "  ")
+	data, err := EncodeStatus(st)
 	if err != nil {
 		return err
 	}
-	return s.bucket.WriteAll(ctx, job.StatusKey(st.JobID), data, &blob.WriterOptions{ContentType: "application/json"})
+	return s.WriteEncodedStatus(ctx, st.JobID, data)
+}
+
+// EncodeStatus is a status as status.json holds it.
+func EncodeStatus(st *job.Status) ([]byte, error) { return json.MarshalIndent(st, "", "  ") }
+
+// WriteEncodedStatus replaces job id's status.json with data (EncodeStatus):
+// a caller that keeps a status under a lock encodes it there, without
+// copying a 10,000-chunk list first.
+func (s *Store) WriteEncodedStatus(ctx context.Context, id string, data []byte) error {
+	return s.bucket.WriteAll(ctx, job.StatusKey(id), data, &blob.WriterOptions{ContentType: "application/json"})
 }
 
 // Lookup returns a job's status as a user should see it: status.json once

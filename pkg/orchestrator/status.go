@@ -170,11 +170,13 @@ func (t *tracker) write(ctx context.Context) error {
 		return nil
 	}
 	t.st.Timings.UpdatedAt = time.Now().UTC()
-	st := t.st
-	st.Chunks = append([]job.ChunkStatus(nil), t.st.Chunks...)
+	data, err := jobstore.EncodeStatus(&t.st)
 	t.dirty, t.lastWrite = false, time.Now()
 	t.mu.Unlock()
-	if err := t.store.WriteStatus(ctx, &st); err != nil {
+	if err != nil {
+		return err
+	}
+	if err := t.store.WriteEncodedStatus(ctx, t.st.JobID, data); err != nil {
 		t.mu.Lock()
 		t.dirty = true
 		t.mu.Unlock()
