@@ -54,6 +54,10 @@ var errJobFailed = errors.New("job did not succeed")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv})
+	if err := singleDashLongFlag(cmd, args); err != nil {
+		fmt.Fprintln(stderr, "helios:", err)
+		return exitUsage
+	}
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)

@@ -5,13 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
+	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 func newRootCommand(e *env) *cobra.Command {
@@ -22,10 +28,65 @@ func newRootCommand(e *env) *cobra.Command {
 		SilenceUsage:  true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	jobCmd := &cobra.Command{Use: "job", Short: "Run and manage render jobs"}
+	root.Version = version()
+	jobCmd := &cobra.Command{
+		Use:   "job",
+		Short: "Run and manage render jobs",
+		// Cobra prints help and succeeds for an unknown subcommand of a
+		// command that has subcommands; scripts need the usage status.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q; commands: run, submit, status, watch, cancel (see --help)", args[0], cmd.CommandPath())}
+			}
+			return cmd.Help()
+		},
+	}
 	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e))
 	root.AddCommand(jobCmd)
 	return root
+}
+
+// version is the module version this binary was built from, or its VCS
+// revision for a build from a work tree.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
+			v = "devel " + s.Value
+		}
+	}
+	return v
+}
+
+// singleDashLongFlag finds a long flag written with one dash (-out for
+// --out), which pflag would read as short flags with a value and turn into
+// a confusing error about arguments.
+func singleDashLongFlag(root *cobra.Command, args []string) error {
+	long := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		c.PersistentFlags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && long[name] {
+			return usageError{fmt.Errorf("%s: long flags take two dashes: --%s", a, strings.TrimPrefix(a, "-"))}
+		}
+	}
+	return nil
 }
 
 func exactArgs(n int, what string) cobra.PositionalArgs {
@@ -58,6 +119,30 @@ func (f *commonFlags) register(cmd *cobra.Command, withJSON bool) {
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log each step")
 }
 
+// storageURL is the storage the command works on: --storage, else the
+// environment's, else the default folder.
+func (f *commonFlags) storageURL(e *env) string {
+	if f.storage != "" {
+		return f.storage
+	}
+	if cfg, err := config.FromEnv(e.getenv); err == nil {
+		return cfg.StorageURL
+	}
+	return config.DefaultStorageURL
+}
+
+// objectLocation is where a user finds an object of the storage: a path for
+// a local folder, else scheme://bucket/key.
+func objectLocation(storageURL, key string) string {
+	if dir, ok := storage.LocalDir(storageURL); ok {
+		return filepath.Join(dir, filepath.FromSlash(key))
+	}
+	if u, err := url.Parse(storageURL); err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host + "/" + key
+	}
+	return key
+}
+
 // open reads the configuration, with flags overriding the environment, and
 // opens the stack on its storage (the caller closes it).
 func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error) {
@@ -73,6 +158,9 @@ func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	if err := checkRegion(cfg.StorageURL, e.getenv); err != nil {
+		return nil, usageError{err}
+	}
 	stack, err := pipeline.Open(ctx, cfg, log)
 	if err != nil {
 		return nil, usageError{err}
@@ -93,4 +181,23 @@ func (f *commonFlags) onJobs(ctx context.Context, e *env, fn func(*jobstore.Stor
 		return usageError{err}
 	}
 	return err
+}
+
+// checkRegion refuses an s3:// storage URL when nothing says which region
+// the bucket is in: the SDK would fail later with "Invalid region: region
+// was not a valid DNS name", which does not say what to set.
+func checkRegion(storageURL string, getenv func(string) string) error {
+	u, err := url.Parse(storageURL)
+	if err != nil || u.Scheme != "s3" || u.Query().Get("region") != "" {
+		return nil
+	}
+	if getenv("AWS_REGION") != "" || getenv("AWS_DEFAULT_REGION") != "" || getenv("AWS_PROFILE") != "" {
+		return nil
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if _, err := os.Stat(filepath.Join(home, ".aws", "config")); err == nil {
+			return nil // a profile may name the region
+		}
+	}
+	return fmt.Errorf("--storage %s: no AWS region: set AWS_REGION (or add ?region=… to the URL)", storageURL)
 }

@@ -38,6 +38,9 @@ func newRunCommand(e *env) *cobra.Command {
 			if out == "" {
 				return usageError{errors.New("--out PATH is required: where to save the video")}
 			}
+			if err := checkOut(out); err != nil {
+				return usageError{err}
+			}
 			return runJob(cmd.Context(), e, &f, args[0], out, id, concurrency)
 		},
 	}
@@ -113,7 +116,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 			return err
 		}
 	} else {
-		printSummary(e.stdout, st, spec, out, wall)
+		printSummary(e.stdout, st, spec, out, wall, st.Timings.FinishedAt.Before(start))
 	}
 	if st.State != job.StateDone {
 		if f.json {
@@ -180,8 +183,21 @@ func idFromSpec(data []byte, path string) string {
 	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 }
 
+// checkOut refuses an --out that names a directory: the video needs a file
+// name.
+func checkOut(out string) error {
+	if strings.HasSuffix(out, "/") || strings.HasSuffix(out, string(filepath.Separator)) {
+		return fmt.Errorf("--out %s is a directory: give a file path, such as %s", out, filepath.Join(out, "video.mp4"))
+	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return fmt.Errorf("--out %s is a directory: give a file path, such as %s", out, filepath.Join(out, "video.mp4"))
+	}
+	return nil
+}
+
 // download copies the output to path, atomically: a partial file never
-// appears under the final name.
+// appears under the final name. The file gets the mode cp would give a new
+// file (0666 less the umask).
 func download(ctx context.Context, b *blob.Bucket, key, path string) error {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -190,7 +206,7 @@ func download(ctx context.Context, b *blob.Bucket, key, path string) error {
 	}
 	tmp := fmt.Sprintf("%s.part-%d", path, os.Getpid())
 	_ = os.Remove(tmp)
-	if _, err := storage.DownloadFile(ctx, b, key, tmp); err != nil {
+	if _, err := storage.Download(ctx, b, key, tmp, 0o666); err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}
@@ -207,18 +223,29 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printSummary(w io.Writer, st *job.Status, spec *job.Spec, out string, wall time.Duration) {
+// printSummary says what a run did. earlier is true when the job was done
+// before this run began: the run only copied its output.
+func printSummary(w io.Writer, st *job.Status, spec *job.Spec, out string, wall time.Duration, earlier bool) {
 	if st.State != job.StateDone {
 		printFailure(w, st)
 		return
 	}
 	seconds := float64(st.FramesDone) / spec.Metadata.FPS
-	fmt.Fprintf(w, "done: %s\n", out)
+	if earlier {
+		fmt.Fprintf(w, "done: %s (already rendered at %s; copied its output)\n", out, st.Timings.FinishedAt.Local().Format(time.DateTime))
+	} else {
+		fmt.Fprintf(w, "done: %s\n", out)
+	}
 	fmt.Fprintf(w, "  frames:    %d (%dx%d at %g fps)\n", st.FramesDone, spec.Metadata.Width, spec.Metadata.Height, spec.Metadata.FPS)
 	fmt.Fprintf(w, "  duration:  %.2f s\n", seconds)
 	fmt.Fprintf(w, "  chunks:    %d\n", st.ChunksTotal)
-	fmt.Fprintf(w, "  wall time: %.2f s (render %.2f s, stitch %.2f s)\n", wall.Seconds(),
-		float64(st.Timings.RenderMs)/1000, float64(st.Timings.StitchMs)/1000)
+	if earlier {
+		fmt.Fprintf(w, "  wall time: %.2f s (the render took %.2f s, the stitch %.2f s)\n", wall.Seconds(),
+			float64(st.Timings.RenderMs)/1000, float64(st.Timings.StitchMs)/1000)
+	} else {
+		fmt.Fprintf(w, "  wall time: %.2f s (render %.2f s, stitch %.2f s)\n", wall.Seconds(),
+			float64(st.Timings.RenderMs)/1000, float64(st.Timings.StitchMs)/1000)
+	}
 	fmt.Fprintf(w, "  size:      %d bytes\n", st.OutputBytes)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -49,7 +50,12 @@ func newCancelCommand(e *env) *cobra.Command {
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
-				if err := jobs.Cancel(cmd.Context(), args[0]); err != nil {
+				err := jobs.Cancel(cmd.Context(), args[0])
+				if errors.Is(err, jobstore.ErrEnded) {
+					fmt.Fprintf(e.stderr, "helios: %v; nothing to cancel\n", err)
+					return errJobFailed
+				}
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])

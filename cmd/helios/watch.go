@@ -23,7 +23,7 @@ func newWatchCommand(e *env) *cobra.Command {
 				return usageError{fmt.Errorf("--interval must be positive; got %s", interval)}
 			}
 			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
-				return watch(cmd.Context(), e, jobs, args[0], interval, f.json)
+				return watch(cmd.Context(), e, jobs, args[0], interval, f.json, f.storageURL(e))
 			})
 		},
 	}
@@ -38,7 +38,7 @@ const staleAfter = 3 * time.Minute
 
 // watch polls a job's status until it is final. A job submitted but not
 // started yet is pending.
-func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interval time.Duration, asJSON bool) error {
+func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interval time.Duration, asJSON bool, storageURL string) error {
 	var prog *progress
 	warned := false
 	for {
@@ -66,7 +66,7 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 					return err
 				}
 			} else if st.State == job.StateDone {
-				fmt.Fprintf(e.stdout, "job %s done: %s (%d frames, %d bytes)\n", id, st.Output, st.FramesDone, st.OutputBytes)
+				fmt.Fprintf(e.stdout, "job %s done: %s (%d frames, %d bytes)\n", id, objectLocation(storageURL, st.Output), st.FramesDone, st.OutputBytes)
 			} else {
 				printFailure(e.stdout, st)
 			}
@@ -77,7 +77,11 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			if prog != nil {
+				prog.finish()
+			}
+			fmt.Fprintf(e.stderr, "helios: stopped watching job %s (the job itself goes on); follow it again with: helios job watch %s\n", id, id)
+			return errJobFailed
 		case <-time.After(interval):
 		}
 	}

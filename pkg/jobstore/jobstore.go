@@ -50,6 +50,9 @@ var (
 	ErrConflict = errors.New("job id already used by a different spec")
 	// ErrNotAccepted means no orchestrator has accepted a job with the id.
 	ErrNotAccepted = errors.New("job not accepted")
+	// ErrEnded means a job has already ended (done, failed or cancelled):
+	// there is nothing to cancel.
+	ErrEnded = errors.New("job already ended")
 	// ErrAlreadyRunning means another orchestrator holds the job's lease: a
 	// duplicate trigger, or a second `helios job run` of the same job.
 	ErrAlreadyRunning = errors.New("job is already being run by another orchestrator")

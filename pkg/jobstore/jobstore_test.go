@@ -115,6 +115,20 @@ func TestLookupAndCancel(t *testing.T) {
 	if ok, err := s.CancelRequested(ctx, "uploaded"); !ok || err != nil {
 		t.Errorf("CancelRequested = %v, %v", ok, err)
 	}
+	// An ended job has nothing to cancel, and gets no cancel request that
+	// would stop a later run of it; a cancelled one is cancelled already.
+	for state, want := range map[job.State]error{job.StateDone: jobstore.ErrEnded, job.StateFailed: jobstore.ErrEnded, job.StateCancelled: nil} {
+		id := "ended-" + string(state)
+		if err := s.WriteStatus(ctx, &job.Status{JobID: id, State: state}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Cancel(ctx, id); !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Errorf("Cancel of a %s job: %v, want %v", state, err, want)
+		}
+		if ok, _ := s.CancelRequested(ctx, id); ok {
+			t.Errorf("a cancel request was left for a %s job", state)
+		}
+	}
 }
 
 func TestLeases(t *testing.T) {

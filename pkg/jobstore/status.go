@@ -72,10 +72,20 @@ func (s *Store) Lookup(ctx context.Context, id string) (*job.Status, error) {
 }
 
 // Cancel asks a job to stop: running chunks are abandoned, nothing is
-// stitched, and the final state is cancelled. It is idempotent.
+// stitched, and the final state is cancelled. It is idempotent. A job that
+// has ended is ErrEnded (its status says how): asking it to stop would only
+// stop a later run of it.
 func (s *Store) Cancel(ctx context.Context, id string) error {
 	if !job.ValidID(id) {
 		return fmt.Errorf("job id %q: %w", id, ErrNotFound)
+	}
+	switch st, err := s.Status(ctx, id); {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return err
+	case err == nil && st.State == job.StateCancelled:
+		return nil
+	case err == nil && st.State.Final():
+		return fmt.Errorf("job %q is %s: %w", id, st.State, ErrEnded)
 	}
 	if ok, err := s.bucket.Exists(ctx, job.SpecKey(id)); err != nil {
 		return err

@@ -193,12 +193,17 @@ func tagging(tags []Tag) func(func(any) bool) error {
 
 // DownloadFile copies key into a new local file at path.
 func DownloadFile(ctx context.Context, b *blob.Bucket, key, path string) (int64, error) {
+	return Download(ctx, b, key, path, 0o600)
+}
+
+// Download is DownloadFile creating path with perm (less the umask).
+func Download(ctx context.Context, b *blob.Bucket, key, path string, perm os.FileMode) (int64, error) {
 	r, err := b.NewReader(ctx, key, nil)
 	if err != nil {
 		return 0, fmt.Errorf("download %s: %w", key, err)
 	}
 	defer r.Close()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return 0, fmt.Errorf("download %s: %w", key, err)
 	}

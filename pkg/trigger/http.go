@@ -128,6 +128,10 @@ func (h *Handler) deleteJob(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("job %q not found", id)})
 		return
 	}
+	if errors.Is(err, jobstore.ErrEnded) {
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error() + "; nothing to cancel"})
+		return
+	}
 	if err != nil {
 		h.log().Error("cancel", "jobId", id, "error", err)
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: "could not request the cancellation; try again"})

@@ -190,6 +190,12 @@ func TestAPI(t *testing.T) {
 	if code, body = do("DELETE", "/jobs/named", ""); code != 202 {
 		t.Errorf("DELETE = %d %s", code, body)
 	}
+	if err := h.Jobs.WriteStatus(t.Context(), &job.Status{JobID: "named", State: job.StateDone}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body = do("DELETE", "/jobs/named", ""); code != 409 || !strings.Contains(body, "nothing to cancel") {
+		t.Errorf("DELETE of a done job = %d %s, want 409", code, body)
+	}
 	if code, _ = do("PUT", "/jobs/named", ""); code != 404 && code != 405 {
 		t.Errorf("PUT = %d", code)
 	}

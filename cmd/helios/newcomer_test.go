@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// Exit codes and small messages a newcomer meets (issue 13, point 6).
+func TestUsageMistakes(t *testing.T) {
+	spec := writeSpec(t, testkit.NativeSpec("mistakes", 4, 2))
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantCode int
+		want     string // in stderr
+	}{
+		{"unknown subcommand", nil, []string{"job", "rn", spec}, exitUsage, `unknown command "rn" for "helios job"`},
+		{"long flag with one dash", nil, []string{"job", "run", "-out", "v.mp4", spec}, exitUsage, "-out: long flags take two dashes: --out"},
+		{"--out names a directory by its slash", nil, []string{"job", "run", spec, "--out", "my/", "--storage", dir}, exitUsage, "--out my/ is a directory: give a file path, such as my/video.mp4"},
+		{"--out names an existing directory", nil, []string{"job", "run", spec, "--out", dir, "--storage", dir}, exitUsage, "is a directory"},
+		{"s3 with no region", map[string]string{"HOME": t.TempDir()}, []string{"job", "status", "x", "--storage", "s3://bucket"}, exitUsage, "no AWS region: set AWS_REGION"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if home, ok := tt.env["HOME"]; ok {
+				t.Setenv("HOME", home) // no ~/.aws/config naming a region
+			}
+			r := helios(t, tt.env, tt.args...)
+			if r.code != tt.wantCode || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, tt.wantCode, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := helios(t, nil, "--version")
+	if r.code != exitOK || !strings.HasPrefix(r.stdout, "helios version ") {
+		t.Errorf("--version: exit %d, %q", r.code, r.stdout)
+	}
+}
+
+// After a job is done: running it again says the output was only copied;
+// the video gets the mode cp would give it; watch prints where the video
+// is; cancel says there is nothing to cancel (and does not leave a cancel
+// request that would stop a later run).
+func TestAfterTheJobIsDone(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	storage := t.TempDir()
+	spec := writeSpec(t, testkit.NativeSpec("finished", 4, 2))
+	out := filepath.Join(t.TempDir(), "v.mp4")
+	if r := helios(t, nil, "job", "run", spec, "--out", out, "--storage", storage); r.code != exitOK {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o666&^os.FileMode(umask) {
+		t.Errorf("output mode %v (%v), want %v", fi.Mode().Perm(), err, 0o666&^os.FileMode(umask))
+	}
+
+	r := helios(t, nil, "job", "run", spec, "--out", out, "--storage", storage)
+	if r.code != exitOK || !strings.Contains(r.stdout, "already rendered at") || !strings.Contains(r.stdout, "copied its output") {
+		t.Errorf("second run: exit %d\n%s", r.code, r.stdout)
+	}
+
+	r = helios(t, nil, "job", "watch", "finished", "--storage", storage)
+	if want := filepath.Join(storage, "renders", "finished", "output.mp4"); r.code != exitOK || !strings.Contains(r.stdout, want) {
+		t.Errorf("watch: exit %d, %q; want the path %s", r.code, r.stdout, want)
+	}
+
+	r = helios(t, nil, "job", "cancel", "finished", "--storage", storage)
+	if r.code != exitFailed || !strings.Contains(r.stderr, `job "finished" is done`) || !strings.Contains(r.stderr, "nothing to cancel") {
+		t.Errorf("cancel of a done job: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(storage, filepath.FromSlash(job.CancelKey("finished")))); err == nil {
+		t.Error("a cancel request was left for a done job")
+	}
+}
+
+// Ctrl-C in watch stops watching, says so, and does not print "context
+// canceled".
+func TestWatchInterrupted(t *testing.T) {
+	storage := t.TempDir()
+	if r := helios(t, nil, "job", "submit", writeSpec(t, testkit.NativeSpec("waiting", 4, 2)), "--storage", storage); r.code != exitOK {
+		t.Fatalf("submit: exit %d %s", r.code, r.stderr)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"job", "watch", "waiting", "--storage", storage, "--interval", "50ms"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	if code != exitFailed || strings.Contains(stderr.String(), "context canceled") || !strings.Contains(stderr.String(), "stopped watching job waiting") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
