@@ -51,7 +51,8 @@ test-cdk: deps-node ## synthesize the CDK stack and check it with assertions
 	cd infra/cdk && $(GO) vet . && $(GO) test -count=1 -timeout 10m .
 
 deps-node:
-	@command -v node >/dev/null 2>&1 || { echo "node is missing: the CDK (jsii) needs Node.js 18+ (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }
+	@command -v node >/dev/null 2>&1 || { echo "node is missing: the CDK (jsii) needs Node.js 20+ (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "Node.js $$(node --version) is too old: the CDK (jsii) needs 20+ (22 or 24 supported)" >&2; exit 1; }
 
 test-unit: ## run the fast tests only
 	$(GO) test -count=1 -short ./...
@@ -95,7 +96,7 @@ infra/cdk/node_modules: infra/cdk/package.json infra/cdk/package-lock.json
 	cd infra/cdk && npm ci --no-audit --no-fund
 	@touch $@
 
-synth: deps-node infra/cdk/node_modules ## synthesize the CloudFormation template into infra/cdk/cdk.out (needs make package layer)
+synth: deps-node infra/cdk/node_modules package layer ## synthesize the CloudFormation template into infra/cdk/cdk.out
 	$(CDK) synth --quiet $(CDK_ARGS)
 	@ls infra/cdk/cdk.out/*.template.json
 

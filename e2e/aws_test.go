@@ -454,13 +454,17 @@ func TestSegmentTags(t *testing.T) {
 		}
 		st := status(t, id)
 		for _, c := range st.Chunks {
-			tagging := stack.S3.Tagging(awslocal.BucketName, c.SegmentKey)
-			exists, _ := stack.Bucket.Exists(t.Context(), c.SegmentKey)
+			var m job.WorkerResult // the markers stay, and name each chunk's segment
+			if err := storage.ReadJSON(t.Context(), stack.Bucket, job.MarkerKey(id, c.Index), &m); err != nil {
+				t.Fatal(err)
+			}
+			tagging := stack.S3.Tagging(awslocal.BucketName, m.SegmentKey)
+			exists, _ := stack.Bucket.Exists(t.Context(), m.SegmentKey)
 			switch {
-			case keep && (tagging != "" || !exists):
-				t.Errorf("kept segment %s: tagging %q, exists %v", c.SegmentKey, tagging, exists)
-			case !keep && (tagging != "helios-kind=segment" || exists):
-				t.Errorf("segment %s: tagging %q, exists after success %v", c.SegmentKey, tagging, exists)
+			case keep && (tagging != "" || !exists || c.SegmentKey != m.SegmentKey):
+				t.Errorf("kept segment %s: tagging %q, exists %v, in the status as %q", m.SegmentKey, tagging, exists, c.SegmentKey)
+			case !keep && (tagging != "helios-kind=segment" || exists || c.SegmentKey != ""):
+				t.Errorf("segment %s: tagging %q, exists after success %v, still in the status as %q", m.SegmentKey, tagging, exists, c.SegmentKey)
 			}
 		}
 	}

@@ -208,6 +208,11 @@ func TestRunLifecycle(t *testing.T) {
 	if len(keys) != 4 {
 		t.Errorf("%d markers kept, want 4", len(keys))
 	}
+	for _, c := range st.Chunks {
+		if c.SegmentKey != "" {
+			t.Errorf("chunk %d still names its removed segment %s", c.Index, c.SegmentKey)
+		}
+	}
 	for _, key := range []string{job.ActiveKey("life"), job.StitchLockKey("life")} {
 		if ok, _ := u.bucket.Exists(t.Context(), key); ok {
 			t.Errorf("%s left behind", key)

@@ -199,6 +199,11 @@ func (r *run) succeed(res job.StitchResult) (*job.Status, error) {
 	}
 	st, err := r.finish(job.StateDone, nil, func(s *job.Status) {
 		s.Output, s.OutputBytes = res.OutputKey, res.Bytes
+		if !r.spec.KeepChunks {
+			for i := range s.Chunks { // removed below: the status names no object that is gone
+				s.Chunks[i].SegmentKey = ""
+			}
+		}
 	})
 	if err != nil {
 		return st, err
