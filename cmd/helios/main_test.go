@@ -176,7 +176,7 @@ func TestJobSubmitWatch(t *testing.T) {
 	done := make(chan result, 1)
 	go func() { done <- helios(t, env, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4")) }()
 	r = helios(t, env, "job", "watch", "submitted", "--interval", "20ms")
-	if r.code != exitOK || !strings.Contains(r.stdout, "job submitted done: renders/submitted/output.mp4 (9 frames") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "job submitted done: /") || !strings.Contains(r.stdout, "/renders/submitted/output.mp4 (9 frames") {
 		t.Errorf("watch: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	if run := <-done; run.code != exitOK {

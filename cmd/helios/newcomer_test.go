@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,5 +103,89 @@ func TestWatchInterrupted(t *testing.T) {
 	code := run(ctx, []string{"job", "watch", "waiting", "--storage", storage, "--interval", "50ms"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 	if code != exitFailed || strings.Contains(stderr.String(), "context canceled") || !strings.Contains(stderr.String(), "stopped watching job waiting") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// An edited spec under a used id: the advice (--id) works as given, and
+// --id wins over the id in the file (issue 13, point 1).
+func TestEditedSpecRendersUnderANewID(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	storage := t.TempDir()
+	spec := testkit.NativeSpec("clip", 4, 2)
+	path := writeSpec(t, spec)
+	out := filepath.Join(t.TempDir(), "v.mp4")
+	if r := helios(t, nil, "job", "run", path, "--out", out, "--storage", storage); r.code != exitOK {
+		t.Fatalf("run: exit %d %s", r.code, r.stderr)
+	}
+	spec.Metadata.TotalFrames = 6 // the edit
+	data, _ := json.Marshal(spec)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := helios(t, nil, "job", "run", path, "--out", out, "--storage", storage)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--id clip-2") {
+		t.Fatalf("edited spec: exit %d, %q; want advice to use --id", r.code, r.stderr)
+	}
+	r = helios(t, nil, "job", "run", path, "--out", out, "--storage", storage, "--id", "clip-2")
+	if r.code != exitOK || !strings.Contains(r.stdout, "frames:    6") {
+		t.Fatalf("with --id clip-2: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Cancel, then run again: the run says the job is cancelled without
+// forgetting its finished chunks, and says how to render it anyway;
+// --restart does, rendering only the rest (issue 13, point 2).
+func TestCancelThenRestart(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	storage := t.TempDir()
+	spec := testkit.NativeSpec("long", 40, 5)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime" // half a second a chunk
+	path := writeSpec(t, spec)
+	out := filepath.Join(t.TempDir(), "v.mp4")
+
+	// A first run is stopped after a few chunks (Ctrl-C), then cancelled.
+	markers := func() int {
+		keys, _ := filepath.Glob(filepath.Join(storage, "renders", "long", "chunks", "*.json"))
+		return len(keys)
+	}
+	ctx, stop := context.WithCancel(t.Context()) // no deadline: the worker would take it as its own
+	defer stop()
+	go func() { // stop once the first chunks are done, whatever the machine's speed
+		for markers() < 2 && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		stop()
+	}()
+	var stdout, stderr bytes.Buffer
+	run(ctx, []string{"job", "run", path, "--out", out, "--storage", storage, "--concurrency", "1"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	done := markers()
+	if done == 0 || done == 8 {
+		t.Fatalf("%d chunks done before the stop; the test needs some, not all", done)
+	}
+	if r := helios(t, nil, "job", "cancel", "long", "--storage", storage); r.code != exitOK {
+		t.Fatalf("cancel: exit %d %s", r.code, r.stderr)
+	}
+
+	r := helios(t, nil, "job", "run", path, "--out", out, "--storage", storage)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "--restart") {
+		t.Errorf("run of a cancelled job: exit %d, %q; want a hint to --restart", r.code, r.stderr)
+	}
+	r = helios(t, nil, "job", "status", "long", "--storage", storage, "--json")
+	var st job.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.State != job.StateCancelled || st.ChunksDone != done {
+		t.Errorf("status after the cancelled run: %s, %d chunks done (%v); want cancelled with the %d the markers prove", st.State, st.ChunksDone, err, done)
+	}
+
+	r = helios(t, nil, "job", "run", path, "--out", out, "--storage", storage, "--restart", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &st); r.code != exitOK || err != nil || st.State != job.StateDone {
+		t.Fatalf("--restart: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	rendered := 0
+	for _, c := range st.Chunks {
+		rendered += c.Attempts
+	}
+	if want := 8 + (8 - done); rendered > want+1 { // +1: the chunk the stop caught mid-render
+		t.Errorf("%d attempts in all; the restart rendered finished chunks again", rendered)
 	}
 }

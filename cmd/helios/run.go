@@ -26,6 +26,7 @@ func newRunCommand(e *env) *cobra.Command {
 	var f commonFlags
 	var out, id string
 	var concurrency int
+	var restart bool
 	cmd := &cobra.Command{
 		Use:   "run SPEC.json --out PATH",
 		Short: "Render a job on this machine and save the video",
@@ -41,17 +42,18 @@ func newRunCommand(e *env) *cobra.Command {
 			if err := checkOut(out); err != nil {
 				return usageError{err}
 			}
-			return runJob(cmd.Context(), e, &f, args[0], out, id, concurrency)
+			return runJob(cmd.Context(), e, &f, args[0], out, id, concurrency, restart)
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "where to save the video (required)")
 	cmd.Flags().StringVar(&id, "id", "", "job id (default: the spec's id, else the file name)")
+	cmd.Flags().BoolVar(&restart, "restart", false, "run a cancelled job again, keeping its finished chunks")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
 	return cmd
 }
 
-func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id string, concurrency int) error {
+func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id string, concurrency int, restart bool) error {
 	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
@@ -87,12 +89,18 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		exclusive = true
 	}
 
+	if restart {
+		if err := stack.Jobs.Uncancel(ctx, spec.ID); err != nil {
+			return err
+		}
+	}
+
 	prog := newProgress(e.stderr, spec.Metadata.TotalFrames)
 	start := time.Now()
 	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update, Exclusive: exclusive})
 	prog.finish()
 	if errors.Is(err, jobstore.ErrConflict) {
-		return usageError{fmt.Errorf("%w: pass --id to render it as a new job", err)}
+		return usageError{fmt.Errorf("%w: the spec changed since job %s ran; render it as a new job with --id (for example --id %s-2)", err, spec.ID, spec.ID)}
 	}
 	if errors.Is(err, jobstore.ErrAlreadyRunning) || errors.Is(err, jobstore.ErrLeaseLost) {
 		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
@@ -122,6 +130,9 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		if f.json {
 			printFailure(e.stderr, st)
 		}
+		if st.State == job.StateCancelled {
+			fmt.Fprintf(e.stderr, "to render it anyway, keeping its %d finished chunks: helios job run %s --restart (with the same flags)\n", st.ChunksDone, specPath)
+		}
 		return errJobFailed
 	}
 	return nil
@@ -134,10 +145,12 @@ func prepare(e *env, jobs *jobstore.Store, specPath, id string) (*job.Spec, erro
 	if err != nil {
 		return nil, usageError{err}
 	}
-	if id == "" {
-		id = idFromSpec(data, specPath)
+	var spec *job.Spec
+	if id != "" {
+		spec, err = jobs.PrepareAs(bytes.NewReader(data), id) // --id wins over the spec's id
+	} else {
+		spec, err = jobs.Prepare(bytes.NewReader(data), idFromSpec(data, specPath))
 	}
-	spec, err := jobs.Prepare(bytes.NewReader(data), id)
 	var ve *job.ValidationError
 	switch {
 	case errors.As(err, &ve):

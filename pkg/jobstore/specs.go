@@ -15,12 +15,22 @@ import (
 // id the job must have (from its key or file name); a spec that names a
 // different one is refused. Nothing is written.
 func (s *Store) Prepare(r io.Reader, id string) (*job.Spec, error) {
+	return s.prepare(r, id, false)
+}
+
+// PrepareAs is Prepare under id whatever id the spec names: a user who
+// renders an edited spec as a new job says so with the id.
+func (s *Store) PrepareAs(r io.Reader, id string) (*job.Spec, error) {
+	return s.prepare(r, id, true)
+}
+
+func (s *Store) prepare(r io.Reader, id string, override bool) (*job.Spec, error) {
 	spec, err := job.Decode(r)
 	if err != nil {
 		return nil, err
 	}
 	if id != "" {
-		if spec.ID != "" && spec.ID != id {
+		if spec.ID != "" && spec.ID != id && !override {
 			return nil, &job.ValidationError{Problems: []job.Problem{{Path: "id",
 				Message: fmt.Sprintf("is %q but the job is submitted as %q; remove id or make them match", spec.ID, id)}}}
 		}
@@ -91,6 +101,15 @@ func (s *Store) Accepted(ctx context.Context, id string) (*job.Spec, error) {
 	spec.ID = id
 	spec.Normalize()
 	return spec, nil
+}
+
+// Uncancel withdraws a cancel request, so the job can be run again; its
+// finished chunks are kept.
+func (s *Store) Uncancel(ctx context.Context, id string) error {
+	if err := s.bucket.Delete(ctx, job.CancelKey(id)); err != nil && !storage.IsNotFound(err) {
+		return fmt.Errorf("withdraw the cancel request of %q: %w", id, err)
+	}
+	return nil
 }
 
 // Resumable returns the accepted spec of job id, validated again, to run

@@ -100,16 +100,20 @@ func (r *run) live() (*job.Status, error) {
 			return r.prev, nil
 		}
 	}
-	if cancelled, err := r.store.CancelRequested(r.ctx, id); err != nil {
-		return nil, err
-	} else if cancelled {
-		return r.finish(job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before rendering"), nil)
-	}
-
 	results, pending, err := r.plan()
 	if err != nil {
 		return nil, err
 	}
+	if cancelled, err := r.store.CancelRequested(r.ctx, id); err != nil {
+		return nil, err
+	} else if cancelled {
+		// After plan, so the status counts the chunks finished before.
+		return r.finish(job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before rendering"), nil)
+	}
+	if err := r.tr.setState(r.ctx, job.StateRunning, nil); err != nil {
+		return nil, fmt.Errorf("write status: %w", err)
+	}
+	r.log.Info("dispatching", "chunks", len(r.chunks), "pending", len(pending), "concurrency", r.o.cfg.Concurrency)
 	// The status is written through the stitch too: a reader tells a live
 	// job from a stopped one by timings.updatedAt.
 	stopFlush := r.tr.flushEvery(r.ctx, r.o.cfg.StatusInterval, func(err error) { r.log.Warn("status write failed", "error", err) })
@@ -139,8 +143,7 @@ func (r *run) live() (*job.Status, error) {
 }
 
 // plan splits the job's chunks into those an earlier run completed (their
-// results, from the completion markers) and those still to render, and
-// records the job as running.
+// results, from the completion markers) and those still to render.
 func (r *run) plan() (map[int]job.WorkerResult, []job.Chunk, error) {
 	results, err := r.store.Markers(r.ctx, r.spec)
 	if err != nil {
@@ -156,10 +159,6 @@ func (r *run) plan() (map[int]job.WorkerResult, []job.Chunk, error) {
 			}
 		}
 	})
-	if err := r.tr.setState(r.ctx, job.StateRunning, nil); err != nil {
-		return nil, nil, fmt.Errorf("write status: %w", err)
-	}
-	r.log.Info("dispatching", "chunks", len(r.chunks), "pending", len(pending), "concurrency", r.o.cfg.Concurrency)
 	return results, pending, nil
 }
 
