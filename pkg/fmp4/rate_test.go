@@ -1,0 +1,80 @@
+package fmp4_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/helios-project/infrastructure/pkg/fmp4"
+)
+
+func TestRateOf(t *testing.T) {
+	tests := []struct {
+		fps     float64
+		want    fmp4.Rate
+		wantErr string // "" for success
+	}{
+		{24, fmp4.Rate{Num: 24, Den: 1}, ""},
+		{25, fmp4.Rate{Num: 25, Den: 1}, ""},
+		{60, fmp4.Rate{Num: 60, Den: 1}, ""},
+		{1, fmp4.Rate{Num: 1, Den: 1}, ""},
+		{30000.0 / 1001, fmp4.Rate{Num: 30000, Den: 1001}, ""},
+		{29.97, fmp4.Rate{Num: 30000, Den: 1001}, ""},
+		{24000.0 / 1001, fmp4.Rate{Num: 24000, Den: 1001}, ""},
+		{23.976, fmp4.Rate{Num: 24000, Den: 1001}, ""},
+		{23.98, fmp4.Rate{Num: 24000, Den: 1001}, ""},
+		{59.94, fmp4.Rate{Num: 60000, Den: 1001}, ""},
+		{60000.0 / 1001, fmp4.Rate{Num: 60000, Den: 1001}, ""},
+		{12.5, fmp4.Rate{}, "fps 12.5 is neither a whole number nor an NTSC rate"},
+		{29.9, fmp4.Rate{}, "fps 29.9 is neither"},
+		{0.5, fmp4.Rate{}, "fps 0.5 is neither"},
+		{0, fmp4.Rate{}, "fps 0 is neither"},
+		{-24, fmp4.Rate{}, "fps -24 is neither"},
+		{math.NaN(), fmp4.Rate{}, "fps NaN is neither"},
+		{math.Inf(1), fmp4.Rate{}, "fps +Inf is neither"},
+	}
+	for _, tt := range tests {
+		got, err := fmp4.RateOf(tt.fps)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("RateOf(%v) = %v, %v; want an error containing %q", tt.fps, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("RateOf(%v) = %v, %v; want %v", tt.fps, got, err, tt.want)
+		}
+	}
+}
+
+func TestFrameTicks(t *testing.T) {
+	tests := []struct {
+		rate      fmp4.Rate
+		timescale uint32
+		want      uint32
+		wantErr   string // "" for success
+	}{
+		{fmp4.Rate{Num: 24, Den: 1}, 12288, 512, ""},
+		{fmp4.Rate{Num: 25, Den: 1}, 12800, 512, ""},
+		{fmp4.Rate{Num: 60, Den: 1}, 15360, 256, ""},
+		{fmp4.Rate{Num: 30000, Den: 1001}, 30000, 1001, ""},
+		{fmp4.Rate{Num: 24000, Den: 1001}, 24000, 1001, ""},
+		// ffmpeg reads a rate of 29.97 as 2997/100: timescale 2997 (×k).
+		{fmp4.Rate{Num: 30000, Den: 1001}, 2997, 0, "a frame at 30000/1001 fps is 2997×1001/30000 ticks of timescale 2997, not a whole number"},
+		{fmp4.Rate{Num: 24, Den: 1}, 12800, 0, "a frame at 24 fps is 12800×1/24 ticks"},
+		{fmp4.Rate{Num: 24, Den: 1}, 0, 0, "of timescale 0"},
+		{fmp4.Rate{Num: 0, Den: 1}, 12800, 0, "frame rate 0/1: both terms must be positive"},
+	}
+	for _, tt := range tests {
+		got, err := tt.rate.FrameTicks(tt.timescale)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v.FrameTicks(%d) = %d, %v; want an error containing %q", tt.rate, tt.timescale, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%v.FrameTicks(%d) = %d, %v; want %d", tt.rate, tt.timescale, got, err, tt.want)
+		}
+	}
+}
