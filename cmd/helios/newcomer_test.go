@@ -189,3 +189,66 @@ func TestCancelThenRestart(t *testing.T) {
 		t.Errorf("%d attempts in all; the restart rendered finished chunks again", rendered)
 	}
 }
+
+// Submit to a local folder: the hints carry --storage; watch says at once
+// that nothing runs the job and how to run it, and ends when the job is
+// cancelled (issue 13, point 3).
+func TestLocalSubmitAndWatch(t *testing.T) {
+	storage := t.TempDir()
+	r := helios(t, nil, "job", "submit", writeSpec(t, testkit.NativeSpec("local", 4, 2)), "--storage", storage)
+	if r.code != exitOK || !strings.Contains(r.stdout, "helios job watch local --storage "+storage) || !strings.Contains(r.stderr, "--out PATH --storage "+storage) {
+		t.Fatalf("submit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	time.AfterFunc(10*time.Second, stop) // a watch that never ends fails below
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		helios(t, nil, "job", "cancel", "local", "--storage", storage)
+	}()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run(ctx, []string{"job", "watch", "local", "--storage", storage, "--interval", "50ms"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	if !strings.Contains(stderr.String(), "nothing runs jobs submitted to a local folder; render it here with: helios job run "+filepath.Join(storage, "jobs", "local.json")) {
+		t.Errorf("watch did not say how to run the job:\n%s", stderr.String())
+	}
+	if code != exitFailed || !strings.Contains(stdout.String(), "cancelled") || time.Since(start) > 5*time.Second {
+		t.Errorf("watch of a cancelled job: exit %d after %s\n%s", code, time.Since(start).Round(time.Millisecond), stdout.String())
+	}
+}
+
+// A run stopped by Ctrl-C: status says at once that the job is interrupted
+// and how to resume it, and the command it gives does (issue 13, point 5).
+func TestInterruptedJobIsReported(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	storage := t.TempDir()
+	spec := testkit.NativeSpec("halted", 40, 5)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime"
+	path := writeSpec(t, spec)
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() {
+		for ctx.Err() == nil {
+			if keys, _ := filepath.Glob(filepath.Join(storage, "renders", "halted", "chunks", "*.json")); len(keys) > 0 {
+				stop()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var stdout, stderr bytes.Buffer
+	run(ctx, []string{"job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+
+	r := helios(t, nil, "job", "status", "halted", "--storage", storage)
+	resume := "helios job run " + filepath.Join(storage, "renders", "halted", "spec.json") + " --out PATH --storage " + storage
+	if !strings.Contains(r.stdout, "is interrupted after") || !strings.Contains(r.stdout, resume) {
+		t.Fatalf("status of an interrupted job:\n%s", r.stdout)
+	}
+	out := filepath.Join(t.TempDir(), "v.mp4")
+	if r := helios(t, nil, "job", "run", filepath.Join(storage, "renders", "halted", "spec.json"), "--out", out, "--storage", storage); r.code != exitOK {
+		t.Fatalf("the resume command given: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := helios(t, nil, "job", "status", "halted", "--storage", storage); strings.Contains(r.stdout, "interrupted") {
+		t.Errorf("a done job is reported interrupted:\n%s", r.stdout)
+	}
+}

@@ -119,6 +119,25 @@ func (f *commonFlags) register(cmd *cobra.Command, withJSON bool) {
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log each step")
 }
 
+// storageFlag is " --storage URL" when the user gave one, for hints that
+// must work when pasted back.
+func (f *commonFlags) storageFlag() string {
+	if f.storage == "" {
+		return ""
+	}
+	return " --storage " + shellQuote(f.storage)
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@+,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // storageURL is the storage the command works on: --storage, else the
 // environment's, else the default folder.
 func (f *commonFlags) storageURL(e *env) string {

@@ -34,6 +34,9 @@ func newStatusCommand(e *env) *cobra.Command {
 				if st.Error != nil {
 					fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
 				}
+				if hint := idleHint(cmd.Context(), jobs, st, f.storageURL(e), f.storageFlag()); hint != "" {
+					fmt.Fprintf(e.stdout, "  note:   %s\n", hint)
+				}
 				return nil
 			})
 		},

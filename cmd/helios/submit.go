@@ -36,9 +36,9 @@ func newSubmitCommand(e *env) *cobra.Command {
 			if f.json {
 				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": job.JobKey(spec.ID)})
 			}
-			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s\n", spec.ID, job.JobKey(spec.ID), spec.ID)
+			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s%s\n", spec.ID, job.JobKey(spec.ID), spec.ID, f.storageFlag())
 			if _, local := storage.LocalDir(stack.Config.StorageURL); local {
-				fmt.Fprintf(e.stderr, "note: nothing watches a local folder for uploads; render it here with: helios job run %s --out PATH\n", args[0])
+				fmt.Fprintf(e.stderr, "note: nothing watches a local folder for uploads; render it here with: helios job run %s --out PATH%s\n", shellQuote(args[0]), f.storageFlag())
 			}
 			return nil
 		},

@@ -23,7 +23,7 @@ func newWatchCommand(e *env) *cobra.Command {
 				return usageError{fmt.Errorf("--interval must be positive; got %s", interval)}
 			}
 			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
-				return watch(cmd.Context(), e, jobs, args[0], interval, f.json, f.storageURL(e))
+				return watch(cmd.Context(), e, jobs, args[0], interval, f.json, f.storageURL(e), f.storageFlag())
 			})
 		},
 	}
@@ -38,13 +38,17 @@ const staleAfter = 3 * time.Minute
 
 // watch polls a job's status until it is final. A job submitted but not
 // started yet is pending.
-func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interval time.Duration, asJSON bool, storageURL string) error {
+func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interval time.Duration, asJSON bool, storageURL, storageFlag string) error {
 	var prog *progress
 	warned := false
 	for {
 		st, err := jobs.Lookup(ctx, id)
 		if err != nil {
 			return err
+		}
+		if hint := idleHint(ctx, jobs, st, storageURL, storageFlag); hint != "" && !warned {
+			fmt.Fprintf(e.stderr, "helios: %s\n", hint)
+			warned = true
 		}
 		if idle := time.Since(st.Timings.UpdatedAt); !warned && !st.State.Final() && !st.Timings.UpdatedAt.IsZero() && idle > staleAfter {
 			fmt.Fprintf(e.stderr, "helios: job %s has reported no progress for %s; if its orchestrator stopped, resume it (helios job run, or invoke the orchestrator with {\"jobId\": %q})\n",

@@ -68,7 +68,23 @@ func (s *Store) Lookup(ctx context.Context, id string) (*job.Status, error) {
 	if _, err := s.Prepare(r, id); err != nil {
 		return &job.Status{JobID: id, State: job.StateFailed, Error: job.AsError(err)}, nil
 	}
+	if cancelled, err := s.CancelRequested(ctx, id); err != nil {
+		return nil, err
+	} else if cancelled {
+		return &job.Status{JobID: id, State: job.StateCancelled, Error: job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before it started")}, nil
+	}
 	return &job.Status{JobID: id, State: job.StatePending}, nil
+}
+
+// Orphaned reports whether a job whose status says it is under way has no
+// orchestrator: no live lease holds it (its holder stopped or died). The
+// sweep resumes such jobs in the cloud; on a local folder nothing does.
+func (s *Store) Orphaned(ctx context.Context, st *job.Status) (bool, error) {
+	if st == nil || st.State.Final() || st.Timings.StartedAt.IsZero() {
+		return false, nil
+	}
+	live, err := s.LeaseLive(ctx, st.JobID)
+	return !live && err == nil, err
 }
 
 // Cancel asks a job to stop: running chunks are abandoned, nothing is
