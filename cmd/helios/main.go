@@ -53,7 +53,7 @@ func (e usageError) Unwrap() error { return e.err }
 var errJobFailed = errors.New("job did not succeed")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv})
+	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, logs: &logWriter{w: stderr}})
 	if err := singleDashLongFlag(cmd, args); err != nil {
 		fmt.Fprintln(stderr, "helios:", err)
 		return exitUsage
@@ -81,4 +81,5 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	logs           *logWriter // stderr, or above the progress bar
 }

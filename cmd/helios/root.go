@@ -176,7 +176,7 @@ func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error)
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	if err := checkRegion(cfg.StorageURL, e.getenv); err != nil {
 		return nil, usageError{err}
 	}

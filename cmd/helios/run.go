@@ -95,7 +95,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 		}
 	}
 
-	prog := newProgress(e.stderr, spec.Metadata.TotalFrames)
+	prog := newProgress(e.stderr, spec.Metadata.TotalFrames, e.logs)
 	start := time.Now()
 	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update, Exclusive: exclusive})
 	prog.finish()

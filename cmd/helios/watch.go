@@ -47,16 +47,16 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 			return err
 		}
 		if hint := idleHint(ctx, jobs, st, storageURL, storageFlag); hint != "" && !warned {
-			fmt.Fprintf(e.stderr, "helios: %s\n", hint)
+			fmt.Fprintf(e.logs, "helios: %s\n", hint)
 			warned = true
 		}
 		if idle := time.Since(st.Timings.UpdatedAt); !warned && !st.State.Final() && !st.Timings.UpdatedAt.IsZero() && idle > staleAfter {
-			fmt.Fprintf(e.stderr, "helios: job %s has reported no progress for %s; if its orchestrator stopped, resume it (helios job run, or invoke the orchestrator with {\"jobId\": %q})\n",
+			fmt.Fprintf(e.logs, "helios: job %s has reported no progress for %s; if its orchestrator stopped, resume it (helios job run, or invoke the orchestrator with {\"jobId\": %q})\n",
 				id, idle.Round(time.Second), id)
 			warned = true
 		}
 		if prog == nil && st.TotalFrames > 0 {
-			prog = newProgress(e.stderr, st.TotalFrames)
+			prog = newProgress(e.stderr, st.TotalFrames, e.logs)
 		}
 		if prog != nil {
 			prog.update(*st)

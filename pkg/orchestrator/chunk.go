@@ -50,6 +50,9 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 		return res, nil
 	}
 	if ctx.Err() != nil {
+		// Abandoned (cancel, or the run stopped): the attempt never finished
+		// and is not counted.
+		r.tr.attemptThrottled(i, a.next-1)
 		return res, backoff.Permanent(ctx.Err())
 	}
 	a.last = job.AsError(err).WithChunk(i)

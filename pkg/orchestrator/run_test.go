@@ -326,8 +326,8 @@ func TestRunResumesWhereItStopped(t *testing.T) {
 	if _, per := u.workers.invoked(); per[0] != 1 || per[1] != 1 || per[2] != 2 || per[3] != 1 {
 		t.Errorf("renders per chunk %v: the resume rendered done chunks again", per)
 	}
-	if st.Chunks[2].Attempts != 2 {
-		t.Errorf("chunk 2: attempt %d, want 2 (attempts count on across runs)", st.Chunks[2].Attempts)
+	if st.Chunks[2].Attempts != 1 || st.Chunks[3].Attempts != 1 {
+		t.Errorf("attempts of chunks 2 and 3: %d, %d; want 1 each (an attempt abandoned by the stop is not counted)", st.Chunks[2].Attempts, st.Chunks[3].Attempts)
 	}
 	u.wantOutput(s)
 }

@@ -85,8 +85,8 @@ func (t *tracker) attemptStarted(i, attempt int) {
 	})
 }
 
-// attemptThrottled records that an invocation never ran: the chunk is back
-// to its previous attempt count.
+// attemptThrottled records that an invocation never ran, or was abandoned
+// before it finished: the chunk is back to its previous attempt count.
 func (t *tracker) attemptThrottled(i, attempts int) {
 	t.update(func(st *job.Status) {
 		st.Chunks[i].Attempts = attempts

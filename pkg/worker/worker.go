@@ -55,6 +55,12 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	log := h.logger().With("jobId", w.JobID, "chunk", w.Chunk.Index, "attempt", w.Attempt)
 	fail := func(err error) (job.WorkerResult, error) {
 		e := job.AsError(err).WithChunk(w.Chunk.Index)
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The caller gave up on this invocation (the job was cancelled,
+			// or the orchestrator stopped): not a failure of the chunk.
+			log.Info("chunk abandoned: the invocation was cancelled")
+			return job.WorkerResult{}, e
+		}
 		log.Warn("chunk failed", "code", e.Code, "kind", e.Kind, "error", e.Message)
 		return job.WorkerResult{}, e
 	}
