@@ -52,6 +52,10 @@ func (e usageError) Unwrap() error { return e.err }
 // command has already said why.
 var errJobFailed = errors.New("job did not succeed")
 
+// errUsageReported is bad input the command has already described on
+// stderr: status 2, nothing more printed.
+var errUsageReported = errors.New("bad input")
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, logs: &logWriter{w: stderr}})
 	if err := singleDashLongFlag(cmd, args); err != nil {
@@ -68,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	case errors.Is(err, errJobFailed):
 		return exitFailed
+	case errors.Is(err, errUsageReported):
+		return exitUsage
 	case errors.As(err, &ue) || isCobraUsage(err):
 		fmt.Fprintln(stderr, "helios:", err)
 		return exitUsage

@@ -252,3 +252,23 @@ func TestInterruptedJobIsReported(t *testing.T) {
 		t.Errorf("a done job is reported interrupted:\n%s", r.stdout)
 	}
 }
+
+// A spec with mistakes: every problem once, under one header, with full
+// paths and the spec's words (issue 13, point 7).
+func TestSpecMistakesAreReportedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "clip.json")
+	doc := `{"metadata": {"frames": 10, "fps": "30", "width": 64, "height": 48}, "command": "ffmpeg", "args": [], "framesPerChunk": 5, "chunkTimeout": 300}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := helios(t, nil, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", t.TempDir())
+	want := []string{
+		"helios: " + path + " is not a valid job spec (3 problems):\n",
+		"  - chunkTimeout: expected a duration such as \"90s\" or \"15m\", got the number 300\n",
+		"  - metadata.fps: expected a number, got the string \"30\"\n",
+		"  - metadata.frames: unknown field; did you mean metadata.totalFrames?\n",
+	}
+	if r.code != exitUsage || r.stderr != strings.Join(want, "") {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, strings.Join(want, ""))
+	}
+}

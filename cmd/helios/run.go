@@ -154,11 +154,15 @@ func prepare(e *env, jobs *jobstore.Store, specPath, id string) (*job.Spec, erro
 	var ve *job.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		fmt.Fprintf(e.stderr, "helios: %s is not a valid job spec:\n", specPath)
+		problems := "1 problem"
+		if len(ve.Problems) != 1 {
+			problems = fmt.Sprintf("%d problems", len(ve.Problems))
+		}
+		fmt.Fprintf(e.stderr, "helios: %s is not a valid job spec (%s):\n", specPath, problems)
 		for _, p := range ve.Problems {
 			fmt.Fprintf(e.stderr, "  - %s\n", p)
 		}
-		return nil, usageError{fmt.Errorf("%d problem(s) in %s", len(ve.Problems), specPath)}
+		return nil, errUsageReported
 	case err != nil:
 		return nil, usageError{err}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -125,7 +126,7 @@ func Decode(r io.Reader) (*Spec, error) {
 	}
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
-		return nil, decodeProblem(err)
+		return nil, decodeProblem(err, data)
 	}
 	if dec.More() {
 		return nil, invalid("", "unexpected data after the JSON object")
@@ -133,25 +134,23 @@ func Decode(r io.Reader) (*Spec, error) {
 	return &s, nil
 }
 
-func decodeProblem(err error) error {
+func decodeProblem(err error, data []byte) error {
 	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return invalid("", fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn))
-	case errors.As(err, &typ):
-		return invalid(typ.Field, fmt.Sprintf("expected %s, got JSON %s", typ.Type, typ.Value))
+		line, col := lineColumn(data, syn.Offset-1)
+		return invalid("", fmt.Sprintf("invalid JSON at line %d, column %d: %v", line, col, syn))
 	case errors.Is(err, io.EOF):
 		return invalid("", "empty document: expected a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "invalid JSON: the document ends before the object is complete")
 	}
-	msg := err.Error()
-	if field, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return invalid(strings.Trim(field, `"`), "unknown field")
+	// Wrong types, unknown fields and bad durations: say where, in the
+	// spec's words, and list them all.
+	if problems := locate(data, reflect.TypeFor[Spec]()); len(problems) > 0 {
+		return &ValidationError{Problems: problems}
 	}
-	// Errors from Duration.UnmarshalJSON arrive without the field name.
-	return invalid("", strings.TrimPrefix(msg, "json: "))
+	return invalid("", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // Normalize fills defaults so that the stored spec says exactly what runs. It

@@ -44,28 +44,29 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"unknown top-level field", `{"id":"a","bogus":1}`, "bogus", "unknown field"},
 		{"unknown field with a near-miss name", `{"id":"a","framesPerChnk":10}`, "framesPerChnk", "unknown field"},
-		{"unknown field in metadata", `{"metadata":{"totalFrame":10}}`, "totalFrame", "unknown field"},
-		{"unknown field in a Helios chunk", `{"chunks":[{"id":0,"outfile":"x.mp4"}]}`, "outfile", "unknown field"},
-		{"unknown field in retry", `{"retry":{"attempts":2}}`, "attempts", "unknown field"},
-		{"string for int", `{"metadata":{"totalFrames":"100"}}`, "metadata.totalFrames", "expected int"},
-		{"float for int", `{"metadata":{"totalFrames":1.5}}`, "metadata.totalFrames", "expected int"},
-		{"string for float", `{"metadata":{"fps":"30"}}`, "metadata.fps", "expected float64"},
-		{"number for string", `{"command":5}`, "command", "expected string"},
-		{"object for array", `{"args":{"a":1}}`, "args", "expected []string"},
-		{"string for bool", `{"keepChunks":"yes"}`, "keepChunks", "expected bool"},
-		{"nested retry type", `{"retry":{"maxAttempts":"3"}}`, "retry.maxAttempts", "expected int"},
-		// encoding/json names the map, not the key, for a map value.
-		{"number for env value", `{"env":{"A":1}}`, "env", "expected string"},
-		{"array for the document", `[]`, "", "got JSON array"},
+		{"unknown field in metadata", `{"metadata":{"totalFrame":10}}`, "metadata.totalFrame", "unknown field; did you mean metadata.totalFrames?"},
+		{"a part of a known name", `{"metadata":{"frames":10}}`, "metadata.frames", "unknown field; did you mean metadata.totalFrames?"},
+		{"unknown field in a Helios chunk", `{"chunks":[{"id":0,"outfile":"x.mp4"}]}`, "chunks[0].outfile", "unknown field; did you mean chunks[0].outputFile?"},
+		{"unknown field in retry", `{"retry":{"attempts":2}}`, "retry.attempts", "unknown field; did you mean retry.maxAttempts?"},
+		{"string for int", `{"metadata":{"totalFrames":"100"}}`, "metadata.totalFrames", `expected a whole number, got the string "100"`},
+		{"float for int", `{"metadata":{"totalFrames":1.5}}`, "metadata.totalFrames", "expected a whole number, got the number 1.5"},
+		{"string for float", `{"metadata":{"fps":"30"}}`, "metadata.fps", `expected a number, got the string "30"`},
+		{"number for string", `{"command":5}`, "command", "expected a string, got the number 5"},
+		{"object for array", `{"args":{"a":1}}`, "args", "expected a list of strings, got an object"},
+		{"string for bool", `{"keepChunks":"yes"}`, "keepChunks", `expected true or false, got the string "yes"`},
+		{"nested retry type", `{"retry":{"maxAttempts":"3"}}`, "retry.maxAttempts", "expected a whole number"},
+		{"number for env value", `{"env":{"A":1}}`, "env.A", "expected a string, got the number 1"},
+		{"array for the document", `[]`, "", "expected an object, got a list"},
 		{"trailing object", `{"id":"a"} {"id":"b"}`, "", "unexpected data after the JSON object"},
 		{"trailing garbage", `{"id":"a"}x`, "", "unexpected data after the JSON object"},
 		{"trailing comma", `{"id":"a"},`, "", "unexpected data after the JSON object"},
-		{"invalid duration string", `{"chunkTimeout":"ten minutes"}`, "", `expected a duration string such as "90s", got "ten minutes"`},
-		{"duration as a number", `{"chunkTimeout":600}`, "", "expected a duration string"},
-		{"invalid backoff", `{"retry":{"initialBackoff":"1x"}}`, "", "expected a duration string"},
+		{"invalid duration string", `{"chunkTimeout":"ten minutes"}`, "chunkTimeout", `expected a duration such as "90s" or "15m", got the string "ten minutes"`},
+		{"duration as a number", `{"chunkTimeout":600}`, "chunkTimeout", "expected a duration such as \"90s\" or \"15m\", got the number 600"},
+		{"invalid backoff", `{"retry":{"initialBackoff":"1x"}}`, "retry.initialBackoff", "expected a duration"},
 		{"empty document", ``, "", "empty document"},
 		{"whitespace-only document", " \n\t ", "", "empty document"},
-		{"syntax error", `{"id":}`, "", "invalid JSON"},
+		{"syntax error", `{"id":}`, "", "invalid JSON at line 1, column 7"},
+		{"syntax error on a later line", "{\n  \"id\": \"a\",\n  \"metadata\": {,}\n}", "", "invalid JSON at line 3, column 16"},
 		{"truncated document", `{"id":"a"`, "", "the document ends before the object is complete"},
 	}
 	for _, tt := range tests {
@@ -413,5 +414,22 @@ func TestUnmarshalWireRejects(t *testing.T) {
 		if e, ok := job.UnmarshalWire(msg); ok || e != nil {
 			t.Errorf("UnmarshalWire(%q) = %+v, %v; want nil, false", msg, e, ok)
 		}
+	}
+}
+
+// Every problem of a document that does not decode is listed, each with
+// its full path.
+func TestDecodeListsEveryProblem(t *testing.T) {
+	_, err := job.Decode(strings.NewReader(`{"metadata":{"frames":1,"fps":"x"},"bogus":1,"chunkTimeout":300}`))
+	var ve *job.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("%v, want a ValidationError", err)
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.Path)
+	}
+	if want := []string{"bogus", "chunkTimeout", "metadata.fps", "metadata.frames"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("problems at %v, want %v: %v", got, want, ve.Problems)
 	}
 }
