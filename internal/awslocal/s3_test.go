@@ -41,6 +41,9 @@ func TestMultipartRules(t *testing.T) {
 	defer srv.Close()
 	client := srv.Client()
 	ctx := t.Context()
+	if out, err := client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("b")}); err != nil || len(out.Uploads) != 0 {
+		t.Fatalf("uploads in a new bucket: %v, %v", out, err)
+	}
 
 	big := pattern(7<<20, 1)
 	small := pattern(1<<10, 2)

@@ -26,7 +26,9 @@ const MinPartSize = 5 << 20
 //     or the range of it, read from the backend;
 //   - EntityTooSmall at completion when a part other than the last is under
 //     MinPartSize;
-//   - If-None-Match: * at completion (gofakes3 honours it on PUT only).
+//   - If-None-Match: * at completion (gofakes3 honours it on PUT only);
+//   - an empty ListMultipartUploads of a bucket that never had one
+//     (gofakes3 answers NoSuchUpload).
 //
 // A conditional completion and a conditional PUT each check and write under
 // one lock, so they exclude one another as on S3.
@@ -57,6 +59,8 @@ func (m *multipartRules) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case uploadID != "" && r.Method == http.MethodDelete:
 		m.forget(uploadID)
 		m.next.ServeHTTP(w, r)
+	case r.Method == http.MethodGet && q.Has("uploads"):
+		m.listUploads(w, r)
 	case r.Method == http.MethodPut && r.Header.Get("If-None-Match") != "":
 		m.conditional.Lock()
 		defer m.conditional.Unlock()
@@ -208,6 +212,25 @@ func (m *multipartRules) complete(w http.ResponseWriter, r *http.Request, upload
 	if sw.status == http.StatusOK {
 		m.forget(uploadID)
 	}
+}
+
+// listUploads passes ListMultipartUploads on, answering an empty list
+// where gofakes3 says NoSuchUpload: it keeps no list for a bucket until
+// an upload starts in it.
+func (m *multipartRules) listUploads(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	m.next.ServeHTTP(rec, r)
+	if rec.Code == http.StatusNotFound && strings.Contains(rec.Body.String(), "<Code>NoSuchUpload</Code>") {
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		w.Header().Set("Content-Type", "application/xml")
+		xml.NewEncoder(w).Encode(gofakes3.ListMultipartUploadsResult{Bucket: bucket, Prefix: r.URL.Query().Get("prefix")})
+		return
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
 }
 
 func (m *multipartRules) note(uploadID string, part int, size int64) {
