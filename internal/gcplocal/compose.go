@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -56,12 +57,6 @@ func (c *composeRules) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, src := range req.SourceObjects {
-		if _, ok := c.generation(bucket, src.Name); !ok {
-			writeGCSError(w, http.StatusNotFound, "notFound", fmt.Sprintf("Object %s/%s (a compose source) not found", bucket, src.Name))
-			return
-		}
-	}
 	if want := r.URL.Query().Get("ifGenerationMatch"); want != "" {
 		gen, _ := c.generation(bucket, object) // 0: absent
 		if strconv.FormatInt(gen, 10) != want {
@@ -69,15 +64,29 @@ func (c *composeRules) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	c.next.ServeHTTP(sw, r)
-	if sw.status == http.StatusOK && req.DeleteSourceObjects {
+	rec := httptest.NewRecorder()
+	c.next.ServeHTTP(rec, r)
+	if rec.Code == http.StatusInternalServerError {
+		// Looked up only now: the fake's lookups scan the whole bucket.
+		for _, src := range req.SourceObjects {
+			if _, ok := c.generation(bucket, src.Name); !ok {
+				writeGCSError(w, http.StatusNotFound, "notFound", fmt.Sprintf("Object %s/%s (a compose source) not found", bucket, src.Name))
+				return
+			}
+		}
+	}
+	if rec.Code == http.StatusOK && req.DeleteSourceObjects {
 		for _, src := range req.SourceObjects {
 			if src.Name != object {
 				_ = c.srv.Backend().DeleteObject(bucket, src.Name)
 			}
 		}
 	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
 }
 
 // generation is an object's live generation; ok is false if it is absent.
@@ -124,15 +133,4 @@ func writeGCSError(w http.ResponseWriter, status int, reason, message string) {
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
 		"code": status, "message": message, "errors": []item{{"global", reason, message}},
 	}})
-}
-
-// statusWriter remembers the status a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(status int) {
-	s.status = status
-	s.ResponseWriter.WriteHeader(status)
 }
