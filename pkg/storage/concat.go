@@ -99,10 +99,13 @@ func Concat(ctx context.Context, b *blob.Bucket, dst string, srcs []string, opts
 	}
 	var calls atomic.Int64
 	calls.Add(1)
-	if ok, err := b.Exists(ctx, dst); err != nil {
+	exists, err := b.Exists(ctx, dst)
+	if err == nil && exists {
+		err = ErrExists // no need to copy anything
+	}
+	if err != nil {
+		stats.Calls = calls.Load()
 		return stats, fmt.Errorf("concat %s: %w", dst, err)
-	} else if ok {
-		return stats, fmt.Errorf("concat %s: %w", dst, ErrExists)
 	}
 	limit := cmp.Or(opts.Concurrency, 16)
 
@@ -124,7 +127,7 @@ func Concat(ctx context.Context, b *blob.Bucket, dst string, srcs []string, opts
 		stats.Method = ConcatStream
 		run = func() error { return concatStream(ctx, b, dst, srcs, &stats, &calls) }
 	}
-	err := checkVerbatim(dst, srcs)
+	err = checkVerbatim(dst, srcs)
 	if err == nil || stats.Method == ConcatStream {
 		err = run()
 	}
