@@ -121,7 +121,9 @@ func TestConcatManyLocalSources(t *testing.T) {
 	}
 	var stats storage.ConcatStats
 	start := time.Now()
-	peak := peakHeap(func() { stats, err = storage.Concat(t.Context(), b, "renders/long/output.mp4", srcs, storage.ConcatOptions{}) })
+	peak := peakHeap(func() {
+		stats, err = storage.Concat(t.Context(), b, "renders/long/output.mp4", srcs, storage.ConcatOptions{})
+	})
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)

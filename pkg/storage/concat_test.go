@@ -100,7 +100,7 @@ func TestConcat(t *testing.T) {
 			defer b.Close()
 			for i, tc := range concatCases() {
 				switch {
-				case raceDetector && len(tc.sizes) > 300:
+				case raceDetector && len(tc.sizes) > 1000:
 					// Enough to race; the fake GCS server's lookups scan the
 					// bucket, which under the race detector takes minutes.
 					tc.sizes = tc.sizes[:300]
