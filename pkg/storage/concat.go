@@ -71,6 +71,9 @@ type ConcatStats struct {
 // ErrExists and leaves dst as it is otherwise, and after any failure
 // nothing is at dst (an aborted multipart upload, deleted intermediate
 // objects, a removed temp file). Sources must not change meanwhile.
+// Intermediate objects and temp files are named <dst>.<hex>.tmp, which List
+// leaves out; only one that the store finishes after ctx is cancelled can
+// outlive Concat.
 //
 // The bytes move as cheaply as the store allows:
 //   - S3: a multipart upload whose parts are server-side copies of the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,19 +52,19 @@ func concatGCS(ctx context.Context, b *blob.Bucket, client *storage.Client, dst 
 	}()
 
 	var composes atomic.Int64
-	compose := func(ctx context.Context, dst *storage.ObjectHandle, srcs []string, intermediates bool) (*storage.ObjectAttrs, error) {
-		objs := make([]*storage.ObjectHandle, len(srcs))
-		for i, s := range srcs {
-			objs[i] = bucket.Object(s)
+	compose := func(ctx context.Context, target *storage.ObjectHandle, names []string, intermediates bool) (*storage.ObjectAttrs, error) {
+		objs := make([]*storage.ObjectHandle, len(names))
+		for i, name := range names {
+			objs[i] = bucket.Object(name)
 		}
-		c := dst.ComposerFrom(objs...)
-		c.ContentType = contentType(dst.ObjectName())
+		c := target.ComposerFrom(objs...)
+		c.ContentType = contentType(target.ObjectName())
 		c.DeleteSourceObjects = intermediates
 		calls.Add(1)
 		composes.Add(1)
 		attrs, err := c.Run(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("compose %s from %d objects, %s to %s: %w", dst.ObjectName(), len(srcs), srcs[0], srcs[len(srcs)-1], err)
+			return nil, fmt.Errorf("compose %s from %d objects, %s to %s: %w", target.ObjectName(), len(names), names[0], names[len(names)-1], err)
 		}
 		return attrs, nil
 	}
@@ -120,15 +119,14 @@ func concatGCS(ctx context.Context, b *blob.Bucket, client *storage.Client, dst 
 func deleteIntermediates(ctx context.Context, bucket *storage.BucketHandle, names []string, limit int, calls *atomic.Int64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, limit)
+	var g errgroup.Group
+	g.SetLimit(limit)
 	for _, name := range names {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			calls.Add(1)
 			_ = bucket.Object(name).Delete(ctx) // gone already (deleted as a source) is fine
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 }

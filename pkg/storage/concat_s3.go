@@ -56,7 +56,8 @@ type s3Part struct {
 //     reach minPart they are a part (so an uploaded part is under
 //     2·minPart);
 //   - a source of at least minPart with nothing pending is copied whole, in
-//     ranges of at most maxPart (each still at least minPart);
+//     ranges of at most maxPart (each still at least minPart, maxPart being
+//     over twice minPart);
 //   - a source of at least minPart after P pending bytes lends them its
 //     head, minPart−P bytes, which completes an uploaded part, and the rest
 //     is copied, if the rest is at least minPart or the source is the last;
@@ -283,8 +284,13 @@ func (u *s3Uploader) upload(ctx context.Context, key string, keys []string, size
 	for i, p := range plan {
 		num := int32(i + 1)
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another failed: start no more
+			}
+			// Not cancelled when another fails: a part cancelled in flight
+			// can still land after the abort, and keep its storage.
 			var err error
-			done[i], err = u.part(gctx, key, created.UploadId, num, keys, sizes, p, fromSources)
+			done[i], err = u.part(ctx, key, created.UploadId, num, keys, sizes, p, fromSources)
 			return err
 		})
 	}
