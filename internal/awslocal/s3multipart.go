@@ -86,7 +86,7 @@ func (m *multipartRules) uploadPart(w http.ResponseWriter, r *http.Request, uplo
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	m.next.ServeHTTP(sw, r)
-	if sw.status == http.StatusOK {
+	if sw.status == http.StatusOK && size >= 0 {
 		m.note(uploadID, part, size)
 	}
 }
