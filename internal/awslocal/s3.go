@@ -9,13 +9,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
 // S3 is an S3-compatible server on loopback (gofakes3, in memory). It
 // honours If-None-Match: * on PUT, which the completion markers, the spec
-// claim, the lease and the stitch lock rely on.
+// claim, the lease and the stitch lock rely on, and on
+// CompleteMultipartUpload; it serves UploadPartCopy and refuses a part
+// other than the last under MinPartSize, as S3 does (multipartRules).
 type S3 struct {
 	Endpoint string // http://127.0.0.1:port
 	srv      *http.Server
@@ -57,7 +62,8 @@ func StartS3(buckets ...string) (*S3, error) {
 		return nil, err
 	}
 	s := &S3{Endpoint: "http://" + ln.Addr().String(), tags: map[string]string{}}
-	s.srv = &http.Server{Handler: s.record(faker.Server()), ReadHeaderTimeout: 10 * time.Second}
+	handler := newMultipartRules(backend, faker.Server())
+	s.srv = &http.Server{Handler: s.record(handler), ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }
@@ -67,6 +73,15 @@ func StartS3(buckets ...string) (*S3, error) {
 func (s *S3) BucketURL(bucket string) string {
 	q := url.Values{"endpoint": {s.Endpoint}, "region": {Region}, "use_path_style": {"true"}}
 	return "s3://" + bucket + "?" + q.Encode()
+}
+
+// Client is an S3 client of this server.
+func (s *S3) Client() *s3.Client {
+	cfg := aws.Config{Region: Region, Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(s.Endpoint)
+		o.UsePathStyle = true
+	})
 }
 
 // Close stops the server.
