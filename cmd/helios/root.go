@@ -138,18 +138,6 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// storageURL is the storage the command works on: --storage, else the
-// environment's, else the default folder.
-func (f *commonFlags) storageURL(e *env) string {
-	if f.storage != "" {
-		return f.storage
-	}
-	if cfg, err := config.FromEnv(e.getenv); err == nil {
-		return cfg.StorageURL
-	}
-	return config.DefaultStorageURL
-}
-
 // objectLocation is where a user finds an object of the storage: a path for
 // a local folder, else scheme://bucket/key.
 func objectLocation(storageURL, key string) string {
@@ -187,15 +175,15 @@ func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error)
 	return stack, nil
 }
 
-// onJobs opens the job store, runs fn and closes it; a job that does not
+// onStack opens the stack, runs fn and closes it; a job that does not
 // exist is a usage error (exit 2).
-func (f *commonFlags) onJobs(ctx context.Context, e *env, fn func(*jobstore.Store) error) error {
+func (f *commonFlags) onStack(ctx context.Context, e *env, fn func(*pipeline.Stack) error) error {
 	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
-	err = fn(stack.Jobs)
+	err = fn(stack)
 	if errors.Is(err, jobstore.ErrNotFound) {
 		return usageError{err}
 	}

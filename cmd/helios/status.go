@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
 )
 
 func newStatusCommand(e *env) *cobra.Command {
@@ -17,8 +18,8 @@ func newStatusCommand(e *env) *cobra.Command {
 		Short: "Show a job's progress",
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
-				st, err := jobs.Lookup(cmd.Context(), args[0])
+			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
+				st, err := stack.Jobs.Lookup(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -34,7 +35,7 @@ func newStatusCommand(e *env) *cobra.Command {
 				if st.Error != nil {
 					fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
 				}
-				if hint := idleHint(cmd.Context(), jobs, st, f.storageURL(e), f.storageFlag()); hint != "" {
+				if hint := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL, f.storageFlag()); hint != "" {
 					fmt.Fprintf(e.stdout, "  note:   %s\n", hint)
 				}
 				return nil
@@ -52,8 +53,8 @@ func newCancelCommand(e *env) *cobra.Command {
 		Short: "Ask a job to stop; it ends cancelled and nothing is stitched",
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
-				err := jobs.Cancel(cmd.Context(), args[0])
+			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
+				err := stack.Jobs.Cancel(cmd.Context(), args[0])
 				if errors.Is(err, jobstore.ErrEnded) {
 					fmt.Fprintf(e.stderr, "helios: %v; nothing to cancel\n", err)
 					return errJobFailed

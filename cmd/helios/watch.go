@@ -9,6 +9,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
 )
 
 func newWatchCommand(e *env) *cobra.Command {
@@ -22,8 +23,8 @@ func newWatchCommand(e *env) *cobra.Command {
 			if interval <= 0 {
 				return usageError{fmt.Errorf("--interval must be positive; got %s", interval)}
 			}
-			return f.onJobs(cmd.Context(), e, func(jobs *jobstore.Store) error {
-				return watch(cmd.Context(), e, jobs, args[0], interval, f.json, f.storageURL(e), f.storageFlag())
+			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
+				return watch(cmd.Context(), e, stack.Jobs, args[0], interval, f.json, stack.Config.StorageURL, f.storageFlag())
 			})
 		},
 	}
@@ -46,9 +47,11 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 		if err != nil {
 			return err
 		}
-		if hint := idleHint(ctx, jobs, st, storageURL, storageFlag); hint != "" && !warned {
-			fmt.Fprintf(e.logs, "helios: %s\n", hint)
-			warned = true
+		if !warned { // the hint costs storage reads: look once it is said no more
+			if hint := idleHint(ctx, jobs, st, storageURL, storageFlag); hint != "" {
+				fmt.Fprintf(e.logs, "helios: %s\n", hint)
+				warned = true
+			}
 		}
 		if idle := time.Since(st.Timings.UpdatedAt); !warned && !st.State.Final() && !st.Timings.UpdatedAt.IsZero() && idle > staleAfter {
 			fmt.Fprintf(e.logs, "helios: job %s has reported no progress for %s; if its orchestrator stopped, resume it (helios job run, or invoke the orchestrator with {\"jobId\": %q})\n",

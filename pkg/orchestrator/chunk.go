@@ -52,7 +52,7 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 	if ctx.Err() != nil {
 		// Abandoned (cancel, or the run stopped): the attempt never finished
 		// and is not counted.
-		r.tr.attemptThrottled(i, a.next-1)
+		r.tr.attemptUncounted(i, a.next-1)
 		return res, backoff.Permanent(ctx.Err())
 	}
 	a.last = job.AsError(err).WithChunk(i)
@@ -63,7 +63,7 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 		if a.throttledSince.IsZero() {
 			a.throttledSince = start
 		}
-		r.tr.attemptThrottled(i, a.next-1)
+		r.tr.attemptUncounted(i, a.next-1)
 		if time.Since(a.throttledSince) > r.o.cfg.ThrottleBudget {
 			return res, backoff.Permanent(a.last)
 		}

@@ -85,9 +85,9 @@ func (t *tracker) attemptStarted(i, attempt int) {
 	})
 }
 
-// attemptThrottled records that an invocation never ran, or was abandoned
+// attemptUncounted records that an invocation never ran (throttled), or was abandoned
 // before it finished: the chunk is back to its previous attempt count.
-func (t *tracker) attemptThrottled(i, attempts int) {
+func (t *tracker) attemptUncounted(i, attempts int) {
 	t.update(func(st *job.Status) {
 		st.Chunks[i].Attempts = attempts
 		st.Chunks[i].State = job.StatePending

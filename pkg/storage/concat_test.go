@@ -21,7 +21,6 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/internal/awslocal"
-	"github.com/helios-project/infrastructure/internal/gcplocal"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -66,22 +65,7 @@ func concatCases() []concatCase {
 // Every store concatenates, publishes only a complete object, never
 // replaces one, and leaves nothing behind when it fails.
 func TestConcat(t *testing.T) {
-	s3srv, err := awslocal.StartS3("concat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3srv.Close()
-	for k, v := range awslocal.CredentialsEnv() {
-		t.Setenv(k, v)
-	}
-	gcs, err := gcplocal.StartGCS("concat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gcs.Close()
-	for k, v := range gcs.Env() {
-		t.Setenv(k, v)
-	}
+	s3srv, gcs := startServers(t, "concat")
 	drivers := map[string]struct {
 		url    string
 		method storage.ConcatMethod
