@@ -127,6 +127,16 @@ func (s *Store) Resumable(ctx context.Context, id string) (*job.Spec, error) {
 
 // read reads and prepares the spec at key for job id.
 func (s *Store) read(ctx context.Context, key, id string) (*job.Spec, error) {
+	r, err := s.open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return s.Prepare(r, id)
+}
+
+// open opens the object at key; ErrNotFound if there is none.
+func (s *Store) open(ctx context.Context, key string) (io.ReadCloser, error) {
 	r, err := s.bucket.NewReader(ctx, key, nil)
 	if storage.IsNotFound(err) {
 		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
@@ -134,8 +144,7 @@ func (s *Store) read(ctx context.Context, key, id string) (*job.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	defer r.Close()
-	return s.Prepare(r, id)
+	return r, nil
 }
 
 // createOnce creates key with data, or accepts key if it already holds data.

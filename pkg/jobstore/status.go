@@ -57,8 +57,8 @@ func (s *Store) Lookup(ctx context.Context, id string) (*job.Status, error) {
 	if !errors.Is(err, ErrNotFound) || !job.ValidID(id) {
 		return st, err
 	}
-	r, err := s.bucket.NewReader(ctx, job.JobKey(id), nil)
-	if storage.IsNotFound(err) {
+	r, err := s.open(ctx, job.JobKey(id))
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
