@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -540,3 +542,37 @@ func TestProtectEnviron(t *testing.T) {
 		t.Error("the command read the parent's credentials from /proc")
 	}
 }
+
+// TestRunStreamsInputsAndOutput feeds stdin and fd 3 and takes stdout as
+// a stream, as the stitcher pipes segments through ffmpeg.
+func TestRunStreamsInputsAndOutput(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"cat"}}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // larger than a pipe's buffer
+	var out bytes.Buffer
+	_, err := r.Run(t.Context(), execx.Cmd{
+		Argv:        []string{"cat", "-", "/dev/fd/3"},
+		Dir:         t.TempDir(),
+		Stdin:       bytes.NewReader(big),
+		ExtraInputs: []io.Reader{strings.NewReader("<fd 3>")},
+		Stdout:      &out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := string(big) + "<fd 3>"; out.String() != want {
+		t.Errorf("stdout has %d bytes ending %q; want %d ending %q", out.Len(), tail(out.String()), len(want), tail(want))
+	}
+}
+
+// TestRunFailsOnAnInputCutShort: cat ends happily on a short input; Run
+// must not.
+func TestRunFailsOnAnInputCutShort(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"cat"}}
+	broken := io.MultiReader(strings.NewReader("first half"), iotest.ErrReader(errors.New("connection reset")))
+	_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"cat"}, Dir: t.TempDir(), Stdin: broken, Stdout: io.Discard})
+	if e := asJobError(t, err); e.Code != job.CodeStorage || !strings.Contains(e.Message, "connection reset") {
+		t.Errorf("Run with a failing input = %v; want a storage error naming it", err)
+	}
+}
+
+func tail(s string) string { return s[max(0, len(s)-12):] }

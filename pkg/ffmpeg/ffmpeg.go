@@ -8,12 +8,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
@@ -79,8 +81,75 @@ func concatArgs(output string) []string {
 	argv := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
 		"-f", "concat", "-i", "concat.txt", "-map", "0", "-c", "copy"}
 	// Any case: ffmpeg picks the muxer from the extension in any case too.
-	if f, ok := job.FormatOf(strings.ToLower(output)); ok && f.Faststart {
+	if f, ok := job.FormatOf(strings.ToLower(output)); ok && f.MP4 {
 		argv = append(argv, "-movflags", "+faststart")
 	}
 	return append(argv, "-y", output)
+}
+
+// Fragment stream-copies input's first video stream into the fragmented
+// MP4 output and cuts its first audio stream to audio, if not nil
+// (fmp4.FragmentArgs): the worker's one extra pass over a chunk.
+func (t *Tool) Fragment(ctx context.Context, input, output string, audio *fmp4.AudioCut) error {
+	if _, err := t.runner.Run(ctx, execx.Cmd{Argv: fmp4.FragmentArgs(input, output, audio), Dir: filepath.Dir(output)}); err != nil {
+		return fmt.Errorf("fragment %s: %w", filepath.Base(input), err)
+	}
+	return nil
+}
+
+// PCM is raw audio, signed 16-bit little-endian and interleaved.
+type PCM struct {
+	Data       io.Reader
+	SampleRate int
+	Channels   int
+	// Codec is what the output carries: "pcm_s16le" (QuickTime only) or
+	// "aac".
+	Codec string
+}
+
+// Remux is one pass of ffmpeg over a fragmented MP4 stream, the video
+// stream-copied (never re-encoded), audio encoded from PCM once.
+type Remux struct {
+	Video io.Reader // fragmented MP4, as the stitcher joins it
+	Audio *PCM      // nil: none
+	// Format is the output container: mp4, m4v or mov.
+	Format string
+	// Output receives a fragmented MP4, streamed; or, if OutputFile is
+	// set instead, a progressive one is written there with its index in
+	// front (faststart, which needs a file to rewrite).
+	Output     io.Writer
+	OutputFile string
+}
+
+// Remux runs r.
+func (t *Tool) Remux(ctx context.Context, r Remux) error {
+	argv := []string{"ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "mp4", "-i", "pipe:0"}
+	var extra []io.Reader
+	if r.Audio != nil {
+		argv = append(argv, "-f", "s16le", "-ar", strconv.Itoa(r.Audio.SampleRate), "-ac", strconv.Itoa(r.Audio.Channels), "-i", "pipe:3")
+		extra = append(extra, r.Audio.Data)
+	}
+	argv = append(argv, "-map", "0:v:0", "-c:v", "copy")
+	if r.Audio != nil {
+		argv = append(argv, "-map", "1:a:0", "-c:a", r.Audio.Codec)
+	}
+	muxer := "mp4" // also for m4v, whose ffmpeg muxer is raw MPEG-4 video
+	if r.Format == "mov" {
+		muxer = "mov"
+	}
+	dir := ""
+	if r.OutputFile != "" {
+		dir = filepath.Dir(r.OutputFile)
+		argv = append(argv, "-movflags", "+faststart", "-f", muxer, "-y", r.OutputFile)
+	} else {
+		argv = append(argv, "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", muxer, "pipe:1")
+	}
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	_, err := t.runner.Run(ctx, execx.Cmd{Argv: argv, Dir: dir, Stdin: r.Video, ExtraInputs: extra, Stdout: r.Output})
+	if err != nil {
+		return fmt.Errorf("remux: %w", err)
+	}
+	return nil
 }

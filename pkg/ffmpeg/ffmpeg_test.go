@@ -106,7 +106,7 @@ func TestConcat(t *testing.T) {
 				t.Errorf("concat.txt = %q, %v; want %q", list, err, want)
 			}
 			testkit.AssertFrameExact(t, out, reference)
-			if format.Faststart {
+			if format.MP4 {
 				// ffmpeg writes the index last unless asked: the segments have it last,
 				// the output first.
 				if first := indexFirst(t, filepath.Join(dir, inputs[0])); first {

@@ -1,7 +1,25 @@
 package fmp4
 
-// FragmentArgs is the argv (ffmpeg first) that stream-copies the MP4 or MOV
-// file input into a fragmented MP4 output that Place accepts:
+import (
+	"fmt"
+	"strconv"
+)
+
+// AudioCut is where and how FragmentArgs writes a chunk's audio: raw PCM,
+// signed 16-bit little-endian, interleaved, at SampleRate with Channels,
+// exactly Samples long (padded with silence or cut at the end), with no
+// gap or priming at its start.
+type AudioCut struct {
+	Path       string
+	SampleRate int
+	Channels   int
+	Samples    int64
+}
+
+// FragmentArgs is the argv (ffmpeg first) that stream-copies the first
+// video stream of the MP4 or MOV file input into a fragmented MP4 output
+// that Place accepts, and, with audio, decodes its first audio stream to
+// the PCM audio describes, in the same pass:
 //
 //   - frag_keyframe cuts a fragment at every keyframe: one moof+mdat per
 //     GOP, so neither ffmpeg nor Place holds more than a GOP in memory;
@@ -9,14 +27,23 @@ package fmp4
 //   - default_base_moof makes sample data offsets relative to their moof,
 //     not to the file, so a fragment can move to another file as bytes.
 //
-// Every stream is kept (-map 0): a track Place cannot join (audio) is then
-// refused by Place, not dropped without a word. -f mp4 because the output
-// name need not end in .mp4.
-func FragmentArgs(input, output string) []string {
-	return []string{
+// -f mp4 because the output name need not end in .mp4.
+func FragmentArgs(input, output string, audio *AudioCut) []string {
+	argv := []string{
 		"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-		"-i", input, "-map", "0", "-c", "copy",
+		"-i", input, "-map", "0:v:0", "-c", "copy",
 		"-movflags", "+frag_keyframe+empty_moov+default_base_moof",
 		"-f", "mp4", "-y", output,
 	}
+	if audio == nil {
+		return argv
+	}
+	n := strconv.FormatInt(audio.Samples, 10)
+	// Timestamps are remade from the sample count after resampling, so
+	// the cut starts at the chunk's first sample whatever the input's
+	// start time, and apad then atrim make it exactly n samples long.
+	filter := fmt.Sprintf("aresample=%d,asetpts=N/SR/TB,apad=whole_len=%s,atrim=end_sample=%s", audio.SampleRate, n, n)
+	return append(argv,
+		"-map", "0:a:0", "-af", filter, "-ac", strconv.Itoa(audio.Channels),
+		"-c:a", "pcm_s16le", "-f", "s16le", "-y", audio.Path)
 }

@@ -127,3 +127,21 @@ func firstDifference(x, y []byte) string {
 	}
 	return fmt.Sprintf("byte %d of %d vs %d (box header included): %s vs %s", i, len(x), len(y), at(x), at(y))
 }
+
+// Joinable is Compatible for inits as bytes (Init.Bytes), as a chunk's
+// completion marker keeps them: equal inits are joinable without
+// decoding either.
+func Joinable(first, other []byte) error {
+	if bytes.Equal(first, other) {
+		return nil
+	}
+	a, err := ReadInit(bytes.NewReader(first))
+	if err != nil {
+		return fmt.Errorf("the first init: %w", err)
+	}
+	b, err := ReadInit(bytes.NewReader(other))
+	if err != nil {
+		return err
+	}
+	return Compatible(a, b)
+}

@@ -19,7 +19,7 @@ func chunkInit(t *testing.T, enc encoder, size, rate string, start int, extra ..
 	dir := t.TempDir()
 	plain, frag := filepath.Join(dir, "chunk.mp4"), filepath.Join(dir, "chunk.frag.mp4")
 	run(t, withOutputArgs(renderSizedArgs(enc, size, rate, start, start+3, plain), extra...)...)
-	run(t, fmp4.FragmentArgs(plain, frag)...)
+	run(t, fmp4.FragmentArgs(plain, frag, nil)...)
 	data, err := os.ReadFile(frag)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,8 @@ func TestCompatible(t *testing.T) {
 			plain, frag := filepath.Join(dir, "av.mp4"), filepath.Join(dir, "av.frag.mp4")
 			run(t, "ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-f", "lavfi", "-i", "sine",
 				"-frames:v", "3", "-t", "0.125", "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-y", plain)
-			run(t, fmp4.FragmentArgs(plain, frag)...)
+			run(t, "ffmpeg", "-v", "error", "-i", plain, "-map", "0", "-c", "copy",
+				"-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-y", frag)
 			f, err := os.Open(frag)
 			if err != nil {
 				t.Fatal(err)

@@ -99,7 +99,7 @@ func renderChunks(t *testing.T, dir string, enc encoder, rate string, sizes []in
 			plain:      filepath.Join(dir, fmt.Sprintf("chunk-%03d.mp4", i)),
 			fragmented: filepath.Join(dir, fmt.Sprintf("chunk-%03d.frag.mp4", i))}
 		run(t, renderArgs(enc, rate, start, start+n, c.plain)...)
-		run(t, fmp4.FragmentArgs(c.plain, c.fragmented)...)
+		run(t, fmp4.FragmentArgs(c.plain, c.fragmented, nil)...)
 		chunks = append(chunks, c)
 		start += n
 	}

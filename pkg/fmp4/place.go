@@ -34,6 +34,10 @@ type Placement struct {
 	// list is per file, and the delay an encoder adds varies from chunk to
 	// chunk (x264 adds none to a chunk of one or two frames).
 	Delay uint32
+	// WriteInit writes the placed init (Placed.Init) before the
+	// fragments: the first chunk's segment then is the head of the joined
+	// file, and a join is the segments, in order, byte for byte.
+	WriteInit bool
 }
 
 // Placed describes a chunk Place wrote.
@@ -194,6 +198,11 @@ func (pl *placer) readMoov(b box) error {
 	}
 	pl.track = init.Tracks[0]
 	pl.out = Placed{Init: init, Timescale: pl.track.Timescale, SampleDuration: ticks, FirstDecodeTime: first}
+	if pl.p.WriteInit {
+		if _, err := pl.dst.Write(init.Bytes()); err != nil {
+			return fmt.Errorf("write the init: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -21,7 +21,7 @@ func TestPlaceErrors(t *testing.T) {
 	testkit.RequireFFmpeg(t)
 	dir := t.TempDir()
 	file := func(name string) string { return filepath.Join(dir, name) }
-	fragment := func(in, out string) { run(t, fmp4.FragmentArgs(file(in), file(out))...) }
+	fragment := func(in, out string) { run(t, fmp4.FragmentArgs(file(in), file(out), nil)...) }
 	run(t, renderArgs(x264BFrames(), "25", 0, 5, file("25fps.mp4"))...)
 	fragment("25fps.mp4", "25fps.frag.mp4")
 	run(t, renderArgs(x264BFrames(), "30", 0, 5, file("30fps.mp4"))...)
@@ -32,7 +32,9 @@ func TestPlaceErrors(t *testing.T) {
 	run(t, withOutputArgs(renderArgs(x264BFrames(), "25", 0, 5, file("faststart.mp4")), "-movflags", "+faststart")...)
 	run(t, "ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine",
 		"-frames:v", "5", "-t", "0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-y", file("av.mp4"))
-	fragment("av.mp4", "av.frag.mp4")
+	// Every stream, as a tool other than FragmentArgs may fragment it.
+	run(t, "ffmpeg", "-v", "error", "-i", file("av.mp4"), "-map", "0", "-c", "copy",
+		"-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-y", file("av.frag.mp4"))
 	whole, err := os.ReadFile(file("25fps.frag.mp4"))
 	if err != nil {
 		t.Fatal(err)

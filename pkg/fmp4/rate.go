@@ -56,3 +56,12 @@ func (r Rate) FrameTicks(timescale uint32) (uint32, error) {
 	}
 	return uint32(ticks / uint64(r.Num)), nil
 }
+
+// SampleAt is the audio sample, at sampleRate, on which frame starts:
+// frame × sampleRate / fps, rounded to the nearest sample (halves up),
+// in integers. A chunk of frames [a, b) has the samples [SampleAt(a),
+// SampleAt(b)): the chunks' shares add up to the job's, rounded once.
+func (r Rate) SampleAt(frame int64, sampleRate int) int64 {
+	num := frame * int64(sampleRate) * int64(r.Den)
+	return (2*num + int64(r.Num)) / (2 * int64(r.Num))
+}

@@ -78,3 +78,35 @@ func TestFrameTicks(t *testing.T) {
 		}
 	}
 }
+
+func TestSampleAt(t *testing.T) {
+	ntsc := fmp4.Rate{Num: 30000, Den: 1001}
+	for _, tt := range []struct {
+		rate       fmp4.Rate
+		frame      int64
+		sampleRate int
+		want       int64
+	}{
+		{fmp4.Rate{Num: 25, Den: 1}, 0, 48000, 0},
+		{fmp4.Rate{Num: 25, Den: 1}, 7, 48000, 13440},
+		{fmp4.Rate{Num: 24, Den: 1}, 1, 44100, 1838}, // 1837.5 rounds up
+		{ntsc, 1, 48000, 1602},                       // 1601.6
+		{ntsc, 2, 48000, 3203},                       // 3203.2
+		{ntsc, 300, 48000, 480480},
+		{fmp4.Rate{Num: 60000, Den: 1001}, 10_000_000, 192000, 32032000000},
+	} {
+		if got := tt.rate.SampleAt(tt.frame, tt.sampleRate); got != tt.want {
+			t.Errorf("%s.SampleAt(%d, %d) = %d, want %d", tt.rate, tt.frame, tt.sampleRate, got, tt.want)
+		}
+	}
+	// Chunks of any sizes share the job's samples exactly: no gap, no
+	// overlap, rounded once.
+	total := int64(0)
+	for start, size := int64(0), int64(7); start < 100; start += size {
+		end := min(start+size, 100)
+		total += ntsc.SampleAt(end, 48000) - ntsc.SampleAt(start, 48000)
+	}
+	if want := ntsc.SampleAt(100, 48000); total != want {
+		t.Errorf("chunks of 7 frames add up to %d samples, the job has %d", total, want)
+	}
+}

@@ -21,18 +21,19 @@ const (
 
 // Error codes carried by Error.
 const (
-	CodeInvalid         = "invalid"             // payload failed validation
-	CodeNotAllowed      = "command_not_allowed" // program not on the allowlist
-	CodeCommandFailed   = "command_failed"      // non-zero exit
-	CodeTimeout         = "timeout"             // the chunk ran past its timeout
-	CodeFrameMismatch   = "frame_mismatch"      // segment has the wrong frame count
-	CodeMissingOutput   = "missing_output"      // the command wrote no segment
-	CodeBadAssets       = "bad_assets"          // asset bundle missing, corrupt or unsafe
-	CodeStorage         = "storage"             // reading or writing the bucket failed
-	CodeThrottled       = "throttled"           // the platform refused for capacity
-	CodeTransport       = "transport"           // the invocation did not complete
-	CodeWorkerLost      = "worker_lost"         // the function crashed or was killed
-	CodePayloadTooLarge = "payload_too_large"   // over the platform's payload limit
+	CodeInvalid         = "invalid"              // payload failed validation
+	CodeNotAllowed      = "command_not_allowed"  // program not on the allowlist
+	CodeCommandFailed   = "command_failed"       // non-zero exit
+	CodeTimeout         = "timeout"              // the chunk ran past its timeout
+	CodeFrameMismatch   = "frame_mismatch"       // segment has the wrong frame count
+	CodeMissingOutput   = "missing_output"       // the command wrote no segment
+	CodeIncompatible    = "incompatible_segment" // a segment cannot be joined with chunk 0's (codec, size, timescale)
+	CodeBadAssets       = "bad_assets"           // asset bundle missing, corrupt or unsafe
+	CodeStorage         = "storage"              // reading or writing the bucket failed
+	CodeThrottled       = "throttled"            // the platform refused for capacity
+	CodeTransport       = "transport"            // the invocation did not complete
+	CodeWorkerLost      = "worker_lost"          // the function crashed or was killed
+	CodePayloadTooLarge = "payload_too_large"    // over the platform's payload limit
 	CodeCancelled       = "cancelled"
 	CodeInternal        = "internal"
 )

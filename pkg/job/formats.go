@@ -10,10 +10,11 @@ import (
 type Format struct {
 	Ext         string // without the dot, as a spec's segmentFormat names it: "mp4"
 	ContentType string // stored with the segments and the output
-	// Faststart is set for the MP4 family: the stitcher moves the index in
-	// front of the media (-movflags +faststart) so a player can start
-	// before the download ends. Other containers do not need it.
-	Faststart bool
+	// MP4 is set for the MP4 family (ISO BMFF): its segments are made
+	// fragmented MP4 placed on the job's timeline and joined as bytes
+	// (package fmp4); a progressive output of it can be made faststart.
+	// The other containers are joined by ffmpeg's concat demuxer.
+	MP4 bool
 }
 
 // Formats returns every segment format, in the order messages list them.
@@ -21,12 +22,12 @@ type Format struct {
 // stitcher's ffmpeg arguments all read it.
 func Formats() []Format {
 	return []Format{
-		{Ext: "mp4", ContentType: "video/mp4", Faststart: true},
-		{Ext: "mov", ContentType: "video/quicktime", Faststart: true},
+		{Ext: "mp4", ContentType: "video/mp4", MP4: true},
+		{Ext: "mov", ContentType: "video/quicktime", MP4: true},
 		{Ext: "mkv", ContentType: "video/x-matroska"},
 		{Ext: "webm", ContentType: "video/webm"},
 		{Ext: "ts", ContentType: "video/mp2t"},
-		{Ext: "m4v", ContentType: "video/mp4", Faststart: true},
+		{Ext: "m4v", ContentType: "video/mp4", MP4: true},
 	}
 }
 

@@ -12,13 +12,13 @@ func TestFormatOf(t *testing.T) {
 		want job.Format
 		ok   bool
 	}{
-		{"output.mp4", job.Format{Ext: "mp4", ContentType: "video/mp4", Faststart: true}, true},
-		{"renders/j/chunks/000001.2-1.mov", job.Format{Ext: "mov", ContentType: "video/quicktime", Faststart: true}, true},
-		{"/tmp/out.m4v", job.Format{Ext: "m4v", ContentType: "video/mp4", Faststart: true}, true},
+		{"output.mp4", job.Format{Ext: "mp4", ContentType: "video/mp4", MP4: true}, true},
+		{"renders/j/chunks/000001.2-1.mov", job.Format{Ext: "mov", ContentType: "video/quicktime", MP4: true}, true},
+		{"/tmp/out.m4v", job.Format{Ext: "m4v", ContentType: "video/mp4", MP4: true}, true},
 		{"a.mkv", job.Format{Ext: "mkv", ContentType: "video/x-matroska"}, true},
 		{"a.webm", job.Format{Ext: "webm", ContentType: "video/webm"}, true},
 		{"a.b.ts", job.Format{Ext: "ts", ContentType: "video/mp2t"}, true},
-		{".mp4", job.Format{Ext: "mp4", ContentType: "video/mp4", Faststart: true}, true},
+		{".mp4", job.Format{Ext: "mp4", ContentType: "video/mp4", MP4: true}, true},
 		{"mp4", job.Format{}, false},     // a bare extension is no file name
 		{"a.MP4", job.Format{}, false},   // keys are case-sensitive
 		{"a.mp4/b", job.Format{}, false}, // the extension of the last element only

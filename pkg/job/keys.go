@@ -65,6 +65,11 @@ func SegmentKey(id string, index, run, attempt int, format string) string {
 	return fmt.Sprintf("%s%06d.%d-%d.%s", ChunksPrefix(id), index, run, attempt, format)
 }
 
+// AudioKey is one attempt's audio, beside its segment: raw PCM.
+func AudioKey(id string, index, run, attempt int) string {
+	return fmt.Sprintf("%s%06d.%d-%d.pcm", ChunksPrefix(id), index, run, attempt)
+}
+
 // segmentName matches a segment's name in ChunksPrefix, in one of Formats.
 var segmentName = regexp.MustCompile(`^[0-9]{6}\.[0-9]+-[0-9]+\.(` + strings.Join(formatExts(), "|") + `)$`)
 

@@ -23,7 +23,21 @@ type WorkerJob struct {
 	// KeepSegment leaves the segment untagged, so the bucket's lifecycle
 	// rule for leftover segments does not expire it (spec keepChunks).
 	KeepSegment bool `json:"keepSegment,omitempty"`
+	// Timeline, for the MP4 family, has the worker place its segment on
+	// the job's timeline so the stitcher can join segments as bytes.
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
+
+// Timeline is what a worker needs to place its chunk on the job's
+// timeline: the frame rate of the video and the grid of the audio.
+type Timeline struct {
+	FPS   float64     `json:"fps"`
+	Audio AudioFormat `json:"audio"`
+}
+
+// AudioKey is where this attempt's audio goes, as raw PCM (s16le) on the
+// job's audio grid, when its segment has audio.
+func (w WorkerJob) AudioKey() string { return AudioKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt) }
 
 // Format is the segment container, from OutputFile's extension.
 func (w WorkerJob) Format() string { return strings.TrimPrefix(path.Ext(w.OutputFile), ".") }
@@ -78,9 +92,30 @@ type WorkerResult struct {
 	Frames     int    `json:"frames"`
 	ExitCode   int    `json:"exitCode"`
 	DurationMs int64  `json:"durationMs"` // the command's run time
+	// MD5 (hex) of the segment as uploaded: a stitcher that joins segments
+	// without reading them compares it with the store's own.
+	MD5 string `json:"md5,omitempty"`
+	// Init is the segment's fragmented-MP4 init (ftyp+moov) as placed, for
+	// the MP4 family: the stitcher checks every chunk's against chunk 0's,
+	// whose segment begins with it.
+	Init []byte `json:"init,omitempty"`
+	// Audio is the chunk's audio, when its segment has some.
+	Audio *AudioPart `json:"audio,omitempty"`
 	// Winner is false when another attempt had already completed the chunk;
 	// the other fields then describe that attempt, read from the marker.
 	Winner bool `json:"winner"`
+}
+
+// AudioPart is one chunk's audio as raw PCM, signed 16-bit little-endian,
+// interleaved, at the job's audio format: exactly the chunk's share of the
+// job's samples, so the parts of all chunks join without gap or overlap.
+type AudioPart struct {
+	Key     string `json:"key"`
+	Samples int64  `json:"samples"` // per channel
+	Bytes   int64  `json:"bytes"`
+	// Codec is the sample entry of the audio the command wrote (mp4a,
+	// sowt, ...): the stitcher keeps PCM as PCM.
+	Codec string `json:"codec"`
 }
 
 // Segment is one chunk's video, in order, as the stitcher receives it.
@@ -94,6 +129,20 @@ type StitchRequest struct {
 	JobID     string    `json:"jobId"`
 	Segments  []Segment `json:"segments"`
 	OutputKey string    `json:"outputKey"`
+	// Timeline, for the MP4 family, says the segments were placed on the
+	// job's timeline: they are joined as bytes, their audio encoded once.
+	Timeline *Timeline `json:"timeline,omitempty"`
+	// Faststart asks for a progressive MP4 with its index in front.
+	Faststart bool `json:"faststart,omitempty"`
+}
+
+// StitchRequest builds the stitcher's payload for segments, in frame order.
+func (s *Spec) StitchRequest(segments []Segment) StitchRequest {
+	req := StitchRequest{JobID: s.ID, OutputKey: s.Output, Segments: segments, Faststart: s.Faststart}
+	if f, _ := FormatOf(s.Output); f.MP4 {
+		req.Timeline = &Timeline{FPS: s.Metadata.FPS, Audio: s.Audio}
+	}
+	return req
 }
 
 // TotalFrames is the frame count the output must have.
@@ -137,4 +186,9 @@ type StitchResult struct {
 	Bytes      int64  `json:"bytes"`
 	Frames     int    `json:"frames"`
 	DurationMs int64  `json:"durationMs"`
+	// Method is how the segments were joined (storage.ConcatMethod, or
+	// "remux" for one ffmpeg pass, or "concat-demuxer"), and BytesStreamed
+	// how many of their bytes passed through the stitcher.
+	Method        string `json:"method,omitempty"`
+	BytesStreamed int64  `json:"bytesStreamed,omitempty"`
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/helios-project/infrastructure/pkg/fmp4"
 )
 
 // Placeholders understood in args and Helios commands. "{{" and "}}" stand for
@@ -95,6 +97,11 @@ func (v Vars) lookup(name string) (string, bool) {
 	case "output":
 		return v.Output, true
 	case "fps":
+		// An NTSC rate is written exactly (30000/1001, not 29.97), so a
+		// command renders frames on the ticks the job's timeline uses.
+		if r, err := fmp4.RateOf(v.FPS); err == nil {
+			return r.String(), true
+		}
 		return strconv.FormatFloat(v.FPS, 'f', -1, 64), true
 	case "width":
 		return strconv.Itoa(v.Width), true

@@ -30,7 +30,7 @@ func TestVarsExpand(t *testing.T) {
 		{"{last}", "119"},
 		{"{chunk}", "3"},
 		{"{output}", "chunk-000003.mp4"},
-		{"{fps}", "29.97"},
+		{"{fps}", "30000/1001"}, // an NTSC rate, exactly
 		{"{width}", "1920"},
 		{"{height}", "1080"},
 		{"{jobId}", "job-42"},

@@ -185,7 +185,7 @@ func TestWorkerJobNative(t *testing.T) {
 	}
 	w := s.WorkerJob(chunks[3], 4, 2)
 	wantArgs := []string{
-		"-s=90", "-e=100", "-n=10", "-l=99", "-c=3", "-o=chunk-000003.mp4", "-r=29.97",
+		"-s=90", "-e=100", "-n=10", "-l=99", "-c=3", "-o=chunk-000003.mp4", "-r=30000/1001",
 		"640x360", "id=film-7", "{start}", "}", "{", "a{b", "}", "{start", "{nope}", "{3}", "chunk-000003.mp4",
 	}
 	if !slices.Equal(w.Args, wantArgs) {
@@ -199,6 +199,9 @@ func TestWorkerJobNative(t *testing.T) {
 	}
 	if w.Timeout.Duration != 2*time.Minute || w.Assets != s.Assets || !maps.Equal(w.Env, s.Env) {
 		t.Errorf("timeout/assets/env not copied: %+v", w)
+	}
+	if want := (job.Timeline{FPS: 29.97, Audio: job.AudioFormat{SampleRate: 48000, Channels: 2}}); w.Timeline == nil || *w.Timeline != want {
+		t.Errorf("Timeline = %+v, want %+v", w.Timeline, want)
 	}
 	if w.Format() != "mp4" {
 		t.Errorf("Format() = %q", w.Format())
@@ -221,6 +224,9 @@ func TestWorkerJobNative(t *testing.T) {
 		if want := fmt.Sprintf("chunk-%06d.mkv", c.Index); w.OutputFile != want || w.Args[len(w.Args)-1] != want {
 			t.Errorf("chunk %d: OutputFile = %q, {output} = %q, want %q", c.Index, w.OutputFile, w.Args[len(w.Args)-1], want)
 		}
+		if w.Timeline != nil {
+			t.Errorf("chunk %d: an mkv segment has a timeline %+v; only the MP4 family is placed", c.Index, w.Timeline)
+		}
 	}
 }
 
@@ -228,7 +234,7 @@ func TestWorkerJobFPSFormatting(t *testing.T) {
 	for _, tt := range []struct {
 		fps  float64
 		want string
-	}{{29.97, "29.97"}, {30, "30"}, {23.976, "23.976"}, {0.5, "0.5"}, {1000, "1000"}, {59.94, "59.94"}} {
+	}{{29.97, "30000/1001"}, {30000.0 / 1001, "30000/1001"}, {30, "30"}, {23.976, "24000/1001"}, {0.5, "0.5"}, {1000, "1000"}, {59.94, "60000/1001"}, {12.5, "12.5"}} {
 		s := nativeSpec()
 		s.Metadata.FPS = tt.fps
 		s.Args = []string{"{fps}", "{output}"}

@@ -33,6 +33,8 @@ func (s *Spec) CheckWorkerJob(w WorkerJob) error {
 		return fmt.Errorf("chunk %d: the environment is not the spec's", w.Chunk.Index)
 	case w.OutputFile != want.OutputFile || w.Assets != want.Assets || w.KeepSegment != want.KeepSegment:
 		return fmt.Errorf("chunk %d: output file, assets or keepChunks differ from the spec's", w.Chunk.Index)
+	case (w.Timeline == nil) != (want.Timeline == nil) || (w.Timeline != nil && *w.Timeline != *want.Timeline):
+		return fmt.Errorf("chunk %d: the timeline (fps, audio) is not the spec's", w.Chunk.Index)
 	}
 	return nil
 }
@@ -48,6 +50,10 @@ func (s *Spec) CheckStitchRequest(r StitchRequest) error {
 		return fmt.Errorf("output %q is not the spec's output %q", r.OutputKey, s.Output)
 	case len(r.Segments) != len(plan):
 		return fmt.Errorf("%d segments for %d planned chunks", len(r.Segments), len(plan))
+	}
+	want := s.StitchRequest(nil)
+	if r.Faststart != want.Faststart || (r.Timeline == nil) != (want.Timeline == nil) || (r.Timeline != nil && *r.Timeline != *want.Timeline) {
+		return fmt.Errorf("the timeline (fps, audio) or faststart is not the spec's")
 	}
 	for i, seg := range r.Segments {
 		if idx, ok := SegmentIndex(s.ID, seg.Key); !ok || idx != i || seg.Frames != plan[i].Count {

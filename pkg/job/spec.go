@@ -2,6 +2,7 @@ package job
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,21 @@ type Spec struct {
 	Retry        RetryPolicy       `json:"retry,omitzero"`
 	ChunkTimeout Duration          `json:"chunkTimeout,omitzero"`
 	KeepChunks   bool              `json:"keepChunks,omitempty"`
+	// Faststart, for the MP4 family, publishes a progressive MP4 with its
+	// index in front (one remux pass, no re-encode) for players that do
+	// not read fragmented MP4. Without it the output is fragmented MP4,
+	// its segments joined as bytes.
+	Faststart bool `json:"faststart,omitempty"`
+	// Audio is the job's audio grid (MP4 family): each chunk's audio is
+	// cut to exactly its share of samples at this rate and encoded once
+	// for the whole job. Defaults: 48000 Hz, 2 channels.
+	Audio AudioFormat `json:"audio,omitzero"`
+}
+
+// AudioFormat is the sample rate and channel count of a job's audio.
+type AudioFormat struct {
+	SampleRate int `json:"sampleRate,omitempty"`
+	Channels   int `json:"channels,omitempty"`
 }
 
 // Metadata describes the video.
@@ -83,6 +99,8 @@ const (
 	DefaultInitialBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultChunkTimeout   = 15 * time.Minute
+	DefaultSampleRate     = 48000
+	DefaultChannels       = 2
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string ("90s").
@@ -180,6 +198,10 @@ func (s *Spec) Normalize() {
 	}
 	if s.ChunkTimeout.Duration == 0 {
 		s.ChunkTimeout.Duration = DefaultChunkTimeout
+	}
+	if f, _ := FormatOf("." + s.SegmentFormat); f.MP4 {
+		s.Audio.SampleRate = cmp.Or(s.Audio.SampleRate, DefaultSampleRate)
+		s.Audio.Channels = cmp.Or(s.Audio.Channels, DefaultChannels)
 	}
 }
 

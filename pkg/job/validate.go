@@ -5,6 +5,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/helios-project/infrastructure/pkg/fmp4"
 )
 
 // Validate checks a normalized spec against the allowlist and returns a
@@ -44,6 +46,7 @@ func (v *validator) spec(s *Spec) {
 		v.native(s)
 	}
 	v.output(s)
+	v.mp4(s)
 	v.env(s.Env)
 	if s.Assets != "" && !assetKeyPattern.MatchString(s.Assets) {
 		v.addf("assets", "must be a key of the form assets/<64 hex sha256>.tar.gz; got %q", s.Assets)
@@ -51,6 +54,33 @@ func (v *validator) spec(s *Spec) {
 	v.retry(s.Retry)
 	if t := s.ChunkTimeout.Seconds(); t < 1 || t > MaxChunkTime {
 		v.addf("chunkTimeout", "must be between 1s and %dh; got %s", MaxChunkTime/3600, s.ChunkTimeout)
+	}
+}
+
+// mp4 checks what joining MP4-family segments as bytes needs: an exact
+// frame rate (frame times computed in integers) and a sane audio grid.
+func (v *validator) mp4(s *Spec) {
+	f, ok := FormatOf("." + s.SegmentFormat)
+	if !ok {
+		return
+	}
+	if !f.MP4 {
+		if s.Faststart {
+			v.addf("faststart", "applies to the MP4 family (mp4, mov, m4v) only; segmentFormat is %q", s.SegmentFormat)
+		}
+		if s.Audio != (AudioFormat{}) {
+			v.addf("audio", "applies to the MP4 family (mp4, mov, m4v) only; %s segments keep their own audio", s.SegmentFormat)
+		}
+		return
+	}
+	if _, err := fmp4.RateOf(s.Metadata.FPS); err != nil && s.Metadata.FPS >= MinFPS && s.Metadata.FPS <= MaxFPS {
+		v.addf("metadata.fps", "must be a whole number or an NTSC rate (23.976, 29.97, 59.94) for %s segments, which are joined on exact frame times; got %v (use segmentFormat mkv for other rates)", s.SegmentFormat, s.Metadata.FPS)
+	}
+	if r := s.Audio.SampleRate; r != 0 && (r < 8000 || r > 192000) { // 0: the default
+		v.addf("audio.sampleRate", "must be from 8000 to 192000 Hz; got %d", r)
+	}
+	if c := s.Audio.Channels; c != 0 && (c < 1 || c > 8) {
+		v.addf("audio.channels", "must be from 1 to 8; got %d", c)
 	}
 }
 

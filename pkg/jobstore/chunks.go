@@ -89,13 +89,20 @@ func (s *Store) Markers(ctx context.Context, spec *job.Spec) (map[int]job.Worker
 
 // ForgetChunk removes chunk i's completion marker, so no run trusts it
 // again, then its segment (best effort): the chunk is to be rendered again.
-func (s *Store) ForgetChunk(ctx context.Context, id string, i int, segmentKey string) error {
+func (s *Store) ForgetChunk(ctx context.Context, id string, i int, damaged job.WorkerResult) error {
 	if err := s.bucket.Delete(ctx, job.MarkerKey(id, i)); err != nil && !storage.IsNotFound(err) {
 		return fmt.Errorf("remove the marker of chunk %d: %w", i, err)
 	}
-	if segmentKey != "" {
-		if err := s.bucket.Delete(ctx, segmentKey); err != nil && !storage.IsNotFound(err) {
-			s.log.Warn("remove a damaged segment", "key", segmentKey, "error", err)
+	keys := []string{damaged.SegmentKey}
+	if damaged.Audio != nil {
+		keys = append(keys, damaged.Audio.Key)
+	}
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		if err := s.bucket.Delete(ctx, k); err != nil && !storage.IsNotFound(err) {
+			s.log.Warn("remove a damaged segment", "key", k, "error", err)
 		}
 	}
 	return nil

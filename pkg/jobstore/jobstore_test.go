@@ -221,7 +221,7 @@ func TestMarkers(t *testing.T) {
 		t.Errorf("markers left %v, want only chunk 0's", markers)
 	}
 
-	if err := s.ForgetChunk(ctx, "m", 0, got[0].SegmentKey); err != nil {
+	if err := s.ForgetChunk(ctx, "m", 0, got[0]); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RemoveSegments(ctx, "m"); err != nil {

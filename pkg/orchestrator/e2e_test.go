@@ -124,7 +124,7 @@ func newRigConfined(t *testing.T, confined bool, allowed ...string) *rig {
 		t.Fatal(err)
 	}
 	if !confined {
-		h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: allowed}, Frames: ffmpeg.New(), Logger: log}
+		h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: allowed}, Media: ffmpeg.New(), Logger: log}
 		w = h.Handle
 	}
 	a := adapter.New(adapter.NewLocal(w, stack.Stitcher(), 4))

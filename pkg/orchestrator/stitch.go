@@ -78,7 +78,7 @@ func (r *run) stitch(results map[int]job.WorkerResult) (*job.Status, error) {
 
 // stitchRequest lists the segments of results in frame order.
 func (r *run) stitchRequest(results map[int]job.WorkerResult) (job.StitchRequest, error) {
-	req := job.StitchRequest{JobID: r.spec.ID, OutputKey: r.spec.Output, Segments: make([]job.Segment, len(results))}
+	req := r.spec.StitchRequest(make([]job.Segment, len(results)))
 	for i := range req.Segments {
 		res, ok := results[i]
 		if !ok {
@@ -126,7 +126,7 @@ func damagedChunk(e *job.Error) (int, bool) {
 
 // rerender forgets chunk i's damaged result and renders the chunk again.
 func (r *run) rerender(i int, damaged job.WorkerResult, why *job.Error) (job.WorkerResult, error) {
-	if err := r.store.ForgetChunk(r.ctx, r.spec.ID, i, damaged.SegmentKey); err != nil {
+	if err := r.store.ForgetChunk(r.ctx, r.spec.ID, i, damaged); err != nil {
 		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
 	}
 	r.tr.chunkDamaged(i, why)

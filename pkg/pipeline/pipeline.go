@@ -78,14 +78,14 @@ func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error)
 		}
 		log.Log(context.Background(), level, "job commands are confined", "landlockABI", support.LandlockABI, "seccomp", support.Seccomp, "network", cfg.CommandNetwork, "limits", support.Limits)
 	}
-	h := &worker.Handler{Bucket: s.Bucket, Runner: runner, Frames: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
+	h := &worker.Handler{Bucket: s.Bucket, Runner: runner, Media: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
 	return h.Handle, nil
 }
 
 // Stitcher is the stitcher function.
 func (s *Stack) Stitcher() serve.Handler[job.StitchRequest, job.StitchResult] {
 	tool := ffmpeg.New()
-	h := &stitch.Handler{Bucket: s.Bucket, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, Plans: s.Jobs.Plans(), Logger: s.Log}
+	h := &stitch.Handler{Bucket: s.Bucket, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Media: tool, Plans: s.Jobs.Plans(), Logger: s.Log}
 	return h.Handle
 }
 

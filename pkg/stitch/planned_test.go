@@ -26,7 +26,7 @@ func plannedJob(t *testing.T, b *blob.Bucket, req job.StitchRequest, sizes ...in
 	start := 0
 	for i, n := range sizes {
 		spec.Chunks = append(spec.Chunks, job.HeliosChunk{ID: i, StartFrame: start, FrameCount: n,
-			OutputFile: "c.mp4", Command: "ffmpeg -y c.mp4"})
+			OutputFile: "c.mkv", Command: "ffmpeg -y c.mkv"})
 		start += n
 	}
 	testkit.Accept(t, b, spec)
@@ -52,13 +52,13 @@ func TestStitchDoesOnlyWhatThePlanSays(t *testing.T) {
 		want string
 	}{
 		{"another job's video as output", func(t *testing.T, b *blob.Bucket, r *job.StitchRequest) {
-			r.OutputKey = "renders/s/other.mp4"
+			r.OutputKey = "renders/s/other.mkv"
 		}, "not the spec's output"},
 		{"a chunk left out", func(t *testing.T, b *blob.Bucket, r *job.StitchRequest) {
 			r.Segments = r.Segments[1:]
 		}, "segments for 2 planned chunks"},
 		{"a segment the marker does not name", func(t *testing.T, b *blob.Bucket, r *job.StitchRequest) {
-			other := "renders/s/chunks/000001.9-9.mp4"
+			other := "renders/s/chunks/000001.9-9.mkv"
 			data, _ := b.ReadAll(t.Context(), r.Segments[1].Key)
 			b.WriteAll(t.Context(), other, data, nil)
 			r.Segments[1].Key = other

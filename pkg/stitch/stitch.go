@@ -1,7 +1,13 @@
 // Package stitch joins the segments of a job into the final video.
-// VideoStitcher is the design card's interface; FfmpegStitcher implements it with the
-// concat demuxer and stream copy. Handler is the stitcher function:
-// StitchRequest in, StitchResult out.
+// Handler is the stitcher function: StitchRequest in, StitchResult out.
+//
+// MP4-family segments, placed on the job's timeline by their workers, are
+// joined as bytes (join.go): storage.Concat, server-side where the store
+// can, with no ffmpeg and no local file; audio, or a faststart output,
+// takes one ffmpeg pass that stream-copies the video. Other containers
+// are downloaded and joined by VideoStitcher, the design card's
+// interface, which FfmpegStitcher implements with the concat demuxer and
+// stream copy.
 package stitch
 
 import (
@@ -64,16 +70,23 @@ func (s *FfmpegStitcher) Stitch(ctx context.Context, inputs []string, output str
 	return s.Tool.Concat(ctx, dir, names, out)
 }
 
-// FrameCounter counts the video frames of a file.
-type FrameCounter interface {
+// Media is what the stitcher asks of ffmpeg (ffmpeg.Tool does it): count
+// the frames of a file joined by VideoStitcher, and remux a byte-joined
+// MP4 stream to add audio or move its index in front.
+type Media interface {
 	CountFrames(ctx context.Context, path string) (int, error)
+	Remux(ctx context.Context, r ffmpeg.Remux) error
 }
+
+// markerReads is how many markers are read at once: small objects, one
+// request each, 10,000 for a big job.
+const markerReads = 64
 
 // Handler is the stitcher function.
 type Handler struct {
 	Bucket   *blob.Bucket
 	Stitcher VideoStitcher
-	Frames   FrameCounter
+	Media    Media
 	TempDir  string // "" means os.TempDir()
 	// Downloads is how many segments are fetched at once; 0 means 8.
 	Downloads int
@@ -95,9 +108,20 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	}
 	start := time.Now()
 	log := h.logger().With("jobId", req.JobID, "segments", len(req.Segments))
-	markers, err := h.planned(ctx, req)
+	// Segments joined as bytes are not read: their markers say what they
+	// hold, so they are always read.
+	markers, err := h.planned(ctx, req, req.Timeline != nil)
 	if err != nil {
 		return job.StitchResult{}, err
+	}
+	if req.Timeline != nil {
+		res, err := h.join(ctx, req, markers)
+		res.DurationMs = time.Since(start).Milliseconds()
+		if err == nil {
+			log.Info("stitched", "output", req.OutputKey, "bytes", res.Bytes, "frames", res.Frames, "method", res.Method,
+				"bytesStreamed", res.BytesStreamed, "ms", res.DurationMs)
+		}
+		return res, err
 	}
 	dir, err := os.MkdirTemp(h.TempDir, "helios-stitch-*")
 	if err != nil {
@@ -121,7 +145,7 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 		return job.StitchResult{}, job.AsError(err)
 	}
 	want := req.TotalFrames()
-	got, err := h.Frames.CountFrames(ctx, output)
+	got, err := h.Media.CountFrames(ctx, output)
 	if err != nil {
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
 	}
@@ -150,18 +174,21 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 
 // planned checks req against the accepted spec and each segment against
 // its chunk's completion marker; it returns the markers, whose sizes and
-// checksums the segments must have (nil without Plans).
-func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]job.WorkerResult, error) {
-	if h.Plans == nil {
+// checksums the segments must have (nil without Plans, unless always).
+func (h *Handler) planned(ctx context.Context, req job.StitchRequest, always bool) ([]job.WorkerResult, error) {
+	var spec *job.Spec
+	if h.Plans != nil {
+		var err error
+		spec, err = h.Plans.Check(ctx, req.JobID, func(s *job.Spec) error { return s.CheckStitchRequest(req) })
+		if err != nil {
+			return nil, err
+		}
+	} else if !always {
 		return nil, nil
-	}
-	spec, err := h.Plans.Check(ctx, req.JobID, func(s *job.Spec) error { return s.CheckStitchRequest(req) })
-	if err != nil {
-		return nil, err
 	}
 	markers := make([]job.WorkerResult, len(req.Segments))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cmp.Or(h.Downloads, 8))
+	g.SetLimit(markerReads)
 	for i, seg := range req.Segments {
 		g.Go(func() error {
 			var m job.WorkerResult
@@ -172,7 +199,10 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest) ([]job.Wor
 			case err != nil:
 				return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
 			}
-			if err := spec.CheckMarker(i, m); err != nil || m.SegmentKey != seg.Key {
+			if spec != nil {
+				err = spec.CheckMarker(i, m)
+			}
+			if err != nil || m.SegmentKey != seg.Key {
 				return job.Errorf(job.Permanent, job.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
 			}
 			markers[i] = m
@@ -206,7 +236,7 @@ func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string,
 			}
 		}
 	}
-	got, err := h.Frames.CountFrames(ctx, dst)
+	got, err := h.Media.CountFrames(ctx, dst)
 	if err != nil {
 		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err).WithChunk(i)
 	}

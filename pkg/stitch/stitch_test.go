@@ -16,14 +16,16 @@ import (
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
-// segments renders chunks of the given sizes and uploads them; it returns
-// the stitch request for them.
+// segments renders Matroska chunks of the given sizes, which the concat
+// demuxer joins, and uploads them; it returns the stitch request for them.
+// (join_test.go has the MP4 family's.)
 func segments(t *testing.T, b *blob.Bucket, sizes ...int) job.StitchRequest {
 	t.Helper()
 	spec := testkit.NativeSpec("s", 1000, 1)
+	spec.SegmentFormat = "mkv"
 	spec.Normalize()
 	dir := t.TempDir()
-	req := job.StitchRequest{JobID: "s", OutputKey: "renders/s/output.mp4"}
+	req := job.StitchRequest{JobID: "s", OutputKey: "renders/s/output.mkv"}
 	start := 0
 	for i, n := range sizes {
 		w := spec.WorkerJob(job.Chunk{Index: i, Start: start, Count: n}, 1, 1)
@@ -48,7 +50,7 @@ func newHandler(t *testing.T) (*stitch.Handler, *blob.Bucket, string) {
 	b := testkit.Bucket(t, "mem://")
 	tool := ffmpeg.New()
 	tmp := t.TempDir()
-	return &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Frames: tool, TempDir: tmp}, b, tmp
+	return &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Media: tool, TempDir: tmp}, b, tmp
 }
 
 func TestStitchIsFrameExact(t *testing.T) {
@@ -61,7 +63,7 @@ func TestStitchIsFrameExact(t *testing.T) {
 	if res.Frames != 15 || res.OutputKey != req.OutputKey || res.Bytes == 0 {
 		t.Errorf("result = %+v", res)
 	}
-	out := filepath.Join(t.TempDir(), "out.mp4")
+	out := filepath.Join(t.TempDir(), "out.mkv")
 	if _, err := storage.DownloadFile(t.Context(), b, req.OutputKey, out); err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +81,8 @@ func TestStitchRefusesBadInput(t *testing.T) {
 		code string
 	}{
 		{"declared frames wrong", func(r *job.StitchRequest) { r.Segments[1].Frames++ }, job.Retryable, job.CodeFrameMismatch},
-		{"segment missing", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/s/chunks/999999.1-1.mp4" }, job.Permanent, job.CodeMissingOutput},
-		{"segment outside the job", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/other/chunks/000000.1-1.mp4" }, job.Permanent, job.CodeInvalid},
+		{"segment missing", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/s/chunks/999999.1-1.mkv" }, job.Permanent, job.CodeMissingOutput},
+		{"segment outside the job", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/other/chunks/000000.1-1.mkv" }, job.Permanent, job.CodeInvalid},
 		{"output under jobs/", func(r *job.StitchRequest) { r.OutputKey = "jobs/x.mp4" }, job.Permanent, job.CodeInvalid},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ package storage
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -243,13 +244,24 @@ func upload(ctx context.Context, b *blob.Bucket, path, key string, once bool, ta
 		return 0, fmt.Errorf("upload %s: %w", key, err)
 	}
 	defer f.Close()
+	return write(ctx, b, key, f, once, tags)
+}
+
+// WriteOnce streams r to key and publishes it only if r ends without an
+// error and key does not exist yet (ErrExists then); on any failure
+// nothing is at key.
+func WriteOnce(ctx context.Context, b *blob.Bucket, key string, r io.Reader) (int64, error) {
+	return write(ctx, b, key, r, true, nil)
+}
+
+func write(ctx context.Context, b *blob.Bucket, key string, r io.Reader, once bool, tags []Tag) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx) // cancelling aborts the write
 	defer cancel()
 	w, err := b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key), BeforeWrite: tagging(tags), IfNotExist: once})
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", key, err)
 	}
-	n, err := io.Copy(w, f)
+	n, err := io.Copy(w, r)
 	if err != nil {
 		cancel()
 		_ = w.Close()
@@ -262,6 +274,23 @@ func upload(ctx context.Context, b *blob.Bucket, path, key string, once bool, ta
 		return n, fmt.Errorf("upload %s: %w", key, err)
 	}
 	return n, nil
+}
+
+// FileSums are the hex SHA-256 and MD5 of a local file, read once: the
+// SHA-256 is what a segment's marker promises, the MD5 what most stores
+// keep of an object, so a stitcher that does not read a segment can
+// still compare it.
+func FileSums(path string) (sha, md5sum string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	hs, hm := sha256.New(), md5.New()
+	if _, err := io.Copy(io.MultiWriter(hs, hm), f); err != nil {
+		return "", "", err
+	}
+	return hex.EncodeToString(hs.Sum(nil)), hex.EncodeToString(hm.Sum(nil)), nil
 }
 
 // FileSHA256 is the hex SHA-256 of a local file: what a segment's marker

@@ -16,21 +16,25 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
-// FrameCounter counts the video frames of a file (ffmpeg.Tool does).
-type FrameCounter interface {
+// Media is what the worker asks of ffmpeg (ffmpeg.Tool does it): count
+// a segment's frames (containers other than the MP4 family), and
+// stream-copy an MP4-family segment into fragments, cutting its audio.
+type Media interface {
 	CountFrames(ctx context.Context, path string) (int, error)
+	Fragment(ctx context.Context, input, output string, audio *fmp4.AudioCut) error
 }
 
 // Handler renders chunks.
 type Handler struct {
 	Bucket *blob.Bucket
 	Runner *execx.Runner // its allowlist is the worker's own: a worker may be invoked directly
-	Frames FrameCounter
+	Media  Media
 	// TempDir holds the per-attempt work dirs; "" means os.TempDir() (/tmp on Lambda).
 	TempDir string
 	// MaxAssetBytes caps the unpacked size of an asset bundle; 0 means 2 GiB.
@@ -145,31 +149,33 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		// A symlink could point anywhere on the worker; never upload one.
 		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile))
 	}
-	frames, err := h.Frames.CountFrames(ctx, segment)
+	seg, err := h.segment(ctx, w, segment, dir)
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err))
+		return fail(err)
 	}
-	if frames != w.Chunk.Count {
-		return fail(job.Errorf(job.Retryable, job.CodeFrameMismatch,
-			"segment has %d frames, chunk [%d, %d) needs %d", frames, w.Chunk.Start, w.Chunk.End(), w.Chunk.Count))
-	}
-
-	sum, err := storage.FileSHA256(segment)
-	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "checksum %s: %v", w.OutputFile, err))
+	if w.Timeline != nil && w.Chunk.Index > 0 {
+		if err := h.checkJoinable(ctx, w, spec, seg.init); err != nil {
+			return fail(err)
+		}
 	}
 	key := w.SegmentKey()
 	var tags []storage.Tag
 	if !w.KeepSegment {
 		tags = append(tags, storage.SegmentTag) // expires if the job never cleans it up
 	}
-	n, err := storage.UploadFile(ctx, h.Bucket, segment, key, tags...)
+	n, err := storage.UploadFile(ctx, h.Bucket, seg.path, key, tags...)
 	if err != nil {
 		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
 	}
+	if seg.audio != nil {
+		if _, err := storage.UploadFile(ctx, h.Bucket, seg.audioPath, seg.audio.Key, tags...); err != nil {
+			return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+		}
+	}
 	result := job.WorkerResult{
 		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
-		Bytes: n, SHA256: sum, Frames: frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
+		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
+		Init: seg.init, Audio: seg.audio,
 	}
 	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
 	if errors.Is(err, storage.ErrExists) {
@@ -185,7 +191,7 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	if err != nil {
 		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
 	}
-	log.Info("chunk done", "segment", key, "bytes", n, "frames", frames, "ms", res.Duration.Milliseconds())
+	log.Info("chunk done", "segment", key, "bytes", n, "frames", seg.frames, "audio", seg.audio != nil, "ms", res.Duration.Milliseconds())
 	return result, nil
 }
 

@@ -29,7 +29,7 @@ func newHandler(t *testing.T) (*worker.Handler, *blob.Bucket, string) {
 	testkit.RequireFFmpeg(t)
 	b := testkit.Bucket(t, "mem://")
 	tmp := t.TempDir()
-	return &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Frames: ffmpeg.New(), TempDir: tmp}, b, tmp
+	return &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: tmp}, b, tmp
 }
 
 func chunkJob(start, count, attempt int) job.WorkerJob {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +132,7 @@ func RunConformance(t *testing.T, opts Options, open func(t *testing.T) *adapter
 		}
 		want := job.WorkerResult{JobID: w.JobID, Chunk: w.Chunk, Attempt: 2, SegmentKey: w.SegmentKey(),
 			Frames: 10, Bytes: int64(len(strings.Join(w.Args, " "))), Winner: true}
-		if got != want {
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Execute = %+v, want %+v", got, want)
 		}
 	})

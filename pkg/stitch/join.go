@@ -1,0 +1,276 @@
+package stitch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/ffmpeg"
+	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// MethodRemux is StitchResult.Method for a join that took one ffmpeg pass.
+const MethodRemux = "remux"
+
+// join publishes the output of segments placed on the job's timeline:
+// chunk 0's segment begins with the init, so the segments in order are
+// the video. Nothing is decoded and no segment is downloaded to disk;
+// what is checked comes from the markers (sample counts, inits, sizes and
+// checksums the workers recorded) and the store's listing.
+func (h *Handler) join(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) (job.StitchResult, error) {
+	res := job.StitchResult{OutputKey: req.OutputKey}
+	if err := joinable(req, markers); err != nil {
+		return res, err
+	}
+	res.Frames = req.TotalFrames()
+	if err := h.checkStored(ctx, req, markers); err != nil {
+		return res, err
+	}
+	keys := make([]string, len(req.Segments))
+	audio := false
+	for i, seg := range req.Segments {
+		keys[i] = seg.Key
+		audio = audio || markers[i].Audio != nil
+	}
+
+	if !audio && !req.Faststart {
+		stats, err := storage.Concat(ctx, h.Bucket, req.OutputKey, keys, storage.ConcatOptions{})
+		res.Method, res.Bytes, res.BytesStreamed = string(stats.Method), stats.Bytes, stats.BytesStreamed
+		if err != nil {
+			return h.published(ctx, res, err)
+		}
+		return res, nil
+	}
+	return h.remux(ctx, req, markers, keys, res)
+}
+
+// joinable checks, from the markers, that the segments make one video:
+// every init decodes chunk 0's fragments, and the sample counts add up.
+func joinable(req job.StitchRequest, markers []job.WorkerResult) error {
+	for i, m := range markers {
+		if len(m.Init) == 0 {
+			return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's marker has no init: its segment was not placed on the job's timeline", i).WithChunk(i)
+		}
+		if m.Frames != req.Segments[i].Frames {
+			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "chunk %d's segment has %d frames, the request expects %d", i, m.Frames, req.Segments[i].Frames).WithChunk(i)
+		}
+		if i == 0 {
+			continue
+		}
+		if err := fmp4.Joinable(markers[0].Init, m.Init); err != nil {
+			return job.Errorf(job.Permanent, job.CodeIncompatible, "chunk %d cannot be joined with chunk 0: %v", i, err).WithChunk(i)
+		}
+	}
+	return nil
+}
+
+// checkStored compares every segment and audio part with what its marker
+// promises, from one listing of the job's chunks: present, the same size,
+// and, where the store keeps an MD5 of it, the same MD5. A segment that
+// changed after its worker checked it is damaged: its chunk is rendered
+// again (the orchestrator's stitch loop).
+func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) error {
+	stored := map[string]*blob.ListObject{}
+	it := h.Bucket.List(&blob.ListOptions{Prefix: job.ChunksPrefix(req.JobID)})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return job.Errorf(job.Retryable, job.CodeStorage, "list the segments: %v", err)
+		}
+		stored[obj.Key] = obj
+	}
+	check := func(i int, key string, size int64, md5hex string) error {
+		obj := stored[key]
+		switch {
+		case obj == nil:
+			return job.Errorf(job.Permanent, job.CodeMissingOutput, "%s does not exist", key).WithChunk(i)
+		case obj.Size != size:
+			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", key, obj.Size, size).WithChunk(i)
+		case md5hex != "" && len(obj.MD5) > 0 && fmt.Sprintf("%x", obj.MD5) != md5hex:
+			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s does not have the MD5 its marker promises: it changed after its worker checked it", key).WithChunk(i)
+		}
+		return nil
+	}
+	for i, m := range markers {
+		if err := check(i, m.SegmentKey, m.Bytes, m.MD5); err != nil {
+			return err
+		}
+		if a := m.Audio; a != nil {
+			if err := check(i, a.Key, a.Bytes, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// remux runs the joined segments through ffmpeg once, the video
+// stream-copied: to add the audio, encoded once from every chunk's PCM
+// (kept PCM in a QuickTime output of PCM chunks), and for a faststart
+// output, which needs a local file for ffmpeg to move the index.
+func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, keys []string, res job.StitchResult) (job.StitchResult, error) {
+	res.Method = MethodRemux
+	if exists, err := h.Bucket.Exists(ctx, req.OutputKey); err != nil || exists {
+		if err == nil {
+			err = storage.ErrExists
+		}
+		return h.published(ctx, res, err)
+	}
+	video := &objects{ctx: ctx, b: h.Bucket, keys: keys}
+	r := ffmpeg.Remux{Video: video, Format: strings.TrimPrefix(filepath.Ext(req.OutputKey), ".")}
+	if pcm := h.audio(ctx, req, markers); pcm != nil {
+		r.Audio = pcm
+	}
+
+	var err error
+	if req.Faststart {
+		var dir string
+		if dir, err = os.MkdirTemp(h.TempDir, "helios-stitch-*"); err != nil {
+			return res, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
+		}
+		defer os.RemoveAll(dir)
+		r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(req.OutputKey))
+		if err = h.Media.Remux(ctx, r); err == nil {
+			res.Bytes, err = storage.UploadFileOnce(ctx, h.Bucket, r.OutputFile, req.OutputKey)
+		}
+	} else {
+		// ffmpeg writes into the upload as it goes; either failing aborts
+		// the other, and the upload publishes nothing unless complete.
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			r.Output = pw
+			err := h.Media.Remux(ctx, r)
+			pw.CloseWithError(cmpErr(err, io.EOF))
+			done <- err
+		}()
+		var n int64
+		n, err = storage.WriteOnce(ctx, h.Bucket, req.OutputKey, pr)
+		pr.CloseWithError(cmpErr(err, io.ErrClosedPipe))
+		if ferr := <-done; ferr != nil && (err == nil || !errors.Is(err, storage.ErrExists)) {
+			err = ferr
+		}
+		res.Bytes = n
+	}
+	res.BytesStreamed = video.n
+	if err != nil {
+		return h.published(ctx, res, err)
+	}
+	return res, nil
+}
+
+// audio is every chunk's PCM in order, silence for a chunk without
+// audio; nil if no chunk has any.
+func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) *ffmpeg.PCM {
+	t := req.Timeline
+	rate, err := fmp4.RateOf(t.FPS)
+	if err != nil {
+		return nil
+	}
+	var parts []io.Reader
+	pcmOnly, any := true, false
+	for _, m := range markers {
+		if a := m.Audio; a != nil {
+			any = true
+			pcmOnly = pcmOnly && isPCM(a.Codec)
+			parts = append(parts, &objects{ctx: ctx, b: h.Bucket, keys: []string{a.Key}})
+			continue
+		}
+		samples := rate.SampleAt(int64(m.Chunk.End()), t.Audio.SampleRate) - rate.SampleAt(int64(m.Chunk.Start), t.Audio.SampleRate)
+		parts = append(parts, io.LimitReader(zeros{}, samples*int64(t.Audio.Channels)*2))
+	}
+	if !any {
+		return nil
+	}
+	codec := "aac"
+	if pcmOnly && strings.HasSuffix(req.OutputKey, ".mov") {
+		codec = "pcm_s16le" // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
+	}
+	return &ffmpeg.PCM{Data: io.MultiReader(parts...), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Codec: codec}
+}
+
+// isPCM reports whether a sample entry type is uncompressed audio.
+func isPCM(codec string) bool {
+	switch codec {
+	case "sowt", "twos", "lpcm", "ipcm", "fpcm", "in24", "in32", "fl32", "fl64", "raw ":
+		return true
+	}
+	return false
+}
+
+// published turns a failed publication into the stitcher's error; an
+// output already there, from an earlier stitch of the job, is left as it
+// is and reported as the result.
+func (h *Handler) published(ctx context.Context, res job.StitchResult, err error) (job.StitchResult, error) {
+	if !errors.Is(err, storage.ErrExists) {
+		return res, job.AsError(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+	}
+	attrs, aerr := h.Bucket.Attributes(ctx, res.OutputKey)
+	if aerr != nil {
+		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", aerr)
+	}
+	h.logger().Info("output already published by an earlier stitch; left as it is", "output", res.OutputKey)
+	res.Bytes = attrs.Size
+	return res, nil
+}
+
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// objects reads stored objects one after another, as one stream, opening
+// each when the one before ends.
+type objects struct {
+	ctx  context.Context
+	b    *blob.Bucket
+	keys []string
+	cur  *blob.Reader
+	n    int64 // bytes read
+}
+
+func (o *objects) Read(p []byte) (int, error) {
+	for {
+		if o.cur == nil {
+			if len(o.keys) == 0 {
+				return 0, io.EOF
+			}
+			r, err := o.b.NewReader(o.ctx, o.keys[0], nil)
+			if err != nil {
+				return 0, fmt.Errorf("read %s: %w", o.keys[0], err)
+			}
+			o.cur, o.keys = r, o.keys[1:]
+		}
+		n, err := o.cur.Read(p)
+		o.n += int64(n)
+		if errors.Is(err, io.EOF) {
+			o.cur.Close()
+			o.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -1,0 +1,146 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// segment is what a chunk's command wrote, made ready to upload.
+type segment struct {
+	path        string
+	frames      int
+	sha256, md5 string
+	init        []byte         // MP4 family: the placed init
+	audio       *job.AudioPart // MP4 family with audio
+	audioPath   string
+}
+
+// segment checks the command's output and, for the MP4 family, places it
+// on the job's timeline: its frames stream-copied into fragments at the
+// chunk's place (chunk 0's preceded by the init, so the segments joined
+// in order are the video), and its audio cut to the chunk's exact share
+// of the job's samples as PCM. Frames are counted from the container's
+// own sample counts, or, for other containers, by ffprobe.
+func (h *Handler) segment(ctx context.Context, w job.WorkerJob, output, dir string) (segment, error) {
+	seg := segment{path: output}
+	if w.Timeline == nil {
+		frames, err := h.Media.CountFrames(ctx, output)
+		if err != nil {
+			return seg, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
+		}
+		seg.frames = frames
+	} else if err := h.place(ctx, w, output, dir, &seg); err != nil {
+		return seg, err
+	}
+	if seg.frames != w.Chunk.Count {
+		return seg, job.Errorf(job.Retryable, job.CodeFrameMismatch,
+			"segment has %d frames, chunk [%d, %d) needs %d", seg.frames, w.Chunk.Start, w.Chunk.End(), w.Chunk.Count)
+	}
+	var err error
+	if seg.sha256, seg.md5, err = storage.FileSums(seg.path); err != nil {
+		return seg, job.Errorf(job.Retryable, job.CodeInternal, "checksum %s: %v", w.OutputFile, err)
+	}
+	return seg, nil
+}
+
+func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string, seg *segment) error {
+	t := w.Timeline
+	rate, err := fmp4.RateOf(t.FPS)
+	if err != nil {
+		return job.Errorf(job.Permanent, job.CodeInvalid, "timeline: %v", err)
+	}
+	codec, err := audioCodec(output)
+	if err != nil {
+		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "%s: %v", w.OutputFile, err)
+	}
+	fragmented := filepath.Join(dir, "fragmented.mp4")
+	var cut *fmp4.AudioCut
+	if codec != "" {
+		start, end := rate.SampleAt(int64(w.Chunk.Start), t.Audio.SampleRate), rate.SampleAt(int64(w.Chunk.End()), t.Audio.SampleRate)
+		cut = &fmp4.AudioCut{Path: filepath.Join(dir, "audio.pcm"), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Samples: end - start}
+	}
+	if err := h.Media.Fragment(ctx, output, fragmented, cut); err != nil {
+		e := job.AsError(err)
+		if e.Code == job.CodeCommandFailed {
+			// ffmpeg could not read what the command wrote.
+			e.Code = job.CodeFrameMismatch
+		}
+		return e
+	}
+
+	seg.path = filepath.Join(dir, "placed."+w.Format())
+	placed, err := placeFile(seg.path, fragmented, fmp4.Placement{
+		Start: w.Chunk.Start, Rate: rate, Delay: fmp4.DefaultDelay,
+		// Fragments are at most frames, so numbering each chunk's from its
+		// first frame keeps sequence numbers rising across chunks without
+		// knowing how many fragments the others have.
+		Sequence:  uint32(w.Chunk.Start) + 1,
+		WriteInit: w.Chunk.Index == 0,
+	})
+	if err != nil {
+		// The same command renders the same frames: not worth a retry.
+		return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s cannot be placed on the job's timeline: %v", w.OutputFile, err)
+	}
+	seg.frames, seg.init = placed.Samples, placed.Init.Bytes()
+	if cut == nil {
+		return nil
+	}
+	info, err := os.Stat(cut.Path)
+	if err != nil {
+		return job.Errorf(job.Retryable, job.CodeInternal, "audio of %s: %v", w.OutputFile, err)
+	}
+	if want := cut.Samples * int64(cut.Channels) * 2; info.Size() != want {
+		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "audio of %s has %d bytes of PCM, the chunk's %d samples × %d channels need %d", w.OutputFile, info.Size(), cut.Samples, cut.Channels, want)
+	}
+	seg.audioPath = cut.Path
+	seg.audio = &job.AudioPart{Key: w.AudioKey(), Samples: cut.Samples, Bytes: info.Size(), Codec: codec}
+	return nil
+}
+
+func audioCodec(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return fmp4.AudioCodec(f)
+}
+
+func placeFile(dst, src string, p fmp4.Placement) (*fmp4.Placed, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return nil, err
+	}
+	placed, err := fmp4.Place(out, in, p)
+	return placed, errors.Join(err, out.Close())
+}
+
+// checkJoinable fails the chunk for good if its init cannot be joined with
+// chunk 0's, when chunk 0 is done: the same command would render the same
+// init again. (The stitcher checks every chunk in any case.)
+func (h *Handler) checkJoinable(ctx context.Context, w job.WorkerJob, spec *job.Spec, init []byte) error {
+	first := w
+	first.Chunk = job.Chunk{Index: 0}
+	if spec != nil {
+		first.Chunk = spec.Plan()[0]
+	}
+	m, ok, err := h.readMarker(ctx, first, spec)
+	if err != nil || !ok || len(m.Init) == 0 {
+		return err
+	}
+	if err := fmp4.Joinable(m.Init, init); err != nil {
+		return job.Errorf(job.Permanent, job.CodeIncompatible, "chunk %d cannot be joined with chunk 0: %v", w.Chunk.Index, err)
+	}
+	return nil
+}
