@@ -142,7 +142,11 @@ func (t *Tool) Remux(ctx context.Context, r Remux) error {
 		dir = filepath.Dir(r.OutputFile)
 		argv = append(argv, "-movflags", "+faststart", "-f", muxer, "-y", r.OutputFile)
 	} else {
-		argv = append(argv, "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", muxer, "pipe:1")
+		// delay_moov: the init is written once the first fragment is
+		// known, with edit lists for the video's reordering delay and
+		// the audio encoder's priming; without it ffmpeg 5.1 presents
+		// the video late by the delay and plays the priming.
+		argv = append(argv, "-movflags", "+frag_keyframe+empty_moov+default_base_moof+delay_moov", "-f", muxer, "pipe:1")
 	}
 	if dir == "" {
 		dir = os.TempDir()

@@ -61,11 +61,25 @@ type Spec struct {
 	Audio AudioFormat `json:"audio,omitzero"`
 }
 
-// AudioFormat is the sample rate and channel count of a job's audio.
+// AudioFormat is the sample rate and channel count of a job's audio, and
+// the codec of the output's.
 type AudioFormat struct {
 	SampleRate int `json:"sampleRate,omitempty"`
 	Channels   int `json:"channels,omitempty"`
+	// Codec is the output's audio codec: "aac", or "pcm_s16le" (mov
+	// only). "" keeps lossless chunk audio lossless in a mov output and
+	// encodes AAC otherwise. Chunk commands should write lossless audio
+	// (PCM in mov, ALAC or FLAC in mp4): a lossy encode per chunk leaves
+	// its own priming and padding at every boundary, which no stitcher can
+	// take back.
+	Codec string `json:"codec,omitempty"`
 }
+
+// Audio codecs of an output.
+const (
+	AudioAAC = "aac"
+	AudioPCM = "pcm_s16le"
+)
 
 // Metadata describes the video.
 type Metadata struct {

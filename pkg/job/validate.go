@@ -82,6 +82,12 @@ func (v *validator) mp4(s *Spec) {
 	if c := s.Audio.Channels; c != 0 && (c < 1 || c > 8) {
 		v.addf("audio.channels", "must be from 1 to 8; got %d", c)
 	}
+	switch c := s.Audio.Codec; {
+	case c != "" && c != AudioAAC && c != AudioPCM:
+		v.addf("audio.codec", "must be %q or %q (or left out); got %q", AudioAAC, AudioPCM, c)
+	case c == AudioPCM && s.SegmentFormat != "mov":
+		v.addf("audio.codec", "%q needs a mov output (ffmpeg's MP4 muxer does not take PCM); segmentFormat is %q", c, s.SegmentFormat)
+	}
 }
 
 func (v *validator) metadata(m Metadata) {

@@ -177,6 +177,8 @@ func TestValidateRejects(t *testing.T) {
 		{"mp4 fps not exact", native, func(s *job.Spec) { s.Metadata.FPS = 12.5 }, "metadata.fps", "whole number or an NTSC rate (23.976, 29.97, 59.94) for mp4 segments", 1},
 		{"audio rate too low", native, func(s *job.Spec) { s.Audio.SampleRate = 4000 }, "audio.sampleRate", "from 8000 to 192000 Hz; got 4000", 1},
 		{"audio channels", native, func(s *job.Spec) { s.Audio.Channels = 9 }, "audio.channels", "from 1 to 8; got 9", 1},
+		{"audio codec unknown", native, func(s *job.Spec) { s.Audio.Codec = "mp3" }, "audio.codec", `must be "aac" or "pcm_s16le" (or left out); got "mp3"`, 1},
+		{"pcm audio in mp4", native, func(s *job.Spec) { s.Audio.Codec = "pcm_s16le" }, "audio.codec", "needs a mov output", 1},
 		{"faststart on mkv", native, func(s *job.Spec) { s.SegmentFormat, s.Output, s.Faststart = "mkv", "", true }, "faststart", "MP4 family (mp4, mov, m4v) only; segmentFormat is \"mkv\"", 1},
 		{"audio on webm", native, func(s *job.Spec) { s.SegmentFormat, s.Output, s.Audio.Channels = "webm", "", 1 }, "audio", "MP4 family", 1},
 		{"width 0", native, func(s *job.Spec) { s.Metadata.Width = 0 }, "metadata.width", "between 1 and 16384; got 0", 1},

@@ -179,11 +179,11 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 		return nil
 	}
 	var parts []io.Reader
-	pcmOnly, any := true, false
+	lossless, any := true, false
 	for _, m := range markers {
 		if a := m.Audio; a != nil {
 			any = true
-			pcmOnly = pcmOnly && isPCM(a.Codec)
+			lossless = lossless && isLossless(a.Codec)
 			parts = append(parts, &objects{ctx: ctx, b: h.Bucket, keys: []string{a.Key}})
 			continue
 		}
@@ -193,17 +193,21 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 	if !any {
 		return nil
 	}
-	codec := "aac"
-	if pcmOnly && strings.HasSuffix(req.OutputKey, ".mov") {
-		codec = "pcm_s16le" // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
+	codec := t.Audio.Codec
+	if codec == "" {
+		codec = job.AudioAAC
+		if lossless && strings.HasSuffix(req.OutputKey, ".mov") {
+			codec = job.AudioPCM // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
+		}
 	}
 	return &ffmpeg.PCM{Data: io.MultiReader(parts...), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Codec: codec}
 }
 
-// isPCM reports whether a sample entry type is uncompressed audio.
-func isPCM(codec string) bool {
+// isLossless reports whether a sample entry type is PCM or a lossless
+// codec, whose decode is the samples the command meant.
+func isLossless(codec string) bool {
 	switch codec {
-	case "sowt", "twos", "lpcm", "ipcm", "fpcm", "in24", "in32", "fl32", "fl64", "raw ":
+	case "sowt", "twos", "lpcm", "ipcm", "fpcm", "in24", "in32", "fl32", "fl64", "raw ", "alac", "fLaC":
 		return true
 	}
 	return false
