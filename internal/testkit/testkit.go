@@ -39,6 +39,17 @@ func RequireFFmpeg(t testing.TB) {
 	}
 }
 
+// RequireChromium returns the path of Debian's chromium, failing the test
+// (never skipping: CI installs it) if it is missing.
+func RequireChromium(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found on PATH: install it (apt-get install -y chromium) or run `make test`")
+	}
+	return path
+}
+
 // ChunkArgs are the args of a lossless render of frames [{start}, {end}) of
 // ffmpeg's testsrc2 pattern into {output}: the decoded frames equal the
 // pattern's, so chunks joined by stream copy must match a single pass.

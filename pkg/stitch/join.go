@@ -117,8 +117,9 @@ func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, marker
 
 // remux runs the joined segments through ffmpeg once, the video
 // stream-copied: to add the audio, encoded once from every chunk's PCM
-// (kept PCM in a QuickTime output of PCM chunks), and for a faststart
-// output, which needs a local file for ffmpeg to move the index.
+// (kept PCM in a QuickTime output of lossless chunks), and for a
+// progressive output (faststart, or AAC audio), which needs a local file
+// for ffmpeg to write its index into.
 func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, keys []string, res job.StitchResult) (job.StitchResult, error) {
 	res.Method = MethodRemux
 	if exists, err := h.Bucket.Exists(ctx, req.OutputKey); err != nil || exists {
@@ -134,7 +135,11 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 	}
 
 	var err error
-	if req.Faststart {
+	// AAC primes and pads: edit lists take both back, but ffmpeg (and
+	// Chromium, which plays MP4 through it) honour them only in a
+	// progressive file; a fragmented one would start early and last
+	// longer. So AAC audio goes to a progressive, faststart output.
+	if req.Faststart || (r.Audio != nil && r.Audio.Codec == job.AudioAAC) {
 		var dir string
 		if dir, err = os.MkdirTemp(h.TempDir, "helios-stitch-*"); err != nil {
 			return res, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
