@@ -304,9 +304,13 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	allow(worker, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
 	allow(worker, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}, objects("renders/*/chunks/*"))
 	allow(worker, []string{"s3:ListBucket"}, bucketArn)
-	// The stitcher reads segments and writes outputs.
+	// The stitcher reads segments (S3 copies them into the output's parts
+	// on its behalf) and writes outputs; a join of more than 10,000 parts
+	// goes through intermediate objects <output>.<hex>.tmp, which it
+	// removes.
 	allow(stitcher, []string{"s3:GetObject"}, objects("renders/*/chunks/*"))
 	allow(stitcher, []string{"s3:PutObject", "s3:AbortMultipartUpload"}, objects("renders/*"), objects(job.OutputsPrefix+"*"))
+	allow(stitcher, []string{"s3:DeleteObject"}, objects("renders/*.tmp"), objects(job.OutputsPrefix+"*.tmp"))
 	allow(stitcher, []string{"s3:ListBucket"}, bucketArn)
 
 	// Uploads of jobs/*.json start the orchestrator; nothing under renders/

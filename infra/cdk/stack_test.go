@@ -224,7 +224,7 @@ func TestLeastPrivilege(t *testing.T) {
 		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on active/*,jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions,itself",
 			"sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:SendMessage on queue OrchestratorFailureQueue"},
 		"WorkerFunction":   {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
-		"StitcherFunction": {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:ListBucket on bucket"},
+		"StitcherFunction": {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:DeleteObject on outputs/*.tmp,renders/*.tmp", "s3:ListBucket on bucket"},
 	}
 	for fn, grants := range want {
 		var got []string

@@ -7,40 +7,49 @@ import (
 	"github.com/Eyevinn/mp4ff/mp4"
 )
 
-// AudioCodec returns the sample entry type of the first audio track of an
-// MP4 or QuickTime file (mp4a, Opus, sowt, twos, lpcm, ipcm, ...), or ""
-// if it has none. It reads box headers and the moov only, seeking over
-// the media, so it costs a few reads whatever the file's size.
-func AudioCodec(r io.ReadSeeker) (string, error) {
+// Summary is what Inspect tells of an MP4 or QuickTime file.
+type Summary struct {
+	// Audio is the sample entry type of the first audio track (mp4a, Opus,
+	// sowt, twos, lpcm, ipcm, ...), or "" if there is none.
+	Audio string
+	// Fragmented is set when the moov announces fragments (an mvex).
+	Fragmented bool
+}
+
+// Inspect reads box headers and the moov only, seeking over the media, so
+// it costs a few reads whatever the file's size.
+func Inspect(r io.ReadSeeker) (Summary, error) {
 	for pos := int64(0); ; {
 		h, err := mp4.DecodeHeader(r)
 		if err == io.EOF {
-			return "", fmt.Errorf("fmp4: no moov box: not an MP4 or QuickTime file")
+			return Summary{}, fmt.Errorf("fmp4: no moov box: not an MP4 or QuickTime file")
 		}
 		if err != nil {
-			return "", fmt.Errorf("fmp4: box header at byte %d: %w", pos, err)
+			return Summary{}, fmt.Errorf("fmp4: box header at byte %d: %w", pos, err)
 		}
 		if h.Size < uint64(h.Hdrlen) {
-			return "", fmt.Errorf("fmp4: %s box at byte %d: size %d is smaller than its header", h.Name, pos, h.Size)
+			return Summary{}, fmt.Errorf("fmp4: %s box at byte %d: size %d is smaller than its header", h.Name, pos, h.Size)
 		}
 		if h.Name != "moov" {
 			pos += int64(h.Size)
 			if _, err := r.Seek(pos, io.SeekStart); err != nil {
-				return "", fmt.Errorf("fmp4: skip %s box at byte %d: %w", h.Name, pos-int64(h.Size), err)
+				return Summary{}, fmt.Errorf("fmp4: skip %s box at byte %d: %w", h.Name, pos-int64(h.Size), err)
 			}
 			continue
 		}
 		if h.Size > maxDecodedBox {
-			return "", fmt.Errorf("fmp4: moov box of %d bytes, more than the %d read here", h.Size, maxDecodedBox)
+			return Summary{}, fmt.Errorf("fmp4: moov box of %d bytes, more than the %d read here", h.Size, maxDecodedBox)
 		}
 		data := make([]byte, h.Size)
 		if _, err := r.Seek(pos, io.SeekStart); err != nil {
-			return "", fmt.Errorf("fmp4: moov: %w", err)
+			return Summary{}, fmt.Errorf("fmp4: moov: %w", err)
 		}
 		if _, err := io.ReadFull(r, data); err != nil {
-			return "", fmt.Errorf("fmp4: moov: %w", err)
+			return Summary{}, fmt.Errorf("fmp4: moov: %w", err)
 		}
-		return audioCodec(&rawBox{typ: "moov", hdrLen: h.Hdrlen, data: data})
+		moov := &rawBox{typ: "moov", hdrLen: h.Hdrlen, data: data}
+		audio, err := audioCodec(moov)
+		return Summary{Audio: audio, Fragmented: moov.child("mvex") != nil}, err
 	}
 }
 

@@ -10,20 +10,21 @@ import (
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 )
 
-func TestAudioCodec(t *testing.T) {
+func TestInspect(t *testing.T) {
 	testkit.RequireFFmpeg(t)
 	dir := t.TempDir()
 	for _, tt := range []struct {
 		name  string
 		audio []string // ffmpeg output options for the audio; nil: none
 		extra []string
-		want  string
+		want  fmp4.Summary
 	}{
-		{"video.mp4", nil, nil, ""},
-		{"aac.mp4", []string{"-c:a", "aac"}, nil, "mp4a"},
-		{"aac-faststart.mp4", []string{"-c:a", "aac"}, []string{"-movflags", "+faststart"}, "mp4a"},
-		{"pcm.mov", []string{"-c:a", "pcm_s16le"}, nil, "sowt"},
-		{"fragmented.mp4", []string{"-c:a", "aac"}, []string{"-movflags", "+frag_keyframe+empty_moov"}, "mp4a"},
+		{"video.mp4", nil, nil, fmp4.Summary{}},
+		{"aac.mp4", []string{"-c:a", "aac"}, nil, fmp4.Summary{Audio: "mp4a"}},
+		{"aac-faststart.mp4", []string{"-c:a", "aac"}, []string{"-movflags", "+faststart"}, fmp4.Summary{Audio: "mp4a"}},
+		{"pcm.mov", []string{"-c:a", "pcm_s16le"}, nil, fmp4.Summary{Audio: "sowt"}},
+		{"fragmented.mp4", []string{"-c:a", "aac"}, []string{"-movflags", "+frag_keyframe+empty_moov"}, fmp4.Summary{Audio: "mp4a", Fragmented: true}},
+		{"fragmented-video.mp4", nil, []string{"-movflags", "+frag_keyframe+empty_moov+default_base_moof"}, fmp4.Summary{Fragmented: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, tt.name)
@@ -39,14 +40,14 @@ func TestAudioCodec(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if got, err := fmp4.AudioCodec(f); err != nil || got != tt.want {
-				t.Errorf("AudioCodec = %q, %v; want %q", got, err, tt.want)
+			if got, err := fmp4.Inspect(f); err != nil || got != tt.want {
+				t.Errorf("Inspect = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
 	}
 	t.Run("not a video", func(t *testing.T) {
-		if _, err := fmp4.AudioCodec(strings.NewReader("not a video at all")); err == nil {
-			t.Error("AudioCodec of text: no error")
+		if _, err := fmp4.Inspect(strings.NewReader("not a video at all")); err == nil {
+			t.Error("Inspect of text: no error")
 		}
 	})
 }

@@ -2,6 +2,7 @@ package stitch_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gocloud.dev/blob"
@@ -42,8 +44,11 @@ type render struct {
 	audio  string   // "", "sine" or "chirp"
 	acodec []string // audio encoder args
 	format string   // mp4, mov or m4v
-	shift  int      // a start-frame shift for chunk 1 (a broken command)
 	sizeOf func(chunk int) string
+	noise  bool // frames of random noise (large segments) instead of colours
+	// fragmented has the command write fragmented MP4 itself, which the
+	// worker places without an ffmpeg pass of its own.
+	fragmented bool
 }
 
 // x264 with its default B-frames (3, pyramid): every chunk has a decoder
@@ -60,6 +65,9 @@ func (r render) argv(chunk, start, end int, output string) []string {
 	}
 	graph := fmt.Sprintf("color=c=black:s=%s:r=%s,format=gbrp,geq=r='mod(N,8)*32+16':g='mod(floor(N/8),8)*32+16':b='128',"+
 		"trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS", size, r.rate, start, end)
+	if r.noise {
+		graph = fmt.Sprintf("nullsrc=s=%s:r=%s,geq=lum='random(1)*255':cb=128:cr=128,trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS", size, r.rate, start, end)
+	}
 	argv := []string{"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", graph}
 	if r.audio != "" {
 		first := r.rate.SampleAt(int64(start), sampleRate)
@@ -69,6 +77,9 @@ func (r render) argv(chunk, start, end int, output string) []string {
 		argv = append(argv, r.acodec...)
 	}
 	argv = append(argv, r.video...)
+	if r.fragmented {
+		argv = append(argv, "-movflags", "+frag_keyframe+empty_moov+default_base_moof")
+	}
 	return append(argv, "-pix_fmt", "yuv420p", "-f", muxer(r.format), "-y", output)
 }
 
@@ -105,14 +116,15 @@ func (r render) job(t *testing.T, bucketURL string, sizes []int, faststart bool)
 	testkit.RequireFFmpeg(t)
 	b := testkit.Bucket(t, bucketURL)
 	dir := t.TempDir()
-	w := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: t.TempDir()}
+	media := &countingMedia{Tool: ffmpeg.New()}
+	w := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: media, TempDir: t.TempDir()}
 	timeline := &job.Timeline{FPS: r.rate.FPS(), Audio: job.AudioFormat{SampleRate: sampleRate, Channels: 2}}
 	req := job.StitchRequest{JobID: "j", OutputKey: "renders/j/output." + r.format, Timeline: timeline, Faststart: faststart}
 	out := joined{bucket: b}
 	start := 0
 	for i, n := range sizes {
 		file := fmt.Sprintf("chunk-%06d.%s", i, r.format)
-		argv := r.argv(i, start+r.shiftOf(i), start+r.shiftOf(i)+n, file)
+		argv := r.argv(i, start, start+n, file)
 		res, err := w.Handle(t.Context(), job.WorkerJob{JobID: "j", Chunk: job.Chunk{Index: i, Start: start, Count: n}, Attempt: 1,
 			Command: argv[0], Args: argv[1:], OutputFile: file, Timeline: timeline})
 		if err != nil {
@@ -124,8 +136,13 @@ func (r render) job(t *testing.T, bucketURL string, sizes []int, faststart bool)
 		out.chunks = append(out.chunks, local)
 		start += n
 	}
+	if passes := media.fragments.Load(); r.fragmented && r.audio == "" && passes != 0 {
+		t.Errorf("the worker stream-copied %d chunks the command had fragmented itself", passes)
+	}
 	out.reference = filepath.Join(dir, "reference."+r.format)
-	ffmpegRun(t, r.argv(0, 0, start, out.reference))
+	progressive := r
+	progressive.fragmented = false // ffmpeg 5.1 presents its own fragmented B-frames late (no edit list)
+	ffmpegRun(t, progressive.argv(0, 0, start, out.reference))
 	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: ffmpeg.New()}, Media: ffmpeg.New(), TempDir: t.TempDir()}
 	res, err := h.Handle(t.Context(), req)
 	if err != nil {
@@ -139,11 +156,15 @@ func (r render) job(t *testing.T, bucketURL string, sizes []int, faststart bool)
 	return out
 }
 
-func (r render) shiftOf(chunk int) int {
-	if chunk == 1 {
-		return r.shift
-	}
-	return 0
+// countingMedia counts the worker's ffmpeg passes over chunks.
+type countingMedia struct {
+	*ffmpeg.Tool
+	fragments atomic.Int64
+}
+
+func (m *countingMedia) Fragment(ctx context.Context, input, output string, audio *fmp4.AudioCut) error {
+	m.fragments.Add(1)
+	return m.Tool.Fragment(ctx, input, output, audio)
 }
 
 func ffmpegRun(t *testing.T, argv []string) string {
@@ -173,16 +194,18 @@ func sizes(total, size int) []int {
 func TestJoinIsFrameExact(t *testing.T) {
 	ntsc := fmp4.Rate{Num: 30000, Den: 1001}
 	for _, tt := range []struct {
-		name  string
-		rate  fmp4.Rate
-		sizes []int
-		url   string
+		name       string
+		rate       fmp4.Rate
+		sizes      []int
+		url        string
+		fragmented bool
 	}{
-		{"24fps 50 in 7s", fmp4.Rate{Num: 24, Den: 1}, sizes(50, 7), "file"},
-		{"25fps 40 in 9s", fmp4.Rate{Num: 25, Den: 1}, sizes(40, 9), "mem://"},
-		{"ntsc 45 in 8s", ntsc, sizes(45, 8), "file"},
-		{"60fps 1-frame chunks", fmp4.Rate{Num: 60, Den: 1}, sizes(6, 1), "file"},
-		{"60fps mixed", fmp4.Rate{Num: 60, Den: 1}, []int{1, 2, 13, 1, 4}, "mem://"},
+		{"24fps 50 in 7s", fmp4.Rate{Num: 24, Den: 1}, sizes(50, 7), "file", false},
+		{"25fps 40 in 9s", fmp4.Rate{Num: 25, Den: 1}, sizes(40, 9), "mem://", false},
+		{"ntsc 45 in 8s", ntsc, sizes(45, 8), "file", false},
+		{"60fps 1-frame chunks", fmp4.Rate{Num: 60, Den: 1}, sizes(6, 1), "file", false},
+		{"60fps mixed", fmp4.Rate{Num: 60, Den: 1}, []int{1, 2, 13, 1, 4}, "mem://", false},
+		{"ntsc fragmented by the command", ntsc, sizes(30, 7), "file", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -190,7 +213,7 @@ func TestJoinIsFrameExact(t *testing.T) {
 			if url == "file" {
 				url = "file://" + t.TempDir()
 			}
-			r := render{rate: tt.rate, size: "64x48", video: x264BFrames, format: "mp4"}
+			r := render{rate: tt.rate, size: "64x48", video: x264BFrames, format: "mp4", fragmented: tt.fragmented}
 			j := r.job(t, url, tt.sizes, false)
 			assertFrames(t, j)
 			want := map[string]string{"mem://": string(storage.ConcatStream)}[tt.url]
@@ -199,6 +222,36 @@ func TestJoinIsFrameExact(t *testing.T) {
 			}
 			if j.result.Method != want || (want == string(storage.ConcatFileCopy) && j.result.BytesStreamed != 0) {
 				t.Errorf("joined by %q streaming %d bytes, want %s", j.result.Method, j.result.BytesStreamed, want)
+			}
+		})
+	}
+}
+
+// TestJoinOnS3AndGCS: the segments join server-side, none of their bytes
+// through the stitcher: composed on GCS, copied into the output's parts
+// on S3 (UploadPartCopy), segments of at least 5 MiB (S3's minimum part
+// size) save the last.
+func TestJoinOnS3AndGCS(t *testing.T) {
+	s3srv, gcs := testkit.StartStores(t, "join")
+	lossless := []string{"-c:v", "libx264", "-qp", "0", "-preset", "ultrafast"}
+	r := render{rate: fmp4.Rate{Num: 25, Den: 1}, size: "640x480", noise: true, video: lossless, format: "mp4"}
+	for _, tt := range []struct {
+		name, url string
+		method    storage.ConcatMethod
+	}{
+		{"s3", s3srv.BucketURL("join"), storage.ConcatS3Multipart},
+		{"gcs", gcs.BucketURL("join"), storage.ConcatGCSCompose},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			j := r.job(t, tt.url, []int{12, 12, 2}, false)
+			assertFrames(t, j)
+			for i, seg := range j.req.Segments[:len(j.req.Segments)-1] {
+				if attrs, err := j.bucket.Attributes(t.Context(), seg.Key); err != nil || attrs.Size < 5<<20 {
+					t.Fatalf("segment %d: %v, %v: the test needs segments of at least 5 MiB", i, attrs, err)
+				}
+			}
+			if j.result.Method != string(tt.method) || j.result.BytesStreamed != 0 {
+				t.Errorf("joined by %s streaming %d bytes through the stitcher; want %s, none", j.result.Method, j.result.BytesStreamed, tt.method)
 			}
 		})
 	}

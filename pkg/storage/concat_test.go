@@ -21,6 +21,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/internal/awslocal"
+	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -65,7 +66,7 @@ func concatCases() []concatCase {
 // Every store concatenates, publishes only a complete object, never
 // replaces one, and leaves nothing behind when it fails.
 func TestConcat(t *testing.T) {
-	s3srv, gcs := startServers(t, "concat")
+	s3srv, gcs := testkit.StartStores(t, "concat")
 	drivers := map[string]struct {
 		url    string
 		method storage.ConcatMethod

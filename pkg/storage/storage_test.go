@@ -18,39 +18,15 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/helios-project/infrastructure/internal/awslocal"
-	"github.com/helios-project/infrastructure/internal/gcplocal"
+	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
-
-// startServers starts an S3 and a GCS server on loopback, each with bucket,
-// and points the clients' environment at them for the test.
-func startServers(t *testing.T, bucket string) (*awslocal.S3, *gcplocal.GCS) {
-	t.Helper()
-	s3, err := awslocal.StartS3(bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s3.Close)
-	for k, v := range awslocal.CredentialsEnv() {
-		t.Setenv(k, v)
-	}
-	gcs, err := gcplocal.StartGCS(bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gcs.Close)
-	for k, v := range gcs.Env() {
-		t.Setenv(k, v)
-	}
-	return s3, gcs
-}
 
 // Every bucket kind the stages may run on passes the same suite: the
 // conditional create that markers, locks and the lease rely on, JSON
 // documents, file transfer (multipart on S3), listing, deleting, signing.
 func TestConformance(t *testing.T) {
-	s3, gcs := startServers(t, "conformance")
+	s3, gcs := testkit.StartStores(t, "conformance")
 	// A service account key signs GCS URLs here; on Cloud Run the service
 	// account signs through the IAM Credentials API instead.
 	keyPath := testServiceAccountKey(t)
