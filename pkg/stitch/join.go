@@ -78,16 +78,12 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult) error {
 // changed after its worker checked it is damaged: its chunk is rendered
 // again (the orchestrator's stitch loop).
 func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) error {
-	stored := map[string]*blob.ListObject{}
-	it := h.Bucket.List(&blob.ListOptions{Prefix: job.ChunksPrefix(req.JobID)})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return job.Errorf(job.Retryable, job.CodeStorage, "list the segments: %v", err)
-		}
+	objs, err := storage.ListObjects(ctx, h.Bucket, job.ChunksPrefix(req.JobID))
+	if err != nil {
+		return job.Errorf(job.Retryable, job.CodeStorage, "list the segments: %v", err)
+	}
+	stored := make(map[string]*blob.ListObject, len(objs))
+	for _, obj := range objs {
 		stored[obj.Key] = obj
 	}
 	check := func(i int, key string, size int64, md5hex string) error {

@@ -314,10 +314,21 @@ func FileSHA256(path string) (string, error) {
 // (renamed into place when complete): those are not keys, and one renamed
 // away mid-listing makes the listing fail with NotFound, so it is redone.
 func List(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) {
+	objs, err := ListObjects(ctx, b, prefix)
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return keys, err
+}
+
+// ListObjects is List with each object's size and MD5 (where the store
+// keeps one).
+func ListObjects(ctx context.Context, b *blob.Bucket, prefix string) ([]*blob.ListObject, error) {
 	for try := 1; ; try++ {
-		keys, err := list(ctx, b, prefix)
+		objs, err := list(ctx, b, prefix)
 		if err == nil || !IsNotFound(err) || try == 20 {
-			return keys, err
+			return objs, err
 		}
 		select {
 		case <-ctx.Done():
@@ -330,21 +341,28 @@ func List(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) 
 // tempName matches fileblob's temp files: <key>.<hex nanoseconds>.tmp.
 var tempName = regexp.MustCompile(`\.[0-9a-f]+\.tmp$`)
 
-func list(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) {
-	var keys []string
-	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return keys, nil
-		}
+// listPage is the page size asked for: S3 and GCS return at most 1,000
+// keys a request whatever is asked, but a local folder is walked whole
+// for every page, so fewer pages save it walks (a job's chunks folder
+// holds 20,000 files for 10,000 chunks).
+const listPage = 10_000
+
+func list(ctx context.Context, b *blob.Bucket, prefix string) ([]*blob.ListObject, error) {
+	var objs []*blob.ListObject
+	opts := &blob.ListOptions{Prefix: prefix}
+	for token := blob.FirstPageToken; len(token) > 0; {
+		page, next, err := b.ListPage(ctx, token, listPage, opts)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
-		if !obj.IsDir && !tempName.MatchString(obj.Key) {
-			keys = append(keys, obj.Key)
+		for _, obj := range page {
+			if !obj.IsDir && !tempName.MatchString(obj.Key) {
+				objs = append(objs, obj)
+			}
 		}
+		token = next
 	}
+	return objs, nil
 }
 
 // DeleteKeys removes keys, several at a time; keys already gone are fine.
