@@ -9,6 +9,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // TestPlaceCorrupt changes each byte of a fragmented chunk in turn: Place
@@ -33,7 +34,7 @@ func TestPlaceCorrupt(t *testing.T) {
 			values = append(values, v)
 		}
 	}
-	p := fmp4.Placement{Start: 3, Rate: fmp4.Rate{Num: 24, Den: 1}, Sequence: 1, Delay: fmp4.DefaultDelay}
+	p := fmp4.Placement{Start: 3, Rate: framerate.Rate{Num: 24, Den: 1}, Sequence: 1, Delay: fmp4.DefaultDelay}
 	for _, v := range values {
 		refused := 0
 		for i := range data {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // TestPlaceJoin renders a video in chunks, each on its own, joins them with
@@ -42,7 +43,7 @@ func TestPlaceJoin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			rate, err := fmp4.RateOf(tt.fps)
+			rate, err := framerate.Of(tt.fps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +101,7 @@ func TestPlaceJoin(t *testing.T) {
 
 // joinChunks places every chunk and joins them, as a stitcher would: the
 // first chunk's init, every other init checked against it.
-func joinChunks(t *testing.T, dir string, chunks []chunk, rate fmp4.Rate) string {
+func joinChunks(t *testing.T, dir string, chunks []chunk, rate framerate.Rate) string {
 	t.Helper()
 	var (
 		init  *fmp4.Init

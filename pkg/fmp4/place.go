@@ -8,6 +8,8 @@ import (
 	"math/bits"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // DefaultDelay is a Placement.Delay for chunks of x264 or x265 with their
@@ -20,7 +22,7 @@ type Placement struct {
 	// Start is the chunk's first frame on the job's timeline.
 	Start int
 	// Rate is the job's frame rate; every sample must last one frame of it.
-	Rate Rate
+	Rate framerate.Rate
 	// Sequence is the mfhd sequence number of the chunk's first fragment;
 	// the next ones follow. Sequence numbers must rise across the joined
 	// file: the first chunk's count plus one for the second, and so on, or

@@ -13,6 +13,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // TestPlaceErrors feeds Place chunks it must refuse, and checks that the
@@ -54,7 +55,7 @@ func TestPlaceErrors(t *testing.T) {
 	}
 
 	fps := func(num, den uint32) fmp4.Placement {
-		return fmp4.Placement{Start: 10, Rate: fmp4.Rate{Num: num, Den: den}, Sequence: 1, Delay: fmp4.DefaultDelay}
+		return fmp4.Placement{Start: 10, Rate: framerate.Rate{Num: num, Den: den}, Sequence: 1, Delay: fmp4.DefaultDelay}
 	}
 	noDelay := fps(25, 1)
 	noDelay.Delay = 0
@@ -119,7 +120,7 @@ func TestPlaceRewrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		placed, err := fmp4.Place(&out, f, fmp4.Placement{Start: c.start, Rate: fmp4.Rate{Num: 24, Den: 1}, Sequence: uint32(i*stride + 1), Delay: fmp4.DefaultDelay})
+		placed, err := fmp4.Place(&out, f, fmp4.Placement{Start: c.start, Rate: framerate.Rate{Num: 24, Den: 1}, Sequence: uint32(i*stride + 1), Delay: fmp4.DefaultDelay})
 		f.Close()
 		if err != nil {
 			t.Fatal(err)

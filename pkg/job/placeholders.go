@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // Placeholders understood in args and Helios commands. "{{" and "}}" stand for
@@ -99,7 +99,7 @@ func (v Vars) lookup(name string) (string, bool) {
 	case "fps":
 		// An NTSC rate is written exactly (30000/1001, not 29.97), so a
 		// command renders frames on the ticks the job's timeline uses.
-		if r, err := fmp4.RateOf(v.FPS); err == nil {
+		if r, err := framerate.Of(v.FPS); err == nil {
 			return r.String(), true
 		}
 		return strconv.FormatFloat(v.FPS, 'f', -1, 64), true

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // Validate checks a normalized spec against the allowlist and returns a
@@ -73,7 +73,7 @@ func (v *validator) mp4(s *Spec) {
 		}
 		return
 	}
-	if _, err := fmp4.RateOf(s.Metadata.FPS); err != nil && s.Metadata.FPS >= MinFPS && s.Metadata.FPS <= MaxFPS {
+	if _, err := framerate.Of(s.Metadata.FPS); err != nil && s.Metadata.FPS >= MinFPS && s.Metadata.FPS <= MaxFPS {
 		v.addf("metadata.fps", "must be a whole number or an NTSC rate (23.976, 29.97, 59.94) for %s segments, which are joined on exact frame times; got %v (use segmentFormat mkv for other rates)", s.SegmentFormat, s.Metadata.FPS)
 	}
 	if r := s.Audio.SampleRate; r != 0 && (r < 8000 || r > 192000) { // 0: the default

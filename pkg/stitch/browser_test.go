@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
-	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // playbackPage loads the video in a <video> element, seeks to the middle
@@ -57,7 +57,7 @@ type playback struct {
 
 // play serves video to headless Chromium on loopback and returns what the
 // page saw at frame seekFrame (seeking to its middle).
-func play(t *testing.T, video string, rate fmp4.Rate, seekFrame int) playback {
+func play(t *testing.T, video string, rate framerate.Rate, seekFrame int) playback {
 	t.Helper()
 	chromium := testkit.RequireChromium(t)
 	reports := make(chan playback, 1)
@@ -129,7 +129,7 @@ func frameColour(n int) [3]int {
 // encoded once, load in a <video> element with the right duration, and
 // seeking to the middle shows the middle frame.
 func TestOutputPlaysInChromium(t *testing.T) {
-	rate := fmp4.Rate{Num: 25, Den: 1}
+	rate := framerate.Rate{Num: 25, Den: 1}
 	const total = 40
 	for _, tt := range []struct {
 		name string

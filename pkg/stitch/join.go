@@ -13,6 +13,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -125,8 +126,10 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 		return h.published(ctx, res, err)
 	}
 	video := &objects{ctx: ctx, b: h.Bucket, keys: keys}
+	defer video.Close() // what ffmpeg did not read, had it stopped early
 	r := ffmpeg.Remux{Video: video, Format: strings.TrimPrefix(filepath.Ext(req.OutputKey), ".")}
-	if pcm := h.audio(ctx, req, markers); pcm != nil {
+	if pcm, parts := h.audio(ctx, req, markers); pcm != nil {
+		defer parts.Close()
 		r.Audio = pcm
 	}
 
@@ -172,27 +175,29 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 }
 
 // audio is every chunk's PCM in order, silence for a chunk without
-// audio; nil if no chunk has any.
-func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) *ffmpeg.PCM {
+// audio, and what to close once it is read; nil if no chunk has any.
+func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) (*ffmpeg.PCM, io.Closer) {
 	t := req.Timeline
-	rate, err := fmp4.RateOf(t.FPS)
+	rate, err := framerate.Of(t.FPS)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var parts []io.Reader
-	lossless, any := true, false
+	var stored closers
+	lossless, some := true, false
 	for _, m := range markers {
 		if a := m.Audio; a != nil {
-			any = true
+			some = true
 			lossless = lossless && isLossless(a.Codec)
-			parts = append(parts, &objects{ctx: ctx, b: h.Bucket, keys: []string{a.Key}})
+			part := &objects{ctx: ctx, b: h.Bucket, keys: []string{a.Key}}
+			parts, stored = append(parts, part), append(stored, part)
 			continue
 		}
 		samples := rate.SampleAt(int64(m.Chunk.End()), t.Audio.SampleRate) - rate.SampleAt(int64(m.Chunk.Start), t.Audio.SampleRate)
 		parts = append(parts, io.LimitReader(zeros{}, samples*int64(t.Audio.Channels)*2))
 	}
-	if !any {
-		return nil
+	if !some {
+		return nil, nil
 	}
 	codec := t.Audio.Codec
 	if codec == "" {
@@ -201,7 +206,16 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 			codec = job.AudioPCM // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
 		}
 	}
-	return &ffmpeg.PCM{Data: io.MultiReader(parts...), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Codec: codec}
+	return &ffmpeg.PCM{Data: io.MultiReader(parts...), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Codec: codec}, stored
+}
+
+type closers []*objects
+
+func (cs closers) Close() error {
+	for _, c := range cs {
+		c.Close()
+	}
+	return nil
 }
 
 // isLossless reports whether a sample entry type is PCM or a lossless
@@ -271,6 +285,16 @@ func (o *objects) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// Close closes the object being read, if any.
+func (o *objects) Close() error {
+	if o.cur == nil {
+		return nil
+	}
+	err := o.cur.Close()
+	o.cur = nil
+	return err
 }
 
 type zeros struct{}

@@ -22,6 +22,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -38,7 +39,7 @@ const sampleRate = 48000
 // render is how a test job renders: one chunk command, run for each chunk
 // and once over the whole job as the single-pass reference.
 type render struct {
-	rate   fmp4.Rate
+	rate   framerate.Rate
 	size   string   // frame size
 	video  []string // encoder args
 	audio  string   // "", "sine" or "chirp"
@@ -192,19 +193,19 @@ func sizes(total, size int) []int {
 // issue names, with chunk sizes that do not divide the frame count,
 // 1-frame chunks and B-frames.
 func TestJoinIsFrameExact(t *testing.T) {
-	ntsc := fmp4.Rate{Num: 30000, Den: 1001}
+	ntsc := framerate.Rate{Num: 30000, Den: 1001}
 	for _, tt := range []struct {
 		name       string
-		rate       fmp4.Rate
+		rate       framerate.Rate
 		sizes      []int
 		url        string
 		fragmented bool
 	}{
-		{"24fps 50 in 7s", fmp4.Rate{Num: 24, Den: 1}, sizes(50, 7), "file", false},
-		{"25fps 40 in 9s", fmp4.Rate{Num: 25, Den: 1}, sizes(40, 9), "mem://", false},
+		{"24fps 50 in 7s", framerate.Rate{Num: 24, Den: 1}, sizes(50, 7), "file", false},
+		{"25fps 40 in 9s", framerate.Rate{Num: 25, Den: 1}, sizes(40, 9), "mem://", false},
 		{"ntsc 45 in 8s", ntsc, sizes(45, 8), "file", false},
-		{"60fps 1-frame chunks", fmp4.Rate{Num: 60, Den: 1}, sizes(6, 1), "file", false},
-		{"60fps mixed", fmp4.Rate{Num: 60, Den: 1}, []int{1, 2, 13, 1, 4}, "mem://", false},
+		{"60fps 1-frame chunks", framerate.Rate{Num: 60, Den: 1}, sizes(6, 1), "file", false},
+		{"60fps mixed", framerate.Rate{Num: 60, Den: 1}, []int{1, 2, 13, 1, 4}, "mem://", false},
 		{"ntsc fragmented by the command", ntsc, sizes(30, 7), "file", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +235,7 @@ func TestJoinIsFrameExact(t *testing.T) {
 func TestJoinOnS3AndGCS(t *testing.T) {
 	s3srv, gcs := testkit.StartStores(t, "join")
 	lossless := []string{"-c:v", "libx264", "-qp", "0", "-preset", "ultrafast"}
-	r := render{rate: fmp4.Rate{Num: 25, Den: 1}, size: "640x480", noise: true, video: lossless, format: "mp4"}
+	r := render{rate: framerate.Rate{Num: 25, Den: 1}, size: "640x480", noise: true, video: lossless, format: "mp4"}
 	for _, tt := range []struct {
 		name, url string
 		method    storage.ConcatMethod
@@ -309,7 +310,7 @@ func timestamps(t *testing.T, path string) []string {
 // their workers and encoded to AAC once, differ from the ideal signal
 // around each boundary no more than a single AAC pass does anywhere.
 func TestJoinAudioIsSeamless(t *testing.T) {
-	rate := fmp4.Rate{Num: 25, Den: 1}
+	rate := framerate.Rate{Num: 25, Den: 1}
 	const total, size = 40, 7
 	for _, tt := range []struct {
 		audio, format string
@@ -433,7 +434,7 @@ func maxAbs(d []float64) float64 {
 // TestJoinFaststart: the spec option publishes a progressive MP4 with its
 // index in front, still frame-exact.
 func TestJoinFaststart(t *testing.T) {
-	r := render{rate: fmp4.Rate{Num: 30, Den: 1}, size: "64x48", video: x264BFrames, format: "mp4"}
+	r := render{rate: framerate.Rate{Num: 30, Den: 1}, size: "64x48", video: x264BFrames, format: "mp4"}
 	j := r.job(t, "file://"+t.TempDir(), sizes(20, 6), true)
 	assertFrames(t, j)
 	data, err := os.ReadFile(j.output)
@@ -452,7 +453,7 @@ func TestJoinFaststart(t *testing.T) {
 // to be rendered again. Nothing is published either way.
 func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 	testkit.RequireFFmpeg(t)
-	r := render{rate: fmp4.Rate{Num: 25, Den: 1}, video: x264BFrames, format: "mp4",
+	r := render{rate: framerate.Rate{Num: 25, Den: 1}, video: x264BFrames, format: "mp4",
 		sizeOf: func(chunk int) string { return map[bool]string{true: "32x24", false: "64x48"}[chunk == 1] }}
 	timeline := &job.Timeline{FPS: 25, Audio: job.AudioFormat{SampleRate: sampleRate, Channels: 2}}
 	work := func(t *testing.T, b *blob.Bucket, i, start, n int) (job.WorkerResult, error) {

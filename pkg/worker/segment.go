@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/helios-project/infrastructure/pkg/fmp4"
+	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -51,7 +52,7 @@ func (h *Handler) segment(ctx context.Context, w job.WorkerJob, output, dir stri
 
 func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string, seg *segment) error {
 	t := w.Timeline
-	rate, err := fmp4.RateOf(t.FPS)
+	rate, err := framerate.Of(t.FPS)
 	if err != nil {
 		return job.Errorf(job.Permanent, job.CodeInvalid, "timeline: %v", err)
 	}

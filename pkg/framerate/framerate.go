@@ -1,4 +1,7 @@
-package fmp4
+// Package framerate holds exact frame rates: frame times, and the audio
+// samples on which frames start, computed in integers so that chunks land
+// on the same ticks and samples as a single pass would.
+package framerate
 
 import (
 	"fmt"
@@ -17,10 +20,10 @@ type Rate struct {
 // 59.94) as well as to full float precision (30000/1001 = 29.97002997...).
 const ntscTolerance = 0.005
 
-// RateOf returns the exact rate a job's float fps stands for: a whole
+// Of returns the exact rate a job's float fps stands for: a whole
 // number, or one of the NTSC rates 24000/1001, 30000/1001 and 60000/1001.
 // Any other fps is refused, since its frame times are not exact.
-func RateOf(fps float64) (Rate, error) {
+func Of(fps float64) (Rate, error) {
 	if whole := math.Round(fps); whole >= 1 && whole <= math.MaxUint32 && math.Abs(fps-whole) < 1e-9 {
 		return Rate{Num: uint32(whole), Den: 1}, nil
 	}
@@ -29,7 +32,7 @@ func RateOf(fps float64) (Rate, error) {
 			return r, nil
 		}
 	}
-	return Rate{}, fmt.Errorf("fmp4: fps %v is neither a whole number nor an NTSC rate (24000/1001, 30000/1001, 60000/1001)", fps)
+	return Rate{}, fmt.Errorf("fps %v is neither a whole number nor an NTSC rate (24000/1001, 30000/1001, 60000/1001)", fps)
 }
 
 // FPS is the rate as a float, for messages and comparisons.
@@ -47,11 +50,11 @@ func (r Rate) String() string {
 // if it is not a whole number of ticks (a timescale this rate cannot use).
 func (r Rate) FrameTicks(timescale uint32) (uint32, error) {
 	if r.Num == 0 || r.Den == 0 {
-		return 0, fmt.Errorf("fmp4: frame rate %d/%d: both terms must be positive", r.Num, r.Den)
+		return 0, fmt.Errorf("frame rate %d/%d: both terms must be positive", r.Num, r.Den)
 	}
 	ticks := uint64(timescale) * uint64(r.Den)
 	if ticks%uint64(r.Num) != 0 || ticks == 0 {
-		return 0, fmt.Errorf("fmp4: a frame at %s fps is %d×%d/%d ticks of timescale %d, not a whole number",
+		return 0, fmt.Errorf("a frame at %s fps is %d×%d/%d ticks of timescale %d, not a whole number",
 			r, timescale, r.Den, r.Num, timescale)
 	}
 	return uint32(ticks / uint64(r.Num)), nil
