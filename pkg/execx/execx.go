@@ -49,12 +49,14 @@ type Cmd struct {
 	Env     map[string]string // added to the minimal environment
 	Timeout time.Duration     // 0: only ctx bounds it
 	// Stdin and ExtraInputs (fd 3, 4, ...: ffmpeg's pipe:3) are streamed
-	// to the command; a read error of any fails the run, so a command
-	// never succeeds on an input cut short. nil: no input.
+	// to the command; a read error of any fails the run. An input that is
+	// also an io.Closer is closed once the command has exited, which must
+	// end a Read blocked on it. nil: no input. ExtraInputs cannot reach a
+	// confined command (the launcher passes on the standard streams only).
 	Stdin       io.Reader
 	ExtraInputs []io.Reader
-	// Stdout, if set, receives the command's standard output, which is
-	// then not kept in Result.
+	// Stdout, if set, receives the command's standard output, all of it,
+	// however slowly it takes it; it is then not kept in Result.
 	Stdout io.Writer
 }
 
@@ -103,10 +105,10 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Dir = c.Dir
 	cmd.Env = environment(c.Dir, c.Env)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if c.Stdout != nil {
-		cmd.Stdout = c.Stdout
+	if len(c.ExtraInputs) > 0 && r.Confiner != nil {
+		return Result{}, job.Errorf(job.Permanent, job.CodeInvalid, "%s: extra inputs cannot reach a confined command", program)
 	}
-	inputs, err := newInputs(cmd, c.Stdin, c.ExtraInputs)
+	streams, err := newStreams(cmd, c.Stdin, c.ExtraInputs, c.Stdout)
 	if err != nil {
 		return Result{}, job.Errorf(job.Retryable, job.CodeInternal, "%s: %v", program, err)
 	}
@@ -123,19 +125,22 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.WaitDelay = 2 * time.Second // a grandchild holding the pipes cannot hang us
 
 	start := time.Now()
-	err = inputs.run(cmd)
+	err = streams.run(cmd, func() {
+		if cmd.Process != nil {
+			_ = killGroup(cmd.Process.Pid) // leftovers the command started in the background
+		}
+	})
 	res := Result{Duration: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
-	if cmd.Process != nil {
-		_ = killGroup(cmd.Process.Pid) // leftovers the command started in the background
-	}
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	}
 	switch {
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("%s: %w", program, ctx.Err())
-	case inputs.err != nil:
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%s: reading its input: %v", program, inputs.err)
+	case streams.inErr != nil:
+		return res, job.Errorf(job.Retryable, job.CodeStorage, "%s: reading its input: %v", program, streams.inErr)
+	case streams.outErr != nil:
+		return res, job.Errorf(job.Retryable, job.CodeStorage, "%s: taking its output: %v", program, streams.outErr)
 	case runCtx.Err() != nil:
 		e := job.Errorf(job.Retryable, job.CodeTimeout, "%s did not finish within %s and was killed", program, c.Timeout)
 		e.StderrTail = LastLines(res.Stderr, 20)
@@ -151,95 +156,6 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 		return res, e
 	}
 	return res, nil
-}
-
-// inputs feeds a command's input streams through pipes.
-type inputs struct {
-	readers []io.Reader
-	ends    []*os.File // the command's ends, closed here once it started
-	writers []*os.File
-	err     error // the first read error of an input
-}
-
-func newInputs(cmd *exec.Cmd, stdin io.Reader, extra []io.Reader) (*inputs, error) {
-	in := &inputs{}
-	add := func(r io.Reader) (*os.File, error) {
-		end, w, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		in.readers, in.ends, in.writers = append(in.readers, r), append(in.ends, end), append(in.writers, w)
-		return end, nil
-	}
-	if stdin != nil {
-		end, err := add(stdin)
-		if err != nil {
-			in.closeAll()
-			return nil, err
-		}
-		cmd.Stdin = end
-	}
-	for _, r := range extra {
-		end, err := add(r)
-		if err != nil {
-			in.closeAll()
-			return nil, err
-		}
-		cmd.ExtraFiles = append(cmd.ExtraFiles, end)
-	}
-	return in, nil
-}
-
-// run starts cmd, streams the inputs while it runs, and waits for both.
-// An input the command stops reading (it exited) is not an error of the
-// input; a read error is, and it closes the pipe so the command sees its
-// input end early.
-func (in *inputs) run(cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
-		in.closeAll()
-		return err
-	}
-	for _, end := range in.ends {
-		end.Close()
-	}
-	errs := make(chan error, len(in.readers))
-	for i, r := range in.readers {
-		go func() {
-			_, err := io.Copy(readErrorOnly{in.writers[i]}, r)
-			in.writers[i].Close()
-			errs <- err
-		}()
-	}
-	err := cmd.Wait()
-	for _, w := range in.writers {
-		w.Close() // unblocks a copy into a command that has exited
-	}
-	for range in.readers {
-		if e := <-errs; e != nil && !errors.Is(e, errWrite) && in.err == nil {
-			in.err = e
-		}
-	}
-	return err
-}
-
-func (in *inputs) closeAll() {
-	for _, f := range append(in.ends, in.writers...) {
-		f.Close()
-	}
-}
-
-// errWrite marks a failed write into a command's pipe: the command
-// stopped reading, which its exit status tells about.
-var errWrite = errors.New("the command stopped reading")
-
-type readErrorOnly struct{ w io.Writer }
-
-func (r readErrorOnly) Write(p []byte) (int, error) {
-	n, err := r.w.Write(p)
-	if err != nil {
-		return n, errWrite
-	}
-	return n, nil
 }
 
 func killGroup(pid int) error {

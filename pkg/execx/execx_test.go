@@ -576,3 +576,66 @@ func TestRunFailsOnAnInputCutShort(t *testing.T) {
 }
 
 func tail(s string) string { return s[max(0, len(s)-12):] }
+
+// slowWriter takes its first write only after a pause longer than
+// os/exec's WaitDelay, as an upload under backpressure may.
+type slowWriter struct {
+	buf    bytes.Buffer // not embedded: io.Copy would use its ReadFrom
+	paused bool
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	if !w.paused {
+		w.paused = true
+		time.Sleep(2500 * time.Millisecond)
+	}
+	return w.buf.Write(p)
+}
+
+// TestRunWaitsForASlowOutput: the command ends long before its output is
+// taken; all of it still arrives.
+func TestRunWaitsForASlowOutput(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"cat"}}
+	big := bytes.Repeat([]byte("x"), 256<<10)
+	out := &slowWriter{}
+	if _, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"cat"}, Dir: t.TempDir(), Stdin: bytes.NewReader(big), Stdout: out}); err != nil {
+		t.Fatal(err)
+	}
+	if out.buf.Len() != len(big) {
+		t.Errorf("stdout got %d bytes of %d", out.buf.Len(), len(big))
+	}
+}
+
+// stalledReader blocks in Read until closed, as a stalled download does.
+type stalledReader struct{ closed chan struct{} }
+
+func (r *stalledReader) Read([]byte) (int, error) { <-r.closed; return 0, errors.New("closed") }
+func (r *stalledReader) Close() error             { close(r.closed); return nil }
+
+// TestRunUnblocksAStalledInput: a command that exits without reading its
+// input does not leave Run waiting on a Read that never returns.
+func TestRunUnblocksAStalledInput(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"true"}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"true"}, Dir: t.TempDir(), Stdin: &stalledReader{closed: make(chan struct{})}})
+		done <- err
+	}()
+	select {
+	case <-done: // an error or not: the input was cut; what matters is that Run returned
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still waiting on a stalled input 10 s after the command exited")
+	}
+}
+
+func TestRunRefusesExtraInputsToAConfinedCommand(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"cat"}, Confiner: confineNothing{}}
+	_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"cat"}, Dir: t.TempDir(), ExtraInputs: []io.Reader{strings.NewReader("x")}})
+	if e := asJobError(t, err); e.Kind != job.Permanent || !strings.Contains(e.Message, "cannot reach a confined command") {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+type confineNothing struct{}
+
+func (confineNothing) Confine(dir string, argv []string) []string { return argv }

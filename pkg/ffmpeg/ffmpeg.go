@@ -123,7 +123,9 @@ type Remux struct {
 
 // Remux runs r.
 func (t *Tool) Remux(ctx context.Context, r Remux) error {
-	argv := []string{"ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "mp4", "-i", "pipe:0"}
+	// -xerror: an input that cannot be read to its end fails the pass,
+	// rather than end the output early.
+	argv := []string{"ffmpeg", "-hide_banner", "-loglevel", "error", "-xerror", "-f", "mp4", "-i", "pipe:0"}
 	var extra []io.Reader
 	if r.Audio != nil {
 		argv = append(argv, "-f", "s16le", "-ar", strconv.Itoa(r.Audio.SampleRate), "-ac", strconv.Itoa(r.Audio.Channels), "-i", "pipe:3")

@@ -39,10 +39,11 @@ func FragmentArgs(input, output string, audio *AudioCut) []string {
 		return argv
 	}
 	n := strconv.FormatInt(audio.Samples, 10)
-	// Timestamps are remade from the sample count after resampling, so
-	// the cut starts at the chunk's first sample whatever the input's
-	// start time, and apad then atrim make it exactly n samples long.
-	filter := fmt.Sprintf("aresample=%d,asetpts=N/SR/TB,apad=whole_len=%s,atrim=end_sample=%s", audio.SampleRate, n, n)
+	// aresample puts the first sample at time 0, the chunk's start: audio
+	// that starts late is preceded by silence, audio from before it (an
+	// encoder's priming, not trimmed) is dropped. apad then atrim make it
+	// exactly n samples long.
+	filter := fmt.Sprintf("aresample=%d:async=1:first_pts=0,apad=whole_len=%s,atrim=end_sample=%s", audio.SampleRate, n, n)
 	return append(argv,
 		"-map", "0:a:0", "-af", filter, "-ac", strconv.Itoa(audio.Channels),
 		"-c:a", "pcm_s16le", "-f", "s16le", "-y", audio.Path)

@@ -18,7 +18,7 @@ func TestFragmentArgs(t *testing.T) {
 		t.Errorf("FragmentArgs without audio maps audio: %q", video)
 	}
 	both := strings.Join(fmp4.FragmentArgs("in.mov", "out.frag", &fmp4.AudioCut{Path: "a.pcm", SampleRate: 44100, Channels: 1, Samples: 1470}), " ")
-	want := "-map 0:a:0 -af aresample=44100,asetpts=N/SR/TB,apad=whole_len=1470,atrim=end_sample=1470 -ac 1 -c:a pcm_s16le -f s16le -y a.pcm"
+	want := "-map 0:a:0 -af aresample=44100:async=1:first_pts=0,apad=whole_len=1470,atrim=end_sample=1470 -ac 1 -c:a pcm_s16le -f s16le -y a.pcm"
 	if !strings.HasSuffix(both, want) {
 		t.Errorf("FragmentArgs with audio = %q, want it to end in %q", both, want)
 	}

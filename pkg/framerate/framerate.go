@@ -68,3 +68,9 @@ func (r Rate) SampleAt(frame int64, sampleRate int) int64 {
 	num := frame * int64(sampleRate) * int64(r.Den)
 	return (2*num + int64(r.Num)) / (2 * int64(r.Num))
 }
+
+// Samples is the number of audio samples, at sampleRate, of the frames
+// [start, end): SampleAt(end) - SampleAt(start).
+func (r Rate) Samples(start, end, sampleRate int) int64 {
+	return r.SampleAt(int64(end), sampleRate) - r.SampleAt(int64(start), sampleRate)
+}

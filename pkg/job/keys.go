@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -65,9 +66,10 @@ func SegmentKey(id string, index, run, attempt int, format string) string {
 	return fmt.Sprintf("%s%06d.%d-%d.%s", ChunksPrefix(id), index, run, attempt, format)
 }
 
-// AudioKey is one attempt's audio, beside its segment: raw PCM.
-func AudioKey(id string, index, run, attempt int) string {
-	return fmt.Sprintf("%s%06d.%d-%d.pcm", ChunksPrefix(id), index, run, attempt)
+// AudioKeyFor is the key of one attempt's audio, beside its segment
+// segmentKey: raw PCM.
+func AudioKeyFor(segmentKey string) string {
+	return strings.TrimSuffix(segmentKey, path.Ext(segmentKey)) + ".pcm"
 }
 
 // segmentName matches a segment's name in ChunksPrefix, in one of Formats.

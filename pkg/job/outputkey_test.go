@@ -29,7 +29,7 @@ func TestReservedOutputKeys(t *testing.T) {
 		{"ChunksPrefix", job.ChunksPrefix(id), false},
 		{"MarkerKey", job.MarkerKey(id, 7), false},
 		{"SegmentKey", job.SegmentKey(id, 7, 2, 1, "mp4"), false},
-		{"AudioKey", job.AudioKey(id, 7, 2, 1), false},
+		{"AudioKeyFor", job.AudioKeyFor(job.SegmentKey(id, 7, 2, 1, "mp4")), false},
 		{"LeasePrefix", job.LeasePrefix(id), false},
 		{"LeaseKey", job.LeaseKey(id, 7), false},
 		{"DefaultOutputKey", job.DefaultOutputKey(id, "mp4"), true},
@@ -67,7 +67,7 @@ func TestReservedOutputKeys(t *testing.T) {
 func TestReservedOutputKeysCoverKeys(t *testing.T) {
 	covered := map[string]bool{
 		"JobKey": true, "ActiveKey": true, "SpecKey": true, "StatusKey": true, "StitchLockKey": true, "CancelKey": true,
-		"ChunksPrefix": true, "MarkerKey": true, "SegmentKey": true, "AudioKey": true, "LeasePrefix": true, "LeaseKey": true, "DefaultOutputKey": true,
+		"ChunksPrefix": true, "MarkerKey": true, "SegmentKey": true, "LeasePrefix": true, "LeaseKey": true, "DefaultOutputKey": true,
 	}
 	f, err := parser.ParseFile(token.NewFileSet(), "keys.go", nil, 0)
 	if err != nil {

@@ -37,7 +37,7 @@ type Timeline struct {
 
 // AudioKey is where this attempt's audio goes, as raw PCM (s16le) on the
 // job's audio grid, when its segment has audio.
-func (w WorkerJob) AudioKey() string { return AudioKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt) }
+func (w WorkerJob) AudioKey() string { return AudioKeyFor(w.SegmentKey()) }
 
 // Format is the segment container, from OutputFile's extension.
 func (w WorkerJob) Format() string { return strings.TrimPrefix(path.Ext(w.OutputFile), ".") }
@@ -74,6 +74,7 @@ func (w WorkerJob) Validate() error {
 	if w.Timeout.Duration < 0 {
 		v.addf("timeout", "must not be negative; got %s", w.Timeout)
 	}
+	v.timeline(w.Timeline, w.Format())
 	if len(v.problems) > 0 {
 		return &ValidationError{Problems: v.problems}
 	}
@@ -113,6 +114,7 @@ type AudioPart struct {
 	Key     string `json:"key"`
 	Samples int64  `json:"samples"` // per channel
 	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256"`
 	// Codec is the sample entry of the audio the command wrote (mp4a,
 	// sowt, ...): the stitcher keeps PCM as PCM.
 	Codec string `json:"codec"`
@@ -138,11 +140,21 @@ type StitchRequest struct {
 
 // StitchRequest builds the stitcher's payload for segments, in frame order.
 func (s *Spec) StitchRequest(segments []Segment) StitchRequest {
-	req := StitchRequest{JobID: s.ID, OutputKey: s.Output, Segments: segments, Faststart: s.Faststart}
-	if f, _ := FormatOf(s.Output); f.MP4 {
-		req.Timeline = &Timeline{FPS: s.Metadata.FPS, Audio: s.Audio}
+	return StitchRequest{JobID: s.ID, OutputKey: s.Output, Segments: segments, Faststart: s.Faststart, Timeline: s.timeline()}
+}
+
+// timeline is where the spec's segments are placed: nil unless they are
+// of the MP4 family (the output and every segment share a container).
+func (s *Spec) timeline() *Timeline {
+	if f, _ := FormatOf("." + s.SegmentFormat); !f.MP4 {
+		return nil
 	}
-	return req
+	return &Timeline{FPS: s.Metadata.FPS, Audio: s.Audio}
+}
+
+// sameTimeline reports whether a and b are both nil or equal.
+func sameTimeline(a, b *Timeline) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // TotalFrames is the frame count the output must have.
@@ -173,6 +185,11 @@ func (r StitchRequest) Validate() error {
 	}
 	if !ValidOutputKey(r.JobID, r.OutputKey) {
 		v.addf("outputKey", "must be a file directly in %s or a key under %s%s/; got %q", renders(r.JobID), OutputsPrefix, r.JobID, r.OutputKey)
+	} else {
+		v.timeline(r.Timeline, strings.TrimPrefix(path.Ext(r.OutputKey), "."))
+	}
+	if f, _ := FormatOf(r.OutputKey); r.Faststart && !f.MP4 {
+		v.addf("faststart", "applies to the MP4 family (mp4, mov, m4v) only; got output %q", r.OutputKey)
 	}
 	if len(v.problems) > 0 {
 		return &ValidationError{Problems: v.problems}

@@ -62,12 +62,8 @@ func (s *Spec) WorkerJob(c Chunk, run, attempt int) WorkerJob {
 		program, args = s.Command, s.Args
 	}
 	vars := Vars{JobID: s.ID, Chunk: c, Output: output, FPS: s.Metadata.FPS, Width: s.Metadata.Width, Height: s.Metadata.Height}
-	var timeline *Timeline
-	if f, _ := FormatOf(output); f.MP4 {
-		timeline = &Timeline{FPS: s.Metadata.FPS, Audio: s.Audio}
-	}
 	return WorkerJob{
-		Timeline:    timeline,
+		Timeline:    s.timeline(),
 		JobID:       s.ID,
 		Chunk:       c,
 		Attempt:     attempt,

@@ -334,6 +334,14 @@ func TestWorkerJobValidate(t *testing.T) {
 		{"env bad name", func(w *job.WorkerJob) { w.Env = map[string]string{"A B": "x"} }, "env.A B", "not a valid environment variable name"},
 		{"bad assets", func(w *job.WorkerJob) { w.Assets = "assets/../../etc/passwd" }, "assets", "must be a key of the form"},
 		{"negative timeout", func(w *job.WorkerJob) { w.Timeout.Duration = -time.Second }, "timeout", "must not be negative"},
+		{"timeline fps not exact", func(w *job.WorkerJob) {
+			w.Timeline = &job.Timeline{FPS: 12.5, Audio: job.AudioFormat{SampleRate: 48000, Channels: 2}}
+		}, "timeline.fps", "whole number or an NTSC rate; got 12.5"},
+		{"timeline no sample rate", func(w *job.WorkerJob) { w.Timeline = &job.Timeline{FPS: 30, Audio: job.AudioFormat{Channels: 2}} }, "timeline.audio.sampleRate", "got 0"},
+		{"timeline for mkv", func(w *job.WorkerJob) {
+			w.OutputFile = "c.mkv"
+			w.Timeline = &job.Timeline{FPS: 30, Audio: job.AudioFormat{SampleRate: 48000, Channels: 2}}
+		}, "timeline", "MP4 family (mp4, mov, m4v) only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -409,6 +417,12 @@ func TestStitchRequestValidate(t *testing.T) {
 		{"segment key is the prefix", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/job-1/chunks/" }, "segments[0].key", "must be a segment key"},
 		{"segment zero frames", func(r *job.StitchRequest) { r.Segments[1].Frames = 0 }, "segments[1].frames", "must be at least 1; got 0"},
 		{"output traversal", func(r *job.StitchRequest) { r.OutputKey = "renders/job-1/../../x.mp4" }, "outputKey", "must be a file directly in renders/job-1/ or a key under outputs/"},
+		{"timeline channels", func(r *job.StitchRequest) {
+			r.Timeline = &job.Timeline{FPS: 30, Audio: job.AudioFormat{SampleRate: 48000, Channels: 99}}
+		}, "timeline.audio.channels", "from 1 to 8; got 99"},
+		{"pcm audio into mp4", func(r *job.StitchRequest) {
+			r.Timeline = &job.Timeline{FPS: 30, Audio: job.AudioFormat{SampleRate: 48000, Channels: 2, Codec: job.AudioPCM}}
+		}, "timeline.audio.codec", "needs a mov output"},
 		{"output empty", func(r *job.StitchRequest) { r.OutputKey = "" }, "outputKey", "must be a file directly in renders/job-1/"},
 		{"output under jobs/", func(r *job.StitchRequest) { r.OutputKey = "jobs/job-1.json" }, "outputKey", "or a key under outputs/"},
 		{"output under assets/", func(r *job.StitchRequest) { r.OutputKey = "assets/x.tar.gz" }, "outputKey", "or a key under outputs/"},

@@ -33,7 +33,7 @@ func (s *Spec) CheckWorkerJob(w WorkerJob) error {
 		return fmt.Errorf("chunk %d: the environment is not the spec's", w.Chunk.Index)
 	case w.OutputFile != want.OutputFile || w.Assets != want.Assets || w.KeepSegment != want.KeepSegment:
 		return fmt.Errorf("chunk %d: output file, assets or keepChunks differ from the spec's", w.Chunk.Index)
-	case (w.Timeline == nil) != (want.Timeline == nil) || (w.Timeline != nil && *w.Timeline != *want.Timeline):
+	case !sameTimeline(w.Timeline, want.Timeline):
 		return fmt.Errorf("chunk %d: the timeline (fps, audio) is not the spec's", w.Chunk.Index)
 	}
 	return nil
@@ -51,8 +51,7 @@ func (s *Spec) CheckStitchRequest(r StitchRequest) error {
 	case len(r.Segments) != len(plan):
 		return fmt.Errorf("%d segments for %d planned chunks", len(r.Segments), len(plan))
 	}
-	want := s.StitchRequest(nil)
-	if r.Faststart != want.Faststart || (r.Timeline == nil) != (want.Timeline == nil) || (r.Timeline != nil && *r.Timeline != *want.Timeline) {
+	if r.Faststart != s.Faststart || !sameTimeline(r.Timeline, s.timeline()) {
 		return fmt.Errorf("the timeline (fps, audio) or faststart is not the spec's")
 	}
 	for i, seg := range r.Segments {
@@ -77,6 +76,9 @@ func (s *Spec) CheckMarker(index int, r WorkerResult) error {
 	}
 	if idx, ok := SegmentIndex(s.ID, r.SegmentKey); !ok || idx != index {
 		return fmt.Errorf("names segment %q, not one of chunk %d", r.SegmentKey, index)
+	}
+	if r.Audio != nil && r.Audio.Key != AudioKeyFor(r.SegmentKey) {
+		return fmt.Errorf("names audio %q, not its segment's", r.Audio.Key)
 	}
 	return nil
 }

@@ -53,7 +53,8 @@ type Spec struct {
 	// Faststart, for the MP4 family, publishes a progressive MP4 with its
 	// index in front (one remux pass, no re-encode) for players that do
 	// not read fragmented MP4. Without it the output is fragmented MP4,
-	// its segments joined as bytes.
+	// its segments joined as bytes, unless its audio is AAC: that too is
+	// published progressive and faststart (see the stitcher).
 	Faststart bool `json:"faststart,omitempty"`
 	// Audio is the job's audio grid (MP4 family): each chunk's audio is
 	// cut to exactly its share of samples at this rate and encoded once

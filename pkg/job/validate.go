@@ -76,17 +76,40 @@ func (v *validator) mp4(s *Spec) {
 	if _, err := framerate.Of(s.Metadata.FPS); err != nil && s.Metadata.FPS >= MinFPS && s.Metadata.FPS <= MaxFPS {
 		v.addf("metadata.fps", "must be a whole number or an NTSC rate (23.976, 29.97, 59.94) for %s segments, which are joined on exact frame times; got %v (use segmentFormat mkv for other rates)", s.SegmentFormat, s.Metadata.FPS)
 	}
-	if r := s.Audio.SampleRate; r != 0 && (r < 8000 || r > 192000) { // 0: the default
-		v.addf("audio.sampleRate", "must be from 8000 to 192000 Hz; got %d", r)
+	v.audio("audio", s.Audio, s.SegmentFormat, false)
+}
+
+// audio checks an audio format; 0s are the defaults unless required.
+func (v *validator) audio(path string, a AudioFormat, format string, required bool) {
+	if r := a.SampleRate; (r != 0 || required) && (r < 8000 || r > 192000) {
+		v.addf(path+".sampleRate", "must be from 8000 to 192000 Hz; got %d", r)
 	}
-	if c := s.Audio.Channels; c != 0 && (c < 1 || c > 8) {
-		v.addf("audio.channels", "must be from 1 to 8; got %d", c)
+	if c := a.Channels; (c != 0 || required) && (c < 1 || c > 8) {
+		v.addf(path+".channels", "must be from 1 to 8; got %d", c)
 	}
-	switch c := s.Audio.Codec; {
+	switch c := a.Codec; {
 	case c != "" && c != AudioAAC && c != AudioPCM:
-		v.addf("audio.codec", "must be %q or %q (or left out); got %q", AudioAAC, AudioPCM, c)
-	case c == AudioPCM && s.SegmentFormat != "mov":
-		v.addf("audio.codec", "%q needs a mov output (ffmpeg's MP4 muxer does not take PCM); segmentFormat is %q", c, s.SegmentFormat)
+		v.addf(path+".codec", "must be %q or %q (or left out); got %q", AudioAAC, AudioPCM, c)
+	case c == AudioPCM && format != "mov":
+		v.addf(path+".codec", "%q needs a mov output (ffmpeg's MP4 muxer does not take PCM); the container is %q", c, format)
+	}
+}
+
+// timeline checks the timeline a worker or a stitcher is handed, for a
+// segment or output in format: it may be invoked directly. (Without one,
+// MP4-family segments are counted with ffprobe and joined by the concat
+// demuxer, as other containers are; the accepted spec says which.)
+func (v *validator) timeline(t *Timeline, format string) {
+	f, _ := FormatOf("." + format)
+	switch {
+	case t == nil:
+	case !f.MP4:
+		v.addf("timeline", "applies to the MP4 family (mp4, mov, m4v) only; the container is %q", format)
+	default:
+		if _, err := framerate.Of(t.FPS); err != nil {
+			v.addf("timeline.fps", "must be a whole number or an NTSC rate; got %v", t.FPS)
+		}
+		v.audio("timeline.audio", t.Audio, format, true)
 	}
 }
 

@@ -2,6 +2,7 @@ package stitch
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,40 +29,54 @@ const MethodRemux = "remux"
 // checksums the workers recorded) and the store's listing.
 func (h *Handler) join(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) (job.StitchResult, error) {
 	res := job.StitchResult{OutputKey: req.OutputKey}
-	if err := joinable(req, markers); err != nil {
+	rate, err := framerate.Of(req.Timeline.FPS)
+	if err != nil {
+		return res, job.Errorf(job.Permanent, job.CodeInvalid, "timeline: %v", err)
+	}
+	if err := joinable(req, markers, rate); err != nil {
 		return res, err
 	}
 	res.Frames = req.TotalFrames()
 	if err := h.checkStored(ctx, req, markers); err != nil {
 		return res, err
 	}
-	keys := make([]string, len(req.Segments))
 	audio := false
+	for _, m := range markers {
+		audio = audio || m.Audio != nil
+	}
+	if audio || req.Faststart {
+		return h.remux(ctx, req, markers, rate, res)
+	}
+	keys := make([]string, len(req.Segments))
 	for i, seg := range req.Segments {
 		keys[i] = seg.Key
-		audio = audio || markers[i].Audio != nil
 	}
-
-	if !audio && !req.Faststart {
-		stats, err := storage.Concat(ctx, h.Bucket, req.OutputKey, keys, storage.ConcatOptions{})
-		res.Method, res.Bytes, res.BytesStreamed = string(stats.Method), stats.Bytes, stats.BytesStreamed
-		if err != nil {
-			return h.published(ctx, res, err)
-		}
-		return res, nil
+	stats, err := storage.Concat(ctx, h.Bucket, req.OutputKey, keys, storage.ConcatOptions{})
+	res.Method, res.Bytes, res.BytesStreamed = string(stats.Method), stats.Bytes, stats.BytesStreamed
+	if err != nil {
+		return h.published(ctx, res, err)
 	}
-	return h.remux(ctx, req, markers, keys, res)
+	return res, nil
 }
 
 // joinable checks, from the markers, that the segments make one video:
-// every init decodes chunk 0's fragments, and the sample counts add up.
-func joinable(req job.StitchRequest, markers []job.WorkerResult) error {
+// every init decodes chunk 0's fragments, the sample counts add up, and
+// each chunk's audio is its own, exactly its share of the job's samples.
+func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.Rate) error {
+	grid := req.Timeline.Audio
 	for i, m := range markers {
 		if len(m.Init) == 0 {
 			return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's marker has no init: its segment was not placed on the job's timeline", i).WithChunk(i)
 		}
 		if m.Frames != req.Segments[i].Frames {
 			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "chunk %d's segment has %d frames, the request expects %d", i, m.Frames, req.Segments[i].Frames).WithChunk(i)
+		}
+		if a := m.Audio; a != nil {
+			share := rate.Samples(m.Chunk.Start, m.Chunk.End(), grid.SampleRate)
+			if a.Key != job.AudioKeyFor(m.SegmentKey) || a.Samples != share || a.Bytes != share*int64(grid.Channels)*2 {
+				return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's audio (%s, %d samples, %d bytes) is not its segment's, %d samples of %d channels",
+					i, a.Key, a.Samples, a.Bytes, share, grid.Channels).WithChunk(i)
+			}
 		}
 		if i == 0 {
 			continue
@@ -77,7 +92,10 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult) error {
 // promises, from one listing of the job's chunks: present, the same size,
 // and, where the store keeps an MD5 of it, the same MD5. A segment that
 // changed after its worker checked it is damaged: its chunk is rendered
-// again (the orchestrator's stitch loop).
+// again (the orchestrator's stitch loop). An MD5 that differs is only a
+// reason to read the segment and compare its SHA-256: an S3 ETag looks
+// like an MD5 but is not one for a multipart or KMS-encrypted object.
+// (The remux path checks every byte's SHA-256 as it reads them anyway.)
 func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) error {
 	objs, err := storage.ListObjects(ctx, h.Bucket, job.ChunksPrefix(req.JobID))
 	if err != nil {
@@ -87,27 +105,40 @@ func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, marker
 	for _, obj := range objs {
 		stored[obj.Key] = obj
 	}
-	check := func(i int, key string, size int64, md5hex string) error {
+	check := func(i int, key string, size int64, md5hex, sha string) error {
 		obj := stored[key]
 		switch {
 		case obj == nil:
 			return job.Errorf(job.Permanent, job.CodeMissingOutput, "%s does not exist", key).WithChunk(i)
 		case obj.Size != size:
 			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", key, obj.Size, size).WithChunk(i)
-		case md5hex != "" && len(obj.MD5) > 0 && fmt.Sprintf("%x", obj.MD5) != md5hex:
-			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s does not have the MD5 its marker promises: it changed after its worker checked it", key).WithChunk(i)
+		case md5hex != "" && len(obj.MD5) > 0 && hex.EncodeToString(obj.MD5) != md5hex:
+			return h.verify(ctx, part{chunk: i, key: key, size: size, sha256: sha})
 		}
 		return nil
 	}
 	for i, m := range markers {
-		if err := check(i, m.SegmentKey, m.Bytes, m.MD5); err != nil {
+		if err := check(i, m.SegmentKey, m.Bytes, m.MD5, m.SHA256); err != nil {
 			return err
 		}
 		if a := m.Audio; a != nil {
-			if err := check(i, a.Key, a.Bytes, ""); err != nil {
+			if err := check(i, a.Key, a.Bytes, "", a.SHA256); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// verify reads p whole and checks it against its marker.
+func (h *Handler) verify(ctx context.Context, p part) error {
+	o := newObjects(ctx, h.Bucket, []part{p})
+	defer o.release()
+	if _, err := io.Copy(io.Discard, o); err != nil {
+		if o.damaged != nil {
+			return o.damaged
+		}
+		return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(p.chunk)
 	}
 	return nil
 }
@@ -116,8 +147,10 @@ func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, marker
 // stream-copied: to add the audio, encoded once from every chunk's PCM
 // (kept PCM in a QuickTime output of lossless chunks), and for a
 // progressive output (faststart, or AAC audio), which needs a local file
-// for ffmpeg to write its index into.
-func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, keys []string, res job.StitchResult) (job.StitchResult, error) {
+// for ffmpeg to write its index into. Every segment and audio part is
+// checked against its marker as it streams through; the output is
+// published only if ffmpeg read them all to their ends.
+func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, rate framerate.Rate, res job.StitchResult) (job.StitchResult, error) {
 	res.Method = MethodRemux
 	if exists, err := h.Bucket.Exists(ctx, req.OutputKey); err != nil || exists {
 		if err == nil {
@@ -125,12 +158,21 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 		}
 		return h.published(ctx, res, err)
 	}
-	video := &objects{ctx: ctx, b: h.Bucket, keys: keys}
-	defer video.Close() // what ffmpeg did not read, had it stopped early
+	video := newObjects(ctx, h.Bucket, segmentParts(markers))
+	defer video.release()
 	r := ffmpeg.Remux{Video: video, Format: strings.TrimPrefix(filepath.Ext(req.OutputKey), ".")}
-	if pcm, parts := h.audio(ctx, req, markers); pcm != nil {
-		defer parts.Close()
-		r.Audio = pcm
+	streams := []*objects{video}
+	if pcm, audio := h.audio(ctx, req, markers, rate); pcm != nil {
+		defer audio.release()
+		r.Audio, streams = pcm, append(streams, audio)
+	}
+	complete := func() error {
+		for _, s := range streams {
+			if err := s.complete(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 
 	var err error
@@ -146,76 +188,84 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 		defer os.RemoveAll(dir)
 		r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(req.OutputKey))
 		if err = h.Media.Remux(ctx, r); err == nil {
+			err = complete()
+		}
+		if err == nil {
 			res.Bytes, err = storage.UploadFileOnce(ctx, h.Bucket, r.OutputFile, req.OutputKey)
 		}
 	} else {
-		// ffmpeg writes into the upload as it goes; either failing aborts
-		// the other, and the upload publishes nothing unless complete.
+		// ffmpeg writes into the upload as it goes. The upload is
+		// published only when ffmpeg ends well having read everything;
+		// any failure of either aborts the other.
 		pr, pw := io.Pipe()
 		done := make(chan error, 1)
 		go func() {
 			r.Output = pw
 			err := h.Media.Remux(ctx, r)
-			pw.CloseWithError(cmpErr(err, io.EOF))
+			if err == nil {
+				err = complete()
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+			} else {
+				pw.Close()
+			}
 			done <- err
 		}()
-		var n int64
-		n, err = storage.WriteOnce(ctx, h.Bucket, req.OutputKey, pr)
-		pr.CloseWithError(cmpErr(err, io.ErrClosedPipe))
-		if ferr := <-done; ferr != nil && (err == nil || !errors.Is(err, storage.ErrExists)) {
+		res.Bytes, err = storage.WriteOnce(ctx, h.Bucket, req.OutputKey, pr)
+		pr.CloseWithError(fmt.Errorf("the upload ended: %w", err))
+		if ferr := <-done; err == nil {
 			err = ferr
 		}
-		res.Bytes = n
 	}
 	res.BytesStreamed = video.n
 	if err != nil {
+		for _, s := range streams {
+			if s.damaged != nil {
+				return res, s.damaged // the chunk is rendered again
+			}
+		}
 		return h.published(ctx, res, err)
 	}
 	return res, nil
 }
 
-// audio is every chunk's PCM in order, silence for a chunk without
-// audio, and what to close once it is read; nil if no chunk has any.
-func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) (*ffmpeg.PCM, io.Closer) {
-	t := req.Timeline
-	rate, err := framerate.Of(t.FPS)
-	if err != nil {
-		return nil, nil
+// segmentParts are the segments, in order, as their markers describe them.
+func segmentParts(markers []job.WorkerResult) []part {
+	parts := make([]part, len(markers))
+	for i, m := range markers {
+		parts[i] = part{chunk: i, key: m.SegmentKey, size: m.Bytes, sha256: m.SHA256}
 	}
-	var parts []io.Reader
-	var stored closers
+	return parts
+}
+
+// audio is every chunk's PCM in order, silence for a chunk without audio,
+// and the codec to encode it to; nil if no chunk has audio.
+func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, rate framerate.Rate) (*ffmpeg.PCM, *objects) {
+	grid := req.Timeline.Audio
+	parts := make([]part, len(markers))
 	lossless, some := true, false
-	for _, m := range markers {
+	for i, m := range markers {
+		share := rate.Samples(m.Chunk.Start, m.Chunk.End(), grid.SampleRate)
+		parts[i] = part{chunk: i, size: share * int64(grid.Channels) * 2}
 		if a := m.Audio; a != nil {
 			some = true
 			lossless = lossless && isLossless(a.Codec)
-			part := &objects{ctx: ctx, b: h.Bucket, keys: []string{a.Key}}
-			parts, stored = append(parts, part), append(stored, part)
-			continue
+			parts[i].key, parts[i].sha256 = a.Key, a.SHA256
 		}
-		samples := rate.SampleAt(int64(m.Chunk.End()), t.Audio.SampleRate) - rate.SampleAt(int64(m.Chunk.Start), t.Audio.SampleRate)
-		parts = append(parts, io.LimitReader(zeros{}, samples*int64(t.Audio.Channels)*2))
 	}
 	if !some {
 		return nil, nil
 	}
-	codec := t.Audio.Codec
+	codec := grid.Codec
 	if codec == "" {
 		codec = job.AudioAAC
 		if lossless && strings.HasSuffix(req.OutputKey, ".mov") {
 			codec = job.AudioPCM // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
 		}
 	}
-	return &ffmpeg.PCM{Data: io.MultiReader(parts...), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Codec: codec}, stored
-}
-
-type closers []*objects
-
-func (cs closers) Close() error {
-	for _, c := range cs {
-		c.Close()
-	}
-	return nil
+	audio := newObjects(ctx, h.Bucket, parts)
+	return &ffmpeg.PCM{Data: audio, SampleRate: grid.SampleRate, Channels: grid.Channels, Codec: codec}, audio
 }
 
 // isLossless reports whether a sample entry type is PCM or a lossless
@@ -233,7 +283,10 @@ func isLossless(codec string) bool {
 // is and reported as the result.
 func (h *Handler) published(ctx context.Context, res job.StitchResult, err error) (job.StitchResult, error) {
 	if !errors.Is(err, storage.ErrExists) {
-		return res, job.AsError(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+		if e := (*job.Error)(nil); errors.As(err, &e) {
+			return res, e // ffmpeg's failure, with its stderr
+		}
+		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
 	attrs, aerr := h.Bucket.Attributes(ctx, res.OutputKey)
 	if aerr != nil {
@@ -242,64 +295,4 @@ func (h *Handler) published(ctx context.Context, res job.StitchResult, err error
 	h.logger().Info("output already published by an earlier stitch; left as it is", "output", res.OutputKey)
 	res.Bytes = attrs.Size
 	return res, nil
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
-}
-
-// objects reads stored objects one after another, as one stream, opening
-// each when the one before ends.
-type objects struct {
-	ctx  context.Context
-	b    *blob.Bucket
-	keys []string
-	cur  *blob.Reader
-	n    int64 // bytes read
-}
-
-func (o *objects) Read(p []byte) (int, error) {
-	for {
-		if o.cur == nil {
-			if len(o.keys) == 0 {
-				return 0, io.EOF
-			}
-			r, err := o.b.NewReader(o.ctx, o.keys[0], nil)
-			if err != nil {
-				return 0, fmt.Errorf("read %s: %w", o.keys[0], err)
-			}
-			o.cur, o.keys = r, o.keys[1:]
-		}
-		n, err := o.cur.Read(p)
-		o.n += int64(n)
-		if errors.Is(err, io.EOF) {
-			o.cur.Close()
-			o.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-// Close closes the object being read, if any.
-func (o *objects) Close() error {
-	if o.cur == nil {
-		return nil
-	}
-	err := o.cur.Close()
-	o.cur = nil
-	return err
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }

@@ -513,7 +513,7 @@ func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 		{"truncated", "file", func(d []byte) []byte { return d[:len(d)-10] }, "its marker promises"},
 		// A store that keeps an MD5 of each object (S3, GCS, mem://; not a
 		// local folder opened with metadata=skip).
-		{"same size, other bytes", "mem://", func(d []byte) []byte { d = slices.Clone(d); d[len(d)-1] ^= 0xff; return d }, "does not have the MD5"},
+		{"same size, other bytes", "mem://", func(d []byte) []byte { d = slices.Clone(d); d[len(d)-1] ^= 0xff; return d }, "does not have the SHA-256 its marker promises"},
 		{"gone", "file", nil, "does not exist"},
 	} {
 		t.Run("a damaged segment: "+c.name, func(t *testing.T) {
@@ -551,5 +551,44 @@ func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 				t.Error("output published")
 			}
 		})
+	}
+}
+
+// TestRemuxRefusesAChangedSegment: on a store that keeps no MD5 (a local
+// folder), a segment changed after its worker checked it, same size, is
+// caught as it streams into the remux pass (its SHA-256), and nothing is
+// published.
+func TestRemuxRefusesAChangedSegment(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	b := testkit.Bucket(t, "file://"+t.TempDir())
+	r := render{rate: framerate.Rate{Num: 25, Den: 1}, size: "32x24", video: x264BFrames, audio: "sine", acodec: []string{"-c:a", "pcm_s16le"}, format: "mov"}
+	timeline := &job.Timeline{FPS: 25, Audio: job.AudioFormat{SampleRate: sampleRate, Channels: 2}}
+	w := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: t.TempDir()}
+	req := job.StitchRequest{JobID: "j", OutputKey: "renders/j/output.mov", Timeline: timeline}
+	for i, c := range []job.Chunk{{Index: 0, Start: 0, Count: 5}, {Index: 1, Start: 5, Count: 4}} {
+		file := fmt.Sprintf("c%d.mov", i)
+		argv := r.argv(i, c.Start, c.End(), file)
+		res, err := w.Handle(t.Context(), job.WorkerJob{JobID: "j", Chunk: c, Attempt: 1, Command: argv[0], Args: argv[1:], OutputFile: file, Timeline: timeline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Segments = append(req.Segments, job.Segment{Key: res.SegmentKey, Frames: res.Frames})
+	}
+	changed := req.Segments[1].Key
+	data, err := b.ReadAll(t.Context(), changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-1] ^= 0xff
+	if err := b.WriteAll(t.Context(), changed, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := &stitch.Handler{Bucket: b, Media: ffmpeg.New(), TempDir: t.TempDir()}
+	_, err = h.Handle(t.Context(), req)
+	if e := job.AsError(err); e == nil || e.Kind != job.Permanent || e.Code != job.CodeFrameMismatch || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, "SHA-256") {
+		t.Errorf("stitch = %v; want chunk 1 reported damaged by its SHA-256", err)
+	}
+	if ok, _ := b.Exists(t.Context(), req.OutputKey); ok {
+		t.Error("output published")
 	}
 }

@@ -99,9 +99,11 @@ type Handler struct {
 	Logger *slog.Logger
 }
 
-// Handle downloads the segments in parallel, checks each one's frame count,
-// joins them, checks the total and uploads the output. Nothing is uploaded
-// unless every check passes. Errors are *job.Error.
+// Handle joins the request's segments into its output. Segments placed on
+// the job's timeline (MP4 family) are joined as bytes (join.go); others are
+// downloaded in parallel, each one's frame count checked, joined by the
+// Stitcher, and the total checked. Nothing is published unless every check
+// passes. Errors are *job.Error.
 func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.StitchResult, error) {
 	if err := req.Validate(); err != nil {
 		return job.StitchResult{}, job.AsError(err)

@@ -296,16 +296,8 @@ func FileSums(path string) (sha, md5sum string, err error) {
 // FileSHA256 is the hex SHA-256 of a local file: what a segment's marker
 // promises and the stitcher checks.
 func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum, _, err := FileSums(path)
+	return sum, err
 }
 
 // List returns every key under prefix.

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -85,8 +86,8 @@ func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string
 	if placed == nil {
 		fragmented := filepath.Join(dir, "fragmented.mp4")
 		if codec != "" {
-			start, end := rate.SampleAt(int64(w.Chunk.Start), t.Audio.SampleRate), rate.SampleAt(int64(w.Chunk.End()), t.Audio.SampleRate)
-			cut = &fmp4.AudioCut{Path: filepath.Join(dir, "audio.pcm"), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels, Samples: end - start}
+			cut = &fmp4.AudioCut{Path: filepath.Join(dir, "audio.pcm"), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels,
+				Samples: rate.Samples(w.Chunk.Start, w.Chunk.End(), t.Audio.SampleRate)}
 		}
 		if err := h.Media.Fragment(ctx, output, fragmented, cut); err != nil {
 			e := job.AsError(err)
@@ -97,6 +98,9 @@ func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string
 			return e
 		}
 		if placed, err = placeFile(seg.path, fragmented, placement); err != nil {
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				return job.Errorf(job.Retryable, job.CodeInternal, "place %s: %v", w.OutputFile, err) // the disk, not the video
+			}
 			// The same command renders the same frames: not worth a retry.
 			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s cannot be placed on the job's timeline: %v", w.OutputFile, err)
 		}
@@ -112,8 +116,12 @@ func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string
 	if want := cut.Samples * int64(cut.Channels) * 2; info.Size() != want {
 		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "audio of %s has %d bytes of PCM, the chunk's %d samples × %d channels need %d", w.OutputFile, info.Size(), cut.Samples, cut.Channels, want)
 	}
+	sum, _, err := storage.FileSums(cut.Path)
+	if err != nil {
+		return job.Errorf(job.Retryable, job.CodeInternal, "checksum the audio of %s: %v", w.OutputFile, err)
+	}
 	seg.audioPath = cut.Path
-	seg.audio = &job.AudioPart{Key: w.AudioKey(), Samples: cut.Samples, Bytes: info.Size(), Codec: codec}
+	seg.audio = &job.AudioPart{Key: w.AudioKey(), Samples: cut.Samples, Bytes: info.Size(), SHA256: sum, Codec: codec}
 	return nil
 }
 
