@@ -24,8 +24,8 @@ import (
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
-// BenchmarkStitch joins 8 lossless 720p segments (30 frames each) three
-// ways, side by side on one local folder:
+// BenchmarkStitch joins 8 lossless 720p segments (60 frames each, about
+// 33 MB in all) four ways, side by side on one local folder:
 //   - join: the stitcher's byte join of the segments as the worker placed
 //     them (fragmented MP4), published as the output;
 //   - faststart: the same with the spec's faststart, one ffmpeg remux pass
@@ -46,9 +46,9 @@ func BenchmarkStitch(b *testing.B) {
 	for i := range 8 {
 		file := fmt.Sprintf("seg-%d.mp4", i)
 		args := []string{"-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-			"-vf", fmt.Sprintf("trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS", i*30, i*30+30),
+			"-vf", fmt.Sprintf("trim=start_frame=%d:end_frame=%d,setpts=PTS-STARTPTS", i*60, i*60+60),
 			"-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-y", file}
-		res, err := w.Handle(b.Context(), job.WorkerJob{JobID: "bench", Chunk: job.Chunk{Index: i, Start: i * 30, Count: 30}, Attempt: 1,
+		res, err := w.Handle(b.Context(), job.WorkerJob{JobID: "bench", Chunk: job.Chunk{Index: i, Start: i * 60, Count: 60}, Attempt: 1,
 			Command: "ffmpeg", Args: args, OutputFile: file, Timeline: timeline})
 		if err != nil {
 			b.Fatal(err)
