@@ -5,8 +5,9 @@
 // Place rewrites a chunk's fragments to the chunk's place on the job's
 // timeline: tfdt decode times shifted to the chunk's first frame,
 // composition offsets made relative to it, mfhd sequence numbers
-// renumbered, and the chunk's own index boxes (sidx, mfra) dropped. Join
-// then writes one init and every placed chunk, in order, byte for byte.
+// renumbered, and the chunk's own index boxes (sidx, mfra) dropped. The
+// joined file is then one init and every placed chunk, in order, byte for
+// byte (the stitcher has storage.Concat write it).
 //
 // Encoders that reorder frames (B-frames) present each frame some frames
 // after it is decoded, and that delay differs from chunk to chunk (x264

@@ -1,7 +1,6 @@
 package fmp4
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -50,9 +49,6 @@ type ConfigBox struct {
 
 // Bytes is the init segment: ftyp+moov.
 func (in *Init) Bytes() []byte { return in.data }
-
-// Reader reads the init segment, for Join.
-func (in *Init) Reader() io.Reader { return bytes.NewReader(in.data) }
 
 // ReadInit reads an init segment (ftyp+moov) from r: a stored init, or the
 // head of a fragmented file, in which case r is left after the moov.
