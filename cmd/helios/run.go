@@ -15,16 +15,19 @@ import (
 	"github.com/spf13/cobra"
 	"gocloud.dev/blob"
 
+	"github.com/helios-project/infrastructure/pkg/assets"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 func newRunCommand(e *env) *cobra.Command {
 	var f commonFlags
-	var out, id string
+	var sf specFlags
+	var out string
 	var concurrency int
 	var restart bool
 	cmd := &cobra.Command{
@@ -42,18 +45,18 @@ func newRunCommand(e *env) *cobra.Command {
 			if err := checkOut(out); err != nil {
 				return usageError{err}
 			}
-			return runJob(cmd.Context(), e, &f, args[0], out, id, concurrency, restart)
+			return runJob(cmd.Context(), e, &f, args[0], out, sf, concurrency, restart)
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "where to save the video (required)")
-	cmd.Flags().StringVar(&id, "id", "", "job id (default: the spec's id, else the file name)")
+	sf.register(cmd)
 	cmd.Flags().BoolVar(&restart, "restart", false, "run a cancelled job again, keeping its finished chunks")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
 	return cmd
 }
 
-func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id string, concurrency int, restart bool) error {
+func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, sf specFlags, concurrency int, restart bool) error {
 	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
@@ -70,7 +73,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	if err != nil {
 		return usageError{err}
 	}
-	spec, err := prepare(e, stack.Jobs, specPath, id)
+	spec, err := prepare(ctx, e, stack, specPath, sf)
 	if err != nil {
 		return err
 	}
@@ -138,18 +141,30 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out, id strin
 	return nil
 }
 
+// specFlags are the flags that make a job of a spec file.
+type specFlags struct {
+	id     string
+	assets string
+}
+
+func (sf *specFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&sf.id, "id", "", "job id (default: the spec's id, else the file name)")
+	cmd.Flags().StringVar(&sf.assets, "assets", "", "pack this folder as the job's asset bundle, upload it to assets/<sha256>.tar.gz and name it in the spec")
+}
+
 // prepare reads, decodes and validates a spec file, listing every problem
-// on stderr. Nothing is written anywhere.
-func prepare(e *env, jobs *jobstore.Store, specPath, id string) (*job.Spec, error) {
+// on stderr, and uploads its asset folder (--assets) if the spec is valid.
+// Nothing else is written anywhere.
+func prepare(ctx context.Context, e *env, stack *pipeline.Stack, specPath string, sf specFlags) (*job.Spec, error) {
 	data, err := readSpecFile(specPath)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	var spec *job.Spec
-	if id != "" {
-		spec, err = jobs.PrepareAs(bytes.NewReader(data), id) // --id wins over the spec's id
+	if sf.id != "" {
+		spec, err = stack.Jobs.PrepareAs(bytes.NewReader(data), sf.id) // --id wins over the spec's id
 	} else {
-		spec, err = jobs.Prepare(bytes.NewReader(data), idFromSpec(data, specPath))
+		spec, err = stack.Jobs.Prepare(bytes.NewReader(data), idFromSpec(data, specPath))
 	}
 	var ve *job.ValidationError
 	switch {
@@ -165,6 +180,16 @@ func prepare(e *env, jobs *jobstore.Store, specPath, id string) (*job.Spec, erro
 		return nil, errUsageReported
 	case err != nil:
 		return nil, usageError{err}
+	}
+	if sf.assets != "" {
+		key, err := assets.Upload(ctx, stack.Bucket, sf.assets)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--assets: %w", err)}
+		}
+		if spec.Assets != "" && spec.Assets != key {
+			return nil, usageError{fmt.Errorf("--assets %s packs to %s, but the spec names %s: leave \"assets\" out of the spec or drop --assets", sf.assets, key, spec.Assets)}
+		}
+		spec.Assets = key
 	}
 	return spec, nil
 }

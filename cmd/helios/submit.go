@@ -13,7 +13,7 @@ import (
 
 func newSubmitCommand(e *env) *cobra.Command {
 	var f commonFlags
-	var id string
+	var sf specFlags
 	cmd := &cobra.Command{
 		Use:   "submit SPEC.json --storage URL",
 		Short: "Validate a job and upload it to jobs/<id>.json, where the upload starts it (S3 or GCS trigger)",
@@ -24,7 +24,7 @@ func newSubmitCommand(e *env) *cobra.Command {
 				return err
 			}
 			defer stack.Close()
-			spec, err := prepare(e, stack.Jobs, args[0], id)
+			spec, err := prepare(cmd.Context(), e, stack, args[0], sf)
 			if err != nil {
 				return err
 			}
@@ -44,6 +44,6 @@ func newSubmitCommand(e *env) *cobra.Command {
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().StringVar(&id, "id", "", "job id (default: the spec's id, else the file name)")
+	sf.register(cmd)
 	return cmd
 }

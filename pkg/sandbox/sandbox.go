@@ -89,9 +89,15 @@ func Self(network bool, read ...string) (*Launcher, error) {
 }
 
 // Confine returns the argv that runs argv (argv[0] a resolved path)
-// confined to dir.
+// confined to dir. The program may read the directory it was found in and,
+// if that is a link, the directory it links to: an installed script such as
+// bin/helios -> ../helios.mjs reads its modules beside its target.
 func (l *Launcher) Confine(dir string, argv []string) []string {
-	read := append([]string{filepath.Dir(argv[0])}, l.Read...)
+	read := []string{filepath.Dir(argv[0])}
+	if real, err := filepath.EvalSymlinks(argv[0]); err == nil && filepath.Dir(real) != read[0] {
+		read = append(read, filepath.Dir(real))
+	}
+	read = append(read, l.Read...)
 	p, _ := json.Marshal(Policy{WorkDir: dir, Network: l.Network, Read: read})
 	return append([]string{l.Exe, launcherArg, string(p), "--"}, argv...)
 }

@@ -1,0 +1,111 @@
+// Package assets builds the bundles that a job's chunks unpack into their
+// work dirs (a spec's "assets": assets/<sha256>.tar.gz): a composition, its
+// scripts, fonts and audio.
+package assets
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"gocloud.dev/blob"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// Pack writes the tree under dir as a tar.gz of the kind the worker
+// unpacks: regular files and directories only (a link is an error naming
+// it), in lexical order, without owners or times, so that the same tree
+// packs to the same bytes and so to the same key.
+func Pack(dir string, w io.Writer) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	err = fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || name == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr := &tar.Header{Name: name, Mode: 0o644, Format: tar.FormatPAX}
+		switch {
+		case d.IsDir():
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+		case info.Mode().IsRegular():
+			hdr.Typeflag, hdr.Size = tar.TypeReg, info.Size()
+			if info.Mode()&0o111 != 0 {
+				hdr.Mode = 0o755
+			}
+		default:
+			return fmt.Errorf("%s is a %s; an asset bundle holds only files and directories (copy what it points to)", filepath.Join(dir, name), info.Mode().Type())
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return nil
+		}
+		f, err := root.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if n, err := io.Copy(tw, f); err != nil {
+			return err
+		} else if n != hdr.Size {
+			return fmt.Errorf("%s changed while it was packed", filepath.Join(dir, name))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// Upload packs dir and stores the bundle at its content address,
+// assets/<sha256>.tar.gz, unless a bundle is already there (the same bytes,
+// by its name); it returns the key for the spec's "assets".
+func Upload(ctx context.Context, b *blob.Bucket, dir string) (string, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return "", err
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("%s is not a directory: the assets are a folder to pack", dir)
+	}
+	tmp, err := os.CreateTemp("", "helios-assets-*.tar.gz")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	sum := sha256.New()
+	if err := Pack(dir, io.MultiWriter(tmp, sum)); err != nil {
+		return "", fmt.Errorf("pack %s: %w", dir, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	key := job.AssetsPrefix + hex.EncodeToString(sum.Sum(nil)) + ".tar.gz"
+	if _, err := storage.UploadFileOnce(ctx, b, tmp.Name(), key); err != nil && !errors.Is(err, storage.ErrExists) {
+		return "", err
+	}
+	return key, nil
+}
