@@ -3,6 +3,7 @@ package awslocal
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // Function names of the emulated stack, as SAM and CDK name them.
@@ -36,7 +38,15 @@ type StackOptions struct {
 	// orchestrator with this time limit, to try jobs longer than one
 	// invocation.
 	ShortOrchestratorTimeout time.Duration
+	// BrowserWorkers, if set, adds BrowserWorkerFunction with that many
+	// environments: the worker with the Helios renderer, found in
+	// RendererDir (prepended to PATH) and allowed there only.
+	BrowserWorkers int
+	RendererDir    string
 }
+
+// BrowserWorkerFunction is the worker that renders Helios compositions.
+const BrowserWorkerFunction = "helios-browser-worker"
 
 // ShortOrchestratorFunction is the orchestrator with a short time limit.
 const ShortOrchestratorFunction = "helios-orchestrator-short"
@@ -99,10 +109,22 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 		config.EnvConcurrency:      strconv.Itoa(workers),
 		config.EnvStatusInterval:   "200ms",
 	})
+	if opts.BrowserWorkers > 0 {
+		// The orchestrator accepts what either worker may run.
+		orchestratorEnv[config.EnvBrowserWorkerFunction] = BrowserWorkerFunction
+		orchestratorEnv[config.EnvAllowedCommands] = opts.Allowed + "," + job.RendererProgram
+	}
 	fns := []Function{
 		{Name: OrchestratorFunction, Bootstrap: boots[OrchestratorFunction], Instances: orchestrators, Env: orchestratorEnv},
 		{Name: WorkerFunction, Bootstrap: boots[WorkerFunction], Instances: workers, Env: env(nil)},
 		{Name: StitcherFunction, Bootstrap: boots[StitcherFunction], Env: env(nil)},
+	}
+	if opts.BrowserWorkers > 0 {
+		fns = append(fns, Function{Name: BrowserWorkerFunction, Bootstrap: boots[WorkerFunction], Instances: opts.BrowserWorkers,
+			Env: env(map[string]string{
+				config.EnvAllowedCommands: opts.Allowed + "," + job.RendererProgram,
+				"PATH":                    opts.RendererDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+			})})
 	}
 	if opts.ShortOrchestratorTimeout > 0 {
 		fns = append(fns, Function{Name: ShortOrchestratorFunction, Bootstrap: boots[OrchestratorFunction], Instances: 2,

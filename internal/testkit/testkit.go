@@ -17,6 +17,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -221,4 +222,33 @@ func Accept(t testing.TB, b *blob.Bucket, spec *job.Spec) {
 	if err := storage.Create(context.Background(), b, job.SpecKey(spec.ID), data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Renderer is the Helios renderer as `make renderer` installs it
+// (renderers/helios): Bin is the directory to put on PATH, Shell the npm
+// headless shell it unpacked.
+type Renderer struct {
+	Root, Bin, Shell string
+}
+
+// RequireRenderer returns the installed Helios renderer, failing the test
+// (never skipping: `make test` installs it) if node, its packages or the
+// headless shell are missing.
+func RequireRenderer(t testing.TB) Renderer {
+	t.Helper()
+	root, err := localnet.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Renderer{Root: filepath.Join(root, "renderers", "helios")}
+	r.Bin, r.Shell = filepath.Join(r.Root, "bin"), filepath.Join(r.Root, ".browser", "chromium")
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node not found on PATH: install Node.js 20+ or run `make test`")
+	}
+	for _, p := range []string{filepath.Join(r.Root, "node_modules", "playwright-core"), r.Shell} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("the Helios renderer is not installed (%v): run `make renderer`", err)
+		}
+	}
+	return r
 }

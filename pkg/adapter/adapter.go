@@ -24,6 +24,11 @@ type Function string
 const (
 	Worker   Function = "worker"
 	Stitcher Function = "stitcher"
+	// BrowserWorker is a worker with Chromium, Node and the Helios renderer
+	// (renderers/helios), for jobs that run `helios`: a bigger image on
+	// x86_64 Lambda, so ffmpeg-only jobs keep the small arm64 worker. A
+	// driver without one sends those jobs to Worker.
+	BrowserWorker Function = "browser-worker"
 )
 
 // MaxPayload is Lambda's limit for a synchronous request or response
@@ -58,10 +63,15 @@ type Adapter struct {
 // New wraps a driver.
 func New(d Driver) *Adapter { return &Adapter{driver: d} }
 
-// Execute runs one chunk on a worker.
+// Execute runs one chunk on a worker: the browser worker for a chunk that
+// renders a Helios composition, if the driver has one.
 func (a *Adapter) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	fn := Worker
+	if d, ok := a.driver.(interface{ Has(Function) bool }); ok && w.NeedsBrowser() && d.Has(BrowserWorker) {
+		fn = BrowserWorker
+	}
 	var out job.WorkerResult
-	err := a.call(ctx, Worker, w, &out)
+	err := a.call(ctx, fn, w, &out)
 	return out, err
 }
 

@@ -53,6 +53,7 @@ type CloudRun struct {
 	throttleBackoff func() backoff.BackOff
 	throttleTries   uint
 	localToken      string
+	browserURL      string
 }
 
 type cloudRunService struct {
@@ -78,6 +79,11 @@ func WithLocalToken(token string) CloudRunOption {
 func WithThrottleRetry(tries uint, b func() backoff.BackOff) CloudRunOption {
 	return func(a *CloudRun) { a.throttleTries, a.throttleBackoff = tries, b }
 }
+
+// WithBrowserWorkerURL sets the URL of the worker service that renders
+// Helios compositions (HELIOS_BROWSER_WORKER_URL); "" leaves those jobs to
+// the worker.
+func WithBrowserWorkerURL(u string) CloudRunOption { return func(a *CloudRun) { a.browserURL = u } }
 
 // NewCloudRun makes a Cloud Run driver for the worker and stitcher service
 // URLs (HELIOS_WORKER_URL, HELIOS_STITCHER_URL). https URLs are called with
@@ -105,7 +111,11 @@ func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTo
 	for _, o := range opts {
 		o(a)
 	}
-	for fn, u := range map[Function]string{Worker: workerURL, Stitcher: stitcherURL} {
+	urls := map[Function]string{Worker: workerURL, Stitcher: stitcherURL}
+	if a.browserURL != "" {
+		urls[BrowserWorker] = a.browserURL
+	}
+	for fn, u := range urls {
 		if !config.ServiceURL(u) {
 			return nil, fmt.Errorf("%s service URL %q: expected https:// (or http:// on loopback)", fn, u)
 		}
@@ -124,6 +134,9 @@ func NewCloudRun(ctx context.Context, workerURL, stitcherURL string, tokens IDTo
 	}
 	return a, nil
 }
+
+// Has reports whether fn is configured.
+func (a *CloudRun) Has(fn Function) bool { _, ok := a.services[fn]; return ok }
 
 // errThrottled marks an answer worth retrying here, before the orchestrator
 // sees it.

@@ -66,6 +66,18 @@ func NewLambda(client LambdaInvoker, worker, stitcher string) *Lambda {
 	return &Lambda{client: client, functions: map[Function]string{Worker: worker, Stitcher: stitcher}}
 }
 
+// WithBrowserWorker names the function that renders Helios compositions
+// (HELIOS_BROWSER_WORKER_FUNCTION); "" leaves those jobs to the worker.
+func (a *Lambda) WithBrowserWorker(name string) *Lambda {
+	if name != "" {
+		a.functions[BrowserWorker] = name
+	}
+	return a
+}
+
+// Has reports whether fn is configured.
+func (a *Lambda) Has(fn Function) bool { return a.functions[fn] != "" }
+
 // Invoke implements Driver.
 func (a *Lambda) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
 	name := a.functions[fn]

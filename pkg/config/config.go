@@ -19,22 +19,24 @@ import (
 
 // Environment variable names.
 const (
-	EnvStorageURL          = "HELIOS_STORAGE_URL"
-	EnvAdapter             = "HELIOS_ADAPTER"
-	EnvAllowedCommands     = "HELIOS_ALLOWED_COMMANDS"
-	EnvConcurrency         = "HELIOS_CONCURRENCY"
-	EnvStatusInterval      = "HELIOS_STATUS_INTERVAL"
-	EnvStitchTimeout       = "HELIOS_STITCH_TIMEOUT"
-	EnvCostPerWorkerSecond = "HELIOS_COST_PER_WORKER_SECOND"
-	EnvLogLevel            = "HELIOS_LOG_LEVEL"
-	EnvWorkerFunction      = "HELIOS_WORKER_FUNCTION"
-	EnvStitcherFunction    = "HELIOS_STITCHER_FUNCTION"
-	EnvWorkerURL           = "HELIOS_WORKER_URL"
-	EnvStitcherURL         = "HELIOS_STITCHER_URL"
-	EnvRequestTimeout      = "HELIOS_REQUEST_TIMEOUT"
-	EnvContinueTopic       = "HELIOS_CONTINUE_TOPIC"
-	EnvCommandNetwork      = "HELIOS_COMMAND_NETWORK"
-	EnvHTTPToken           = "HELIOS_HTTP_TOKEN"
+	EnvStorageURL            = "HELIOS_STORAGE_URL"
+	EnvAdapter               = "HELIOS_ADAPTER"
+	EnvAllowedCommands       = "HELIOS_ALLOWED_COMMANDS"
+	EnvConcurrency           = "HELIOS_CONCURRENCY"
+	EnvStatusInterval        = "HELIOS_STATUS_INTERVAL"
+	EnvStitchTimeout         = "HELIOS_STITCH_TIMEOUT"
+	EnvCostPerWorkerSecond   = "HELIOS_COST_PER_WORKER_SECOND"
+	EnvLogLevel              = "HELIOS_LOG_LEVEL"
+	EnvWorkerFunction        = "HELIOS_WORKER_FUNCTION"
+	EnvStitcherFunction      = "HELIOS_STITCHER_FUNCTION"
+	EnvBrowserWorkerFunction = "HELIOS_BROWSER_WORKER_FUNCTION"
+	EnvBrowserWorkerURL      = "HELIOS_BROWSER_WORKER_URL"
+	EnvWorkerURL             = "HELIOS_WORKER_URL"
+	EnvStitcherURL           = "HELIOS_STITCHER_URL"
+	EnvRequestTimeout        = "HELIOS_REQUEST_TIMEOUT"
+	EnvContinueTopic         = "HELIOS_CONTINUE_TOPIC"
+	EnvCommandNetwork        = "HELIOS_COMMAND_NETWORK"
+	EnvHTTPToken             = "HELIOS_HTTP_TOKEN"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
@@ -42,6 +44,7 @@ var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
+	EnvBrowserWorkerFunction, EnvBrowserWorkerURL,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -68,22 +71,24 @@ const (
 
 // Config is the validated environment.
 type Config struct {
-	StorageURL          string
-	Adapter             string
-	Allowed             job.Allowlist
-	Concurrency         int
-	StatusInterval      time.Duration
-	StitchTimeout       time.Duration
-	CostPerWorkerSecond float64
-	LogLevel            slog.Level
-	WorkerFunction      string
-	StitcherFunction    string
-	WorkerURL           string        // Cloud Run worker service URL
-	StitcherURL         string        // Cloud Run stitcher service URL
-	RequestTimeout      time.Duration // the HTTP platform's request limit (Cloud Run service timeout); 0: none
-	ContinueTopic       string        // Pub/Sub topic (projects/P/topics/T) a long job continues through
-	CommandNetwork      bool          // job commands may use the network (off by default)
-	HTTPToken           string        // bearer token of functions served over HTTP on this machine
+	StorageURL            string
+	Adapter               string
+	Allowed               job.Allowlist
+	Concurrency           int
+	StatusInterval        time.Duration
+	StitchTimeout         time.Duration
+	CostPerWorkerSecond   float64
+	LogLevel              slog.Level
+	WorkerFunction        string
+	StitcherFunction      string
+	WorkerURL             string        // Cloud Run worker service URL
+	StitcherURL           string        // Cloud Run stitcher service URL
+	BrowserWorkerFunction string        // Lambda worker with Chromium for `helios` jobs; "": the worker
+	BrowserWorkerURL      string        // Cloud Run worker with Chromium for `helios` jobs; "": the worker
+	RequestTimeout        time.Duration // the HTTP platform's request limit (Cloud Run service timeout); 0: none
+	ContinueTopic         string        // Pub/Sub topic (projects/P/topics/T) a long job continues through
+	CommandNetwork        bool          // job commands may use the network (off by default)
+	HTTPToken             string        // bearer token of functions served over HTTP on this machine
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -106,15 +111,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		problems = append(problems, fmt.Sprintf("%s=%q: expected %s", name, value, want))
 	}
 	c := Config{
-		StorageURL:       get(EnvStorageURL, DefaultStorageURL),
-		Adapter:          get(EnvAdapter, AdapterLocal),
-		Allowed:          job.ParseAllowlist(get(EnvAllowedCommands, DefaultAllowedCommands)),
-		WorkerFunction:   get(EnvWorkerFunction, ""),
-		StitcherFunction: get(EnvStitcherFunction, ""),
-		WorkerURL:        get(EnvWorkerURL, ""),
-		StitcherURL:      get(EnvStitcherURL, ""),
-		ContinueTopic:    get(EnvContinueTopic, ""),
-		HTTPToken:        get(EnvHTTPToken, ""),
+		StorageURL:            get(EnvStorageURL, DefaultStorageURL),
+		Adapter:               get(EnvAdapter, AdapterLocal),
+		Allowed:               job.ParseAllowlist(get(EnvAllowedCommands, DefaultAllowedCommands)),
+		WorkerFunction:        get(EnvWorkerFunction, ""),
+		StitcherFunction:      get(EnvStitcherFunction, ""),
+		WorkerURL:             get(EnvWorkerURL, ""),
+		StitcherURL:           get(EnvStitcherURL, ""),
+		BrowserWorkerFunction: get(EnvBrowserWorkerFunction, ""),
+		BrowserWorkerURL:      get(EnvBrowserWorkerURL, ""),
+		ContinueTopic:         get(EnvContinueTopic, ""),
+		HTTPToken:             get(EnvHTTPToken, ""),
 
 		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
 		LambdaFunctionName: get(EnvLambdaFunctionName, ""),
@@ -134,7 +141,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if c.WorkerURL == "" || c.StitcherURL == "" {
 			problems = append(problems, fmt.Sprintf("%s=cloudrun needs %s and %s (service URLs)", EnvAdapter, EnvWorkerURL, EnvStitcherURL))
 		}
-		for name, v := range map[string]string{EnvWorkerURL: c.WorkerURL, EnvStitcherURL: c.StitcherURL} {
+		for name, v := range map[string]string{EnvWorkerURL: c.WorkerURL, EnvStitcherURL: c.StitcherURL, EnvBrowserWorkerURL: c.BrowserWorkerURL} {
 			if v != "" && !ServiceURL(v) {
 				bad(name, v, "an https:// service URL (http:// only on loopback)")
 			}

@@ -28,6 +28,13 @@ type WorkerJob struct {
 	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
+// RendererProgram is the Helios renderer's command (renderers/helios):
+// chunks that run it need a worker with Chromium.
+const RendererProgram = "helios"
+
+// NeedsBrowser reports whether the chunk renders a Helios composition.
+func (w WorkerJob) NeedsBrowser() bool { return w.Command == RendererProgram }
+
 // Timeline is what a worker needs to place its chunk on the job's
 // timeline: the frame rate of the video and the grid of the audio.
 type Timeline struct {

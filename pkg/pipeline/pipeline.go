@@ -105,9 +105,10 @@ func (s *Stack) Adapter(ctx context.Context) (*adapter.Adapter, error) {
 		if err != nil {
 			return nil, err
 		}
-		return adapter.New(adapter.NewLambda(client, cfg.WorkerFunction, cfg.StitcherFunction)), nil
+		return adapter.New(adapter.NewLambda(client, cfg.WorkerFunction, cfg.StitcherFunction).WithBrowserWorker(cfg.BrowserWorkerFunction)), nil
 	case config.AdapterCloudRun:
-		d, err := adapter.NewCloudRun(ctx, cfg.WorkerURL, cfg.StitcherURL, adapter.GoogleIDTokens, adapter.WithLocalToken(cfg.HTTPToken))
+		d, err := adapter.NewCloudRun(ctx, cfg.WorkerURL, cfg.StitcherURL, adapter.GoogleIDTokens,
+			adapter.WithLocalToken(cfg.HTTPToken), adapter.WithBrowserWorkerURL(cfg.BrowserWorkerURL))
 		if err != nil {
 			return nil, err
 		}

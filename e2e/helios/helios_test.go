@@ -1,0 +1,318 @@
+// Package helios renders the example Helios compositions
+// (examples/compositions) with the Helios renderer (renderers/helios) in
+// headless Chromium: chunks of sizes that do not divide the video equal a
+// one-pass render frame for frame and sample for sample, in the npm headless
+// shell and in Debian's chromium; the example specs render frame-exact
+// through `helios job run` and through the emulated Lambda stack, whose
+// browser worker takes the `helios` chunks; and a composition that throws,
+// never becomes ready or stalls fails its chunk with the page's error in the
+// job's status.
+package helios
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/helios-project/infrastructure/internal/awslocal"
+	"github.com/helios-project/infrastructure/internal/localnet"
+	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/assets"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+var (
+	stack *awslocal.Stack
+	cli   string // this repository's helios CLI, built for the tests
+	root  string // the module root
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if root, err = localnet.ModuleRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(testkit.MainWithStack(m, "helios", func(dir string) (func(), error) {
+		if cli, err = localnet.Build(context.Background(), filepath.Join(root, "cmd", "helios"), dir, "helios-cli", ""); err != nil {
+			return nil, err
+		}
+		stack, err = awslocal.StartStack(context.Background(), awslocal.StackOptions{
+			WorkDir: dir, BrowserWorkers: 2, RendererDir: filepath.Join(root, "renderers", "helios", "bin"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return stack.Close, nil
+	}))
+}
+
+func need(t *testing.T) testkit.Renderer {
+	t.Helper()
+	if stack == nil {
+		t.Skip("-short: Chromium renders are not run")
+	}
+	testkit.RequireFFmpeg(t)
+	return testkit.RequireRenderer(t)
+}
+
+var compositions = filepath.Join("..", "..", "examples", "compositions")
+
+// render runs `helios render` on an example composition at 320x240 and
+// returns the output's path.
+func render(t *testing.T, r testkit.Renderer, browser, comp, mode string, start, count int) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.mov", comp, start))
+	cmd := exec.Command(filepath.Join(r.Bin, "helios"), "render", comp+"/index.html", "-o", out,
+		"--start-frame", fmt.Sprint(start), "--frame-count", fmt.Sprint(count),
+		"--width", "320", "--height", "240", "--fps", "30", "--quality", "0", "--mode", mode, "--audio-codec", "pcm_s16le")
+	cmd.Dir = compositions
+	cmd.Env = append(os.Environ(), "HELIOS_CHROMIUM="+browser)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helios render %s [%d, %d): %v\n%s", comp, start, start+count, err, msg)
+	}
+	return out
+}
+
+// pcm decodes a file's audio as 48 kHz stereo s16le.
+func pcm(t *testing.T, path string) []byte {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path,
+		"-map", "0:a", "-ar", "48000", "-ac", "2", "-f", "s16le", "-").Output()
+	if err != nil {
+		t.Fatalf("decode the audio of %s: %v", path, err)
+	}
+	return out
+}
+
+// peak is the largest sample magnitude of s16le audio.
+func peak(audio []byte) int {
+	p := 0
+	for i := 0; i+1 < len(audio); i += 2 {
+		v := int(int16(uint16(audio[i]) | uint16(audio[i+1])<<8))
+		p = max(p, v, -v)
+	}
+	return p
+}
+
+// assertSameAudio compares two s16le streams sample for sample, naming the
+// first difference and where it is (a chunk boundary shows as its frame).
+func assertSameAudio(t *testing.T, got, want []byte) {
+	t.Helper()
+	if peak(want) < 1000 {
+		t.Fatalf("the reference audio is (nearly) silent, peak %d: nothing to compare", peak(want))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audio has %d samples, want %d", len(got)/4, len(want)/4)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			s := i / 4
+			t.Fatalf("audio differs from sample %d (%.4f s, frame %.2f at 30 fps)", s, float64(s)/48000, float64(s)*30/48000)
+		}
+	}
+}
+
+// TestChunksMatchOnePass renders each example in chunks of 7, 25 and 58
+// frames (none divides 90) and in one pass, in both browsers, and compares
+// every decoded frame and every audio sample.
+func TestChunksMatchOnePass(t *testing.T) {
+	r := need(t)
+	debian := testkit.RequireChromium(t)
+	for _, tc := range []struct{ name, comp, mode, browser string }{
+		{"canvas in the npm headless shell", "canvas", "canvas", r.Shell},
+		{"dom in Debian chromium", "dom", "dom", debian},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			one := render(t, r, tc.browser, tc.comp, tc.mode, 0, 90)
+			var frames []string
+			var audio []byte
+			for _, c := range [][2]int{{0, 7}, {7, 25}, {32, 58}} {
+				part := render(t, r, tc.browser, tc.comp, tc.mode, c[0], c[1])
+				frames = append(frames, testkit.FrameMD5(t, part)...)
+				audio = append(audio, pcm(t, part)...)
+			}
+			want := testkit.FrameMD5(t, one)
+			if len(want) != 90 || want[0] == want[45] || want[45] == want[89] {
+				t.Fatalf("the one-pass render has %d frames and does not move: %v", len(want), want)
+			}
+			if strings.Join(frames, " ") != strings.Join(want, " ") {
+				for i := range want {
+					if i >= len(frames) || frames[i] != want[i] {
+						t.Fatalf("chunked frame %d differs from the one-pass render (%d frames vs %d)", i, len(frames), len(want))
+					}
+				}
+			}
+			assertSameAudio(t, audio, pcm(t, one))
+		})
+	}
+}
+
+// onePass renders an example spec's composition in one pass the way its
+// chunk commands do, in the browser the worker finds (the headless shell).
+func onePass(t *testing.T, r testkit.Renderer, specPath string) string {
+	t.Helper()
+	var spec job.Spec
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields(spec.Chunks[0].Command)
+	var args []string
+	for i := 1; i < len(words); i++ {
+		switch words[i] {
+		case "-o", "--start-frame", "--frame-count":
+			i++
+		default:
+			args = append(args, words[i])
+		}
+	}
+	out := filepath.Join(t.TempDir(), "one-pass"+filepath.Ext(spec.Chunks[0].OutputFile))
+	cmd := exec.Command(filepath.Join(r.Bin, "helios"), append(args, "-o", out)...)
+	cmd.Dir = compositions
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("one-pass render: %v\n%s", err, msg)
+	}
+	return out
+}
+
+// runCLI runs this repository's helios CLI with the renderer on PATH and
+// allowed, as a user following the README does.
+func runCLI(t *testing.T, r testkit.Renderer, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(cli, args...)
+	cmd.Env = append(os.Environ(), "PATH="+r.Bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"HELIOS_ALLOWED_COMMANDS=ffmpeg,helios", "HELIOS_STORAGE_URL=")
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// TestJobRunMatchesOnePass renders the DOM example's spec, as written,
+// with `helios job run --assets`: the chunks run confined (Landlock and
+// seccomp, as on a worker), the mov output's video and PCM audio equal a
+// one-pass render.
+func TestJobRunMatchesOnePass(t *testing.T) {
+	r := need(t)
+	spec := filepath.Join(root, "examples", "jobs", "helios-dom.json")
+	out := filepath.Join(t.TempDir(), "dom.mov")
+	if _, stderr, err := runCLI(t, r, "job", "run", spec, "--assets", compositions, "--out", out, "--storage", t.TempDir()); err != nil {
+		t.Fatalf("helios job run: %v\n%s", err, stderr)
+	}
+	one := onePass(t, r, spec)
+	testkit.AssertFrameExact(t, out, one)
+	assertSameAudio(t, pcm(t, out), pcm(t, one))
+}
+
+// TestLambdaBrowserWorker runs the canvas example's spec on the emulated
+// AWS stack from an S3 upload: its chunks go to the browser worker (the
+// only one allowed to run helios), and the MP4 (video joined as bytes,
+// audio encoded once to AAC) is frame-exact with 3 s of audio.
+func TestLambdaBrowserWorker(t *testing.T) {
+	r := need(t)
+	key, err := assets.Upload(t.Context(), stack.Bucket, compositions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specPath := filepath.Join(root, "examples", "jobs", "helios-canvas.json")
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["assets"] = key
+	data, _ = json.Marshal(doc)
+	workers, browsers := stack.Lambda.Calls(awslocal.WorkerFunction), stack.Lambda.Calls(awslocal.BrowserWorkerFunction)
+	if err := stack.Bucket.WriteAll(t.Context(), job.JobKey("lambda-canvas"), data, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := events.S3Event{Records: []events.S3EventRecord{{EventSource: "aws:s3", EventName: "ObjectCreated:Put", AWSRegion: awslocal.Region,
+		S3: events.S3Entity{Bucket: events.S3Bucket{Name: awslocal.BucketName}, Object: events.S3Object{Key: job.JobKey("lambda-canvas")}}}}}
+	payload, _ := json.Marshal(ev)
+	res, err := stack.Client.Invoke(t.Context(), &lambda.InvokeInput{FunctionName: aws.String(awslocal.OrchestratorFunction), Payload: payload})
+	if err != nil || res.FunctionError != nil {
+		t.Fatalf("orchestrator: %v %s", err, res.Payload)
+	}
+	st := testkit.WaitStatus(t, stack.Bucket, "lambda-canvas", time.Minute, testkit.Final)
+	if st.State != job.StateDone {
+		t.Fatalf("job ended %s: %+v", st.State, st.Error)
+	}
+	if w, b := stack.Lambda.Calls(awslocal.WorkerFunction)-workers, stack.Lambda.Calls(awslocal.BrowserWorkerFunction)-browsers; w != 0 || b != 4 {
+		t.Errorf("%d worker and %d browser-worker invocations, want 0 and 4", w, b)
+	}
+	out := filepath.Join(t.TempDir(), "canvas.mp4")
+	if _, err := storage.DownloadFile(t.Context(), stack.Bucket, st.Output, out); err != nil {
+		t.Fatal(err)
+	}
+	testkit.AssertFrameExact(t, out, onePass(t, r, specPath))
+	// AAC: the edit list trims the encoder's priming and padding.
+	probe, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name,duration", "-of", "csv=p=0", out).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(probe)); got != "aac,3.000000" {
+		t.Errorf("audio stream is %q, want aac,3.000000", got)
+	}
+	if p := peak(pcm(t, out)); p < 1000 {
+		t.Errorf("the output's audio is (nearly) silent: peak %d", p)
+	}
+}
+
+// TestBrokenCompositionFailsWithThePageError runs one-chunk jobs whose
+// composition throws, never sets window.helios, or never settles on a frame:
+// each fails, and the job's status carries the page's words.
+func TestBrokenCompositionFailsWithThePageError(t *testing.T) {
+	r := need(t)
+	for _, tc := range []struct{ comp, want string }{
+		{"throws", "the composition threw: Error: boom: the composition could not find its data"},
+		{"never-ready", "window.helios was never set"},
+		{"stalls", "frame 0 did not settle within 2s"},
+	} {
+		t.Run(tc.comp, func(t *testing.T) {
+			dir := t.TempDir()
+			spec := fmt.Sprintf(`{"id": "broken-%s", "metadata": {"totalFrames": 3, "fps": 30, "width": 64, "height": 64},
+			  "retry": {"maxAttempts": 1},
+			  "chunks": [{"id": 0, "startFrame": 0, "frameCount": 3, "outputFile": "part_0.mov",
+			    "command": "helios render %s/index.html -o part_0.mov --frame-count 3 --width 64 --height 64 --timeout 2"}]}`, tc.comp, tc.comp)
+			specPath := filepath.Join(dir, "spec.json")
+			if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			store := filepath.Join(dir, "store")
+			stdout, stderr, err := runCLI(t, r, "job", "run", specPath, "--assets", filepath.Join("testdata", "broken"), "--out", filepath.Join(dir, "out.mov"), "--storage", store)
+			if err == nil {
+				t.Fatalf("the job succeeded:\n%s", stderr)
+			}
+			if !strings.Contains(stdout, tc.want) {
+				t.Errorf("the summary does not say %q:\n%s", tc.want, stdout)
+			}
+			st, err := jobstore.New(testkit.Bucket(t, store), nil, nil).Status(t.Context(), "broken-"+tc.comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != job.StateFailed || st.Chunks[0].Error == nil || !strings.Contains(st.Chunks[0].Error.StderrTail, tc.want) {
+				t.Fatalf("status: state %s, chunk 0 error %+v; want the page's error %q", st.State, st.Chunks[0].Error, tc.want)
+			}
+		})
+	}
+}
