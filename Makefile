@@ -19,7 +19,7 @@ LAYER_ZIP   := layers/ffmpeg/build/ffmpeg-layer.zip
 CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: fuzz test-faults all build demo test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
+.PHONY: fuzz test-faults all build demo demo-helios renderer test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
 
 all: build
 
@@ -42,13 +42,31 @@ demo: deps-ffmpeg build ## render examples/jobs/demo.json locally to out/demo.mp
 	  -show_entries stream=codec_name,width,height,nb_read_packets -of default=noprint_wrappers=1 out/demo.mp4 \
 	  | sed 's/^/  ffprobe: /'
 
-test: deps-ffmpeg deps-node rie ## run every test (unit and end to end: real ffmpeg, Lambda emulator, S3 server, CDK synth)
+test: deps-ffmpeg deps-node rie renderer ## run every test (unit and end to end: real ffmpeg, Lambda emulator, S3 server, CDK synth)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd $(RENDERER) && node --test test/
 	$(MAKE) test-cdk
 
 test-cdk: deps-node ## synthesize the CDK stack and check it with assertions
 	cd infra/cdk && $(GO) vet . && $(GO) test -count=1 -timeout 10m .
+
+# The Helios renderer (renderers/helios: `helios render` for workers) and the
+# example compositions' @helios-project/core, from their package-locks; on
+# linux/x64 also the npm headless shell, unpacked once into .browser/.
+RENDERER := renderers/helios
+
+renderer: deps-node $(RENDERER)/node_modules/.installed examples/compositions/node_modules/.installed ## install the Helios renderer and the example compositions' packages (npm ci)
+	@if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+	  test -x $(RENDERER)/.browser/chromium || (cd $(RENDERER) && npm run --silent install-browser); \
+	else echo "renderer: no npm headless shell for $$(uname -sm); helios render uses a system chromium"; fi
+
+%/node_modules/.installed: %/package.json %/package-lock.json
+	cd $* && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo-helios: deps-ffmpeg build renderer ## render the canvas example composition in chunks to out/helios.mp4, beside a one-pass render
+	@scripts/demo-helios.sh
 
 deps-node:
 	@command -v node >/dev/null 2>&1 || { echo "node is missing: the CDK (jsii) needs Node.js 20+ (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }

@@ -1,0 +1,96 @@
+package adapter_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/helios-project/infrastructure/internal/awslocal"
+	"github.com/helios-project/infrastructure/internal/gcplocal"
+	"github.com/helios-project/infrastructure/internal/localnet"
+	"github.com/helios-project/infrastructure/pkg/adapter"
+	"github.com/helios-project/infrastructure/pkg/adapter/adaptertest"
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// routed sends one `helios` chunk and one ffmpeg chunk through a and
+// returns how many calls each of the counters saw for each.
+func routed(t *testing.T, a *adapter.Adapter, worker, browser func() int64) (heliosTo, ffmpegTo [2]int64) {
+	t.Helper()
+	send := func(command string) [2]int64 {
+		w0, b0 := worker(), browser()
+		// The probe answers only its own commands; which function got the
+		// call is what counts here.
+		_, _ = a.Execute(t.Context(), job.WorkerJob{JobID: "route", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: command})
+		return [2]int64{worker() - w0, browser() - b0}
+	}
+	return send(job.RendererProgram), send(adaptertest.ProbeEcho)
+}
+
+func TestLambdaBrowserWorkerTakesHeliosChunks(t *testing.T) {
+	rie, err := awslocal.FindRIE()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bootstrap, err := awslocal.BuildBootstrap(context.Background(), "github.com/helios-project/infrastructure/internal/probefn", filepath.Join(dir, "probe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := map[string]string{"PROBE_FUNCTION": "worker"}
+	l, err := awslocal.StartLambda(context.Background(), rie, dir,
+		awslocal.Function{Name: "probe-worker", Bootstrap: bootstrap, Env: worker},
+		awslocal.Function{Name: "probe-browser", Bootstrap: bootstrap, Env: worker},
+		awslocal.Function{Name: "probe-stitcher", Bootstrap: bootstrap, Env: map[string]string{"PROBE_FUNCTION": "stitcher"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	calls := func(fn string) func() int64 { return func() int64 { return l.Calls(fn) } }
+	for _, tc := range []struct {
+		browser          string
+		heliosTo, ffmpeg [2]int64 // calls of {worker, browser}
+	}{
+		{"probe-browser", [2]int64{0, 1}, [2]int64{1, 0}},
+		{"", [2]int64{1, 0}, [2]int64{1, 0}}, // no browser worker: everything to the worker
+	} {
+		a := adapter.New(adapter.NewLambda(lambdaClient(l.URL), "probe-worker", "probe-stitcher").WithBrowserWorker(tc.browser))
+		h, f := routed(t, a, calls("probe-worker"), calls("probe-browser"))
+		if h != tc.heliosTo || f != tc.ffmpeg {
+			t.Errorf("browser worker %q: helios chunk went to %v, ffmpeg chunk to %v (calls of worker, browser); want %v and %v", tc.browser, h, f, tc.heliosTo, tc.ffmpeg)
+		}
+	}
+}
+
+func TestCloudRunBrowserWorkerTakesHeliosChunks(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := localnet.Build(context.Background(), "./internal/probefn", dir, "probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(name, fn string) *gcplocal.Service {
+		s, err := gcplocal.StartService(context.Background(), gcplocal.ServiceOptions{
+			Name: name, Binary: bin, Env: map[string]string{"PROBE_FUNCTION": fn, "HELIOS_HTTP_TOKEN": probeToken},
+			Instances: 1, Concurrency: 1, Pending: 2 * time.Second, LogDir: dir,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	w, b, s := start("probe-worker", "worker"), start("probe-browser", "worker"), start("probe-stitcher", "stitcher")
+	d, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, adapter.WithLocalToken(probeToken), adapter.WithBrowserWorkerURL(b.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, f := routed(t, adapter.New(d), w.Calls, b.Calls)
+	if h != [2]int64{0, 1} || f != [2]int64{1, 0} {
+		t.Errorf("helios chunk went to %v, ffmpeg chunk to %v (calls of worker, browser); want [0 1] and [1 0]", h, f)
+	}
+	if _, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, adapter.WithBrowserWorkerURL("http://example.com/")); err == nil {
+		t.Error("a plain-http browser worker URL off loopback was accepted")
+	}
+}
