@@ -25,6 +25,12 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if settings.BrowserWorker {
+		if _, err := os.Stat(settings.SourceDir + "/" + BrowserWorkerDockerfile); err != nil {
+			fmt.Fprintf(os.Stderr, "helios cdk: the browser worker's Dockerfile is missing (%v): set sourceDir to the repository root, or -c browserWorker=false\n", err)
+			os.Exit(1)
+		}
+	}
 	NewHeliosRenderStack(app, settings)
 	app.Synth(nil)
 }

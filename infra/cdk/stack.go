@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecrassets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
@@ -46,6 +48,18 @@ type Settings struct {
 	AlarmTopicArn      string // optional SNS topic for the alarms
 	LambdaDir          string // where make package writes <fn>.zip
 	LayerZip           string // what make layer writes
+
+	// The browser worker: the worker as an x86_64 container image with
+	// Node.js, the npm headless shell of Chromium and the Helios renderer
+	// (infra/browser-worker/Dockerfile), which takes the chunks that run
+	// `helios`; ffmpeg-only chunks stay on the arm64 worker. Deploying it
+	// builds the image with Docker (cdk deploy does); false leaves it out.
+	BrowserWorker            bool
+	BrowserWorkerMemory      int    // MB; also buys CPU (1,769 MB is one vCPU)
+	BrowserWorkerStorage     int    // MB of /tmp
+	BrowserWorkerTimeout     int    // seconds
+	BrowserWorkerConcurrency int    // reserved concurrency
+	SourceDir                string // the repository root: the image's build context
 }
 
 // DefaultSettings are what `cdk synth` uses without context.
@@ -66,8 +80,22 @@ func DefaultSettings() Settings {
 		LogRetentionDays:   30,
 		LambdaDir:          "../../build/lambda",
 		LayerZip:           "../../layers/ffmpeg/build/ffmpeg-layer.zip",
+		// A chunk render peaks at 350-550 MB (docs/PERFORMANCE.md), but
+		// Chromium, Node and ffmpeg run at once: 3,008 MB buys ~1.7 vCPUs.
+		// Frames are piped, not written: /tmp holds the chunk's assets,
+		// Chromium's profile and the segment.
+		BrowserWorker:            true,
+		BrowserWorkerMemory:      3008,
+		BrowserWorkerStorage:     2048,
+		BrowserWorkerTimeout:     900,
+		BrowserWorkerConcurrency: 20,
+		SourceDir:                "../..",
 	}
 }
+
+// BrowserWorkerDockerfile is the browser worker's Dockerfile, relative to
+// SourceDir; what its .dockerignore lists stays out of the build context.
+const BrowserWorkerDockerfile = "infra/browser-worker/Dockerfile"
 
 // lambdaArmPricePerGBSecond is the first-tier arm64 duration price.
 const lambdaArmPricePerGBSecond = 0.0000133334
@@ -88,14 +116,16 @@ func (s Settings) Validate() error {
 	check(s.RemovalPolicy == "retain" || s.RemovalPolicy == "destroy", "removalPolicy", s.RemovalPolicy, "retain or destroy")
 	check(between(s.ChunkExpiryDays, 1, 3650), "chunkExpiryDays", s.ChunkExpiryDays, "1 to 3650")
 	check(between(s.OutputExpiryDays, 0, 36500), "outputExpiryDays", s.OutputExpiryDays, "0 (keep) to 36500")
-	for key, mb := range map[string]int{"orchestratorMemory": s.OrchestratorMemory, "workerMemory": s.WorkerMemory, "stitcherMemory": s.StitcherMemory} {
+	for key, mb := range map[string]int{"orchestratorMemory": s.OrchestratorMemory, "workerMemory": s.WorkerMemory, "stitcherMemory": s.StitcherMemory, "browserWorkerMemory": s.BrowserWorkerMemory} {
 		check(between(mb, 128, 10240), key, mb, "128 to 10240 MB")
 	}
-	for key, mb := range map[string]int{"workerStorage": s.WorkerStorage, "stitcherStorage": s.StitcherStorage} {
+	for key, mb := range map[string]int{"workerStorage": s.WorkerStorage, "stitcherStorage": s.StitcherStorage, "browserWorkerStorage": s.BrowserWorkerStorage} {
 		check(between(mb, 512, 10240), key, mb, "512 to 10240 MB of /tmp")
 	}
 	check(between(s.WorkerTimeout, 30, 900), "workerTimeout", s.WorkerTimeout, "30 to 900 seconds")
 	check(between(s.WorkerConcurrency, 1, 10000), "workerConcurrency", s.WorkerConcurrency, "1 to 10000")
+	check(between(s.BrowserWorkerTimeout, 30, 900), "browserWorkerTimeout", s.BrowserWorkerTimeout, "30 to 900 seconds")
+	check(between(s.BrowserWorkerConcurrency, 1, 10000), "browserWorkerConcurrency", s.BrowserWorkerConcurrency, "1 to 10000")
 	check(len(job.ParseAllowlist(s.AllowedCommands)) > 0, "allowedCommands", s.AllowedCommands, "a comma-separated list of programs")
 	check(s.AlarmTopicArn == "" || strings.HasPrefix(s.AlarmTopicArn, "arn:"), "alarmTopicArn", s.AlarmTopicArn, "an SNS topic ARN")
 	if _, ok := retentions[s.LogRetentionDays]; !ok {
@@ -158,10 +188,36 @@ func settingsFromContext(scope constructs.Construct) (Settings, error) {
 	str("alarmTopicArn", &s.AlarmTopicArn)
 	str("lambdaDir", &s.LambdaDir)
 	str("layerZip", &s.LayerZip)
+	if v := scope.Node().TryGetContext(jsii.String("browserWorker")); v != nil {
+		switch fmt.Sprint(v) {
+		case "true":
+			s.BrowserWorker = true
+		case "false":
+			s.BrowserWorker = false
+		default:
+			problems = append(problems, fmt.Sprintf("browserWorker=%v: expected true or false", v))
+		}
+	}
+	num("browserWorkerMemory", &s.BrowserWorkerMemory)
+	num("browserWorkerStorage", &s.BrowserWorkerStorage)
+	num("browserWorkerTimeout", &s.BrowserWorkerTimeout)
+	num("browserWorkerConcurrency", &s.BrowserWorkerConcurrency)
+	str("sourceDir", &s.SourceDir)
 	if len(problems) > 0 {
 		return s, fmt.Errorf("invalid context: %s", strings.Join(problems, "; "))
 	}
 	return s, s.Validate()
+}
+
+// ignorePatterns are the patterns of a .dockerignore file.
+func ignorePatterns(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // SweepInput is what the scheduled sweep sends the orchestrator: it
@@ -232,50 +288,69 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		config.EnvAllowedCommands: jsii.String(s.AllowedCommands),
 		config.EnvLogLevel:        jsii.String("info"),
 	}
-	function := func(id, name string, functionName *string, memory, storageMB, timeout int, env map[string]*string, layers []awslambda.ILayerVersion, reserved *float64) awslambda.Function {
+	// fn describes one function: a zip that make package builds (arm64, with
+	// the ffmpeg layer), or a container image.
+	type fn struct {
+		id, name     string
+		functionName *string
+		image        awslambda.DockerImageCode // nil: build/lambda/<name>.zip
+		ffmpeg       bool                      // with the ffmpeg layer (zips)
+		memory       int
+		storage      int
+		timeout      int
+		env          map[string]*string
+		reserved     *float64
+	}
+	function := func(f fn) awslambda.Function {
 		vars := map[string]*string{}
 		for k, v := range common {
 			vars[k] = v
 		}
-		for k, v := range env {
+		for k, v := range f.env {
 			vars[k] = v
 		}
-		logs := awslogs.NewLogGroup(stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		logs := awslogs.NewLogGroup(stack, jsii.String(f.id+"Logs"), &awslogs.LogGroupProps{
 			Retention:     retentions[s.LogRetentionDays],
 			RemovalPolicy: removal,
 		})
-		props := &awslambda.FunctionProps{
-			FunctionName:                 functionName,
-			Description:                  jsii.String("Helios " + name),
-			Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
-			Architecture:                 awslambda.Architecture_ARM_64(),
-			Handler:                      jsii.String("bootstrap"),
-			Code:                         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.LambdaDir, name+".zip")), nil),
-			MemorySize:                   jsii.Number(float64(memory)),
-			EphemeralStorageSize:         awscdk.Size_Mebibytes(jsii.Number(float64(storageMB))),
-			Timeout:                      awscdk.Duration_Seconds(jsii.Number(float64(timeout))),
+		opts := awslambda.FunctionOptions{
+			FunctionName:                 f.functionName,
+			Description:                  jsii.String("Helios " + f.name),
+			MemorySize:                   jsii.Number(float64(f.memory)),
+			EphemeralStorageSize:         awscdk.Size_Mebibytes(jsii.Number(float64(f.storage))),
+			Timeout:                      awscdk.Duration_Seconds(jsii.Number(float64(f.timeout))),
 			Environment:                  &vars,
 			LogGroup:                     logs,
 			LoggingFormat:                awslambda.LoggingFormat_JSON,
-			ReservedConcurrentExecutions: reserved,
+			ReservedConcurrentExecutions: f.reserved,
 		}
-		if len(layers) > 0 {
-			props.Layers = &layers
+		if f.image != nil {
+			return awslambda.NewDockerImageFunction(stack, jsii.String(f.id), &awslambda.DockerImageFunctionProps{
+				FunctionName: opts.FunctionName, Description: opts.Description, MemorySize: opts.MemorySize,
+				EphemeralStorageSize: opts.EphemeralStorageSize, Timeout: opts.Timeout, Environment: opts.Environment,
+				LogGroup: opts.LogGroup, LoggingFormat: opts.LoggingFormat, ReservedConcurrentExecutions: opts.ReservedConcurrentExecutions,
+				Code: f.image, Architecture: awslambda.Architecture_X86_64(),
+			})
 		}
-		return awslambda.NewFunction(stack, jsii.String(id), props)
+		props := &awslambda.FunctionProps{
+			FunctionName: opts.FunctionName, Description: opts.Description, MemorySize: opts.MemorySize,
+			EphemeralStorageSize: opts.EphemeralStorageSize, Timeout: opts.Timeout, Environment: opts.Environment,
+			LogGroup: opts.LogGroup, LoggingFormat: opts.LoggingFormat, ReservedConcurrentExecutions: opts.ReservedConcurrentExecutions,
+			Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+			Architecture: awslambda.Architecture_ARM_64(),
+			Handler:      jsii.String("bootstrap"),
+			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.LambdaDir, f.name+".zip")), nil),
+		}
+		if f.ffmpeg {
+			props.Layers = &[]awslambda.ILayerVersion{layer}
+		}
+		return awslambda.NewFunction(stack, jsii.String(f.id), props)
 	}
 
-	worker := function("WorkerFunction", "worker", nil, s.WorkerMemory, s.WorkerStorage, s.WorkerTimeout, nil,
-		[]awslambda.ILayerVersion{layer}, jsii.Number(float64(s.WorkerConcurrency)))
-	stitcher := function("StitcherFunction", "stitcher", nil, s.StitcherMemory, s.StitcherStorage, 900, nil,
-		[]awslambda.ILayerVersion{layer}, nil)
-	// The orchestrator is named, so its policy can let it invoke itself (a
-	// job longer than one invocation continues in the next) without
-	// referring to the function it is attached to.
-	orchestratorName := s.StackName + "-orchestrator"
-	orchestratorArn := awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), awscdk.Aws_PARTITION(), jsii.String(":lambda:"),
-		awscdk.Aws_REGION(), jsii.String(":"), awscdk.Aws_ACCOUNT_ID(), jsii.String(":function:" + orchestratorName)})
-	orchestrator := function("OrchestratorFunction", "orchestrator", jsii.String(orchestratorName), s.OrchestratorMemory, 512, 900, map[string]*string{
+	worker := function(fn{id: "WorkerFunction", name: "worker", ffmpeg: true, memory: s.WorkerMemory, storage: s.WorkerStorage,
+		timeout: s.WorkerTimeout, reserved: jsii.Number(float64(s.WorkerConcurrency))})
+	stitcher := function(fn{id: "StitcherFunction", name: "stitcher", ffmpeg: true, memory: s.StitcherMemory, storage: s.StitcherStorage, timeout: 900})
+	orchestratorEnv := map[string]*string{
 		config.EnvAdapter:          jsii.String(config.AdapterLambda),
 		config.EnvWorkerFunction:   worker.FunctionName(),
 		config.EnvStitcherFunction: stitcher.FunctionName(),
@@ -283,7 +358,36 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		// Lambda arm64 duration price (USD per GB-second, us-east-1) times the
 		// worker's memory: the status's cost estimate.
 		config.EnvCostPerWorkerSecond: jsii.String(strconv.FormatFloat(lambdaArmPricePerGBSecond*float64(s.WorkerMemory)/1024, 'g', 6, 64)),
-	}, nil, nil)
+	}
+	workers := []awslambda.Function{worker}
+	if s.BrowserWorker {
+		browserAllowed := jsii.String(s.AllowedCommands + "," + job.RendererProgram)
+		ignore, err := os.ReadFile(filepath.Join(s.SourceDir, BrowserWorkerDockerfile+".dockerignore"))
+		if err != nil {
+			panic(fmt.Sprintf("the browser worker's build context: %v (sourceDir=%s: expected the repository root)", err, s.SourceDir))
+		}
+		browser := function(fn{id: "BrowserWorkerFunction", name: "browser worker (Chromium, Helios renderer)",
+			image: awslambda.DockerImageCode_FromImageAsset(jsii.String(s.SourceDir), &awslambda.AssetImageCodeProps{
+				File:     jsii.String(BrowserWorkerDockerfile),
+				Platform: awsecrassets.Platform_LINUX_AMD64(),
+				Exclude:  jsii.Strings(ignorePatterns(string(ignore))...),
+			}),
+			memory: s.BrowserWorkerMemory, storage: s.BrowserWorkerStorage, timeout: s.BrowserWorkerTimeout,
+			reserved: jsii.Number(float64(s.BrowserWorkerConcurrency)),
+			env:      map[string]*string{config.EnvAllowedCommands: browserAllowed}})
+		workers = append(workers, browser)
+		// The orchestrator accepts what either worker may run.
+		orchestratorEnv[config.EnvBrowserWorkerFunction] = browser.FunctionName()
+		orchestratorEnv[config.EnvAllowedCommands] = browserAllowed
+	}
+	// The orchestrator is named, so its policy can let it invoke itself (a
+	// job longer than one invocation continues in the next) without
+	// referring to the function it is attached to.
+	orchestratorName := s.StackName + "-orchestrator"
+	orchestratorArn := awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("arn:"), awscdk.Aws_PARTITION(), jsii.String(":lambda:"),
+		awscdk.Aws_REGION(), jsii.String(":"), awscdk.Aws_ACCOUNT_ID(), jsii.String(":function:" + orchestratorName)})
+	orchestrator := function(fn{id: "OrchestratorFunction", name: "orchestrator", functionName: jsii.String(orchestratorName),
+		memory: s.OrchestratorMemory, storage: 512, timeout: 900, env: orchestratorEnv})
 
 	allow := func(fn awslambda.Function, actions []string, resources ...*string) {
 		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -294,16 +398,22 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	// The orchestrator reads and writes jobs/ and renders/, and active/ (one
 	// object per running job, which the sweep looks at), reads outputs,
 	// lists (so a missing key is a 404, not a 403), and invokes exactly the
-	// worker, the stitcher and itself.
+	// workers, the stitcher and itself.
 	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"), objects(job.ActivePrefix+"*"))
 	allow(orchestrator, []string{"s3:GetObject"}, objects(job.OutputsPrefix+"*"))
 	allow(orchestrator, []string{"s3:ListBucket"}, bucketArn)
-	allow(orchestrator, []string{"lambda:InvokeFunction"}, worker.FunctionArn(), stitcher.FunctionArn(), orchestratorArn)
-	// The worker reads assets and completion markers, writes only segments
+	invokable := []*string{stitcher.FunctionArn(), orchestratorArn}
+	for _, w := range workers {
+		invokable = append(invokable, w.FunctionArn())
+	}
+	allow(orchestrator, []string{"lambda:InvokeFunction"}, invokable...)
+	// A worker reads assets and completion markers, writes only segments
 	// (tagged for expiry) and markers.
-	allow(worker, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
-	allow(worker, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}, objects("renders/*/chunks/*"))
-	allow(worker, []string{"s3:ListBucket"}, bucketArn)
+	for _, w := range workers {
+		allow(w, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
+		allow(w, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}, objects("renders/*/chunks/*"))
+		allow(w, []string{"s3:ListBucket"}, bucketArn)
+	}
 	// The stitcher reads segments (S3 copies them into the output's parts
 	// on its behalf) and writes outputs; a join of more than 10,000 parts
 	// goes through intermediate objects <output>.<hex>.tmp, which it
@@ -418,6 +528,10 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	period := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}
 	alarm("WorkerErrorsAlarm", "Helios worker errors in the last 5 minutes", worker.MetricErrors(period))
 	alarm("WorkerThrottlesAlarm", "Helios worker throttles in the last 5 minutes", worker.MetricThrottles(period))
+	if len(workers) > 1 {
+		alarm("BrowserWorkerErrorsAlarm", "Helios browser worker errors in the last 5 minutes", workers[1].MetricErrors(period))
+		alarm("BrowserWorkerThrottlesAlarm", "Helios browser worker throttles in the last 5 minutes", workers[1].MetricThrottles(period))
+	}
 	visible := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}
 	alarm("OrchestratorFailuresAlarm", "Helios orchestrator events failed after every retry: see the queue "+s.StackName+"-orchestrator-failures",
 		failures.MetricApproximateNumberOfMessagesVisible(visible))
@@ -432,6 +546,9 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	output("OrchestratorFunctionName", "Orchestrator function", orchestrator.FunctionName())
 	output("WorkerFunctionName", "Chunk worker function", worker.FunctionName())
 	output("StitcherFunctionName", "Stitcher function", stitcher.FunctionName())
+	if len(workers) > 1 {
+		output("BrowserWorkerFunctionName", "Browser worker function (Helios compositions)", workers[1].FunctionName())
+	}
 	output("OrchestratorFailureQueueUrl", "Orchestrator events that failed after every retry", failures.QueueUrl())
 	return stack
 }

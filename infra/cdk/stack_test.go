@@ -31,6 +31,12 @@ func synth(t *testing.T, edit func(*Settings)) (assertions.Template, map[string]
 		os.WriteFile(filepath.Join(s.LambdaDir, f), []byte("PK\x05\x06"+strings.Repeat("\x00", 18)), 0o644)
 	}
 	os.WriteFile(s.LayerZip, []byte("PK\x05\x06"+strings.Repeat("\x00", 18)), 0o644)
+	// A stand-in build context for the browser worker's image: synth stages
+	// it, cdk deploy would build it.
+	s.SourceDir = filepath.Join(dir, "src")
+	os.MkdirAll(filepath.Join(s.SourceDir, filepath.Dir(BrowserWorkerDockerfile)), 0o755)
+	os.WriteFile(filepath.Join(s.SourceDir, BrowserWorkerDockerfile), []byte("FROM scratch\n"), 0o644)
+	os.WriteFile(filepath.Join(s.SourceDir, BrowserWorkerDockerfile+".dockerignore"), []byte("# comment\nnode_modules\n"), 0o644)
 	if edit != nil {
 		edit(&s)
 	}
@@ -72,14 +78,14 @@ func functionByHandlerName(t *testing.T, doc map[string]any, name string) (strin
 func TestStackShape(t *testing.T) {
 	tpl, doc := synth(t, nil)
 	for typ, n := range map[string]float64{
-		"AWS::Lambda::Function":          3, // no custom-resource helpers: notifications are native
+		"AWS::Lambda::Function":          4, // no custom-resource helpers: notifications are native
 		"AWS::Lambda::LayerVersion":      1,
 		"AWS::S3::Bucket":                1,
 		"AWS::S3::BucketPolicy":          1,
 		"AWS::Lambda::Url":               1,
 		"AWS::Lambda::Permission":        1, // S3's; the sweep schedule invokes through its own role
-		"AWS::CloudWatch::Alarm":         4,
-		"AWS::Logs::LogGroup":            3,
+		"AWS::CloudWatch::Alarm":         6,
+		"AWS::Logs::LogGroup":            4,
 		"AWS::SQS::Queue":                2, // the orchestrator's on-failure queue, the sweep's dead letters
 		"AWS::Scheduler::Schedule":       1,
 		"AWS::Lambda::EventInvokeConfig": 1,
@@ -87,6 +93,9 @@ func TestStackShape(t *testing.T) {
 		tpl.ResourceCountIs(jsii.String(typ), jsii.Number(n))
 	}
 	for id, props := range resources(doc, "AWS::Lambda::Function") {
+		if strings.HasPrefix(id, "BrowserWorkerFunction") {
+			continue // a container image (TestBrowserWorker)
+		}
 		if props["Runtime"] != "provided.al2023" || props["Handler"] != "bootstrap" || !slices.Equal(strs(props["Architectures"]), []string{"arm64"}) {
 			t.Errorf("%s: runtime %v handler %v architectures %v", id, props["Runtime"], props["Handler"], props["Architectures"])
 		}
@@ -112,6 +121,58 @@ func TestStackShape(t *testing.T) {
 	_, orch := functionByHandlerName(t, doc, "OrchestratorFunction")
 	if orch["Layers"] != nil {
 		t.Error("the orchestrator does not need ffmpeg")
+	}
+}
+
+// The browser worker is an x86_64 container image sized for a Chromium
+// render, allowed to run helios; the orchestrator routes helios chunks to
+// it and may invoke it. Without it the stack is the three zip functions.
+func TestBrowserWorker(t *testing.T) {
+	tpl, doc := synth(t, nil)
+	id, browser := functionByHandlerName(t, doc, "BrowserWorkerFunction")
+	code, _ := browser["Code"].(map[string]any)
+	if browser["PackageType"] != "Image" || code["ImageUri"] == nil || !slices.Equal(strs(browser["Architectures"]), []string{"x86_64"}) {
+		t.Errorf("browser worker: package %v code %v architectures %v; want an x86_64 image", browser["PackageType"], code, browser["Architectures"])
+	}
+	if browser["MemorySize"] != float64(3008) || browser["Timeout"] != float64(900) || browser["ReservedConcurrentExecutions"] != float64(20) ||
+		browser["EphemeralStorage"].(map[string]any)["Size"] != float64(2048) {
+		t.Errorf("browser worker sizing: memory %v timeout %v reserved %v storage %v", browser["MemorySize"], browser["Timeout"], browser["ReservedConcurrentExecutions"], browser["EphemeralStorage"])
+	}
+	env := browser["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if env[config.EnvAllowedCommands] != "ffmpeg,helios" {
+		t.Errorf("browser worker allows %v", env[config.EnvAllowedCommands])
+	}
+	_, orch := functionByHandlerName(t, doc, "OrchestratorFunction")
+	oenv := orch["Environment"].(map[string]any)["Variables"].(map[string]any)
+	ref, _ := json.Marshal(oenv[config.EnvBrowserWorkerFunction])
+	if !strings.Contains(string(ref), id) || oenv[config.EnvAllowedCommands] != "ffmpeg,helios" {
+		t.Errorf("orchestrator: %s=%s, %s=%v", config.EnvBrowserWorkerFunction, ref, config.EnvAllowedCommands, oenv[config.EnvAllowedCommands])
+	}
+	_, worker := functionByHandlerName(t, doc, "WorkerFunction")
+	if wenv := worker["Environment"].(map[string]any)["Variables"].(map[string]any); wenv[config.EnvAllowedCommands] != "ffmpeg" {
+		t.Errorf("the arm64 worker allows %v; want ffmpeg only", wenv[config.EnvAllowedCommands])
+	}
+	invokes := false
+	for pid, props := range resources(doc, "AWS::IAM::Policy") {
+		text, _ := json.Marshal(props["PolicyDocument"])
+		if strings.HasPrefix(pid, "OrchestratorFunction") && strings.Contains(string(text), "lambda:InvokeFunction") && strings.Contains(string(text), id) {
+			invokes = true
+		}
+		if strings.HasPrefix(pid, "BrowserWorkerFunction") && (strings.Contains(string(text), "lambda:") || strings.Contains(string(text), "s3:DeleteObject")) {
+			t.Errorf("the browser worker may do more than a worker: %s", text)
+		}
+	}
+	if !invokes {
+		t.Error("the orchestrator may not invoke the browser worker")
+	}
+	tpl.HasOutput(jsii.String("BrowserWorkerFunctionName"), map[string]any{})
+
+	tpl, doc = synth(t, func(s *Settings) { s.BrowserWorker = false })
+	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(3))
+	_, orch = functionByHandlerName(t, doc, "OrchestratorFunction")
+	oenv = orch["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if oenv[config.EnvBrowserWorkerFunction] != nil || oenv[config.EnvAllowedCommands] != "ffmpeg" {
+		t.Errorf("without a browser worker the orchestrator has %v and allows %v", oenv[config.EnvBrowserWorkerFunction], oenv[config.EnvAllowedCommands])
 	}
 }
 
@@ -202,8 +263,8 @@ func TestLeastPrivilege(t *testing.T) {
 			perRole[string(roles)] = append(perRole[string(roles)], st.(map[string]any))
 		}
 	}
-	if len(perRole) != 3 {
-		t.Fatalf("%d roles with inline policies, want 3", len(perRole))
+	if len(perRole) != 4 {
+		t.Fatalf("%d roles with inline policies, want 4", len(perRole))
 	}
 	for role, statements := range perRole {
 		for _, st := range statements {
@@ -221,15 +282,16 @@ func TestLeastPrivilege(t *testing.T) {
 	// What each function may do, in the order the stack grants it.
 	types := resourceTypes(doc)
 	want := map[string][]string{
-		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on active/*,jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 2 functions,itself",
+		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on active/*,jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 3 functions,itself",
 			"sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:SendMessage on queue OrchestratorFailureQueue"},
-		"WorkerFunction":   {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
-		"StitcherFunction": {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:DeleteObject on outputs/*.tmp,renders/*.tmp", "s3:ListBucket on bucket"},
+		"WorkerFunction":        {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"BrowserWorkerFunction": {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"StitcherFunction":      {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:DeleteObject on outputs/*.tmp,renders/*.tmp", "s3:ListBucket on bucket"},
 	}
 	for fn, grants := range want {
 		var got []string
 		for role, statements := range perRole {
-			if !strings.Contains(role, fn) {
+			if !strings.Contains(role, `"`+fn) { // WorkerFunction, not BrowserWorkerFunction
 				continue
 			}
 			for _, st := range statements {
