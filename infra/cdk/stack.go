@@ -368,9 +368,10 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		}
 		browser := function(fn{id: "BrowserWorkerFunction", name: "browser worker (Chromium, Helios renderer)",
 			image: awslambda.DockerImageCode_FromImageAsset(jsii.String(s.SourceDir), &awslambda.AssetImageCodeProps{
-				File:     jsii.String(BrowserWorkerDockerfile),
-				Platform: awsecrassets.Platform_LINUX_AMD64(),
-				Exclude:  jsii.Strings(ignorePatterns(string(ignore))...),
+				File:       jsii.String(BrowserWorkerDockerfile),
+				Platform:   awsecrassets.Platform_LINUX_AMD64(),
+				Exclude:    jsii.Strings(ignorePatterns(string(ignore))...),
+				IgnoreMode: awscdk.IgnoreMode_DOCKER,
 			}),
 			memory: s.BrowserWorkerMemory, storage: s.BrowserWorkerStorage, timeout: s.BrowserWorkerTimeout,
 			reserved: jsii.Number(float64(s.BrowserWorkerConcurrency)),

@@ -36,7 +36,15 @@ func synth(t *testing.T, edit func(*Settings)) (assertions.Template, map[string]
 	s.SourceDir = filepath.Join(dir, "src")
 	os.MkdirAll(filepath.Join(s.SourceDir, filepath.Dir(BrowserWorkerDockerfile)), 0o755)
 	os.WriteFile(filepath.Join(s.SourceDir, BrowserWorkerDockerfile), []byte("FROM scratch\n"), 0o644)
-	os.WriteFile(filepath.Join(s.SourceDir, BrowserWorkerDockerfile+".dockerignore"), []byte("# comment\nnode_modules\n"), 0o644)
+	ignore, err := os.ReadFile(filepath.Join("..", "..", BrowserWorkerDockerfile+".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(s.SourceDir, BrowserWorkerDockerfile+".dockerignore"), ignore, 0o644)
+	for _, f := range []string{"go.mod", "pkg/job/spec.go", "renderers/helios/helios.mjs", "renderers/helios/node_modules/x/index.js", "renderers/helios/.browser/chromium", "out/demo.mp4", "helios"} {
+		os.MkdirAll(filepath.Join(s.SourceDir, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(s.SourceDir, f), []byte("x"), 0o644)
+	}
 	if edit != nil {
 		edit(&s)
 	}
@@ -166,6 +174,25 @@ func TestBrowserWorker(t *testing.T) {
 		t.Error("the orchestrator may not invoke the browser worker")
 	}
 	tpl.HasOutput(jsii.String("BrowserWorkerFunctionName"), map[string]any{})
+	// The image's build context, as synth stages it: the sources, not the
+	// renderer's installed packages and browser, not build outputs.
+	staged, _ := filepath.Glob(filepath.Join(filepath.Dir(t.TempDir()), "*", "cdk.out", "asset.*", "go.mod"))
+	if len(staged) != 1 {
+		t.Fatalf("staged build contexts: %v", staged)
+	}
+	var files []string
+	ctx := filepath.Dir(staged[0])
+	filepath.WalkDir(ctx, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(ctx, p)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	slices.Sort(files)
+	if want := []string{"go.mod", "infra/browser-worker/Dockerfile", "pkg/job/spec.go", "renderers/helios/helios.mjs"}; !slices.Equal(files, want) {
+		t.Errorf("the image's build context holds %v, want %v", files, want)
+	}
 
 	tpl, doc = synth(t, func(s *Settings) { s.BrowserWorker = false })
 	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(3))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Deploy Helios to Google Cloud Run: one bucket, three services
-# (helios-orchestrator, helios-worker, helios-stitcher), a Pub/Sub topic that
-# starts and continues jobs, a Cloud Scheduler job that sweeps for jobs left
-# behind, and least-privilege IAM.
+# Deploy Helios to Google Cloud Run: one bucket, four services
+# (helios-orchestrator, helios-worker, helios-stitcher and, unless
+# BROWSER_WORKER=0, helios-browser-worker for the chunks that run `helios`), a
+# Pub/Sub topic that starts and continues jobs, a Cloud Scheduler job that
+# sweeps for jobs left behind, and least-privilege IAM.
 #
 #   PROJECT=my-project REGION=us-central1 infra/cloudrun/deploy.sh
 #
@@ -10,13 +11,23 @@
 #   PROJECT               required: the Google Cloud project ID
 #   REGION                required: the Cloud Run region, e.g. us-central1
 #   BUCKET                default helios-renders-$PROJECT
-#   WORKER_MAX_INSTANCES  default 100: the worker's max instances, and the
-#                         orchestrator's chunks in flight (HELIOS_CONCURRENCY)
-#   ALLOWED_COMMANDS      default ffmpeg: HELIOS_ALLOWED_COMMANDS of all three
+#   WORKER_MAX_INSTANCES  default 100: the max instances of each worker, and
+#                         the orchestrator's chunks in flight (HELIOS_CONCURRENCY)
+#   ALLOWED_COMMANDS      default ffmpeg: HELIOS_ALLOWED_COMMANDS of the
+#                         worker and the stitcher; the orchestrator and the
+#                         browser worker get it plus helios (unless
+#                         BROWSER_WORKER=0)
 #   SEGMENT_EXPIRY_DAYS   default 7: segments left behind by failed or
 #                         cancelled jobs are deleted after this many days
 #   IMAGE                 default: build one from this checkout with Cloud
 #                         Build (no local Docker needed)
+#   BROWSER_WORKER        default 1: deploy helios-browser-worker (Node.js,
+#                         Chromium, the Helios renderer) and send it the chunks
+#                         that run `helios`; 0 deploys none of it (a browser
+#                         worker deployed before is left unused; destroy.sh
+#                         removes it)
+#   BROWSER_IMAGE         default: build infra/browser-worker/Dockerfile from
+#                         this checkout with Cloud Build, as IMAGE
 #   SCHEDULER_REGION      default $REGION: where the sweep's Cloud Scheduler
 #                         job lives (for a region Cloud Scheduler lacks)
 #   GCLOUD                default gcloud (the tests put a stand-in here)
@@ -47,6 +58,8 @@ WORKER_MAX_INSTANCES=${WORKER_MAX_INSTANCES:-100}
 ALLOWED_COMMANDS=${ALLOWED_COMMANDS:-ffmpeg}
 SEGMENT_EXPIRY_DAYS=${SEGMENT_EXPIRY_DAYS:-7}
 IMAGE=${IMAGE:-}
+BROWSER_WORKER=${BROWSER_WORKER:-1}
+BROWSER_IMAGE=${BROWSER_IMAGE:-}
 SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
 
 # The values end up in YAML, IAM conditions and resource names: refuse
@@ -60,6 +73,10 @@ commands_re='^[A-Za-z0-9._/+, -]+$'
 [[ $ALLOWED_COMMANDS =~ $commands_re ]] || die "ALLOWED_COMMANDS=$ALLOWED_COMMANDS: expected a comma-separated list of program names"
 [[ $SEGMENT_EXPIRY_DAYS =~ ^[1-9][0-9]{0,3}$ ]] || die "SEGMENT_EXPIRY_DAYS=$SEGMENT_EXPIRY_DAYS: expected a whole number of days from 1 to 9999"
 [[ -z $IMAGE || $IMAGE =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "IMAGE=$IMAGE: expected an image reference"
+[[ $BROWSER_WORKER == 0 || $BROWSER_WORKER == 1 ]] || die "BROWSER_WORKER=$BROWSER_WORKER: expected 0 (no browser worker) or 1"
+[[ -z $BROWSER_IMAGE || $BROWSER_IMAGE =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "BROWSER_IMAGE=$BROWSER_IMAGE: expected an image reference"
+# An image that would not be deployed is a mistake in the inputs.
+[[ -z $BROWSER_IMAGE || $BROWSER_WORKER == 1 ]] || die "BROWSER_IMAGE=$BROWSER_IMAGE: BROWSER_WORKER=0 deploys no browser worker"
 command -v "$GCLOUD" >/dev/null || die "$GCLOUD not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"
 
 # Names. The environment variable names in the YAML files are pkg/config's.
@@ -77,12 +94,26 @@ WORKER_SA=$(sa worker)
 STITCHER_SA=$(sa stitcher)
 PUSH_SA=$(sa push)                # the identity Pub/Sub pushes (and Cloud Scheduler sweeps) as
 
+# The orchestrator checks every spec against its own allowlist, so it must
+# allow helios when the browser worker is there to run it; the worker, which
+# has no browser, keeps ALLOWED_COMMANDS.
+BROWSER_ALLOWED_COMMANDS=$ALLOWED_COMMANDS
+[[ ",${ALLOWED_COMMANDS// /,}," == *,helios,* ]] || BROWSER_ALLOWED_COMMANDS=$ALLOWED_COMMANDS,helios
+# shellcheck disable=SC2034 # read by render, through ${!name}
+if ((BROWSER_WORKER)); then
+  ORCHESTRATOR_ALLOWED_COMMANDS=$BROWSER_ALLOWED_COMMANDS
+else
+  ORCHESTRATOR_ALLOWED_COMMANDS=$ALLOWED_COMMANDS
+fi
+BROWSER_WORKER_URL=''              # read once deployed; "" without a browser worker
+
 # Price of one worker-second for the status's cost estimate: Cloud Run
 # request-based billing in Tier 1 regions, USD, from cloud.google.com/run/pricing
 # ($0.000024 per vCPU-second, read there on 2026-11-29; $0.0000025 per
 # GiB-second, the long-standing list price, not re-read that day), times
-# worker.yaml's limits (2 vCPU, 4 GiB): $0.000058 per second. Update the two
-# prices when Google changes them; deploy_test.go checks the limits match.
+# worker.yaml's limits (2 vCPU, 4 GiB, browser-worker.yaml's too): $0.000058
+# per second. Update the two prices when Google changes them; deploy_test.go
+# checks the limits match.
 CPU_PRICE=0.000024
 MEMORY_PRICE=0.0000025
 WORKER_CPUS=2
@@ -125,11 +156,15 @@ retry() {
 render() {
   local text name
   text=$(<"$here/$1")
-  for name in PROJECT REGION IMAGE BUCKET ALLOWED_COMMANDS WORKER_MAX_INSTANCES \
-    WORKER_URL STITCHER_URL TOPIC COST_PER_WORKER_SECOND; do
+  for name in PROJECT REGION IMAGE BROWSER_IMAGE BUCKET ALLOWED_COMMANDS BROWSER_ALLOWED_COMMANDS \
+    ORCHESTRATOR_ALLOWED_COMMANDS WORKER_MAX_INSTANCES WORKER_URL STITCHER_URL BROWSER_WORKER_URL \
+    TOPIC COST_PER_WORKER_SECOND; do
     [[ -n ${!name:-} ]] || continue
     text=${text//"\${$name}"/"${!name}"}
   done
+  # The one value that is empty on purpose: no browser worker, no URL
+  # (pkg/config reads "" as unset). With one, an empty URL stops below.
+  ((BROWSER_WORKER)) || text=${text//"\${BROWSER_WORKER_URL}"/}
   # shellcheck disable=SC2016 # a literal ${, not an expansion
   if [[ $text == *'${'* ]]; then
     die "$1: placeholder left unreplaced: $(grep -o '\${[^}]*}' <<<"$text" | sort -u | tr '\n' ' ')"
@@ -168,9 +203,10 @@ else
     --description="Helios images"
 fi
 
+# One tag for the images this run builds.
+tag=$(date -u +%Y%m%d-%H%M%S)
+if rev=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null); then tag=$tag-$rev; fi
 if [[ -z $IMAGE ]]; then
-  tag=$(date -u +%Y%m%d-%H%M%S)
-  if rev=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null); then tag=$tag-$rev; fi
   IMAGE=$REGION-docker.pkg.dev/$PROJECT/$REPO/helios:$tag
   step "Building $IMAGE with Cloud Build (from $root)"
   # --config, not --tag: the Dockerfile is not at the root of the source.
@@ -181,6 +217,19 @@ if [[ -z $IMAGE ]]; then
     --substitutions=_IMAGE="$IMAGE" --ignore-file=infra/cloudrun/gcloudignore)
 else
   step "Using the image $IMAGE"
+fi
+
+if ((!BROWSER_WORKER)); then
+  step "No browser worker (BROWSER_WORKER=0): every chunk goes to helios-worker"
+elif [[ -z $BROWSER_IMAGE ]]; then
+  BROWSER_IMAGE=$REGION-docker.pkg.dev/$PROJECT/$REPO/helios-browser-worker:$tag
+  step "Building $BROWSER_IMAGE with Cloud Build (from $root)"
+  # The same source upload (gcloudignore leaves out the renderer's local
+  # Chromium and node_modules); the image unpacks its own at build time.
+  (cd "$root" && gc builds submit . --config=infra/cloudrun/browser-worker.cloudbuild.yaml \
+    --substitutions=_IMAGE="$BROWSER_IMAGE" --ignore-file=infra/cloudrun/gcloudignore)
+else
+  step "Using the browser worker image $BROWSER_IMAGE"
 fi
 
 # --- Identities -------------------------------------------------------------
@@ -339,9 +388,19 @@ WORKER_URL=$(url_of helios-worker)
 STITCHER_URL=$(url_of helios-stitcher)
 echo "  helios-worker:   $WORKER_URL"
 echo "  helios-stitcher: $STITCHER_URL"
+called=(helios-worker helios-stitcher)
 
-step "Only the orchestrator may invoke the worker and the stitcher"
-for service in helios-worker helios-stitcher; do
+if ((BROWSER_WORKER)); then
+  step "Deploying helios-browser-worker"
+  file=$(render browser-worker.yaml)
+  gc run services replace "$file" --region="$REGION"
+  BROWSER_WORKER_URL=$(url_of helios-browser-worker)
+  echo "  helios-browser-worker: $BROWSER_WORKER_URL"
+  called+=(helios-browser-worker)
+fi
+
+step "Only the orchestrator may invoke ${called[*]}"
+for service in "${called[@]}"; do
   retry gc run services add-iam-policy-binding "$service" --region="$REGION" \
     --member="serviceAccount:$ORCH_SA" --role=roles/run.invoker --format=none
 done
@@ -403,6 +462,7 @@ Deployed.
   bucket:        gs://$BUCKET
   orchestrator:  $ORCHESTRATOR_URL
   image:         $IMAGE
+  browser image: ${BROWSER_IMAGE:-none (BROWSER_WORKER=0)}
 
 Your first render (the upload starts the job):
   gcloud storage cp examples/jobs/demo.json gs://$BUCKET/jobs/demo.json

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -24,10 +25,11 @@ import (
 
 // The deployment under test. The stand-in gcloud answers for any project.
 const (
-	project = "helios-test-1"
-	region  = "us-central1"
-	image   = "us-central1-docker.pkg.dev/helios-test-1/helios/helios:test"
-	bucket  = "helios-renders-" + project // deploy.sh's default
+	project      = "helios-test-1"
+	region       = "us-central1"
+	image        = "us-central1-docker.pkg.dev/helios-test-1/helios/helios:test"
+	browserImage = "us-central1-docker.pkg.dev/helios-test-1/helios/helios-browser-worker:test"
+	bucket       = "helios-renders-" + project // deploy.sh's default
 
 	projectNumber = "123456789012" // what the stand-in says `projects describe` returns
 )
@@ -259,8 +261,10 @@ func (c *cloud) file(t *testing.T, name string) []byte {
 	return data
 }
 
+// deployEnv: both images given, so nothing is built (and the browser worker
+// deployed, as by default).
 func deployEnv(extra ...string) []string {
-	return append([]string{"PROJECT=" + project, "REGION=" + region, "IMAGE=" + image}, extra...)
+	return append([]string{"PROJECT=" + project, "REGION=" + region, "IMAGE=" + image, "BROWSER_IMAGE=" + browserImage}, extra...)
 }
 
 func mustSucceed(t *testing.T, what string, r result) {
@@ -332,12 +336,18 @@ func TestDeploy(t *testing.T) {
 
 	for _, r := range []result{first, second} {
 		checkEveryCall(t, r.calls)
-		checkServices(t, c, r.calls, 100, bucket)
+		checkServices(t, c, r.calls, 100, bucket, true)
+		checkAllowlists(t, replaced(t, c, r.calls), "ffmpeg", true)
 		checkBucketIAM(t, r.calls)
-		checkInvokers(t, r.calls)
+		checkInvokers(t, r.calls, true)
 		checkOtherIAM(t, r.calls)
 		checkLifecycle(t, c, 7)
-		checkOrder(t, r.calls)
+		checkOrder(t, r.calls, true)
+		for _, call := range r.calls {
+			if call.is("builds") {
+				t.Errorf("%v: IMAGE and BROWSER_IMAGE are given, nothing is built", call)
+			}
+		}
 	}
 
 	// The fresh run creates everything once.
@@ -381,6 +391,8 @@ func TestDeploy(t *testing.T) {
 		`curl -H "Authorization: Bearer $(gcloud auth print-identity-token)"`,
 		serviceURL("helios-orchestrator") + "/jobs/demo",
 		"--role=roles/run.invoker",
+		serviceURL("helios-browser-worker"),
+		browserImage,
 	} {
 		if !strings.Contains(second.stdout, want) {
 			t.Errorf("deploy.sh output lacks %q:\n%s", want, second.stdout)
@@ -400,7 +412,9 @@ func TestDeploySettings(t *testing.T) {
 	d := c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region, "BUCKET=my-renders", "SCHEDULER_REGION=europe-west1")
 	mustSucceed(t, "destroy.sh", d)
 	wantFlags(t, only(t, d.calls, "scheduler", "jobs", "delete", "helios-sweep"), map[string]string{"location": "europe-west1"})
-	checkServices(t, c, r.calls, 25, "my-renders")
+	checkServices(t, c, r.calls, 25, "my-renders", true)
+	// helios is on ALLOWED_COMMANDS already: not added twice.
+	checkAllowlists(t, replaced(t, c, r.calls), "ffmpeg,helios", true)
 	checkLifecycle(t, c, 3)
 	for _, doc := range replaced(t, c, r.calls) {
 		env := envOf(doc)
@@ -415,6 +429,157 @@ func TestDeploySettings(t *testing.T) {
 	}
 }
 
+// checkAllowlists: the worker and the stitcher run ALLOWED_COMMANDS; with a
+// browser worker, it and the orchestrator (which checks every spec against
+// its own list) allow helios too.
+func checkAllowlists(t *testing.T, docs map[string]service, allowed string, browser bool) {
+	t.Helper()
+	withHelios := allowed
+	if !job.ParseAllowlist(allowed).Allows("helios") {
+		withHelios += ",helios"
+	}
+	want := map[string]string{"helios-worker": allowed, "helios-stitcher": allowed, "helios-orchestrator": allowed}
+	if browser {
+		want["helios-orchestrator"] = withHelios
+		want["helios-browser-worker"] = withHelios
+	}
+	for name, w := range want {
+		doc, ok := docs[name]
+		if !ok {
+			t.Errorf("%s was not deployed", name)
+			continue
+		}
+		if got := envOf(doc)[config.EnvAllowedCommands]; got != w {
+			t.Errorf("%s: %s=%q, want %q", name, config.EnvAllowedCommands, got, w)
+		}
+	}
+}
+
+// TestDeployWithoutBrowserWorker: BROWSER_WORKER=0 is the deployment from
+// before the browser worker: three services, no browser image, nothing that
+// names the browser worker, and the orchestrator with ALLOWED_COMMANDS and no
+// browser worker URL. destroy.sh finds no browser worker to remove.
+func TestDeployWithoutBrowserWorker(t *testing.T) {
+	c := newCloud(t)
+	for _, run := range []string{"fresh", "re-run"} {
+		r := c.run(t, "deploy.sh", "PROJECT="+project, "REGION="+region, "IMAGE="+image, "BROWSER_WORKER=0")
+		mustSucceed(t, "deploy.sh BROWSER_WORKER=0 ("+run+")", r)
+		checkEveryCall(t, r.calls)
+		checkServices(t, c, r.calls, 100, bucket, false)
+		checkAllowlists(t, replaced(t, c, r.calls), "ffmpeg", false)
+		checkInvokers(t, r.calls, false)
+		checkOrder(t, r.calls, false)
+		for _, call := range r.calls {
+			if call.is("builds") || slices.ContainsFunc(call.argv, func(a string) bool { return strings.Contains(a, "browser") }) {
+				t.Errorf("BROWSER_WORKER=0: %v", call)
+			}
+		}
+		if strings.Contains(r.stdout, serviceURL("helios-browser-worker")) {
+			t.Errorf("BROWSER_WORKER=0: output names a browser worker:\n%s", r.stdout)
+		}
+	}
+	d := c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region)
+	mustSucceed(t, "destroy.sh", d)
+	only(t, d.calls, "run", "services", "describe", "helios-browser-worker")
+	for _, call := range d.calls {
+		if call.is("run", "services", "delete", "helios-browser-worker") {
+			t.Errorf("%v: there is no browser worker", call)
+		}
+	}
+	if !strings.Contains(d.stdout, "helios-browser-worker: already gone") {
+		t.Errorf("destroy.sh output lacks the browser worker:\n%s", d.stdout)
+	}
+}
+
+// TestDeployBuildsImages: without IMAGE and BROWSER_IMAGE, deploy.sh builds
+// both images with Cloud Build from the checkout, each with its recipe, and
+// deploys them; with BROWSER_WORKER=0 only the first.
+func TestDeployBuildsImages(t *testing.T) {
+	for _, browser := range []bool{true, false} {
+		t.Run(fmt.Sprintf("browser=%v", browser), func(t *testing.T) {
+			c := newCloud(t)
+			env := []string{"PROJECT=" + project, "REGION=" + region}
+			recipes := map[string]string{"infra/cloudrun/cloudbuild.yaml": "helios"}
+			if browser {
+				recipes["infra/cloudrun/browser-worker.cloudbuild.yaml"] = "helios-browser-worker"
+			} else {
+				env = append(env, "BROWSER_WORKER=0")
+			}
+			r := c.run(t, "deploy.sh", env...)
+			mustSucceed(t, "deploy.sh", r)
+			built := map[string]string{} // repository name → image
+			for _, call := range r.calls {
+				if !call.is("builds") {
+					continue
+				}
+				config, _ := call.flag("config")
+				name, ok := recipes[config]
+				if !ok || !slices.Equal(call.words, []string{"builds", "submit", "."}) {
+					t.Errorf("%v: want gcloud builds submit . with one of %v", call, recipes)
+					continue
+				}
+				if f, _ := call.flag("ignore-file"); f != "infra/cloudrun/gcloudignore" {
+					t.Errorf("%v: --ignore-file=%q, want infra/cloudrun/gcloudignore", call, f)
+				}
+				sub, _ := call.flag("substitutions")
+				img, ok := strings.CutPrefix(sub, "_IMAGE=")
+				if prefix := region + "-docker.pkg.dev/" + project + "/helios/" + name + ":"; !ok || !strings.HasPrefix(img, prefix) {
+					t.Errorf("%v: --substitutions=%q, want _IMAGE=%s...", call, sub, prefix)
+				}
+				if _, dup := built[name]; dup {
+					t.Errorf("%v: %s built twice", call, name)
+				}
+				built[name] = img
+			}
+			if len(built) != len(recipes) {
+				t.Fatalf("built %v, want one image from each of %v", built, recipes)
+			}
+			docs := replaced(t, c, r.calls)
+			for service, name := range map[string]string{
+				"helios-orchestrator": "helios", "helios-worker": "helios", "helios-stitcher": "helios",
+				"helios-browser-worker": "helios-browser-worker",
+			} {
+				doc, ok := docs[service]
+				if !ok {
+					if browser || service != "helios-browser-worker" {
+						t.Errorf("%s was not deployed", service)
+					}
+					continue
+				}
+				if got := doc.Spec.Template.Spec.Containers[0].Image; got != built[name] {
+					t.Errorf("%s: image %q, want the one built, %q", service, got, built[name])
+				}
+			}
+		})
+	}
+}
+
+// TestDeployRefusesBadBrowserInputs: a bad BROWSER_WORKER or BROWSER_IMAGE
+// stops deploy.sh before any gcloud call, naming the variable.
+func TestDeployRefusesBadBrowserInputs(t *testing.T) {
+	c := newCloud(t)
+	for _, tc := range []struct{ env, name string }{
+		{"BROWSER_WORKER=yes", "BROWSER_WORKER"},
+		{"BROWSER_WORKER=2", "BROWSER_WORKER"},
+		{"BROWSER_WORKER=true", "BROWSER_WORKER"},
+		{"BROWSER_IMAGE=helios browser", "BROWSER_IMAGE"},
+		{`BROWSER_IMAGE=x"\n  command: ["sh"]`, "BROWSER_IMAGE"},
+	} {
+		r := c.run(t, "deploy.sh", deployEnv(tc.env)...)
+		if r.err == nil || !strings.Contains(r.stderr, tc.name+"=") {
+			t.Errorf("deploy.sh with %s: err %v, stderr %q; want a refusal naming %s", tc.env, r.err, r.stderr, tc.name)
+		}
+		if len(r.calls) > 0 {
+			t.Errorf("deploy.sh with %s: called gcloud before checking its inputs: %v", tc.env, r.calls[0])
+		}
+	}
+	// An image for a browser worker that will not be deployed is a mistake.
+	r := c.run(t, "deploy.sh", deployEnv("BROWSER_WORKER=0")...)
+	if r.err == nil || !strings.Contains(r.stderr, "BROWSER_IMAGE=") || !strings.Contains(r.stderr, "BROWSER_WORKER=0") || len(r.calls) > 0 {
+		t.Errorf("deploy.sh with BROWSER_IMAGE and BROWSER_WORKER=0: err %v, stderr %q, %d calls", r.err, r.stderr, len(r.calls))
+	}
+}
+
 // TestUnreplacedPlaceholderStops: a placeholder deploy.sh has no value for
 // stops the deployment before any service is deployed.
 func TestUnreplacedPlaceholderStops(t *testing.T) {
@@ -423,7 +588,7 @@ func TestUnreplacedPlaceholderStops(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"deploy.sh", "orchestrator.yaml", "worker.yaml", "stitcher.yaml"} {
+	for _, name := range []string{"deploy.sh", "orchestrator.yaml", "worker.yaml", "stitcher.yaml", "browser-worker.yaml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -463,6 +628,7 @@ func TestDestroy(t *testing.T) {
 				{"run", "services", "delete", "helios-orchestrator"},
 				{"run", "services", "delete", "helios-worker"},
 				{"run", "services", "delete", "helios-stitcher"},
+				{"run", "services", "delete", "helios-browser-worker"},
 				{"pubsub", "subscriptions", "delete", "helios-jobs-push"},
 				{"pubsub", "subscriptions", "delete", "helios-jobs-dead-sub"},
 				{"pubsub", "topics", "delete", "helios-jobs"},
@@ -780,17 +946,25 @@ func replaced(t *testing.T, c *cloud, calls []call) map[string]service {
 // wellKnownEnv are variables outside pkg/config a service may set.
 var wellKnownEnv = []string{"GOMEMLIMIT", "GOMAXPROCS", "GOOGLE_CLOUD_PROJECT"}
 
-func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket string) {
+// checkServices checks the services of one deployment; browser: with
+// helios-browser-worker (BROWSER_WORKER=1).
+func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket string, browser bool) {
 	t.Helper()
 	docs := replaced(t, c, calls)
-	want := map[string]struct {
+	type limits struct {
 		sa          string
 		concurrency int
 		cpu, memory string
-	}{
+	}
+	want := map[string]limits{
 		"helios-orchestrator": {orchestratorSA, 20, "1", "512Mi"},
 		"helios-worker":       {workerSA, 1, "2", "4Gi"},
 		"helios-stitcher":     {stitcherSA, 1, "2", "8Gi"},
+	}
+	if browser {
+		// The worker's identity (the same bucket access) and the worker's
+		// limits (the same price of a worker-second).
+		want["helios-browser-worker"] = limits{workerSA, 1, "2", "4Gi"}
 	}
 	if len(docs) != len(want) {
 		t.Fatalf("deployed %d services, want %d", len(docs), len(want))
@@ -831,11 +1005,16 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 			continue
 		}
 		ctr := tmpl.Spec.Containers[0]
-		if ctr.Image != image {
-			t.Errorf("%s: image %q, want %q", name, ctr.Image, image)
+		wantImage, wantCommand := image, []string{"/usr/local/bin/" + name}
+		if name == "helios-browser-worker" {
+			// The browser image's ENTRYPOINT is the worker (TestBrowserWorkerImage).
+			wantImage, wantCommand = browserImage, nil
 		}
-		if bin := "/usr/local/bin/" + name; !slices.Equal(ctr.Command, []string{bin}) {
-			t.Errorf("%s: command %q, want [%s]", name, ctr.Command, bin)
+		if ctr.Image != wantImage {
+			t.Errorf("%s: image %q, want %q", name, ctr.Image, wantImage)
+		}
+		if !slices.Equal(ctr.Command, wantCommand) {
+			t.Errorf("%s: command %q, want %q", name, ctr.Command, wantCommand)
 		}
 		if len(ctr.Ports) != 1 || ctr.Ports[0].ContainerPort != 8080 {
 			t.Errorf("%s: ports %+v, want 8080", name, ctr.Ports)
@@ -873,13 +1052,13 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 		}
 
 		switch name {
-		case "helios-worker":
+		case "helios-worker", "helios-browser-worker":
 			ann := tmpl.Metadata.Annotations
 			if ann["autoscaling.knative.dev/maxScale"] != strconv.Itoa(maxWorkers) {
-				t.Errorf("worker maxScale %q, want %d", ann["autoscaling.knative.dev/maxScale"], maxWorkers)
+				t.Errorf("%s maxScale %q, want %d", name, ann["autoscaling.knative.dev/maxScale"], maxWorkers)
 			}
 			if ann["run.googleapis.com/startup-cpu-boost"] != "true" {
-				t.Errorf("worker: no startup CPU boost")
+				t.Errorf("%s: no startup CPU boost", name)
 			}
 		case "helios-stitcher":
 			if got := tmpl.Metadata.Annotations["run.googleapis.com/cpu-throttling"]; got != "false" {
@@ -894,6 +1073,14 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 			}
 			if cfg.Adapter != config.AdapterCloudRun || cfg.WorkerURL != serviceURL("helios-worker") || cfg.StitcherURL != serviceURL("helios-stitcher") {
 				t.Errorf("orchestrator: adapter %q, worker %q, stitcher %q", cfg.Adapter, cfg.WorkerURL, cfg.StitcherURL)
+			}
+			// Present either way: "" (no browser worker) is pkg/config's unset.
+			wantBrowser := ""
+			if browser {
+				wantBrowser = serviceURL("helios-browser-worker")
+			}
+			if v, ok := env[config.EnvBrowserWorkerURL]; !ok || v != wantBrowser || cfg.BrowserWorkerURL != wantBrowser {
+				t.Errorf("orchestrator %s=%q (set: %v), want %q", config.EnvBrowserWorkerURL, v, ok, wantBrowser)
 			}
 			if cfg.Concurrency != maxWorkers {
 				t.Errorf("orchestrator %s=%d, want the worker's max instances %d", config.EnvConcurrency, cfg.Concurrency, maxWorkers)
@@ -1175,13 +1362,17 @@ func TestEvalCondition(t *testing.T) {
 	}
 }
 
-// checkInvokers: run.invoker only where one service calls another.
-func checkInvokers(t *testing.T, calls []call) {
+// checkInvokers: run.invoker only where one service calls another; browser:
+// the orchestrator calls helios-browser-worker too.
+func checkInvokers(t *testing.T, calls []call, browser bool) {
 	t.Helper()
 	allowed := map[[2]string]bool{
 		{orchestratorSA, "helios-worker"}:   false,
 		{orchestratorSA, "helios-stitcher"}: false,
 		{pushSA, "helios-orchestrator"}:     false,
+	}
+	if browser {
+		allowed[[2]string{orchestratorSA, "helios-browser-worker"}] = false
 	}
 	for _, call := range calls {
 		if !slices.ContainsFunc(call.argv, func(a string) bool { return strings.Contains(a, "run.invoker") }) {
@@ -1367,28 +1558,25 @@ func checkLifecycle(t *testing.T, c *cloud, days int) {
 	}
 }
 
-// checkOrder: the worker and the stitcher are deployed and their URLs read
-// before the orchestrator is deployed with them; the push subscription
-// points at the deployed orchestrator.
-func checkOrder(t *testing.T, calls []call) {
+// checkOrder: the worker, the stitcher (and the browser worker) are
+// deployed and their URLs read before the orchestrator is deployed with them;
+// the push subscription points at the deployed orchestrator.
+func checkOrder(t *testing.T, calls []call, browser bool) {
 	t.Helper()
 	index := func(match func(call) bool) int { return slices.IndexFunc(calls, match) }
 	describe := func(name string) func(call) bool {
 		return func(c call) bool { return c.is("run", "services", "describe", name) }
 	}
-	replaces := 0
-	orchestrator := -1
-	for i, c := range calls {
-		if c.is("run", "services", "replace") {
-			replaces++
-			if replaces == 3 {
-				orchestrator = i
-			}
-		}
-	}
+	// render names the file it writes after the YAML it reads.
+	orchestrator := index(func(c call) bool {
+		return c.is("run", "services", "replace") && len(c.words) > 3 && filepath.Base(c.words[3]) == "orchestrator.yaml"
+	})
 	w, s := index(describe("helios-worker")), index(describe("helios-stitcher"))
 	if orchestrator < 0 || w < 0 || s < 0 || w > orchestrator || s > orchestrator {
 		t.Errorf("the orchestrator (call %d) must be deployed after the worker's and stitcher's URLs are read (calls %d, %d)", orchestrator, w, s)
+	}
+	if b := index(describe("helios-browser-worker")); browser && (b < 0 || b > orchestrator) {
+		t.Errorf("the orchestrator (call %d) must be deployed after the browser worker's URL is read (call %d)", orchestrator, b)
 	}
 	if o := index(describe("helios-orchestrator")); o < orchestrator {
 		t.Errorf("the orchestrator's URL is read (call %d) before it is deployed (call %d)", o, orchestrator)
@@ -1487,6 +1675,246 @@ func TestDockerfile(t *testing.T) {
 		}
 		if want := `command: ["/usr/local/bin/helios-` + name + `"]`; !strings.Contains(string(yml), want) {
 			t.Errorf("%s.yaml: no %s", name, want)
+		}
+	}
+}
+
+// TestBrowserWorkerImage keeps the browser worker's recipe, its Dockerfile
+// and browser-worker.yaml in step: the recipe builds that Dockerfile for
+// linux/amd64 with BuildKit (for the Dockerfile.dockerignore beside it), and
+// the service runs the image's ENTRYPOINT, which must be the worker.
+func TestBrowserWorkerImage(t *testing.T) {
+	data, err := os.ReadFile("browser-worker.cloudbuild.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recipe struct {
+		Steps []struct {
+			Name string   `yaml:"name"`
+			Env  []string `yaml:"env"`
+			Args []string `yaml:"args"`
+		} `yaml:"steps"`
+		Images  []string `yaml:"images"`
+		Timeout string   `yaml:"timeout"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&recipe); err != nil {
+		t.Fatalf("browser-worker.cloudbuild.yaml: %v", err)
+	}
+	if len(recipe.Steps) != 1 || !slices.Equal(recipe.Images, []string{"${_IMAGE}"}) {
+		t.Fatalf("browser-worker.cloudbuild.yaml: %d steps, images %v; want one build of ${_IMAGE}", len(recipe.Steps), recipe.Images)
+	}
+	step := recipe.Steps[0]
+	if !slices.Contains(step.Env, "DOCKER_BUILDKIT=1") {
+		t.Errorf("browser-worker.cloudbuild.yaml: no DOCKER_BUILDKIT=1: Dockerfile.dockerignore would be ignored")
+	}
+	args := strings.Join(step.Args, " ")
+	for _, want := range []string{"build ", "--platform=linux/amd64", "-f infra/browser-worker/Dockerfile", "-t ${_IMAGE}"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("browser-worker.cloudbuild.yaml: args %q lack %q", args, want)
+		}
+	}
+	if step.Args[len(step.Args)-1] != "." {
+		t.Errorf("browser-worker.cloudbuild.yaml: the context must be the repository root (.), not %q", step.Args[len(step.Args)-1])
+	}
+	dockerfile := filepath.Join("..", "browser-worker", "Dockerfile")
+	data, err = os.ReadFile(dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `ENTRYPOINT ["/usr/local/bin/helios-worker"]`; !strings.Contains(string(data), want) {
+		t.Errorf("%s: no %s (browser-worker.yaml runs the ENTRYPOINT)", dockerfile, want)
+	}
+	if _, err := os.Stat(dockerfile + ".dockerignore"); err != nil {
+		t.Errorf("%v: without it the build context carries node_modules and the local Chromium", err)
+	}
+}
+
+// uploadKept lists the renderer's sources, which the browser worker's image
+// copies, and what must stay out of the upload: its node_modules and its
+// local Chromium (hundreds of MB, rebuilt by the image).
+var uploadSkipped = []string{"node_modules", ".browser", ".browser.tmp"}
+
+func rendererSources(t *testing.T) []string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	var files []string
+	err := filepath.WalkDir(filepath.Join(root, "renderers", "helios"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && slices.Contains(uploadSkipped, d.Name()) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			rel, err := filepath.Rel(root, p)
+			files = append(files, filepath.ToSlash(rel))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"package.json", "package-lock.json", "helios.mjs"} {
+		if !slices.Contains(files, "renderers/helios/"+want) {
+			t.Fatalf("renderers/helios/%s not found", want)
+		}
+	}
+	return files
+}
+
+// TestGcloudignore reads gcloudignore as gcloud does (gitignore syntax) for
+// the patterns it holds: the renderer's sources are uploaded (a pattern
+// without a leading or inner / matches at any depth: bin/ would drop
+// renderers/helios/bin), and its node_modules and local Chromium are not.
+// TestUploadWithGcloud asks gcloud itself.
+func TestGcloudignore(t *testing.T) {
+	data, err := os.ReadFile("gcloudignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			if strings.HasPrefix(line, "!") {
+				t.Fatalf("gcloudignore: %q: negations are beyond this test", line)
+			}
+			patterns = append(patterns, line)
+		}
+	}
+	// ignored: p (a file, or a directory when dir) is left out.
+	ignored := func(p string, dir bool) bool {
+		parts := strings.Split(p, "/")
+		for _, pat := range patterns {
+			dirOnly := strings.HasSuffix(pat, "/")
+			pat = strings.TrimSuffix(pat, "/")
+			anchored := strings.Contains(pat, "/")
+			pat = strings.TrimPrefix(pat, "/")
+			n := strings.Count(pat, "/") + 1
+			for i := range parts {
+				// A pattern matches a path or one of its parent directories;
+				// anchored ones only from the root.
+				for start := 0; start <= i; start++ {
+					if (anchored && start > 0) || i-start+1 != n {
+						continue
+					}
+					isDir := i < len(parts)-1 || dir
+					if ok, _ := path.Match(pat, strings.Join(parts[start:i+1], "/")); ok && (isDir || !dirOnly) {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	for _, f := range rendererSources(t) {
+		if ignored(f, false) {
+			t.Errorf("gcloudignore leaves out %s: the browser worker's image needs it", f)
+		}
+	}
+	for _, name := range uploadSkipped {
+		if p := "renderers/helios/" + name; !ignored(p, true) {
+			t.Errorf("gcloudignore uploads %s/", p)
+		}
+	}
+	for _, p := range []string{".git", "bin", "out", "infra/cdk/node_modules"} {
+		if !ignored(p, true) {
+			t.Errorf("gcloudignore uploads %s/", p)
+		}
+	}
+}
+
+// TestUploadWithGcloud lists what `gcloud builds submit` would upload with
+// gcloudignore, through gcloud's own reading of it, on a copy of the
+// checkout's tree (empty files; one file in each directory that must stay
+// out). It needs gcloud: HELIOS_CHECK_GCLOUD=1 runs it.
+func TestUploadWithGcloud(t *testing.T) {
+	if os.Getenv("HELIOS_CHECK_GCLOUD") != "1" {
+		t.Skip("set HELIOS_CHECK_GCLOUD=1 to check the upload with the installed gcloud")
+	}
+	gcloud, err := exec.LookPath("gcloud")
+	if err != nil {
+		t.Skip("gcloud is not installed")
+	}
+	root := filepath.Join("..", "..")
+	tree := t.TempDir()
+	var kept, left []string
+	touch := func(rel string) {
+		p := filepath.Join(tree, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() && (slices.Contains(uploadSkipped, d.Name()) || rel == ".git") {
+			touch(rel + "/x")
+			left = append(left, rel+"/x")
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			touch(rel)
+			if strings.HasPrefix(rel, "renderers/helios/") || strings.HasPrefix(rel, "infra/browser-worker/") ||
+				strings.HasPrefix(rel, "functions/worker/") || rel == "go.mod" || rel == "go.sum" {
+				kept = append(kept, rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"bin/helios", "out/x"} {
+		touch(rel)
+		left = append(left, rel)
+	}
+	ignore, err := os.ReadFile("gcloudignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// deploy.sh passes --ignore-file; this command reads .gcloudignore.
+	if err := os.WriteFile(filepath.Join(tree, ".gcloudignore"), ignore, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(gcloud, "meta", "list-files-for-upload", tree)
+	cmd.Env = append(os.Environ(), "CLOUDSDK_CONFIG="+t.TempDir(), "CLOUDSDK_CORE_DISABLE_PROMPTS=1",
+		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING=true")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gcloud meta list-files-for-upload: %v\n%s", err, out)
+	}
+	uploaded := map[string]bool{}
+	// Paths relative to the directory (absolute in some versions).
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		p := strings.TrimSpace(line)
+		if rel, err := filepath.Rel(tree, p); err == nil && filepath.IsAbs(p) {
+			p = rel
+		}
+		uploaded[filepath.ToSlash(p)] = true
+	}
+	if !slices.Contains(kept, "renderers/helios/package.json") {
+		t.Fatalf("the renderer's sources were not found (kept: %v)", kept)
+	}
+	for _, rel := range kept {
+		if !uploaded[rel] {
+			t.Errorf("%s is not uploaded", rel)
+		}
+	}
+	for _, rel := range left {
+		if uploaded[rel] {
+			t.Errorf("%s is uploaded", rel)
 		}
 	}
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Remove what deploy.sh made on Google Cloud: the sweep's Cloud Scheduler
-# job, the three services, the Pub/Sub subscriptions, topics and bucket
-# notification, the bucket bindings, the custom role, the service accounts
-# and the Artifact Registry repository. The bucket and its videos are kept
-# unless DELETE_BUCKET=1.
+# job, the services (helios-browser-worker too, if there is one), the Pub/Sub
+# subscriptions, topics and bucket notification, the bucket bindings, the
+# custom role, the service accounts and the Artifact Registry repository
+# (with both images). The bucket and its videos are kept unless
+# DELETE_BUCKET=1.
 #
 #   PROJECT=my-project REGION=us-central1 infra/cloudrun/destroy.sh
 #   PROJECT=my-project REGION=us-central1 DELETE_BUCKET=1 infra/cloudrun/destroy.sh
@@ -70,9 +71,11 @@ step "Cloud Scheduler job $SWEEP_JOB"
 remove "$SWEEP_JOB" scheduler jobs describe "$SWEEP_JOB" --location="$SCHEDULER_REGION" \
   -- scheduler jobs delete "$SWEEP_JOB" --location="$SCHEDULER_REGION"
 
-# Services next, so nothing is rendering while the rest goes.
+# Services next, so nothing is rendering while the rest goes. The browser
+# worker whether or not the last deploy.sh made it (BROWSER_WORKER=0 leaves
+# one from before in place).
 step "Cloud Run services"
-for service in helios-orchestrator helios-worker helios-stitcher; do
+for service in helios-orchestrator helios-worker helios-browser-worker helios-stitcher; do
   remove "$service" run services describe "$service" --region="$REGION" \
     -- run services delete "$service" --region="$REGION"
 done
