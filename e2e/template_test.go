@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -59,18 +60,37 @@ func get(m any, path ...string) any {
 func TestSAMTemplate(t *testing.T) {
 	tpl := loadTemplate(t)
 	fn := get(tpl, "Globals", "Function")
-	if get(fn, "Runtime") != "provided.al2023" || get(fn, "Handler") != "bootstrap" || !slices.Equal(toStrings(get(fn, "Architectures")), []string{"arm64"}) {
-		t.Errorf("Globals.Function = %v", fn)
-	}
 	res := get(tpl, "Resources").(map[string]any)
 	for logical, zip := range map[string]string{
 		"OrchestratorFunction": "build/lambda/orchestrator.zip",
 		"WorkerFunction":       "build/lambda/worker.zip",
 		"StitcherFunction":     "build/lambda/stitcher.zip",
 	} {
-		if got := get(res, logical, "Properties", "CodeUri"); got != zip {
+		p := get(res, logical, "Properties")
+		if got := get(p, "CodeUri"); got != zip {
 			t.Errorf("%s CodeUri = %v, want %s (what make package writes)", logical, got, zip)
 		}
+		if get(p, "Runtime") != "provided.al2023" || get(p, "Handler") != "bootstrap" || !slices.Equal(toStrings(get(p, "Architectures")), []string{"arm64"}) {
+			t.Errorf("%s: runtime %v handler %v architectures %v", logical, get(p, "Runtime"), get(p, "Handler"), get(p, "Architectures"))
+		}
+	}
+	// The browser worker: an x86_64 image built from the repository's
+	// Dockerfile, allowed helios, with exactly the worker's permissions.
+	browser := get(res, "BrowserWorkerFunction")
+	bp := get(browser, "Properties")
+	if get(bp, "PackageType") != "Image" || !slices.Equal(toStrings(get(bp, "Architectures")), []string{"x86_64"}) || get(bp, "Runtime") != nil {
+		t.Errorf("BrowserWorkerFunction: package %v architectures %v runtime %v", get(bp, "PackageType"), get(bp, "Architectures"), get(bp, "Runtime"))
+	}
+	if df, _ := get(browser, "Metadata", "Dockerfile").(string); df == "" || get(browser, "Metadata", "DockerContext") != "." {
+		t.Errorf("BrowserWorkerFunction Metadata = %v", get(browser, "Metadata"))
+	} else if _, err := os.Stat(filepath.Join("..", df)); err != nil {
+		t.Errorf("BrowserWorkerFunction's Dockerfile: %v", err)
+	}
+	if a := get(bp, "Environment", "Variables", config.EnvAllowedCommands); a != "${AllowedCommands},helios" {
+		t.Errorf("BrowserWorkerFunction allows %v", a)
+	}
+	if !reflect.DeepEqual(get(bp, "Policies"), get(res, "WorkerFunction", "Properties", "Policies")) {
+		t.Error("the browser worker's policies differ from the worker's")
 	}
 	for _, logical := range []string{"WorkerFunction", "StitcherFunction"} {
 		if !slices.Contains(toStrings(get(res, logical, "Properties", "Layers")), "FfmpegLayer") {
@@ -94,7 +114,8 @@ func TestSAMTemplate(t *testing.T) {
 		t.Errorf("S3 event = %v %v; want ObjectCreated on jobs/*.json only (renders/ must not trigger)", get(s3, "Events"), filter)
 	}
 	env := get(orch, "Environment", "Variables").(map[string]any)
-	if env[config.EnvAdapter] != config.AdapterLambda || env[config.EnvWorkerFunction] != "WorkerFunction" || env[config.EnvStitcherFunction] != "StitcherFunction" {
+	if env[config.EnvAdapter] != config.AdapterLambda || env[config.EnvWorkerFunction] != "WorkerFunction" || env[config.EnvStitcherFunction] != "StitcherFunction" ||
+		env[config.EnvBrowserWorkerFunction] != "BrowserWorkerFunction" || env[config.EnvAllowedCommands] != "${AllowedCommands},helios" {
 		t.Errorf("orchestrator environment = %v", env)
 	}
 
