@@ -714,7 +714,7 @@ func TestCallsParseWithGcloud(t *testing.T) {
 	env := []string{"PROJECT=" + project, "REGION=" + region}
 	var calls []call
 	for _, r := range []result{
-		c.run(t, "deploy.sh", env...), // builds the image
+		c.run(t, "deploy.sh", env...), // builds the images
 		c.run(t, "deploy.sh", deployEnv()...),
 		c.run(t, "destroy.sh", env...),
 		c.run(t, "deploy.sh", deployEnv()...),
@@ -1731,9 +1731,10 @@ func TestBrowserWorkerImage(t *testing.T) {
 	}
 }
 
-// uploadKept lists the renderer's sources, which the browser worker's image
-// copies, and what must stay out of the upload: its node_modules and its
-// local Chromium (hundreds of MB, rebuilt by the image).
+// uploadSkipped: the renderer's directories that stay out of the upload, its
+// node_modules and its local Chromium (hundreds of MB; the browser worker's
+// image installs its own). rendererSources lists the rest, which the image
+// copies.
 var uploadSkipped = []string{"node_modules", ".browser", ".browser.tmp"}
 
 func rendererSources(t *testing.T) []string {
