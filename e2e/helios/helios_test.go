@@ -163,7 +163,7 @@ func TestChunksMatchOnePass(t *testing.T) {
 
 // onePass renders an example spec's composition in one pass the way its
 // chunk commands do, in the browser the worker finds (the headless shell).
-func onePass(t *testing.T, r testkit.Renderer, specPath string) string {
+func onePass(t testing.TB, r testkit.Renderer, specPath string) string {
 	t.Helper()
 	var spec job.Spec
 	data, err := os.ReadFile(specPath)

@@ -45,3 +45,34 @@ func Parent(pid int) (int, bool) {
 	ppid, err := strconv.Atoi(fields[1])
 	return ppid, err == nil
 }
+
+// TreeRSS is the resident memory, in bytes, of pid and every process below
+// it: what a render (Node, Chromium's processes, ffmpeg) holds at once.
+func TreeRSS(pid int) int64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		if p, err := strconv.Atoi(e.Name()); err == nil {
+			if ppid, ok := Parent(p); ok {
+				children[ppid] = append(children[ppid], p)
+			}
+		}
+	}
+	var total int64
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[p]...)
+		statm, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/statm")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(statm)); len(f) > 1 {
+			pages, _ := strconv.ParseInt(f[1], 10, 64)
+			total += pages * int64(os.Getpagesize())
+		}
+	}
+	return total
+}
