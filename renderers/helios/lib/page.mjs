@@ -144,8 +144,8 @@ export async function media(page, timeoutMs) {
 // has settled there: Helios instances bound to the document timeline follow
 // the clock; the exposed instance is also seeked to the exact frame; CSS
 // and Web Animations are paused at the frame's time.
-export async function seek(page, fps, f, timeoutMs) {
-  const settled = await page.evaluate(async ({ f, t, ms }) => {
+export async function seek(page, fps, f, timeoutMs, paint) {
+  const settled = await page.evaluate(async ({ f, t, ms, paint }) => {
     window.__HELIOS_VIRTUAL_TIME__ = t;
     for (const a of document.getAnimations()) {
       a.currentTime = t;
@@ -157,15 +157,22 @@ export async function seek(page, fps, f, timeoutMs) {
     let timer;
     const ok = await Promise.race([stable.then(() => true), new Promise((r) => { timer = setTimeout(() => r(false), ms); })]);
     clearTimeout(timer);
-    // One frame of the page's own rendering, so the capture shows this state.
-    await new Promise((r) => requestAnimationFrame(() => r()));
+    // A canvas drawn in a requestAnimationFrame callback is drawn by the
+    // next frame; a screenshot renders a frame of its own.
+    if (paint) await new Promise((r) => requestAnimationFrame(() => r()));
     return ok;
-  }, { f, t: frameMs(fps, f), ms: timeoutMs });
+  }, { f, t: frameMs(fps, f), ms: timeoutMs, paint });
   if (!settled) throw new Error(`frame ${f} did not settle within ${timeoutMs / 1000}s (helios.waitUntilStable never resolved)`);
 }
 
-export async function capture(page, opts) {
-  if (opts.mode === 'dom') return page.screenshot({ type: 'png', animations: 'allow', caret: 'initial' });
+// capture returns the frame as PNG: the whole viewport in dom mode (over
+// CDP, asking Chromium for its fastest PNG compression: still lossless), the
+// composition's canvas in canvas mode.
+export async function capture(page, opts, cdp) {
+  if (opts.mode === 'dom') {
+    const { data } = await cdp.send('Page.captureScreenshot', { format: 'png', optimizeForSpeed: true });
+    return Buffer.from(data, 'base64');
+  }
   const dataUrl = await page.evaluate((sel) => {
     const c = document.querySelector(sel);
     if (!(c instanceof HTMLCanvasElement)) return { error: `no <canvas> matches ${JSON.stringify(sel)} (--mode canvas captures the composition's canvas; use --mode dom for a page)` };

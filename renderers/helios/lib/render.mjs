@@ -37,12 +37,13 @@ export async function render(opts, log) {
     const audio = audioGraph(tracks.map((t) => ({ ...t, source: source(t.src) })), {
       fps: opts.fps, startFrame: opts.startFrame, frameCount, totalFrames: total,
     });
+    const cdp = await context.newCDPSession(page);
     const tReady = Date.now();
     encoder = new Encoder(opts, audio);
     for (let f = opts.startFrame; f < opts.startFrame + frameCount; f++) {
-      await seek(page, opts.fps, f, opts.timeoutMs);
+      await seek(page, opts.fps, f, opts.timeoutMs, opts.mode === 'canvas');
       errors.throwIfAny();
-      await encoder.write(await capture(page, opts));
+      await encoder.write(await capture(page, opts, cdp));
     }
     await encoder.finish();
     encoder = null;
