@@ -31,6 +31,8 @@ func TestUsageMistakes(t *testing.T) {
 		{"long flag with one dash", nil, []string{"job", "run", "-out", "v.mp4", spec}, exitUsage, "-out: long flags take two dashes: --out"},
 		{"--out names a directory by its slash", nil, []string{"job", "run", spec, "--out", "my/", "--storage", dir}, exitUsage, "--out my/ is a directory: give a file path, such as my/video.mp4"},
 		{"--out names an existing directory", nil, []string{"job", "run", spec, "--out", dir, "--storage", dir}, exitUsage, "is a directory"},
+		{"the renderer's command", nil, []string{"render", "comp.html", "-o", "part_0.mov", "--start-frame", "0"}, exitUsage, "is the Helios renderer's command, not this CLI's"},
+		{"--assets names a file", nil, []string{"job", "run", spec, "--out", filepath.Join(dir, "v.mp4"), "--storage", dir, "--assets", spec}, exitUsage, "--assets: " + spec + " is not a directory"},
 		{"s3 with no region", map[string]string{"HOME": t.TempDir()}, []string{"job", "status", "x", "--storage", "s3://bucket"}, exitUsage, "no AWS region: set AWS_REGION"},
 	}
 	for _, tt := range tests {

@@ -43,8 +43,24 @@ func newRootCommand(e *env) *cobra.Command {
 		},
 	}
 	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e))
-	root.AddCommand(jobCmd)
+	root.AddCommand(jobCmd, newRenderCommand())
 	return root
+}
+
+// newRenderCommand answers `helios render`, which a Helios-form spec's
+// chunks run: that is the renderer's command (renderers/helios), also
+// called helios. Found here, it was found first on PATH.
+func newRenderCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "render",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(*cobra.Command, []string) error {
+			return usageError{errors.New("`helios render` is the Helios renderer's command, not this CLI's: " +
+				"install it with `make renderer` and put renderers/helios/bin before this CLI's directory on PATH " +
+				"(see README: Rendering Helios compositions)")}
+		},
+	}
 }
 
 // version is the module version this binary was built from, or its VCS
