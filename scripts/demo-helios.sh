@@ -27,8 +27,8 @@ read -r -a args < <(node -e '
 t2=$(now)
 
 frames() { ffmpeg -v error -i "$1" -map 0:v -f framemd5 - | grep -v '^#' | awk -F, '{print $NF}'; }
-same=$(diff <(frames out/helios.mp4) <(frames out/helios-one-pass.mp4) >/dev/null && echo "identical" || echo "DIFFERENT")
 total=$(frames out/helios.mp4 | wc -l)
+same=$( ((total > 0)) && diff <(frames out/helios.mp4) <(frames out/helios-one-pass.mp4) >/dev/null && echo "identical" || echo "DIFFERENT")
 awk -v c="$((t1 - t0))" -v o="$((t2 - t1))" -v n="$total" -v same="$same" 'BEGIN {
   printf "\nchunked:   %.2f s (helios job run: chunks rendered side by side, then joined)\n", c / 1e6
   printf "one pass:  %.2f s (helios render over all %d frames)\n", o / 1e6, n

@@ -274,3 +274,21 @@ func TestSpecMistakesAreReportedOnce(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, strings.Join(want, ""))
 	}
 }
+
+// --assets and a spec naming another bundle: refused before anything is
+// uploaded.
+func TestAssetsConflictUploadsNothing(t *testing.T) {
+	spec := testkit.NativeSpec("assets-conflict", 4, 2)
+	spec.Assets = "assets/" + strings.Repeat("0", 64) + ".tar.gz"
+	path, store, tree := writeSpec(t, spec), t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(tree, "index.html"), []byte("<!doctype html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := helios(t, nil, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", store, "--assets", tree)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "but the spec names "+spec.Assets) {
+		t.Fatalf("exit %d, stderr %q; want a usage error naming the spec's bundle", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(store, "assets")); len(entries) > 0 {
+		t.Errorf("a bundle was uploaded: %v", entries)
+	}
+}

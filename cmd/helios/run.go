@@ -182,14 +182,18 @@ func prepare(ctx context.Context, e *env, stack *pipeline.Stack, specPath string
 		return nil, usageError{err}
 	}
 	if sf.assets != "" {
-		key, err := assets.Upload(ctx, stack.Bucket, sf.assets)
+		// The tree is checked, and the spec's own bundle compared, before
+		// anything is uploaded.
+		key, err := assets.Key(sf.assets)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--assets: %w", err)}
 		}
 		if spec.Assets != "" && spec.Assets != key {
 			return nil, usageError{fmt.Errorf("--assets %s packs to %s, but the spec names %s: leave \"assets\" out of the spec or drop --assets", sf.assets, key, spec.Assets)}
 		}
-		spec.Assets = key
+		if spec.Assets, err = assets.Upload(ctx, stack.Bucket, sf.assets); err != nil {
+			return nil, fmt.Errorf("--assets: %w", err)
+		}
 	}
 	return spec, nil
 }

@@ -126,4 +126,3 @@ func requireRendererB(b *testing.B) testkit.Renderer {
 	}
 	return testkit.RequireRenderer(b)
 }
-

@@ -279,21 +279,23 @@ func TestLambdaBrowserWorker(t *testing.T) {
 }
 
 // TestBrokenCompositionFailsWithThePageError runs one-chunk jobs whose
-// composition throws, never sets window.helios, or never settles on a frame:
-// each fails, and the job's status carries the page's words.
+// composition throws, never sets window.helios, never settles on a frame, or
+// stops answering in a loop: each fails, and the job's status carries the
+// page's words.
 func TestBrokenCompositionFailsWithThePageError(t *testing.T) {
 	r := need(t)
 	for _, tc := range []struct{ comp, want string }{
 		{"throws", "the composition threw: Error: boom: the composition could not find its data"},
 		{"never-ready", "window.helios was never set"},
 		{"stalls", "frame 0 did not settle within 2s"},
+		{"busy", "frame 1 did not settle within 2s (the page did not answer"},
 	} {
 		t.Run(tc.comp, func(t *testing.T) {
 			dir := t.TempDir()
 			spec := fmt.Sprintf(`{"id": "broken-%s", "metadata": {"totalFrames": 3, "fps": 30, "width": 64, "height": 64},
 			  "retry": {"maxAttempts": 1},
 			  "chunks": [{"id": 0, "startFrame": 0, "frameCount": 3, "outputFile": "part_0.mov",
-			    "command": "helios render %s/index.html -o part_0.mov --frame-count 3 --width 64 --height 64 --timeout 2"}]}`, tc.comp, tc.comp)
+			    "command": "helios render %s/index.html -o part_0.mov --frame-count 3 --width 64 --height 64 --timeout 2 --mode dom"}]}`, tc.comp, tc.comp)
 			specPath := filepath.Join(dir, "spec.json")
 			if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
 				t.Fatal(err)

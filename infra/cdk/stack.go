@@ -58,7 +58,7 @@ type Settings struct {
 	BrowserWorkerMemory      int    // MB; also buys CPU (1,769 MB is one vCPU)
 	BrowserWorkerStorage     int    // MB of /tmp
 	BrowserWorkerTimeout     int    // seconds
-	BrowserWorkerConcurrency int    // reserved concurrency
+	BrowserWorkerConcurrency int    // reserved concurrency (default: workerConcurrency, as a job may send it every chunk)
 	SourceDir                string // the repository root: the image's build context
 }
 
@@ -80,7 +80,7 @@ func DefaultSettings() Settings {
 		LogRetentionDays:   30,
 		LambdaDir:          "../../build/lambda",
 		LayerZip:           "../../layers/ffmpeg/build/ffmpeg-layer.zip",
-		// A chunk render peaks at 350-550 MB (docs/PERFORMANCE.md), but
+		// A chunk render peaks at 0.7-0.8 GB (docs/PERFORMANCE.md), but
 		// Chromium, Node and ffmpeg run at once: 3,008 MB buys ~1.7 vCPUs.
 		// Frames are piped, not written: /tmp holds the chunk's assets,
 		// Chromium's profile and the segment.
@@ -88,7 +88,7 @@ func DefaultSettings() Settings {
 		BrowserWorkerMemory:      3008,
 		BrowserWorkerStorage:     2048,
 		BrowserWorkerTimeout:     900,
-		BrowserWorkerConcurrency: 20,
+		BrowserWorkerConcurrency: 50,
 		SourceDir:                "../..",
 	}
 }
@@ -201,6 +201,9 @@ func settingsFromContext(scope constructs.Construct) (Settings, error) {
 	num("browserWorkerMemory", &s.BrowserWorkerMemory)
 	num("browserWorkerStorage", &s.BrowserWorkerStorage)
 	num("browserWorkerTimeout", &s.BrowserWorkerTimeout)
+	// The orchestrator keeps workerConcurrency chunks in flight, all of
+	// them on the browser worker for a Helios job: fewer would throttle.
+	s.BrowserWorkerConcurrency = s.WorkerConcurrency
 	num("browserWorkerConcurrency", &s.BrowserWorkerConcurrency)
 	str("sourceDir", &s.SourceDir)
 	if len(problems) > 0 {

@@ -142,7 +142,7 @@ func TestBrowserWorker(t *testing.T) {
 	if browser["PackageType"] != "Image" || code["ImageUri"] == nil || !slices.Equal(strs(browser["Architectures"]), []string{"x86_64"}) {
 		t.Errorf("browser worker: package %v code %v architectures %v; want an x86_64 image", browser["PackageType"], code, browser["Architectures"])
 	}
-	if browser["MemorySize"] != float64(3008) || browser["Timeout"] != float64(900) || browser["ReservedConcurrentExecutions"] != float64(20) ||
+	if browser["MemorySize"] != float64(3008) || browser["Timeout"] != float64(900) || browser["ReservedConcurrentExecutions"] != float64(50) ||
 		browser["EphemeralStorage"].(map[string]any)["Size"] != float64(2048) {
 		t.Errorf("browser worker sizing: memory %v timeout %v reserved %v storage %v", browser["MemorySize"], browser["Timeout"], browser["ReservedConcurrentExecutions"], browser["EphemeralStorage"])
 	}

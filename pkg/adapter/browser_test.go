@@ -2,11 +2,9 @@ package adapter_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/helios-project/infrastructure/internal/awslocal"
 	"github.com/helios-project/infrastructure/internal/gcplocal"
 	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/pkg/adapter"
@@ -29,25 +27,7 @@ func routed(t *testing.T, a *adapter.Adapter, worker, browser func() int64) (hel
 }
 
 func TestLambdaBrowserWorkerTakesHeliosChunks(t *testing.T) {
-	rie, err := awslocal.FindRIE()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	bootstrap, err := awslocal.BuildBootstrap(context.Background(), "github.com/helios-project/infrastructure/internal/probefn", filepath.Join(dir, "probe"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	worker := map[string]string{"PROBE_FUNCTION": "worker"}
-	l, err := awslocal.StartLambda(context.Background(), rie, dir,
-		awslocal.Function{Name: "probe-worker", Bootstrap: bootstrap, Env: worker},
-		awslocal.Function{Name: "probe-browser", Bootstrap: bootstrap, Env: worker},
-		awslocal.Function{Name: "probe-stitcher", Bootstrap: bootstrap, Env: map[string]string{"PROBE_FUNCTION": "stitcher"}},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	l := startProbeLambda(t, 1)
 	calls := func(fn string) func() int64 { return func() int64 { return l.Calls(fn) } }
 	for _, tc := range []struct {
 		browser          string

@@ -19,7 +19,8 @@ import (
 )
 
 // startProbeLambda runs the probe function under the Lambda emulator:
-// `instances` workers and one stitcher behind the Lambda API endpoint.
+// `instances` workers, one stitcher and one more worker, probe-browser (the
+// browser worker's stand-in), behind the Lambda API endpoint.
 func startProbeLambda(t testing.TB, instances int) *awslocal.Lambda {
 	t.Helper()
 	rie, err := awslocal.FindRIE()
@@ -34,6 +35,7 @@ func startProbeLambda(t testing.TB, instances int) *awslocal.Lambda {
 	l, err := awslocal.StartLambda(context.Background(), rie, dir,
 		awslocal.Function{Name: "probe-worker", Bootstrap: bootstrap, Instances: instances, Env: map[string]string{"PROBE_FUNCTION": "worker"}},
 		awslocal.Function{Name: "probe-stitcher", Bootstrap: bootstrap, Env: map[string]string{"PROBE_FUNCTION": "stitcher"}},
+		awslocal.Function{Name: "probe-browser", Bootstrap: bootstrap, Env: map[string]string{"PROBE_FUNCTION": "worker"}},
 	)
 	if err != nil {
 		t.Fatal(err)

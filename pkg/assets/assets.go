@@ -81,14 +81,36 @@ func Pack(dir string, w io.Writer) error {
 	return gz.Close()
 }
 
+// Key is the key Upload would store dir at, without storing anything; its
+// error says what in the tree cannot be packed.
+func Key(dir string) (string, error) {
+	if err := isDir(dir); err != nil {
+		return "", err
+	}
+	sum := sha256.New()
+	if err := Pack(dir, sum); err != nil {
+		return "", fmt.Errorf("pack %s: %w", dir, err)
+	}
+	return keyOf(sum.Sum(nil)), nil
+}
+
+func isDir(dir string) error {
+	if fi, err := os.Stat(dir); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory: the assets are a folder to pack", dir)
+	}
+	return nil
+}
+
+func keyOf(sum []byte) string { return job.AssetsPrefix + hex.EncodeToString(sum) + ".tar.gz" }
+
 // Upload packs dir and stores the bundle at its content address,
 // assets/<sha256>.tar.gz, unless a bundle is already there (the same bytes,
 // by its name); it returns the key for the spec's "assets".
 func Upload(ctx context.Context, b *blob.Bucket, dir string) (string, error) {
-	if fi, err := os.Stat(dir); err != nil {
+	if err := isDir(dir); err != nil {
 		return "", err
-	} else if !fi.IsDir() {
-		return "", fmt.Errorf("%s is not a directory: the assets are a folder to pack", dir)
 	}
 	tmp, err := os.CreateTemp("", "helios-assets-*.tar.gz")
 	if err != nil {
@@ -103,7 +125,7 @@ func Upload(ctx context.Context, b *blob.Bucket, dir string) (string, error) {
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
-	key := job.AssetsPrefix + hex.EncodeToString(sum.Sum(nil)) + ".tar.gz"
+	key := keyOf(sum.Sum(nil))
 	if _, err := storage.UploadFileOnce(ctx, b, tmp.Name(), key); err != nil && !errors.Is(err, storage.ErrExists) {
 		return "", err
 	}

@@ -88,6 +88,13 @@ func TestUploadIsContentAddressedAndIdempotent(t *testing.T) {
 	if _, ok := job.AssetDigest(key); !ok {
 		t.Fatalf("key %q is not assets/<sha256>.tar.gz", key)
 	}
+	if k, err := assets.Key(dir); err != nil || k != key {
+		t.Errorf("Key = %q, %v; want Upload's %q", k, err, key)
+	}
+	other := tree(t, map[string]string{"canvas/index.html": "<!doctype html>changed"})
+	if k, _ := assets.Key(other); k == key {
+		t.Error("two different trees have the same key")
+	}
 	again, err := assets.Upload(t.Context(), b, dir)
 	if err != nil || again != key {
 		t.Fatalf("second upload: %q, %v; want %q and no error", again, err, key)

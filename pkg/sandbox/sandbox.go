@@ -89,13 +89,17 @@ func Self(network bool, read ...string) (*Launcher, error) {
 }
 
 // Confine returns the argv that runs argv (argv[0] a resolved path)
-// confined to dir. The program may read the directory it was found in and,
-// if that is a link, the directory it links to: an installed script such as
-// bin/helios -> ../helios.mjs reads its modules beside its target.
+// confined to dir. The program may read the directory it was found in, and
+// its package: when argv[0] is PKG/bin/NAME linking to a file directly in
+// PKG (as npm links bin/helios -> ../helios.mjs), it reads its modules
+// there. Only that layout: a link elsewhere (/usr/local/bin/x -> ~/x) opens
+// nothing more.
 func (l *Launcher) Confine(dir string, argv []string) []string {
 	read := []string{filepath.Dir(argv[0])}
-	if real, err := filepath.EvalSymlinks(argv[0]); err == nil && filepath.Dir(real) != read[0] {
-		read = append(read, filepath.Dir(real))
+	if pkg := filepath.Dir(read[0]); filepath.Base(read[0]) == "bin" {
+		if real, err := filepath.EvalSymlinks(argv[0]); err == nil && filepath.Dir(real) == pkg {
+			read = append(read, pkg)
+		}
 	}
 	read = append(read, l.Read...)
 	p, _ := json.Marshal(Policy{WorkDir: dir, Network: l.Network, Read: read})

@@ -3,12 +3,14 @@
 package sandbox_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -325,4 +327,41 @@ func alive(pid int) bool {
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+// A program may read its package through an npm-style link (PKG/bin/NAME ->
+// PKG/NAME), and nothing more through any other link.
+func TestConfineReadsAProgramsPackageOnly(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"pkg/bin", "pkg/node_modules", "home", "usr/bin"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	for _, f := range []string{"pkg/helios.mjs", "home/tool"} {
+		os.WriteFile(filepath.Join(root, f), []byte("#!/bin/sh\n"), 0o755)
+	}
+	os.Symlink("../helios.mjs", filepath.Join(root, "pkg/bin/helios"))
+	os.Symlink(filepath.Join(root, "home/tool"), filepath.Join(root, "usr/bin/tool"))
+	os.Symlink(filepath.Join(root, "home/tool"), filepath.Join(root, "pkg/bin/elsewhere"))
+	l := &sandbox.Launcher{Exe: "launcher"}
+	for _, tc := range []struct {
+		program string
+		want    []string
+	}{
+		{"pkg/bin/helios", []string{"pkg/bin", "pkg"}},
+		{"usr/bin/tool", []string{"usr/bin"}},
+		{"pkg/bin/elsewhere", []string{"pkg/bin"}},
+	} {
+		argv := l.Confine(t.TempDir(), []string{filepath.Join(root, tc.program)})
+		var p sandbox.Policy
+		if err := json.Unmarshal([]byte(argv[2]), &p); err != nil {
+			t.Fatalf("%s: policy %q: %v", tc.program, argv[2], err)
+		}
+		var want []string
+		for _, d := range tc.want {
+			want = append(want, filepath.Join(root, d))
+		}
+		if !slices.Equal(p.Read, want) {
+			t.Errorf("%s may read %v, want %v", tc.program, p.Read, want)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // helios render: one chunk of a Helios composition, for Helios
-// infrastructure workers. See README.md beside this file.
+// infrastructure workers. See the repository README, "Rendering Helios
+// compositions".
 import { parse, usage, UsageError } from './lib/options.mjs';
 import { render } from './lib/render.mjs';
 

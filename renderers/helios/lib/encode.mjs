@@ -26,7 +26,8 @@ function videoCodec({ videoCodec: c, quality: q }) {
     case 'libx265':
       // CRF 0 is lossless (after the conversion to 4:2:0, which browsers
       // play); then the fastest preset, as quality no longer depends on it.
-      return ['-c:v', c, '-crf', `${q}`, '-preset', q === 0 ? 'ultrafast' : 'veryfast', '-pix_fmt', 'yuv420p'];
+      return ['-c:v', c, '-crf', `${q}`, '-preset', q === 0 ? 'ultrafast' : 'veryfast', '-pix_fmt', 'yuv420p',
+        ...(q === 0 && c === 'libx265' ? ['-x265-params', 'lossless=1'] : [])];
     case 'libvpx':
     case 'libvpx-vp9':
       return ['-c:v', c, '-crf', `${q}`, '-b:v', '0', ...(q === 0 && c === 'libvpx-vp9' ? ['-lossless', '1'] : []), '-pix_fmt', 'yuv420p'];

@@ -31,8 +31,9 @@ const audioCodecs = new Set(['pcm_s16le', 'pcm_s24le', 'flac', 'alac', 'aac', 'l
 const containers = new Set(['.mov', '.mp4', '.m4v', '.mkv', '.webm']);
 
 // Lossless audio per container, so that a chunk's audio can be cut and
-// joined without an encoder's priming at every boundary.
-const losslessAudio = { '.mov': 'pcm_s16le', '.mp4': 'alac', '.m4v': 'alac', '.mkv': 'flac', '.webm': 'libopus' };
+// joined without an encoder's priming at every boundary; webm has no
+// lossless audio codec, and its Opus chunks do not join sample-exact.
+const defaultAudio = { '.mov': 'pcm_s16le', '.mp4': 'alac', '.m4v': 'alac', '.mkv': 'flac', '.webm': 'libopus' };
 
 export function parse(argv) {
   let parsed;
@@ -81,7 +82,10 @@ export function parse(argv) {
     timeoutMs: integer('--timeout', v.timeout ?? '30', 1, 3600) * 1000,
   };
   const ext = path.extname(opts.output).toLowerCase();
-  opts.audioCodec = oneOf('--audio-codec', v['audio-codec'] ?? losslessAudio[ext], [...audioCodecs]);
+  opts.audioCodec = oneOf('--audio-codec', v['audio-codec'] ?? defaultAudio[ext], [...audioCodecs]);
+  if (['libx264', 'libx265'].includes(opts.videoCodec) && opts.quality > 51) {
+    throw new UsageError(`--quality ${opts.quality}: ${opts.videoCodec} takes 0 (lossless) to 51`);
+  }
   if ((opts.width % 2 || opts.height % 2) && ['libx264', 'libx265'].includes(opts.videoCodec)) {
     throw new UsageError(`--width ${opts.width} --height ${opts.height}: ${opts.videoCodec} needs even sides`);
   }
@@ -142,7 +146,8 @@ export function rate(s) {
   if (m) {
     [num, den] = [Number(m[1]), Number(m[2])];
   } else if (/^\d+(\.\d+)?$/.test(s)) {
-    const ntsc = { '23.976': [24000, 1001], '29.97': [30000, 1001], '59.94': [60000, 1001] }[s];
+    // Within pkg/framerate's tolerance of an NTSC rate, it is that rate.
+    const ntsc = [[24000, 1001], [30000, 1001], [60000, 1001]].find(([n, d]) => Math.abs(Number(s) - n / d) < 0.005);
     if (ntsc) [num, den] = ntsc;
     else {
       const [whole, frac = ''] = s.split('.');

@@ -20,25 +20,30 @@ const types = {
   '.webm': 'video/webm', '.mov': 'video/quicktime', '.wasm': 'application/wasm', '.txt': 'text/plain',
 };
 
-// serveWorkDir answers requests for localOrigin with files under root, and
-// nothing outside it (no .., no links leading out).
+// localFile maps a URL path of localOrigin to a file under root, or null:
+// nothing outside root (no .., no links leading out).
+export async function localFile(root, urlPath) {
+  let base, file;
+  try {
+    base = await realpath(root);
+    file = await realpath(path.join(base, path.normalize(decodeURIComponent(urlPath))));
+  } catch {
+    return null;
+  }
+  return file === base || file.startsWith(base + path.sep) ? file : null;
+}
+
+// serveWorkDir answers requests for localOrigin with files under root.
 export async function serveWorkDir(context, root) {
-  const base = await realpath(root);
   await context.route(`${localOrigin}/**`, async (route) => {
-    const url = new URL(route.request().url());
-    let file;
-    try {
-      file = await realpath(path.join(base, path.normalize(decodeURIComponent(url.pathname))));
-    } catch {
-      return route.fulfill({ status: 404, body: 'not found' });
-    }
-    if (file !== base && !file.startsWith(base + path.sep)) return route.fulfill({ status: 403, body: 'outside the assets' });
+    const file = await localFile(root, new URL(route.request().url()).pathname);
     let body;
     try {
-      body = await readFile(file);
+      body = file && await readFile(file);
     } catch {
-      return route.fulfill({ status: 404, body: 'not found' });
+      body = null;
     }
+    if (!body) return route.fulfill({ status: 404, body: 'not found' });
     return route.fulfill({ status: 200, body, headers: { 'content-type': types[path.extname(file).toLowerCase()] ?? 'application/octet-stream', 'cache-control': 'no-store' } });
   });
 }
