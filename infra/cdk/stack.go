@@ -297,7 +297,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		id, name     string
 		functionName *string
 		image        awslambda.DockerImageCode // nil: build/lambda/<name>.zip
-		ffmpeg       bool                      // with the ffmpeg layer (zips)
+		ffmpegLayer  bool                      // with the ffmpeg layer (zips)
 		memory       int
 		storage      int
 		timeout      int
@@ -344,15 +344,15 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 			Handler:      jsii.String("bootstrap"),
 			Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.LambdaDir, f.name+".zip")), nil),
 		}
-		if f.ffmpeg {
+		if f.ffmpegLayer {
 			props.Layers = &[]awslambda.ILayerVersion{layer}
 		}
 		return awslambda.NewFunction(stack, jsii.String(f.id), props)
 	}
 
-	worker := function(fn{id: "WorkerFunction", name: "worker", ffmpeg: true, memory: s.WorkerMemory, storage: s.WorkerStorage,
+	worker := function(fn{id: "WorkerFunction", name: "worker", ffmpegLayer: true, memory: s.WorkerMemory, storage: s.WorkerStorage,
 		timeout: s.WorkerTimeout, reserved: jsii.Number(float64(s.WorkerConcurrency))})
-	stitcher := function(fn{id: "StitcherFunction", name: "stitcher", ffmpeg: true, memory: s.StitcherMemory, storage: s.StitcherStorage, timeout: 900})
+	stitcher := function(fn{id: "StitcherFunction", name: "stitcher", ffmpegLayer: true, memory: s.StitcherMemory, storage: s.StitcherStorage, timeout: 900})
 	orchestratorEnv := map[string]*string{
 		config.EnvAdapter:          jsii.String(config.AdapterLambda),
 		config.EnvWorkerFunction:   worker.FunctionName(),

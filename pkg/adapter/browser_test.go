@@ -70,6 +70,13 @@ func TestCloudRunBrowserWorkerTakesHeliosChunks(t *testing.T) {
 	if h != [2]int64{0, 1} || f != [2]int64{1, 0} {
 		t.Errorf("helios chunk went to %v, ffmpeg chunk to %v (calls of worker, browser); want [0 1] and [1 0]", h, f)
 	}
+	d, err = adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, adapter.WithLocalToken(probeToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := routed(t, adapter.New(d), w.Calls, b.Calls); h != [2]int64{1, 0} {
+		t.Errorf("without a browser worker the helios chunk went to %v (calls of worker, browser); want [1 0]", h)
+	}
 	if _, err := adapter.NewCloudRun(t.Context(), w.URL, s.URL, nil, adapter.WithBrowserWorkerURL("http://example.com/")); err == nil {
 		t.Error("a plain-http browser worker URL off loopback was accepted")
 	}
