@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,25 @@ func pcm(t *testing.T, path string) []byte {
 	return out
 }
 
+// lumaRange is the darkest and brightest luma of frame n of a video.
+func lumaRange(t *testing.T, path string, n int) (lo, hi int) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path,
+		"-vf", fmt.Sprintf("select=eq(n\\,%d),signalstats,metadata=print:file=-", n), "-frames:v", "1", "-f", "null", "-").Output()
+	if err != nil {
+		t.Fatalf("signalstats of %s: %v", path, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "lavfi.signalstats.YMIN="); ok {
+			lo, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(line, "lavfi.signalstats.YMAX="); ok {
+			hi, _ = strconv.Atoi(v)
+		}
+	}
+	return lo, hi
+}
+
 // peak is the largest sample magnitude of s16le audio.
 func peak(audio []byte) int {
 	p := 0
@@ -148,6 +168,12 @@ func TestChunksMatchOnePass(t *testing.T) {
 			want := testkit.FrameMD5(t, one)
 			if len(want) != 90 || want[0] == want[45] || want[45] == want[89] {
 				t.Fatalf("the one-pass render has %d frames and does not move: %v", len(want), want)
+			}
+			// Every chunk's first frame was drawn (the page was ready).
+			for _, f := range []int{0, 7, 32} {
+				if lo, hi := lumaRange(t, one, f); hi-lo < 50 {
+					t.Errorf("frame %d is blank: luma %d..%d", f, lo, hi)
+				}
 			}
 			if strings.Join(frames, " ") != strings.Join(want, " ") {
 				for i := range want {
