@@ -77,6 +77,9 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	if err != nil {
 		return err
 	}
+	if spec.Webhook != "" && cfg.WebhookSecret == "" { // this process is the orchestrator
+		fmt.Fprintf(e.stderr, "helios: note: the spec names a webhook, but %s is not set: it will not be sent\n", config.EnvWebhookSecret)
+	}
 
 	// On a local folder the per-job file lock makes this the only
 	// orchestrator of the job: what an earlier, killed run left locked

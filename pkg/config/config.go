@@ -37,6 +37,8 @@ const (
 	EnvContinueTopic         = "HELIOS_CONTINUE_TOPIC"
 	EnvCommandNetwork        = "HELIOS_COMMAND_NETWORK"
 	EnvHTTPToken             = "HELIOS_HTTP_TOKEN"
+	EnvWebhookSecret         = "HELIOS_WEBHOOK_SECRET"
+	EnvWebhookAllowPrivate   = "HELIOS_WEBHOOK_ALLOW_PRIVATE"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
@@ -44,7 +46,7 @@ var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
-	EnvBrowserWorkerFunction, EnvBrowserWorkerURL,
+	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -89,6 +91,8 @@ type Config struct {
 	ContinueTopic         string        // Pub/Sub topic (projects/P/topics/T) a long job continues through
 	CommandNetwork        bool          // job commands may use the network (off by default)
 	HTTPToken             string        // bearer token of functions served over HTTP on this machine
+	WebhookSecret         string        // signs webhook deliveries; "": specs' webhooks are not sent
+	WebhookAllowPrivate   bool          // webhooks may reach loopback and private addresses (tests)
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -122,6 +126,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		BrowserWorkerURL:      get(EnvBrowserWorkerURL, ""),
 		ContinueTopic:         get(EnvContinueTopic, ""),
 		HTTPToken:             get(EnvHTTPToken, ""),
+		WebhookSecret:         get(EnvWebhookSecret, ""),
 
 		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
 		LambdaFunctionName: get(EnvLambdaFunctionName, ""),
@@ -148,6 +153,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	default:
 		bad(EnvAdapter, c.Adapter, "local, lambda or cloudrun")
+	}
+	if c.WebhookSecret != "" && len(c.WebhookSecret) < 32 {
+		// The value itself is never printed.
+		problems = append(problems, fmt.Sprintf("%s: expected at least 32 characters (a random key, e.g. openssl rand -hex 32); got %d", EnvWebhookSecret, len(c.WebhookSecret)))
+	}
+	switch v := get(EnvWebhookAllowPrivate, "off"); v {
+	case "off":
+	case "on":
+		c.WebhookAllowPrivate = true
+	default:
+		bad(EnvWebhookAllowPrivate, v, "off or on")
 	}
 	switch v := get(EnvCommandNetwork, "off"); v {
 	case "off":

@@ -50,6 +50,9 @@ type Spec struct {
 	Retry        RetryPolicy       `json:"retry,omitzero"`
 	ChunkTimeout Duration          `json:"chunkTimeout,omitzero"`
 	KeepChunks   bool              `json:"keepChunks,omitempty"`
+	// Webhook is an https URL the orchestrator POSTs the job's summary to
+	// when the job ends, signed with the deployment's key (pkg/webhook).
+	Webhook string `json:"webhook,omitempty"`
 	// Faststart, for the MP4 family, publishes a progressive MP4 with its
 	// index in front (one remux pass, no re-encode) for players that do
 	// not read fragmented MP4. Without it the output is fragmented MP4,

@@ -48,6 +48,11 @@ func (v *validator) spec(s *Spec) {
 	v.output(s)
 	v.mp4(s)
 	v.env(s.Env)
+	if s.Webhook != "" {
+		if err := CheckWebhookURL(s.Webhook); err != nil {
+			v.addf("webhook", "%v", err)
+		}
+	}
 	if s.Assets != "" && !assetKeyPattern.MatchString(s.Assets) {
 		v.addf("assets", "must be a key of the form assets/<64 hex sha256>.tar.gz; got %q", s.Assets)
 	}

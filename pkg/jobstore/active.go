@@ -63,3 +63,14 @@ func (s *Store) ActiveMarkOf(ctx context.Context, id string) (ActiveMark, error)
 func (s *Store) WriteActiveMark(ctx context.Context, id string, m ActiveMark) error {
 	return storage.WriteJSON(ctx, s.bucket, job.ActiveKey(id), m)
 }
+
+// ClaimWebhook records that the webhook of a job's outcome is being sent,
+// and reports whether this caller is the first to: an outcome is sent at
+// most once, by whichever run gets here first.
+func (s *Store) ClaimWebhook(ctx context.Context, id string, state job.State) (bool, error) {
+	err := storage.Create(ctx, s.bucket, job.WebhookKey(id, state), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	if errors.Is(err, storage.ErrExists) {
+		return false, nil
+	}
+	return err == nil, err
+}

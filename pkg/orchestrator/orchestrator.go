@@ -61,6 +61,14 @@ type Config struct {
 	// ThrottleBudget is how long a chunk keeps retrying while the platform
 	// throttles its invocations before the job fails (default 30m).
 	ThrottleBudget time.Duration
+	// Webhooks sends a spec's webhook when its job ends; nil when the
+	// deployment has no signing key (such jobs end without one, logged).
+	Webhooks WebhookSender
+}
+
+// WebhookSender delivers a signed POST (pkg/webhook.Sender).
+type WebhookSender interface {
+	Send(ctx context.Context, url, id string, body []byte) error
 }
 
 func (c Config) withDefaults() Config {

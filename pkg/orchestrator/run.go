@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/periodic"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // errCancelRequested is the cause of a render stopped by the cancel object.
@@ -259,5 +261,56 @@ func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*jo
 		return st, fmt.Errorf("write final status: %w", err)
 	}
 	r.store.MarkEnded(ctx, st.JobID)
+	r.notify(st)
 	return st, nil
 }
+
+// webhookTimeout bounds the delivery of a job's end, retries included.
+const webhookTimeout = 3 * time.Minute
+
+// webhookEvent is the body of a webhook delivery: the status without its
+// per-chunk list, and a signed URL of the output when there is one.
+type webhookEvent struct {
+	Type string `json:"type"` // job.done, job.failed or job.cancelled
+	*job.Status
+	Chunks    []job.ChunkStatus `json:"chunks,omitempty"` // left out
+	OutputURL string            `json:"outputUrl,omitempty"`
+}
+
+// notify sends the spec's webhook for the job's final state, once per
+// outcome. A delivery that fails is logged; the job's outcome stands.
+func (r *run) notify(st *job.Status) {
+	if r.spec.Webhook == "" {
+		return
+	}
+	log := r.log.With("state", st.State)
+	if r.o.cfg.Webhooks == nil {
+		log.Error("webhook not sent: the deployment has no signing key (HELIOS_WEBHOOK_SECRET)")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), webhookTimeout)
+	defer cancel()
+	if first, err := r.store.ClaimWebhook(ctx, st.JobID, st.State); err != nil || !first {
+		log.Info("webhook not sent again", "sentBefore", !first, "error", err)
+		return
+	}
+	ev := webhookEvent{Type: "job." + string(st.State), Status: st}
+	if st.State == job.StateDone && st.Output != "" {
+		if u, err := storage.PresignGet(ctx, r.store.Bucket(), st.Output, webhookURLExpiry); err == nil {
+			ev.OutputURL = u
+		}
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		log.Error("webhook not sent", "error", err)
+		return
+	}
+	if err := r.o.cfg.Webhooks.Send(ctx, r.spec.Webhook, st.JobID+"."+string(st.State), body); err != nil {
+		log.Error("webhook not delivered", "error", err)
+		return
+	}
+	log.Info("webhook delivered")
+}
+
+// webhookURLExpiry is how long the signed output URL in a webhook works.
+const webhookURLExpiry = 24 * time.Hour

@@ -27,6 +27,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/trigger"
+	"github.com/helios-project/infrastructure/pkg/webhook"
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
@@ -141,12 +142,16 @@ func (s *Stack) Orchestrator(ctx context.Context) (*orchestrator.Orchestrator, e
 // the caller's choosing (tests put faults between them).
 func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator {
 	cfg := s.Config
-	return orchestrator.New(s.Jobs, a, a, orchestrator.Config{
+	ocfg := orchestrator.Config{
 		Concurrency:         cfg.Concurrency,
 		StatusInterval:      cfg.StatusInterval,
 		StitchTimeout:       cfg.StitchTimeout,
 		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
-	}, s.Log)
+	}
+	if cfg.WebhookSecret != "" {
+		ocfg.Webhooks = &webhook.Sender{Key: []byte(cfg.WebhookSecret), AllowPrivate: cfg.WebhookAllowPrivate}
+	}
+	return orchestrator.New(s.Jobs, a, a, ocfg, s.Log)
 }
 
 // Trigger is the orchestrator function's handler. A job that outlives one
