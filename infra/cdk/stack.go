@@ -25,6 +25,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/metrics"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -541,6 +542,36 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		failures.MetricApproximateNumberOfMessagesVisible(visible))
 	alarm("SweepDeadLetterAlarm", "Helios sweep schedule could not invoke the orchestrator: see the queue "+s.StackName+"-sweep-dlq",
 		sweepDLQ.MetricApproximateNumberOfMessagesVisible(visible))
+
+	// The orchestrator logs each finished job's figures in Embedded Metric
+	// Format (pkg/metrics): metrics of the Helios namespace, by state.
+	jobMetric := func(name, state, statistic string) awscloudwatch.IMetric {
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(metrics.Namespace), MetricName: jsii.String(name),
+			DimensionsMap: &map[string]*string{"State": jsii.String(state)},
+			Statistic:     jsii.String(statistic), Period: awscdk.Duration_Hours(jsii.Number(1)),
+			Label: jsii.String(name + " (" + state + ", " + statistic + ")"),
+		})
+	}
+	graph := func(title string, ms ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &ms, Width: jsii.Number(8)})
+	}
+	awscloudwatch.NewDashboard(stack, jsii.String("JobsDashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: jsii.String(s.StackName + "-jobs"),
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{
+				graph("Jobs ended", jobMetric("Chunks", string(job.StateDone), "SampleCount"), jobMetric("Chunks", string(job.StateFailed), "SampleCount"),
+					jobMetric("Chunks", string(job.StateCancelled), "SampleCount")),
+				graph("Job duration (ms)", jobMetric("JobDuration", string(job.StateDone), "Average"), jobMetric("JobDuration", string(job.StateDone), "Maximum")),
+				graph("Chunks, retries and hedges", jobMetric("Chunks", string(job.StateDone), "Sum"), jobMetric("Retries", string(job.StateDone), "Sum"),
+					jobMetric("Hedges", string(job.StateDone), "Sum")),
+			},
+			{
+				graph("Worker seconds", jobMetric("WorkerSeconds", string(job.StateDone), "Sum"), jobMetric("WorkerSeconds", string(job.StateFailed), "Sum")),
+				graph("Estimated cost (USD)", jobMetric("EstimatedCostUSD", string(job.StateDone), "Sum"), jobMetric("EstimatedCostUSD", string(job.StateFailed), "Sum")),
+			},
+		},
+	})
 
 	output := func(id, desc string, value *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: value})

@@ -203,6 +203,24 @@ func TestBrowserWorker(t *testing.T) {
 	}
 }
 
+// The dashboard graphs the metrics the orchestrator logs in Embedded
+// Metric Format: each one of pkg/metrics' names, in its namespace.
+func TestJobsDashboard(t *testing.T) {
+	_, doc := synth(t, nil)
+	boards := resources(doc, "AWS::CloudWatch::Dashboard")
+	if len(boards) != 1 {
+		t.Fatalf("%d dashboards", len(boards))
+	}
+	for _, props := range boards {
+		body, _ := json.Marshal(props["DashboardBody"])
+		for _, name := range []string{"JobDuration", "Chunks", "Retries", "Hedges", "WorkerSeconds", "EstimatedCostUSD", `\"Helios\"`} {
+			if !strings.Contains(string(body), name) {
+				t.Errorf("the dashboard does not show %s", name)
+			}
+		}
+	}
+}
+
 func TestNotificationOnlyForJobs(t *testing.T) {
 	_, doc := synth(t, nil)
 	for _, props := range resources(doc, "AWS::S3::Bucket") {

@@ -61,6 +61,10 @@ type Config struct {
 	// ThrottleBudget is how long a chunk keeps retrying while the platform
 	// throttles its invocations before the job fails (default 30m).
 	ThrottleBudget time.Duration
+	// MetricsEMF writes the job's end-of-job metrics line in CloudWatch
+	// Embedded Metric Format (on Lambda); otherwise it is a plain
+	// structured line (pkg/metrics).
+	MetricsEMF bool
 	// Webhooks sends a spec's webhook when its job ends; nil when the
 	// deployment has no signing key (such jobs end without one, logged).
 	Webhooks WebhookSender

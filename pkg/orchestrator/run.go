@@ -14,6 +14,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/periodic"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/metrics"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -261,6 +262,7 @@ func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*jo
 		return st, fmt.Errorf("write final status: %w", err)
 	}
 	r.store.MarkEnded(ctx, st.JobID)
+	metrics.Log(r.log, metrics.Of(st), r.o.cfg.MetricsEMF)
 	r.notify(st)
 	return st, nil
 }

@@ -31,7 +31,11 @@ func Main(name string) {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
-	log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", name)
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.OnCloudRun {
+		opts.ReplaceAttr = cloudLogging
+	}
+	log = slog.New(slog.NewJSONHandler(os.Stderr, opts)).With("function", name)
 	stack, err := Open(ctx, cfg, log)
 	if err != nil {
 		log.Error("open storage", "error", err)
@@ -48,4 +52,24 @@ func Main(name string) {
 		log.Error("serve", "error", err)
 		os.Exit(1)
 	}
+}
+
+// cloudLogging names a line's level and message as Cloud Logging reads
+// them from a JSON log line: severity (WARNING, not WARN) and message.
+func cloudLogging(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return a
+	}
+	switch a.Key {
+	case slog.LevelKey:
+		level := a.Value.Any().(slog.Level)
+		severity := map[slog.Level]string{slog.LevelDebug: "DEBUG", slog.LevelInfo: "INFO", slog.LevelWarn: "WARNING", slog.LevelError: "ERROR"}[level]
+		if severity == "" {
+			severity = level.String()
+		}
+		return slog.String("severity", severity)
+	case slog.MessageKey:
+		return slog.String("message", a.Value.String())
+	}
+	return a
 }

@@ -147,6 +147,7 @@ func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator 
 		StatusInterval:      cfg.StatusInterval,
 		StitchTimeout:       cfg.StitchTimeout,
 		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
+		MetricsEMF:          cfg.OnLambda,
 	}
 	if cfg.WebhookSecret != "" {
 		ocfg.Webhooks = &webhook.Sender{Key: []byte(cfg.WebhookSecret), AllowPrivate: cfg.WebhookAllowPrivate}
