@@ -42,7 +42,7 @@ func newRootCommand(e *env) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e))
+	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e), newTimelineCommand(e))
 	root.AddCommand(jobCmd, newRenderCommand())
 	return root
 }

@@ -38,21 +38,34 @@ type chunkAttempts struct {
 // no further attempt should be made.
 func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 	r, i := a.r, a.c.Index
+	var lane int
+	select {
+	case lane = <-r.rec.lanes:
+	case <-ctx.Done():
+		return job.WorkerResult{}, backoff.Permanent(ctx.Err())
+	}
 	r.tr.attemptStarted(i, a.next)
 	limit := r.spec.ChunkTimeout.Duration + r.o.cfg.ChunkGrace
 	actx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()
 	res, err := r.o.workers.Execute(actx, r.spec.WorkerJob(a.c, r.lease.Gen, a.next))
-	took := time.Since(start)
+	end := time.Now()
+	r.rec.lanes <- lane
+	took := end.Sub(start)
+	record := func(attempt int, o job.Outcome) {
+		r.rec.attempt(job.Attempt{Chunk: i, Attempt: attempt, Lane: lane, Start: start.UnixMilli(), End: end.UnixMilli(), Outcome: o})
+	}
 	if err == nil {
 		r.tr.chunkDone(i, res, took)
+		record(a.next, job.OutcomeDone)
 		return res, nil
 	}
 	if ctx.Err() != nil {
 		// Abandoned (cancel, or the run stopped): the attempt never finished
 		// and is not counted.
 		r.tr.attemptUncounted(i, a.next-1)
+		record(a.next, job.OutcomeAbandoned)
 		return res, backoff.Permanent(ctx.Err())
 	}
 	a.last = job.AsError(err).WithChunk(i)
@@ -64,6 +77,7 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 			a.throttledSince = start
 		}
 		r.tr.attemptUncounted(i, a.next-1)
+		record(0, job.OutcomeThrottled)
 		if time.Since(a.throttledSince) > r.o.cfg.ThrottleBudget {
 			return res, backoff.Permanent(a.last)
 		}
@@ -76,8 +90,10 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 	a.next++
 	a.used++
 	if !a.last.Retryable() || a.used >= r.spec.Retry.MaxAttempts {
+		record(a.next-1, job.OutcomeFailed)
 		return res, backoff.Permanent(a.last)
 	}
+	record(a.next-1, job.OutcomeRetried)
 	return res, a.last
 }
 

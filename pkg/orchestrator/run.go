@@ -55,6 +55,7 @@ type run struct {
 	lease  *jobstore.Lease
 	prev   *job.Status // the status an earlier run left, if any
 	tr     *tracker
+	rec    *recorder // invocations, for the job's history
 }
 
 // claim accepts the spec, takes the job's lease, marks the job active and
@@ -84,6 +85,7 @@ func (o *Orchestrator) claim(ctx context.Context, spec *job.Spec, opts RunOption
 	r.chunks = spec.Plan()
 	r.tr = newTracker(o.store, spec, r.chunks, r.prev, opts.Progress, o.cfg.CostPerWorkerSecond)
 	r.tr.guard = lease.Valid
+	r.rec = newRecorder(spec.ID, o.cfg.Concurrency)
 	return r, nil
 }
 
@@ -227,6 +229,7 @@ func (r *run) interrupted() (*job.Status, error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), windDown)
 	defer cancel()
 	_ = r.tr.write(wctx)
+	r.rec.save(wctx, r)
 	return r.tr.snapshot(), fmt.Errorf("job %q interrupted: %w", id, r.caller.Err())
 }
 
@@ -261,6 +264,7 @@ func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*jo
 	if err != nil {
 		return st, fmt.Errorf("write final status: %w", err)
 	}
+	r.rec.save(ctx, r)
 	r.store.MarkEnded(ctx, st.JobID)
 	metrics.Log(r.log, metrics.Of(st), r.o.cfg.MetricsEMF)
 	r.notify(st)

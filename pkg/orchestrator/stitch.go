@@ -40,6 +40,7 @@ func (r *run) stitch(results map[int]job.WorkerResult) (*job.Status, error) {
 		start := time.Now()
 		res, err := r.stitchWithRetries(req)
 		stitchTime += time.Since(start)
+		r.rec.stitch(start, time.Now())
 		r.tr.update(func(st *job.Status) { st.Timings.StitchMs = stitchTime.Milliseconds() })
 		if err == nil {
 			return r.succeed(res)

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/pipeline"
+	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/timeline"
+)
+
+func newTimelineCommand(e *env) *cobra.Command {
+	var f commonFlags
+	var out string
+	cmd := &cobra.Command{
+		Use:   "timeline ID --out FILE.svg",
+		Short: "Draw where a job's time went: each chunk attempt on its lane, the stitch, as SVG",
+		Long: "Draw a job's history as an SVG picture: every worker invocation as a bar on its\n" +
+			"dispatch lane over time (done, retried, throttled, failed, abandoned told apart by\n" +
+			"colour; hover a bar for its chunk and attempt), the stitch at the end, an axis in\n" +
+			"seconds and a legend. The history is written when a run ends.",
+		Args: exactArgs(1, "one job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{errors.New("--out FILE.svg is required: where to write the picture")}
+			}
+			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
+				st, err := stack.Jobs.Lookup(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				var h job.History
+				if err := storage.ReadJSON(cmd.Context(), stack.Bucket, job.HistoryKey(st.JobID), &h); err != nil {
+					if storage.IsNotFound(errors.Unwrap(err)) || storage.IsNotFound(err) {
+						return fmt.Errorf("job %s has no history yet: it is written when a run of the job ends", st.JobID)
+					}
+					return err
+				}
+				tmp, err := os.CreateTemp(filepath.Dir(out), ".timeline-*.svg")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(tmp.Name())
+				title := fmt.Sprintf("job %s: %s, %d chunks, %d frames", st.JobID, st.State, st.ChunksTotal, st.TotalFrames)
+				if err := timeline.Render(tmp, h, timeline.Options{Title: title}); err != nil {
+					tmp.Close()
+					return err
+				}
+				if err := tmp.Close(); err != nil {
+					return err
+				}
+				if err := os.Rename(tmp.Name(), out); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s: %d attempts, %d stitches\n", out, len(h.Attempts), len(h.Stitches))
+				return nil
+			})
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().StringVarP(&out, "out", "o", "", "the SVG file to write (required)")
+	return cmd
+}

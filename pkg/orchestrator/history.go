@@ -1,0 +1,54 @@
+package orchestrator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/storage"
+)
+
+// recorder keeps a run's invocations for the job's history, and hands out
+// dispatch lanes: at most Concurrency invocations are in flight, each on
+// the lowest free lane, so a lane reads as one worker's time.
+type recorder struct {
+	lanes chan int
+	mu    sync.Mutex
+	tl    job.History
+}
+
+func newRecorder(id string, concurrency int) *recorder {
+	rec := &recorder{lanes: make(chan int, concurrency), tl: job.History{JobID: id}}
+	for i := range concurrency {
+		rec.lanes <- i
+	}
+	return rec
+}
+
+func (rec *recorder) attempt(a job.Attempt) {
+	rec.mu.Lock()
+	rec.tl.Attempts = append(rec.tl.Attempts, a)
+	rec.mu.Unlock()
+}
+
+func (rec *recorder) stitch(start, end time.Time) {
+	rec.mu.Lock()
+	rec.tl.Stitches = append(rec.tl.Stitches, job.Span{Start: start.UnixMilli(), End: end.UnixMilli()})
+	rec.mu.Unlock()
+}
+
+// save adds this run's records to what earlier runs of the job stored.
+func (rec *recorder) save(ctx context.Context, r *run) {
+	rec.mu.Lock()
+	tl := rec.tl
+	rec.mu.Unlock()
+	var prev job.History
+	if err := storage.ReadJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), &prev); err == nil {
+		tl.Attempts = append(prev.Attempts, tl.Attempts...)
+		tl.Stitches = append(prev.Stitches, tl.Stitches...)
+	}
+	if err := storage.WriteJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), tl); err != nil {
+		r.log.Warn("write the job's history", "error", err)
+	}
+}

@@ -1,0 +1,148 @@
+// Package timeline draws a job's history (job.History) as an SVG picture:
+// one bar per worker invocation on its dispatch lane over time, coloured by
+// outcome, the stitch after them, an axis in seconds and a legend. Lanes
+// fold together when there are more than fit, so 10,000 chunks stay
+// readable.
+package timeline
+
+import (
+	"bufio"
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/helios-project/infrastructure/pkg/job"
+)
+
+// Colours of the outcomes, and of the stitch.
+var colours = map[job.Outcome]string{
+	job.OutcomeDone:      "#2a9d8f",
+	job.OutcomeRetried:   "#f4a261",
+	job.OutcomeThrottled: "#8d99ae",
+	job.OutcomeFailed:    "#e63946",
+	job.OutcomeAbandoned: "#c9ada7",
+}
+
+const (
+	stitchColour = "#264653"
+	width        = 1200
+	left, right  = 70, 20
+	top          = 56
+	maxRows      = 150 // lanes beyond this fold together
+	plotHeight   = 600
+)
+
+// Options label the picture.
+type Options struct {
+	Title string
+}
+
+// Render writes h as an SVG document.
+func Render(w io.Writer, h job.History, opts Options) error {
+	bw := bufio.NewWriter(w)
+	t0, t1 := span(h)
+	secs := math.Max(float64(t1-t0)/1000, 0.001)
+	lanes := 0
+	for _, a := range h.Attempts {
+		lanes = max(lanes, a.Lane+1)
+	}
+	fold := max(1, (lanes+maxRows-1)/maxRows) // lanes per row
+	rows := max(1, (lanes+fold-1)/fold)
+	rowH := math.Min(18, math.Max(2, float64(plotHeight)/float64(rows+1)))
+	plotH := rowH * float64(rows+1) // one more row for the stitch
+	height := int(top + plotH + 90)
+	plotW := float64(width - left - right)
+	x := func(ms int64) float64 { return left + float64(ms-t0)/1000/secs*plotW }
+
+	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(bw, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
+	fmt.Fprintf(bw, `<text x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(opts.Title))
+	lanesLabel := fmt.Sprintf("%d lanes", lanes)
+	if fold > 1 {
+		lanesLabel = fmt.Sprintf("%d lanes, %d to a row", lanes, fold)
+	}
+	fmt.Fprintf(bw, `<text x="%d" y="40" fill="#555">%d attempts, %s, %.1f s</text>`+"\n", left, len(h.Attempts), lanesLabel, secs)
+
+	// Bars, earliest first so later ones draw over them in folded rows.
+	attempts := slices.Clone(h.Attempts)
+	slices.SortFunc(attempts, func(a, b job.Attempt) int { return int(a.Start - b.Start) })
+	for _, a := range attempts {
+		row := a.Lane / fold
+		y := top + float64(row)*rowH
+		fmt.Fprintf(bw, `<rect class="attempt %s" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s" stroke="#fff" stroke-width="0.5"><title>chunk %d, attempt %d, lane %d: %.2f s, %s</title></rect>`+"\n",
+			a.Outcome, x(a.Start), y+rowH*0.1, math.Max(x(a.End)-x(a.Start), 1), rowH*0.8, colour(a.Outcome),
+			a.Chunk, a.Attempt, a.Lane, float64(a.End-a.Start)/1000, a.Outcome)
+	}
+	stitchY := top + float64(rows)*rowH
+	for _, s := range h.Stitches {
+		fmt.Fprintf(bw, `<rect class="stitch" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"><title>stitch: %.2f s</title></rect>`+"\n",
+			x(s.Start), stitchY+rowH*0.1, math.Max(x(s.End)-x(s.Start), 1), rowH*0.8, stitchColour, float64(s.End-s.Start)/1000)
+	}
+	fmt.Fprintf(bw, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">lanes</text>`+"\n", left-6, top+rowH)
+	fmt.Fprintf(bw, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">stitch</text>`+"\n", left-6, stitchY+rowH*0.8)
+
+	// The axis, in seconds from the first invocation.
+	axisY := top + plotH + 8
+	fmt.Fprintf(bw, `<line x1="%d" y1="%.2f" x2="%d" y2="%.2f" stroke="#333"/>`+"\n", left, axisY, width-right, axisY)
+	step := niceStep(secs / 10)
+	for s := 0.0; s <= secs+1e-9; s += step {
+		px := left + s/secs*plotW
+		fmt.Fprintf(bw, `<line x1="%.2f" y1="%.2f" x2="%.2f" y2="%.2f" stroke="#333"/><text class="tick" x="%.2f" y="%.2f" text-anchor="middle">%s s</text>`+"\n",
+			px, axisY, px, axisY+5, px, axisY+18, trim(s))
+	}
+
+	// The legend.
+	lx, ly := float64(left), axisY+44
+	for _, o := range append(job.Outcomes, "stitch") {
+		c, label := colour(o), string(o)
+		if o == "stitch" {
+			c = stitchColour
+		}
+		fmt.Fprintf(bw, `<g class="legend"><rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/><text x="%.0f" y="%.0f">%s</text></g>`+"\n", lx, ly-11, c, lx+19, ly, label)
+		lx += 130
+	}
+	fmt.Fprintln(bw, `</svg>`)
+	return bw.Flush()
+}
+
+func colour(o job.Outcome) string {
+	if c, ok := colours[o]; ok {
+		return c
+	}
+	return "#999999"
+}
+
+// span is the first start and the last end in h.
+func span(h job.History) (int64, int64) {
+	var t0, t1 int64 = math.MaxInt64, math.MinInt64
+	for _, a := range h.Attempts {
+		t0, t1 = min(t0, a.Start), max(t1, a.End)
+	}
+	for _, s := range h.Stitches {
+		t0, t1 = min(t0, s.Start), max(t1, s.End)
+	}
+	if t0 > t1 {
+		return 0, 1
+	}
+	return t0, max(t1, t0+1)
+}
+
+// niceStep rounds d up to 1, 2 or 5 times a power of ten.
+func niceStep(d float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(d)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if d <= m*p {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func trim(s float64) string {
+	if s == math.Trunc(s) {
+		return fmt.Sprintf("%.0f", s)
+	}
+	return fmt.Sprintf("%g", math.Round(s*1000)/1000)
+}
