@@ -28,7 +28,10 @@ type Status struct {
 	ChunksTotal  int           `json:"chunksTotal"`
 	ChunksDone   int           `json:"chunksDone"`
 	ChunksFailed int           `json:"chunksFailed"`
-	Chunks       []ChunkStatus `json:"chunks"`
+	// Chunks is every chunk's progress. It is stored compacted (see
+	// MarshalJSON): a letter per chunk, the chunk sizes run-length encoded,
+	// and in full only the chunks with something to tell.
+	Chunks []ChunkStatus `json:"chunks,omitempty"`
 	Output       string        `json:"output,omitempty"` // key of the final video, once done
 	OutputBytes  int64         `json:"outputBytes,omitempty"`
 	Error        *Error        `json:"error,omitempty"`

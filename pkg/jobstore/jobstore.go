@@ -13,6 +13,7 @@ package jobstore
 import (
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	"gocloud.dev/blob"
 
@@ -24,6 +25,8 @@ type Store struct {
 	bucket  *blob.Bucket
 	allowed job.Allowlist
 	log     *slog.Logger
+
+	statusBytes atomic.Int64 // written to status.json through this store
 }
 
 // New returns the store of jobs in b. Specs are validated against allowed

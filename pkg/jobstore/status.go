@@ -45,8 +45,16 @@ func EncodeStatus(st *job.Status) ([]byte, error) { return json.MarshalIndent(st
 // a caller that keeps a status under a lock encodes it there, without
 // copying a 10,000-chunk list first.
 func (s *Store) WriteEncodedStatus(ctx context.Context, id string, data []byte) error {
-	return s.bucket.WriteAll(ctx, job.StatusKey(id), data, &blob.WriterOptions{ContentType: "application/json"})
+	err := s.bucket.WriteAll(ctx, job.StatusKey(id), data, &blob.WriterOptions{ContentType: "application/json"})
+	if err == nil {
+		s.statusBytes.Add(int64(len(data)))
+	}
+	return err
 }
+
+// StatusBytesWritten is how many bytes of status this store has written:
+// what a job's status costs in writes (and readers in reads).
+func (s *Store) StatusBytesWritten() int64 { return s.statusBytes.Load() }
 
 // Lookup returns a job's status as a user should see it: status.json once
 // the job has run; for a spec uploaded to jobs/ but not started, pending, or

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,13 +50,16 @@ func BenchmarkDispatch10kChunks(b *testing.B) {
 				Command: "true", Args: []string{"{output}"}, FramesPerChunk: 1}
 			b.ReportAllocs()
 			i := 0
+			var written int64
+			statusSize := 0
 			for b.Loop() {
 				b.StopTimer()
 				bucket, err := storage.Open(b.Context(), "mem://")
 				if err != nil {
 					b.Fatal(err)
 				}
-				o := orchestrator.New(jobstore.New(bucket, job.Allowlist{"true"}, log), a, noStitch{}, orchestrator.Config{StatusInterval: time.Second}, log)
+				jobs := jobstore.New(bucket, job.Allowlist{"true"}, log)
+				o := orchestrator.New(jobs, a, noStitch{}, orchestrator.Config{StatusInterval: time.Second}, log)
 				s := *spec
 				s.ID = fmt.Sprintf("bench-%d", i)
 				i++
@@ -66,10 +70,15 @@ func BenchmarkDispatch10kChunks(b *testing.B) {
 					b.Fatalf("Run = %v, %v", st, err)
 				}
 				b.StopTimer()
+				written += jobs.StatusBytesWritten()
+				final, _ := json.Marshal(st)
+				statusSize = len(final)
 				bucket.Close()
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*chunks), "ns/chunk")
+			b.ReportMetric(float64(written)/float64(b.N)/1e6, "status-MB-written/job")
+			b.ReportMetric(float64(statusSize)/1e3, "status-KB")
 		})
 	}
 }

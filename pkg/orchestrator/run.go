@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -275,12 +274,16 @@ func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*jo
 const webhookTimeout = 3 * time.Minute
 
 // webhookEvent is the body of a webhook delivery: the status without its
-// per-chunk list, and a signed URL of the output when there is one.
-type webhookEvent struct {
-	Type string `json:"type"` // job.done, job.failed or job.cancelled
-	*job.Status
-	Chunks    []job.ChunkStatus `json:"chunks,omitempty"` // left out
-	OutputURL string            `json:"outputUrl,omitempty"`
+// per-chunk record, its type (job.done, job.failed, job.cancelled) and a
+// signed URL of the output when there is one.
+func webhookEvent(st *job.Status, outputURL string) ([]byte, error) {
+	summary := *st
+	summary.Chunks = nil
+	extra := map[string]any{"type": "job." + string(st.State)}
+	if outputURL != "" {
+		extra["outputUrl"] = outputURL
+	}
+	return summary.MarshalWithFields(extra)
 }
 
 // notify sends the spec's webhook for the job's final state, once per
@@ -300,13 +303,13 @@ func (r *run) notify(st *job.Status) {
 		log.Info("webhook not sent again", "sentBefore", !first, "error", err)
 		return
 	}
-	ev := webhookEvent{Type: "job." + string(st.State), Status: st}
+	var outputURL string
 	if st.State == job.StateDone && st.Output != "" {
 		if u, err := storage.PresignGet(ctx, r.store.Bucket(), st.Output, webhookURLExpiry); err == nil {
-			ev.OutputURL = u
+			outputURL = u
 		}
 	}
-	body, err := json.Marshal(ev)
+	body, err := webhookEvent(st, outputURL)
 	if err != nil {
 		log.Error("webhook not sent", "error", err)
 		return

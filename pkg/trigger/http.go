@@ -94,10 +94,36 @@ func (h *Handler) postJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, Accepted{JobID: spec.ID, Status: "submitted", StatusURL: "/jobs/" + spec.ID, SpecKey: job.JobKey(spec.ID)})
 }
 
-// StatusResponse is the answer to GET /jobs/{id}.
+// StatusResponse is the answer to GET /jobs/{id}: the status with a
+// signed outputUrl beside its fields.
 type StatusResponse struct {
 	*job.Status
 	OutputURL string `json:"outputUrl,omitempty"`
+}
+
+// MarshalJSON puts outputUrl beside the status's own (compact) fields.
+func (r StatusResponse) MarshalJSON() ([]byte, error) {
+	var extra map[string]any
+	if r.OutputURL != "" {
+		extra = map[string]any{"outputUrl": r.OutputURL}
+	}
+	return r.Status.MarshalWithFields(extra)
+}
+
+// UnmarshalJSON reads both.
+func (r *StatusResponse) UnmarshalJSON(data []byte) error {
+	r.Status = new(job.Status)
+	if err := json.Unmarshal(data, r.Status); err != nil {
+		return err
+	}
+	var u struct {
+		OutputURL string `json:"outputUrl"`
+	}
+	if err := json.Unmarshal(data, &u); err != nil {
+		return err
+	}
+	r.OutputURL = u.OutputURL
+	return nil
 }
 
 func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
