@@ -36,7 +36,7 @@ func newTimelineCommand(e *env) *cobra.Command {
 				}
 				var h job.History
 				if err := storage.ReadJSON(cmd.Context(), stack.Bucket, job.HistoryKey(st.JobID), &h); err != nil {
-					if storage.IsNotFound(errors.Unwrap(err)) || storage.IsNotFound(err) {
+					if storage.IsNotFound(err) {
 						return fmt.Errorf("job %s has no history yet: it is written when a run of the job ends", st.JobID)
 					}
 					return err

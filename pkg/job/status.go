@@ -21,21 +21,21 @@ func (s State) Final() bool { return s == StateDone || s == StateFailed || s == 
 // Status is renders/<id>/status.json: a job's progress, rewritten by the
 // orchestrator only.
 type Status struct {
-	JobID        string        `json:"jobId"`
-	State        State         `json:"state"`
-	TotalFrames  int           `json:"totalFrames"`
-	FramesDone   int           `json:"framesDone"`
-	ChunksTotal  int           `json:"chunksTotal"`
-	ChunksDone   int           `json:"chunksDone"`
-	ChunksFailed int           `json:"chunksFailed"`
+	JobID        string `json:"jobId"`
+	State        State  `json:"state"`
+	TotalFrames  int    `json:"totalFrames"`
+	FramesDone   int    `json:"framesDone"`
+	ChunksTotal  int    `json:"chunksTotal"`
+	ChunksDone   int    `json:"chunksDone"`
+	ChunksFailed int    `json:"chunksFailed"`
 	// Chunks is every chunk's progress. It is stored compacted (see
 	// MarshalJSON): a letter per chunk, the chunk sizes run-length encoded,
 	// and in full only the chunks with something to tell.
-	Chunks []ChunkStatus `json:"chunks,omitempty"`
-	Output       string        `json:"output,omitempty"` // key of the final video, once done
-	OutputBytes  int64         `json:"outputBytes,omitempty"`
-	Error        *Error        `json:"error,omitempty"`
-	Timings      Timings       `json:"timings"`
+	Chunks      []ChunkStatus `json:"chunks,omitempty"`
+	Output      string        `json:"output,omitempty"` // key of the final video, once done
+	OutputBytes int64         `json:"outputBytes,omitempty"`
+	Error       *Error        `json:"error,omitempty"`
+	Timings     Timings       `json:"timings"`
 	// WorkerSeconds is the summed run time of every worker attempt, the
 	// figure serverless compute is billed on.
 	WorkerSeconds float64 `json:"workerSeconds"`

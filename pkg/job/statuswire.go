@@ -14,10 +14,12 @@ var chunkLetters = map[State]byte{StatePending: 'p', StateRunning: 'r', StateDon
 //	chunkStates   one letter per chunk: p pending, r running, d done, f failed, c cancelled
 //	chunkFrames   the chunks' frame counts, run-length encoded: [[frames, chunks], ...]
 //	chunkDetails  in full, the chunks with more to tell: an error, a failed
-//	              state, attempts other than the state implies (a retry),
-//	              or, once the job has ended, a kept segment
+//	              state, or attempts other than the state implies (a retry)
 //
-// A 10,000-chunk job's status is then about 11 KB plus its details.
+// A 10,000-chunk job's status is then about 11 KB plus its details. Segment
+// keys are not stored here (each chunk's completion marker names its
+// segment), nor the durations of chunks without details (the job's
+// history has every attempt's).
 type statusWire struct {
 	*statusFields
 	ChunkStates  string        `json:"chunkStates,omitempty"`
@@ -46,7 +48,8 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		} else {
 			w.ChunkFrames = append(w.ChunkFrames, [2]int{c.Count, 1})
 		}
-		if c.detailed(s.State.Final()) {
+		if c.detailed() {
+			c.SegmentKey = ""
 			w.ChunkDetails = append(w.ChunkDetails, c)
 		}
 	}
@@ -55,10 +58,17 @@ func (s Status) MarshalJSON() ([]byte, error) {
 }
 
 // detailed reports whether a chunk's record says more than its letter.
-func (c ChunkStatus) detailed(jobEnded bool) bool {
-	implied := map[State]int{StatePending: 0, StateRunning: 1, StateDone: 1}
-	attempts, ok := implied[c.State]
-	return !ok || c.Error != nil || c.Attempts != attempts || (jobEnded && c.SegmentKey != "")
+func (c ChunkStatus) detailed() bool {
+	if c.Error != nil {
+		return true
+	}
+	switch c.State {
+	case StatePending:
+		return c.Attempts != 0
+	case StateRunning, StateDone:
+		return c.Attempts != 1
+	}
+	return true
 }
 
 // UnmarshalJSON reads the compact form (and the full "chunks" list that
@@ -108,11 +118,13 @@ func (s *Status) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-
 // MarshalWithFields writes the status (its compact form) with more
 // top-level fields beside its own: what an API answer or a webhook adds.
-func (s Status) MarshalWithFields(extra map[string]any) ([]byte, error) {
-	data, err := json.Marshal(s)
+func (s *Status) MarshalWithFields(extra map[string]any) ([]byte, error) {
+	if s == nil {
+		return json.Marshal(extra)
+	}
+	data, err := json.Marshal(*s)
 	if err != nil || len(extra) == 0 {
 		return data, err
 	}

@@ -20,18 +20,20 @@ func CheckWebhookURL(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("is not a URL: %v", err)
+		return fmt.Errorf("is not a URL")
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	switch {
+	// Messages name the scheme and host only: the path or query may hold
+	// the receiver's token.
 	case u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(host)):
-		return fmt.Errorf("%q: expected an https:// URL (http:// only to a loopback address)", raw)
+		return fmt.Errorf("%s://%s…: expected an https:// URL (http:// only to a loopback address)", u.Scheme, u.Host)
 	case host == "":
-		return fmt.Errorf("%q has no host", raw)
+		return fmt.Errorf("has no host")
 	case u.User != nil:
 		return fmt.Errorf("must not carry a user or password (put a token in the path or query)")
 	case host == "metadata" || host == "metadata.google.internal" || strings.HasSuffix(host, ".internal"):
-		return fmt.Errorf("%q names an internal host", raw)
+		return fmt.Errorf("%s names an internal host", u.Host)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func BenchmarkDispatch10kChunks(b *testing.B) {
 				}
 				b.StopTimer()
 				written += jobs.StatusBytesWritten()
-				final, _ := json.Marshal(st)
+				final, _ := json.MarshalIndent(st, "", "  ") // as the store writes it
 				statusSize = len(final)
 				bucket.Close()
 				b.StartTimer()

@@ -44,9 +44,14 @@ func (rec *recorder) save(ctx context.Context, r *run) {
 	tl := rec.tl
 	rec.mu.Unlock()
 	var prev job.History
-	if err := storage.ReadJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), &prev); err == nil {
+	switch err := storage.ReadJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), &prev); {
+	case err == nil:
 		tl.Attempts = append(prev.Attempts, tl.Attempts...)
 		tl.Stitches = append(prev.Stitches, tl.Stitches...)
+	case !storage.IsNotFound(err):
+		// Unreadable now: writing this run alone would lose the earlier ones.
+		r.log.Warn("read the job's history; this run's is not added", "error", err)
+		return
 	}
 	if err := storage.WriteJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), tl); err != nil {
 		r.log.Warn("write the job's history", "error", err)

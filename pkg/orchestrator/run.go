@@ -283,7 +283,7 @@ func webhookEvent(st *job.Status, outputURL string) ([]byte, error) {
 	if outputURL != "" {
 		extra["outputUrl"] = outputURL
 	}
-	return summary.MarshalWithFields(extra)
+	return (&summary).MarshalWithFields(extra)
 }
 
 // notify sends the spec's webhook for the job's final state, once per
@@ -297,7 +297,17 @@ func (r *run) notify(st *job.Status) {
 		log.Error("webhook not sent: the deployment has no signing key (HELIOS_WEBHOOK_SECRET)")
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), webhookTimeout)
+	// Within the caller's deadline (a function's time limit) if it has one:
+	// a delivery cut off by the platform would be lost, its outcome claimed.
+	limit := webhookTimeout
+	if d, ok := r.caller.Deadline(); ok {
+		limit = min(limit, time.Until(d)-windDown)
+	}
+	if limit <= 0 {
+		log.Error("webhook not sent: no time left before the function's deadline")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), limit)
 	defer cancel()
 	if first, err := r.store.ClaimWebhook(ctx, st.JobID, st.State); err != nil || !first {
 		log.Info("webhook not sent again", "sentBefore", !first, "error", err)

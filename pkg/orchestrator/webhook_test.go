@@ -14,6 +14,39 @@ import (
 	"github.com/helios-project/infrastructure/pkg/webhook"
 )
 
+// A job that fails POSTs job.failed once, however often it is run again
+// and fails again.
+func TestWebhookOnceWhenFailingAgain(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	var mu sync.Mutex
+	var types []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ Type string }
+		json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		types = append(types, ev.Type)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	r := newRig(t)
+	r.cfg.Webhooks = &webhook.Sender{Key: key, AllowPrivate: true}
+	spec := testkit.NativeSpec("hooked-fails", 4, 2)
+	spec.Args = []string{"-hide_banner", "-loglevel", "error", "-i", "/nonexistent/input.mp4", "{output}"}
+	spec.Retry.MaxAttempts = 1
+	spec.Webhook = srv.URL + "/helios"
+	prepared := r.prepare(specJSON(t, spec), "")
+	for range 2 {
+		if st := r.run(prepared); st.State != job.StateFailed {
+			t.Fatalf("job ended %s, want failed", st.State)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(types) != 1 || types[0] != "job.failed" {
+		t.Errorf("deliveries %v, want one job.failed", types)
+	}
+}
+
 // A job that ends POSTs its summary to the spec's webhook, signed, once:
 // running the finished job again sends nothing.
 func TestWebhookOncePerOutcome(t *testing.T) {

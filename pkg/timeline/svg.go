@@ -7,6 +7,7 @@ package timeline
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"html"
 	"io"
@@ -65,15 +66,24 @@ func Render(w io.Writer, h job.History, opts Options) error {
 	}
 	fmt.Fprintf(bw, `<text x="%d" y="40" fill="#555">%d attempts, %s, %.1f s</text>`+"\n", left, len(h.Attempts), lanesLabel, secs)
 
-	// Bars, earliest first so later ones draw over them in folded rows.
+	// Bars: done ones first, so in a folded row a retry or failure is drawn
+	// over them, not hidden; then in time order.
 	attempts := slices.Clone(h.Attempts)
-	slices.SortFunc(attempts, func(a, b job.Attempt) int { return int(a.Start - b.Start) })
+	slices.SortFunc(attempts, func(a, b job.Attempt) int {
+		if da, db := a.Outcome == job.OutcomeDone, b.Outcome == job.OutcomeDone; da != db {
+			if da {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Start, b.Start)
+	})
 	for _, a := range attempts {
 		row := a.Lane / fold
 		y := top + float64(row)*rowH
 		fmt.Fprintf(bw, `<rect class="attempt %s" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s" stroke="#fff" stroke-width="0.5"><title>chunk %d, attempt %d, lane %d: %.2f s, %s</title></rect>`+"\n",
-			a.Outcome, x(a.Start), y+rowH*0.1, math.Max(x(a.End)-x(a.Start), 1), rowH*0.8, colour(a.Outcome),
-			a.Chunk, a.Attempt, a.Lane, float64(a.End-a.Start)/1000, a.Outcome)
+			html.EscapeString(string(a.Outcome)), x(a.Start), y+rowH*0.1, math.Max(x(a.End)-x(a.Start), 1), rowH*0.8, colour(a.Outcome),
+			a.Chunk, a.Attempt, a.Lane, float64(a.End-a.Start)/1000, html.EscapeString(string(a.Outcome)))
 	}
 	stitchY := top + float64(rows)*rowH
 	for _, s := range h.Stitches {

@@ -19,22 +19,45 @@ func CheckURL(raw string, allowPrivate bool) error {
 	}
 	u, _ := url.Parse(raw)
 	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !allowPrivate && !Public(ip) {
-		return fmt.Errorf("webhook URL %q is not a public address", raw)
+		return fmt.Errorf("webhook URL %s is not a public address", Redact(raw))
 	}
 	return nil
 }
 
-// cgnat is 100.64.0.0/10, shared address space behind carrier NAT.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// denied are the ranges a webhook may not reach beyond what netip's
+// predicates catch: this network, shared and benchmark space, IETF and
+// reserved blocks (Oracle's metadata answers at 192.0.0.192), and IPv6
+// forms that carry an IPv4 address (NAT64, IPv4-compatible, 6to4) or are
+// site-local.
+var denied = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b::/96"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("::/96"),
+	netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("fec0::/10"),
+}
 
 // Public reports whether ip is an address a webhook may go to: not
-// loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7, 100.64/10),
-// link-local (169.254/16, where cloud metadata services answer, fe80::/10),
-// unspecified or multicast.
+// loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
+// (169.254/16, where cloud metadata services answer, fe80::/10),
+// unspecified, multicast, or in denied.
 func Public(ip netip.Addr) bool {
 	ip = ip.Unmap()
-	return ip.IsValid() && !ip.IsLoopback() && !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast() &&
-		!ip.IsInterfaceLocalMulticast() && !ip.IsMulticast() && !ip.IsUnspecified() && !cgnat.Contains(ip)
+	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	for _, p := range denied {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 // refusedError is a connection the guard stopped: not worth retrying.

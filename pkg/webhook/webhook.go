@@ -22,8 +22,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -88,8 +88,8 @@ type Sender struct {
 // it for good (another 4xx than 408 or 429), or the tries run out. It
 // follows no redirect and connects only to addresses the guard allows,
 // whatever the name resolves to at the moment of connecting.
-func (s *Sender) Send(ctx context.Context, url, id string, body []byte) error {
-	if err := CheckURL(url, s.AllowPrivate); err != nil {
+func (s *Sender) Send(ctx context.Context, rawURL, id string, body []byte) error {
+	if err := CheckURL(rawURL, s.AllowPrivate); err != nil {
 		return err
 	}
 	client := &http.Client{
@@ -117,7 +117,7 @@ func (s *Sender) Send(ctx context.Context, url, id string, body []byte) error {
 		now = time.Now
 	}
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 		if err != nil {
 			return struct{}{}, backoff.Permanent(err)
 		}
@@ -133,7 +133,13 @@ func (s *Sender) Send(ctx context.Context, url, id string, body []byte) error {
 			if errors.As(err, &refused) {
 				return struct{}{}, backoff.Permanent(refused)
 			}
-			return struct{}{}, err
+			// Not the *url.Error itself: it quotes the whole URL, and a
+			// receiver's token may be in its path or query.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return struct{}{}, fmt.Errorf("webhook %s: %w", Redact(rawURL), err)
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
@@ -141,18 +147,20 @@ func (s *Sender) Send(ctx context.Context, url, id string, body []byte) error {
 		case resp.StatusCode >= 200 && resp.StatusCode < 300:
 			return struct{}{}, nil
 		case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-			return struct{}{}, fmt.Errorf("webhook %s answered %s", redact(url), resp.Status)
+			return struct{}{}, fmt.Errorf("webhook %s answered %s", Redact(rawURL), resp.Status)
 		default:
-			return struct{}{}, backoff.Permanent(fmt.Errorf("webhook %s refused the delivery: %s", redact(url), resp.Status))
+			return struct{}{}, backoff.Permanent(fmt.Errorf("webhook %s refused the delivery: %s", Redact(rawURL), resp.Status))
 		}
 	}, backoff.WithBackOff(next()), backoff.WithMaxTries(tries), backoff.WithMaxElapsedTime(0))
 	return err
 }
 
-// redact drops a URL's query, which may hold a receiver's token.
-func redact(url string) string {
-	if i := strings.IndexAny(url, "?#"); i >= 0 {
-		return url[:i] + "?…"
+// Redact is what messages and logs say of a webhook URL: its scheme and
+// host only, as its path or query may hold the receiver's token.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a webhook URL)"
 	}
-	return url
+	return u.Scheme + "://" + u.Host + "/…"
 }

@@ -88,6 +88,19 @@ func TestReplayAndTamperingAreRefused(t *testing.T) {
 	}
 }
 
+// What an error says of the URL is its host: the path and query may hold
+// the receiver's token.
+func TestErrorsDoNotQuoteTheURL(t *testing.T) {
+	srv, _ := receiver(t, 400)
+	s := &webhook.Sender{Key: key, AllowPrivate: true, Backoff: fast, Tries: 1}
+	for _, u := range []string{srv.URL + "/hooks/SECRET-TOKEN?sig=SECRET-TOKEN", "http://127.0.0.1:1/hooks/SECRET-TOKEN", "ftp://example.com/SECRET-TOKEN"} {
+		err := s.Send(t.Context(), u, "j.done", []byte(`{}`))
+		if err == nil || strings.Contains(err.Error(), "SECRET-TOKEN") {
+			t.Errorf("Send(%s) = %v", u, err)
+		}
+	}
+}
+
 // Busy or failing receivers are retried; a refusal is not.
 func TestRetries(t *testing.T) {
 	for _, tc := range []struct {
@@ -122,7 +135,8 @@ func TestGuard(t *testing.T) {
 		"https://169.254.169.254/latest/meta-data", // AWS metadata (link-local)
 		"https://10.0.0.7/hook", "https://192.168.1.1/", "https://172.16.0.1/", "https://100.64.0.1/",
 		"https://[fd00::1]/", "https://[fe80::1]/", "https://0.0.0.0/", "https://127.0.0.1/", "https://[::1]/",
-		"https://[::ffff:127.0.0.1]/",
+		"https://[::ffff:127.0.0.1]/", "https://0.1.2.3/", "https://192.0.0.192/", "https://198.18.0.1/", "https://240.0.0.1/",
+		"https://[64:ff9b::a00:1]/", "https://[::10.0.0.1]/", "https://[2002:a00:1::]/", "https://[fec0::1]/",
 	} {
 		if err := webhook.CheckURL(u, false); err == nil {
 			t.Errorf("CheckURL(%s) accepted it", u)
