@@ -158,20 +158,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		// The value itself is never printed.
 		problems = append(problems, fmt.Sprintf("%s: expected at least 32 characters (a random key, e.g. openssl rand -hex 32); got %d", EnvWebhookSecret, len(c.WebhookSecret)))
 	}
-	switch v := get(EnvWebhookAllowPrivate, "off"); v {
-	case "off":
-	case "on":
-		c.WebhookAllowPrivate = true
-	default:
-		bad(EnvWebhookAllowPrivate, v, "off or on")
+	onOff := func(name string) bool {
+		switch v := get(name, "off"); v {
+		case "off":
+		case "on":
+			return true
+		default:
+			bad(name, v, "off or on")
+		}
+		return false
 	}
-	switch v := get(EnvCommandNetwork, "off"); v {
-	case "off":
-	case "on":
-		c.CommandNetwork = true
-	default:
-		bad(EnvCommandNetwork, v, "off or on")
-	}
+	c.WebhookAllowPrivate = onOff(EnvWebhookAllowPrivate)
+	c.CommandNetwork = onOff(EnvCommandNetwork)
 	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {
 		bad(EnvContinueTopic, c.ContinueTopic, "a Pub/Sub topic as projects/PROJECT/topics/TOPIC")
 	}

@@ -52,12 +52,19 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{map[string]string{config.EnvCostPerWorkerSecond: "-1"}, "HELIOS_COST_PER_WORKER_SECOND"},
 		{map[string]string{config.EnvLogLevel: "loud"}, "HELIOS_LOG_LEVEL=\"loud\""},
 		{map[string]string{config.EnvAllowedCommands: " , "}, "HELIOS_ALLOWED_COMMANDS"},
+		{map[string]string{config.EnvWebhookSecret: "short-secret"}, "HELIOS_WEBHOOK_SECRET: expected at least 32 characters"},
+		{map[string]string{config.EnvWebhookAllowPrivate: "yes"}, "HELIOS_WEBHOOK_ALLOW_PRIVATE=\"yes\": expected off or on"},
+		{map[string]string{config.EnvAdapter: "cloudrun", config.EnvWorkerURL: "https://w", config.EnvStitcherURL: "https://s", config.EnvBrowserWorkerURL: "http://example.com"}, "HELIOS_BROWSER_WORKER_URL"},
 	}
 	for _, tt := range tests {
 		_, err := config.FromEnv(env(tt.env))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: err = %v, want it to contain %q", tt.env, err, tt.want)
 		}
+	}
+	// A bad key is reported without its value.
+	if _, err := config.FromEnv(env(map[string]string{config.EnvWebhookSecret: "short-secret"})); err == nil || strings.Contains(err.Error(), "short-secret") {
+		t.Errorf("a short webhook secret: %v", err)
 	}
 	// Every problem is reported at once.
 	_, err := config.FromEnv(env(map[string]string{config.EnvConcurrency: "x", config.EnvLogLevel: "y"}))
