@@ -288,34 +288,36 @@ func webhookEvent(st *job.Status, outputURL string) ([]byte, error) {
 
 // notify sends the spec's webhook for the job's final state, once per
 // outcome. A delivery that fails is logged; the job's outcome stands.
-func (r *run) notify(st *job.Status) {
-	if r.spec.Webhook == "" {
+func (r *run) notify(st *job.Status) { r.o.notify(r.caller, r.spec.Webhook, st, r.log) }
+
+// notify delivers st to webhookURL (if any) within caller's deadline: a
+// delivery the platform cuts off would be lost, its outcome claimed.
+func (o *Orchestrator) notify(caller context.Context, webhookURL string, st *job.Status, log *slog.Logger) {
+	if webhookURL == "" {
 		return
 	}
-	log := r.log.With("state", st.State)
-	if r.o.cfg.Webhooks == nil {
+	log = log.With("state", st.State)
+	if o.cfg.Webhooks == nil {
 		log.Error("webhook not sent: the deployment has no signing key (HELIOS_WEBHOOK_SECRET)")
 		return
 	}
-	// Within the caller's deadline (a function's time limit) if it has one:
-	// a delivery cut off by the platform would be lost, its outcome claimed.
 	limit := webhookTimeout
-	if d, ok := r.caller.Deadline(); ok {
+	if d, ok := caller.Deadline(); ok {
 		limit = min(limit, time.Until(d)-windDown)
 	}
 	if limit <= 0 {
 		log.Error("webhook not sent: no time left before the function's deadline")
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), limit)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), limit)
 	defer cancel()
-	if first, err := r.store.ClaimWebhook(ctx, st.JobID, st.State); err != nil || !first {
+	if first, err := o.store.ClaimWebhook(ctx, st.JobID, st.State); err != nil || !first {
 		log.Info("webhook not sent again", "sentBefore", !first, "error", err)
 		return
 	}
 	var outputURL string
 	if st.State == job.StateDone && st.Output != "" {
-		if u, err := storage.PresignGet(ctx, r.store.Bucket(), st.Output, webhookURLExpiry); err == nil {
+		if u, err := storage.PresignGet(ctx, o.store.Bucket(), st.Output, webhookURLExpiry); err == nil {
 			outputURL = u
 		}
 	}
@@ -324,7 +326,7 @@ func (r *run) notify(st *job.Status) {
 		log.Error("webhook not sent", "error", err)
 		return
 	}
-	if err := r.o.cfg.Webhooks.Send(ctx, r.spec.Webhook, st.JobID+"."+string(st.State), body); err != nil {
+	if err := o.cfg.Webhooks.Send(ctx, webhookURL, st.JobID+"."+string(st.State), body); err != nil {
 		log.Error("webhook not delivered", "error", err)
 		return
 	}

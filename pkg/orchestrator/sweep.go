@@ -8,6 +8,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/metrics"
 )
 
 // SweepOptions tune a sweep. Zero values take the defaults.
@@ -138,6 +139,11 @@ func (o *Orchestrator) failStranded(ctx context.Context, id string, resumes int)
 		return err
 	}
 	o.store.MarkEnded(ctx, id)
-	o.log.Error("job failed: stranded", "jobId", id, "resumes", resumes)
+	log := o.log.With("jobId", id)
+	log.Error("job failed: stranded", "resumes", resumes)
+	metrics.Log(log, metrics.Of(st), o.cfg.MetricsEMF)
+	if spec, err := o.store.Accepted(ctx, id); err == nil {
+		o.notify(ctx, spec.Webhook, st, log)
+	}
 	return nil
 }

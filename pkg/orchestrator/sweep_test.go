@@ -2,7 +2,10 @@ package orchestrator_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,14 +19,19 @@ import (
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/webhook"
 )
 
 // strand leaves job id as a dead orchestrator would: claimed, marked
 // active, status running with done chunks, its lease expiring at until.
 func strand(t *testing.T, b *blob.Bucket, id string, done int, until time.Time) {
 	t.Helper()
-	ctx := t.Context()
-	spec := testkit.NativeSpec(id, 20, 5)
+	strandSpec(t, b, testkit.NativeSpec(id, 20, 5), done, until)
+}
+
+func strandSpec(t *testing.T, b *blob.Bucket, spec *job.Spec, done int, until time.Time) {
+	t.Helper()
+	ctx, id := t.Context(), spec.ID
 	spec.Normalize()
 	data, _ := spec.Canonical()
 	must := func(err error) {
@@ -77,6 +85,36 @@ func TestSweepResumesStrandedJobs(t *testing.T) {
 	}
 	if ok, _ := b.Exists(t.Context(), job.ActiveKey("stranded")); ok {
 		t.Error("a failed job is still marked active")
+	}
+}
+
+// A job the sweep gives up on ends like any other: its webhook says
+// job.failed.
+func TestSweepFailureSendsTheWebhook(t *testing.T) {
+	var got atomic.Int32
+	var typ atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ Type string }
+		json.NewDecoder(r.Body).Decode(&ev)
+		typ.Store(ev.Type)
+		got.Add(1)
+	}))
+	defer srv.Close()
+	b := testkit.Bucket(t, "mem://")
+	o := orchestrator.New(jobstore.New(b, nil, nil), nil, nil, orchestrator.Config{
+		Webhooks: &webhook.Sender{Key: []byte("0123456789abcdef0123456789abcdef"), AllowPrivate: true},
+	}, slog.New(slog.DiscardHandler))
+	spec := testkit.NativeSpec("stranded-hook", 20, 5)
+	spec.Webhook = srv.URL + "/hook"
+	strandSpec(t, b, spec, 1, time.Now().Add(-time.Minute))
+	opts := orchestrator.SweepOptions{MaxResumes: 1, Resume: func(context.Context, string) error { return nil }}
+	o.Sweep(t.Context(), opts) // resume 1
+	rep, _ := o.Sweep(t.Context(), opts)
+	if !slices.Equal(rep.Failed, []string{"stranded-hook"}) {
+		t.Fatalf("report %+v", rep)
+	}
+	if got.Load() != 1 || typ.Load() != "job.failed" {
+		t.Errorf("%d deliveries, last %v; want one job.failed", got.Load(), typ.Load())
 	}
 }
 
