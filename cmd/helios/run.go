@@ -185,18 +185,20 @@ func prepare(ctx context.Context, e *env, stack *pipeline.Stack, specPath string
 		return nil, usageError{err}
 	}
 	if sf.assets != "" {
-		// The tree is checked, and the spec's own bundle compared, before
-		// anything is uploaded.
-		key, err := assets.Key(sf.assets)
+		// Packed once; the tree is checked, and the spec's own bundle
+		// compared, before anything is uploaded.
+		bundle, err := assets.Open(sf.assets)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--assets: %w", err)}
 		}
-		if spec.Assets != "" && spec.Assets != key {
-			return nil, usageError{fmt.Errorf("--assets %s packs to %s, but the spec names %s: leave \"assets\" out of the spec or drop --assets", sf.assets, key, spec.Assets)}
+		defer bundle.Close()
+		if spec.Assets != "" && spec.Assets != bundle.Key {
+			return nil, usageError{fmt.Errorf("--assets %s packs to %s, but the spec names %s: leave \"assets\" out of the spec or drop --assets", sf.assets, bundle.Key, spec.Assets)}
 		}
-		if spec.Assets, err = assets.Upload(ctx, stack.Bucket, sf.assets); err != nil {
+		if err := bundle.Upload(ctx, stack.Bucket); err != nil {
 			return nil, fmt.Errorf("--assets: %w", err)
 		}
+		spec.Assets = bundle.Key
 	}
 	return spec, nil
 }

@@ -62,9 +62,9 @@ func TreeRSS(pid int) int64 {
 		}
 	}
 	var total int64
-	for todo := []int{pid}; len(todo) > 0; {
-		p := todo[len(todo)-1]
-		todo = append(todo[:len(todo)-1], children[p]...)
+	for pending := []int{pid}; len(pending) > 0; {
+		p := pending[len(pending)-1]
+		pending = append(pending[:len(pending)-1], children[p]...)
 		statm, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/statm")
 		if err != nil {
 			continue

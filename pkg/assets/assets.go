@@ -105,29 +105,54 @@ func isDir(dir string) error {
 
 func keyOf(sum []byte) string { return job.AssetsPrefix + hex.EncodeToString(sum) + ".tar.gz" }
 
-// Upload packs dir and stores the bundle at its content address,
-// assets/<sha256>.tar.gz, unless a bundle is already there (the same bytes,
-// by its name); it returns the key for the spec's "assets".
-func Upload(ctx context.Context, b *blob.Bucket, dir string) (string, error) {
+// Bundle is a folder packed once: the tar.gz in a temporary file, and the
+// key it is stored at. Close removes the file.
+type Bundle struct {
+	Key  string
+	path string
+}
+
+// Open packs dir into a Bundle; its error says what in the tree cannot be
+// packed.
+func Open(dir string) (*Bundle, error) {
 	if err := isDir(dir); err != nil {
-		return "", err
+		return nil, err
 	}
 	tmp, err := os.CreateTemp("", "helios-assets-*.tar.gz")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
 	sum := sha256.New()
-	if err := Pack(dir, io.MultiWriter(tmp, sum)); err != nil {
-		return "", fmt.Errorf("pack %s: %w", dir, err)
+	err = Pack(dir, io.MultiWriter(tmp, sum))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	return &Bundle{Key: keyOf(sum.Sum(nil)), path: tmp.Name()}, nil
+}
+
+// Upload stores the bundle at its content address, assets/<sha256>.tar.gz,
+// unless a bundle is already there (the same bytes, by its name).
+func (bd *Bundle) Upload(ctx context.Context, b *blob.Bucket) error {
+	if _, err := storage.UploadFileOnce(ctx, b, bd.path, bd.Key); err != nil && !errors.Is(err, storage.ErrExists) {
+		return err
+	}
+	return nil
+}
+
+// Close removes the packed file.
+func (bd *Bundle) Close() error { return os.Remove(bd.path) }
+
+// Upload packs dir and stores it (Bundle.Upload); it returns the key for
+// the spec's "assets".
+func Upload(ctx context.Context, b *blob.Bucket, dir string) (string, error) {
+	bd, err := Open(dir)
+	if err != nil {
 		return "", err
 	}
-	key := keyOf(sum.Sum(nil))
-	if _, err := storage.UploadFileOnce(ctx, b, tmp.Name(), key); err != nil && !errors.Is(err, storage.ErrExists) {
-		return "", err
-	}
-	return key, nil
+	defer bd.Close()
+	return bd.Key, bd.Upload(ctx, b)
 }
