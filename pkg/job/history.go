@@ -13,10 +13,11 @@ type History struct {
 // 10,000-chunk job has at least 10,000 of them.
 type Attempt struct {
 	Chunk   int     `json:"c"`
-	Attempt int     `json:"a"` // the chunk's attempt number (0 for throttled calls, which spend none)
-	Lane    int     `json:"l"` // the orchestrator's dispatch slot: one invocation at a time
-	Start   int64   `json:"s"` // Unix ms
-	End     int64   `json:"e"` // Unix ms
+	Attempt int     `json:"a"`           // the chunk's attempt number (0 for throttled calls, which spend none)
+	Lane    int     `json:"l"`           // the orchestrator's dispatch slot: one invocation at a time
+	Hedge   bool    `json:"h,omitempty"` // started beside a straggling attempt of the chunk
+	Start   int64   `json:"s"`           // Unix ms
+	End     int64   `json:"e"`           // Unix ms
 	Outcome Outcome `json:"o"`
 }
 
@@ -25,15 +26,16 @@ type Outcome string
 
 // Outcomes of an attempt.
 const (
-	OutcomeDone      Outcome = "done"      // the chunk's segment was made
-	OutcomeRetried   Outcome = "retried"   // failed; another attempt followed
-	OutcomeThrottled Outcome = "throttled" // the platform refused the call; retried without spending an attempt
-	OutcomeFailed    Outcome = "failed"    // failed for good: the job failed
-	OutcomeAbandoned Outcome = "abandoned" // the run stopped (cancel, interruption) before it answered
+	OutcomeDone       Outcome = "done"       // the chunk's segment was made
+	OutcomeRetried    Outcome = "retried"    // failed; another attempt followed
+	OutcomeThrottled  Outcome = "throttled"  // the platform refused the call; retried without spending an attempt
+	OutcomeFailed     Outcome = "failed"     // failed for good: the job failed
+	OutcomeAbandoned  Outcome = "abandoned"  // the run stopped (cancel, interruption) before it answered
+	OutcomeSuperseded Outcome = "superseded" // another attempt of the chunk completed it first; this one was cancelled
 )
 
 // Outcomes lists them in the order a legend shows them.
-var Outcomes = []Outcome{OutcomeDone, OutcomeRetried, OutcomeThrottled, OutcomeFailed, OutcomeAbandoned}
+var Outcomes = []Outcome{OutcomeDone, OutcomeRetried, OutcomeThrottled, OutcomeFailed, OutcomeAbandoned, OutcomeSuperseded}
 
 // Span is a stretch of time, in Unix ms.
 type Span struct {

@@ -50,6 +50,9 @@ type Spec struct {
 	Retry        RetryPolicy       `json:"retry,omitzero"`
 	ChunkTimeout Duration          `json:"chunkTimeout,omitzero"`
 	KeepChunks   bool              `json:"keepChunks,omitempty"`
+	// Hedge, on unless false, lets the orchestrator start a second attempt
+	// of a chunk whose attempt straggles; the first to finish wins.
+	Hedge *bool `json:"hedge,omitempty"`
 	// Webhook is an https URL the orchestrator POSTs the job's summary to
 	// when the job ends, signed with the deployment's key (pkg/webhook).
 	Webhook string `json:"webhook,omitempty"`
@@ -140,6 +143,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	d.Duration = v
 	return nil
 }
+
+// Hedged reports whether the job's straggling chunks may be hedged.
+func (s *Spec) Hedged() bool { return s.Hedge == nil || *s.Hedge }
 
 // IsHeliosForm reports whether the spec lists its chunks itself.
 func (s *Spec) IsHeliosForm() bool { return len(s.Chunks) > 0 }

@@ -39,6 +39,10 @@ type Status struct {
 	// WorkerSeconds is the summed run time of every worker attempt, the
 	// figure serverless compute is billed on.
 	WorkerSeconds float64 `json:"workerSeconds"`
+	// Hedges counts the second attempts started beside straggling ones,
+	// and HedgeWorkerSeconds their share of WorkerSeconds.
+	Hedges             int     `json:"hedges,omitempty"`
+	HedgeWorkerSeconds float64 `json:"hedgeWorkerSeconds,omitempty"`
 	// EstimatedCostUSD prices WorkerSeconds with HELIOS_COST_PER_WORKER_SECOND.
 	EstimatedCostUSD float64 `json:"estimatedCostUsd"`
 }
@@ -49,7 +53,8 @@ type ChunkStatus struct {
 	Start      int    `json:"start"`
 	Count      int    `json:"count"`
 	State      State  `json:"state"`
-	Attempts   int    `json:"attempts"`
+	Attempts   int    `json:"attempts"` // the highest attempt number started, hedges included
+	Hedges     int    `json:"hedges,omitempty"`
 	DurationMs int64  `json:"durationMs,omitempty"` // the winning attempt's command time
 	SegmentKey string `json:"segmentKey,omitempty"`
 	Error      *Error `json:"error,omitempty"` // the last attempt's error

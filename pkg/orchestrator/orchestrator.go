@@ -61,6 +61,9 @@ type Config struct {
 	// ThrottleBudget is how long a chunk keeps retrying while the platform
 	// throttles its invocations before the job fails (default 30m).
 	ThrottleBudget time.Duration
+	// Hedge tunes hedged chunks (on unless Hedge.Share is negative; a spec
+	// may turn them off for its job).
+	Hedge HedgePolicy
 	// MetricsEMF writes the job's end-of-job metrics line in CloudWatch
 	// Embedded Metric Format (on Lambda); otherwise it is a plain
 	// structured line (pkg/metrics).

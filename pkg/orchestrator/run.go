@@ -55,6 +55,7 @@ type run struct {
 	prev   *job.Status // the status an earlier run left, if any
 	tr     *tracker
 	rec    *recorder // invocations, for the job's history
+	hedge  *hedger   // while rendering, if the job is hedged; nil methods do nothing
 }
 
 // claim accepts the spec, takes the job's lease, marks the job active and
@@ -185,6 +186,16 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	results := make(map[int]job.WorkerResult, len(pending))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.o.cfg.Concurrency)
+	if r.spec.Hedged() {
+		r.hedge = newHedger(r.o.cfg.Hedge, len(pending))
+	}
+	hedging := make(chan struct{})
+	go func() {
+		defer close(hedging)
+		if r.hedge != nil {
+			r.hedge.run(gctx, r.rec.lanes)
+		}
+	}()
 	for _, c := range pending {
 		if gctx.Err() != nil {
 			break
@@ -204,7 +215,11 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 			return nil
 		})
 	}
+	r.hedge.drain()
 	err := g.Wait()
+	cancel(nil)
+	<-hedging
+	r.hedge = nil
 	stopWatch()
 	if errors.Is(context.Cause(ctx), errCancelRequested) {
 		return results, errCancelRequested

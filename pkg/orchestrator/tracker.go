@@ -51,8 +51,10 @@ func newTracker(store *jobstore.Store, spec *job.Spec, chunks []job.Chunk, prev 
 		// never reuse a segment key of an earlier run.
 		st.Timings.CreatedAt = prev.Timings.CreatedAt
 		st.WorkerSeconds = prev.WorkerSeconds
+		st.Hedges, st.HedgeWorkerSeconds = prev.Hedges, prev.HedgeWorkerSeconds
 		for i := range st.Chunks {
 			st.Chunks[i].Attempts = prev.Chunks[i].Attempts
+			st.Chunks[i].Hedges = prev.Chunks[i].Hedges
 		}
 	}
 	return &tracker{store: store, progress: progress, costRate: costRate, st: st}
@@ -78,11 +80,24 @@ func (t *tracker) attempts(i int) int {
 	return t.st.Chunks[i].Attempts
 }
 
-func (t *tracker) attemptStarted(i, attempt int) {
+func (t *tracker) attemptStarted(i, attempt int, hedge bool) {
 	t.update(func(st *job.Status) {
 		st.Chunks[i].State = job.StateRunning
 		st.Chunks[i].Attempts = attempt
+		if hedge {
+			st.Chunks[i].Hedges++
+			st.Hedges++
+		}
 	})
+}
+
+// spent adds an attempt's time to the worker time billed, and to the
+// hedges' share of it if it was a hedge. t.mu is held.
+func spent(st *job.Status, took time.Duration, hedge bool) {
+	st.WorkerSeconds += took.Seconds()
+	if hedge {
+		st.HedgeWorkerSeconds += took.Seconds()
+	}
 }
 
 // attemptUncounted records that an invocation never ran (throttled), or was abandoned
@@ -94,17 +109,23 @@ func (t *tracker) attemptUncounted(i, attempts int) {
 	})
 }
 
-func (t *tracker) attemptFailed(i int, e *job.Error, took time.Duration) {
+func (t *tracker) attemptFailed(i int, e *job.Error, took time.Duration, hedge bool) {
 	t.update(func(st *job.Status) {
 		st.Chunks[i].Error = e
-		st.WorkerSeconds += took.Seconds()
+		spent(st, took, hedge)
 	})
 }
 
-func (t *tracker) chunkDone(i int, r job.WorkerResult, took time.Duration) {
+// attemptSuperseded records an attempt cancelled because another attempt
+// of its chunk completed it first.
+func (t *tracker) attemptSuperseded(took time.Duration, hedge bool) {
+	t.update(func(st *job.Status) { spent(st, took, hedge) })
+}
+
+func (t *tracker) chunkDone(i int, r job.WorkerResult, took time.Duration, hedge bool) {
 	t.update(func(st *job.Status) {
 		t.markDone(st, i, r)
-		st.WorkerSeconds += took.Seconds()
+		spent(st, took, hedge)
 	})
 }
 
