@@ -75,8 +75,10 @@ deps-node:
 test-unit: ## run the fast tests only
 	$(GO) test -count=1 -short ./...
 
-bench: deps-ffmpeg rie ## run the benchmarks (see docs/PERFORMANCE.md)
+bench: deps-ffmpeg rie ## run the benchmarks and the hedging simulation (see docs/PERFORMANCE.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
+	@# Virtual time, not wall time: synctest needs a *testing.T, so it is a test.
+	$(GO) test -count=1 -v -run '^TestHedgeSimulation$$' ./pkg/orchestrator | grep -v '^=== '
 
 test-faults: deps-ffmpeg rie ## the fault-injection suite alone, with its table of cases and outcomes (also part of make test)
 	$(GO) test -count=1 -v -run . ./e2e/faults | grep -v '^=== '

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // `job timeline` draws a finished job; headless Chromium renders the SVG
@@ -44,7 +45,7 @@ func TestTimelineRendersInChromium(t *testing.T) {
 	if n := strings.Count(dom, `class="attempt `); n != 3 {
 		t.Errorf("%d bars in Chromium's DOM, want 3 (one per attempt)", n)
 	}
-	if strings.Count(dom, `class="stitch"`) != 1 || strings.Count(dom, `class="legend"`) != 6 {
+	if strings.Count(dom, `class="stitch"`) != 1 || strings.Count(dom, `class="legend"`) != len(job.Outcomes)+2 {
 		t.Errorf("no stitch bar or legend in Chromium's DOM")
 	}
 	shot := filepath.Join(dir, "drawn.png")

@@ -39,6 +39,7 @@ const (
 	EnvHTTPToken             = "HELIOS_HTTP_TOKEN"
 	EnvWebhookSecret         = "HELIOS_WEBHOOK_SECRET"
 	EnvWebhookAllowPrivate   = "HELIOS_WEBHOOK_ALLOW_PRIVATE"
+	EnvHedgeShare            = "HELIOS_HEDGE_SHARE"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
@@ -46,7 +47,7 @@ var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
-	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate,
+	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvHedgeShare,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -69,6 +70,7 @@ const (
 const (
 	DefaultStorageURL      = ".helios"
 	DefaultAllowedCommands = "ffmpeg"
+	DefaultHedgeShare      = 0.05
 )
 
 // Config is the validated environment.
@@ -93,6 +95,7 @@ type Config struct {
 	HTTPToken             string        // bearer token of functions served over HTTP on this machine
 	WebhookSecret         string        // signs webhook deliveries; "": specs' webhooks are not sent
 	WebhookAllowPrivate   bool          // webhooks may reach loopback and private addresses (tests)
+	HedgeShare            float64       // most hedges of a run, as a share of its chunks; 0: no hedging
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -197,6 +200,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		bad(EnvCostPerWorkerSecond, v, "a non-negative number of US dollars")
 	} else {
 		c.CostPerWorkerSecond = f
+	}
+	v = get(EnvHedgeShare, strconv.FormatFloat(DefaultHedgeShare, 'g', -1, 64))
+	if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 || f > 1 {
+		bad(EnvHedgeShare, v, "a share from 0 (no hedging) to 1, such as 0.05")
+	} else {
+		c.HedgeShare = f
 	}
 	v = get(EnvLogLevel, "info")
 	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -17,7 +17,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.StorageURL != ".helios" || c.Adapter != "local" || strings.Join(c.Allowed, ",") != "ffmpeg" ||
-		c.Concurrency < 1 || c.StatusInterval != time.Second || c.StitchTimeout != 15*time.Minute || c.LogLevel != slog.LevelInfo {
+		c.Concurrency < 1 || c.StatusInterval != time.Second || c.StitchTimeout != 15*time.Minute || c.LogLevel != slog.LevelInfo || c.HedgeShare != 0.05 {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -27,13 +27,13 @@ func TestValues(t *testing.T) {
 		config.EnvStorageURL: "s3://b", config.EnvAdapter: "lambda", config.EnvWorkerFunction: "w",
 		config.EnvStitcherFunction: "arn:aws:lambda:eu-west-1:1:function:s", config.EnvAllowedCommands: "ffmpeg, helios",
 		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvCostPerWorkerSecond: "0.0000166667",
-		config.EnvLogLevel: "debug",
+		config.EnvLogLevel: "debug", config.EnvHedgeShare: "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Adapter != "lambda" || c.WorkerFunction != "w" || strings.Join(c.Allowed, ",") != "ffmpeg,helios" ||
-		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.CostPerWorkerSecond != 0.0000166667 || c.LogLevel != slog.LevelDebug {
+		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.CostPerWorkerSecond != 0.0000166667 || c.LogLevel != slog.LevelDebug || c.HedgeShare != 0 {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -53,6 +53,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{map[string]string{config.EnvLogLevel: "loud"}, "HELIOS_LOG_LEVEL=\"loud\""},
 		{map[string]string{config.EnvAllowedCommands: " , "}, "HELIOS_ALLOWED_COMMANDS"},
 		{map[string]string{config.EnvWebhookSecret: "short-secret"}, "HELIOS_WEBHOOK_SECRET: expected at least 32 characters"},
+		{map[string]string{config.EnvHedgeShare: "5%"}, "HELIOS_HEDGE_SHARE=\"5%\": expected a share from 0 (no hedging) to 1"},
+		{map[string]string{config.EnvHedgeShare: "2"}, "HELIOS_HEDGE_SHARE"},
 		{map[string]string{config.EnvWebhookAllowPrivate: "yes"}, "HELIOS_WEBHOOK_ALLOW_PRIVATE=\"yes\": expected off or on"},
 		{map[string]string{config.EnvAdapter: "cloudrun", config.EnvWorkerURL: "https://w", config.EnvStitcherURL: "https://s", config.EnvBrowserWorkerURL: "http://example.com"}, "HELIOS_BROWSER_WORKER_URL"},
 	}

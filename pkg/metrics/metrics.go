@@ -38,10 +38,10 @@ type Job struct {
 
 // Of reads a job's figures from its final status.
 func Of(st *job.Status) Job {
-	m := Job{State: st.State, JobDuration: st.Timings.TotalMs, Chunks: st.ChunksTotal,
+	m := Job{State: st.State, JobDuration: st.Timings.TotalMs, Chunks: st.ChunksTotal, Hedges: st.Hedges,
 		WorkerSeconds: st.WorkerSeconds, EstimatedCostUSD: st.EstimatedCostUSD}
 	for _, c := range st.Chunks {
-		m.Retries += max(c.Attempts-1, 0)
+		m.Retries += max(c.Attempts-1-c.Hedges, 0)
 	}
 	return m
 }

@@ -11,9 +11,10 @@ import (
 )
 
 func status() *job.Status {
+	// Chunk 2's second attempt was a hedge, not a retry.
 	return &job.Status{JobID: "j", State: job.StateDone, ChunksTotal: 3, WorkerSeconds: 12.5, EstimatedCostUSD: 0.0021,
-		Timings: job.Timings{TotalMs: 4200},
-		Chunks:  []job.ChunkStatus{{Attempts: 1}, {Attempts: 3}, {Attempts: 2}}}
+		Timings: job.Timings{TotalMs: 4200}, Hedges: 1,
+		Chunks:  []job.ChunkStatus{{Attempts: 1}, {Attempts: 3}, {Attempts: 2, Hedges: 1}}}
 }
 
 // The Lambda line is valid Embedded Metric Format: one root _aws object
@@ -45,7 +46,7 @@ func TestEMFLine(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]float64{"JobDuration": 4200, "Chunks": 3, "Retries": 3, "Hedges": 0, "WorkerSeconds": 12.5, "EstimatedCostUSD": 0.0021}
+	want := map[string]float64{"JobDuration": 4200, "Chunks": 3, "Retries": 2, "Hedges": 1, "WorkerSeconds": 12.5, "EstimatedCostUSD": 0.0021}
 	for _, m := range d["Metrics"].([]any) {
 		name := m.(map[string]any)["Name"].(string)
 		v, ok := line[name].(float64)
@@ -67,7 +68,7 @@ func TestStructuredLine(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
 		t.Fatal(err)
 	}
-	if line["_aws"] != nil || line["Retries"] != float64(3) || line["State"] != "done" || line["msg"] != "job metrics" {
+	if line["_aws"] != nil || line["Retries"] != float64(2) || line["Hedges"] != float64(1) || line["State"] != "done" || line["msg"] != "job metrics" {
 		t.Errorf("line = %v", line)
 	}
 }

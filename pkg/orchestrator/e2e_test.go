@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ import (
 //
 //	orchestrator.test helper-flaky STATE_DIR FAILURES CHUNK ffmpeg-args...
 //	orchestrator.test helper-sleep
+//	orchestrator.test helper-stall STATE_DIR CHUNK STALLING_CHUNK ffmpeg-args...
 func TestMain(m *testing.M) {
 	sandbox.Main() // the rig's worker confines its commands by re-executing this binary
 	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "helper-") {
@@ -53,23 +55,38 @@ func helper(mode string, args []string) int {
 	case "helper-flaky":
 		state, failures, chunk := args[0], args[1], args[2]
 		n, _ := strconv.Atoi(failures)
-		counter := filepath.Join(state, "chunk-"+chunk)
-		data, _ := os.ReadFile(counter)
-		calls := len(data)
-		_ = os.WriteFile(counter, append(data, 'x'), 0o600)
-		if calls < n {
+		if calls := count(state, chunk); calls < n {
 			fmt.Fprintf(os.Stderr, "flaky: simulated failure %d of chunk %s\n", calls+1, chunk)
 			return 1
 		}
-		ffmpeg, err := execLookPath("ffmpeg")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 127
+		return execFFmpeg(args[3:])
+	case "helper-stall":
+		state, chunk, stalling := args[0], args[1], args[2]
+		if count(state, chunk) == 0 && chunk == stalling {
+			time.Sleep(10 * time.Minute) // a worker that hangs
 		}
-		_ = syscall.Exec(ffmpeg, append([]string{"ffmpeg"}, args[3:]...), os.Environ())
-		return 126
+		return execFFmpeg(args[3:])
 	}
 	return 2
+}
+
+// count returns how many times a helper ran for chunk before, and counts
+// this one, in a file of STATE_DIR.
+func count(state, chunk string) int {
+	counter := filepath.Join(state, "chunk-"+chunk)
+	data, _ := os.ReadFile(counter)
+	_ = os.WriteFile(counter, append(data, 'x'), 0o600)
+	return len(data)
+}
+
+func execFFmpeg(args []string) int {
+	ffmpeg, err := execLookPath("ffmpeg")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 127
+	}
+	_ = syscall.Exec(ffmpeg, append([]string{"ffmpeg"}, args...), os.Environ())
+	return 126
 }
 
 func execLookPath(name string) (string, error) {
@@ -338,6 +355,41 @@ func TestFlakyCommandSucceedsOnRetry(t *testing.T) {
 			t.Errorf("chunk %d: %d attempts, state %s; want 2 attempts and done", c.Index, c.Attempts, c.State)
 		}
 	}
+}
+
+// A chunk whose first attempt hangs is hedged: the job ends in about the
+// time of its other chunks, frame-exact, and the hung attempt is cancelled
+// (its process killed) with nothing of it left in the bucket.
+func TestStalledChunkIsHedged(t *testing.T) {
+	exe := self(t)
+	r := newRigConfined(t, false, "ffmpeg", exe) // the helper counts attempts outside its work dir
+	state := t.TempDir()
+	spec := testkit.NativeSpec("stalled", 60, 5)
+	spec.Command = exe
+	spec.Args = append([]string{"helper-stall", state, "{chunk}", "4"}, spec.Args...)
+	spec.KeepChunks = true // so what is left of the losing attempt shows
+	start := time.Now()
+	st := r.run(r.prepare(specJSON(t, spec), ""))
+	took := time.Since(start)
+	testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, t.TempDir(), 60))
+	// Twelve chunks of a fraction of a second on two lanes, and the hedge
+	// after the 2 s an attempt must run before it can be hedged.
+	if took > 30*time.Second {
+		t.Errorf("the job took %s; the hang was not overtaken", took)
+	}
+	if st.Hedges != 1 || st.Chunks[4].Hedges != 1 || st.Chunks[4].Attempts != 2 {
+		t.Errorf("%d hedges; chunk 4: %+v", st.Hedges, st.Chunks[4])
+	}
+	var segments []string
+	for _, k := range r.keys(job.ChunksPrefix(st.JobID)) {
+		if job.IsSegmentKey(st.JobID, k) {
+			segments = append(segments, k)
+		}
+	}
+	if len(segments) != 12 || slices.Contains(segments, job.SegmentKey(st.JobID, 4, 1, 1, "mp4")) {
+		t.Errorf("segments kept: %q; want the 12 winners', not the hung attempt's", segments)
+	}
+	t.Logf("job took %s with chunk 4's first attempt hung", took.Round(time.Millisecond))
 }
 
 func TestFailingCommandFailsJob(t *testing.T) {

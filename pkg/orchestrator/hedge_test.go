@@ -40,11 +40,16 @@ func stalling(u *unit, id string) *job.Spec {
 	u.cfg.StatusInterval, u.cfg.CancelPollInterval, u.cfg.LeaseTTL = time.Second, time.Second, 30*time.Second
 	u.workers.fail = func(ctx context.Context, w job.WorkerJob) error {
 		if w.Chunk.Index == 7 && w.Attempt == 1 {
+			// It uploads, then hangs before it would create the marker.
+			if err := u.bucket.WriteAll(ctx, w.SegmentKey(), []byte("lost"), nil); err != nil {
+				return err
+			}
 			return stall(ctx, time.Hour)
 		}
 		return stall(ctx, 10*time.Second)
 	}
 	s := oneFrameChunks(id, 20)
+	s.KeepChunks = true // so what is left of the cancelled attempt shows
 	s.ChunkTimeout = job.Duration{Duration: 2 * time.Hour}
 	return s
 }
@@ -82,9 +87,12 @@ func TestHedgeOvertakesAStalledAttempt(t *testing.T) {
 		if got := u.stored(s.ID); got.Hedges != 1 || got.HedgeWorkerSeconds != 10 {
 			t.Errorf("stored status: hedges %d (%v s)", got.Hedges, got.HedgeWorkerSeconds)
 		}
-		// The loser's segment is gone; the winner's was the one stitched.
+		// The loser's segment is gone; the winner's is the one stitched.
 		if ok, _ := u.bucket.Exists(t.Context(), job.SegmentKey(s.ID, 7, 1, 1, "mp4")); ok {
 			t.Error("the cancelled attempt's segment is still there")
+		}
+		if ok, _ := u.bucket.Exists(t.Context(), job.SegmentKey(s.ID, 7, 1, 2, "mp4")); !ok {
+			t.Error("the hedge's segment is gone")
 		}
 		var h job.History
 		if err := storage.ReadJSON(t.Context(), u.bucket, job.HistoryKey(s.ID), &h); err != nil {
@@ -181,6 +189,7 @@ type simResult struct {
 	invocations     int
 	hedges          int
 	hedgeSeconds    float64
+	statusBytes     int64 // written to status.json over the job
 }
 
 // median chunk time of the simulation.
@@ -227,6 +236,7 @@ func (sim simulation) run(t *testing.T) simResult {
 			makespan: time.Duration(st.Timings.RenderMs) * time.Millisecond,
 			ideal:    max(total/time.Duration(sim.workers), longest),
 			hedges:   st.Hedges, hedgeSeconds: st.HedgeWorkerSeconds,
+			statusBytes: u.jobs.StatusBytesWritten(),
 		}
 		res.invocations, _ = u.workers.invoked()
 	})
@@ -250,7 +260,7 @@ func TestHedgeSimulation(t *testing.T) {
 		t.Skip("six 10,000-chunk runs")
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n| σ | stragglers | hedging | makespan | ÷ ideal | invocations | extra | hedge worker-s |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&table, "\n| σ | stragglers | hedging | makespan | ÷ ideal | invocations | extra | hedge worker-s | status written |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, sigma := range []float64{0.3, 0.5} {
 		var calm, hedged simResult
 		for _, sim := range []simulation{
@@ -260,8 +270,11 @@ func TestHedgeSimulation(t *testing.T) {
 		} {
 			sim.chunks, sim.workers, sim.slowFactor = 10_000, 1_000, 10
 			r := sim.run(t)
-			fmt.Fprintf(&table, "| %.1f | %.0f%% | %v | %.0f s | %.2f× | %d | %.1f%% | %.0f |\n", sigma, 100*sim.slowShare, sim.hedge,
-				r.makespan.Seconds(), r.ratio(), r.invocations, 100*r.extra(sim.chunks), r.hedgeSeconds)
+			fmt.Fprintf(&table, "| %.1f | %.0f%% | %v | %.0f s | %.2f× | %d | %.1f%% | %.0f | %.2f MB |\n", sigma, 100*sim.slowShare, sim.hedge,
+				r.makespan.Seconds(), r.ratio(), r.invocations, 100*r.extra(sim.chunks), r.hedgeSeconds, float64(r.statusBytes)/1e6)
+			if r.statusBytes > 10e6 {
+				t.Errorf("%.1f MB of status written; want under 10 MB", float64(r.statusBytes)/1e6)
+			}
 			switch {
 			case sim.slowShare == 0:
 				calm = r

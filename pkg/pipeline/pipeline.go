@@ -148,6 +148,10 @@ func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator 
 		StitchTimeout:       cfg.StitchTimeout,
 		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
 		MetricsEMF:          cfg.OnLambda,
+		Hedge:               orchestrator.HedgePolicy{Share: cfg.HedgeShare},
+	}
+	if cfg.HedgeShare == 0 {
+		ocfg.Hedge.Share = -1 // off
 	}
 	if cfg.WebhookSecret != "" {
 		ocfg.Webhooks = &webhook.Sender{Key: []byte(cfg.WebhookSecret), AllowPrivate: cfg.WebhookAllowPrivate}

@@ -19,15 +19,17 @@ import (
 
 // Colours of the outcomes, and of the stitch.
 var colours = map[job.Outcome]string{
-	job.OutcomeDone:      "#2a9d8f",
-	job.OutcomeRetried:   "#f4a261",
-	job.OutcomeThrottled: "#8d99ae",
-	job.OutcomeFailed:    "#e63946",
-	job.OutcomeAbandoned: "#c9ada7",
+	job.OutcomeDone:       "#2a9d8f",
+	job.OutcomeRetried:    "#f4a261",
+	job.OutcomeThrottled:  "#8d99ae",
+	job.OutcomeFailed:     "#e63946",
+	job.OutcomeAbandoned:  "#c9ada7",
+	job.OutcomeSuperseded: "#b8c4d6",
 }
 
 const (
 	stitchColour = "#264653"
+	hedgeStroke  = "#111111" // a hedge's bar is outlined
 	width        = 1200
 	left, right  = 70, 20
 	top          = 56
@@ -81,9 +83,13 @@ func Render(w io.Writer, h job.History, opts Options) error {
 	for _, a := range attempts {
 		row := a.Lane / fold
 		y := top + float64(row)*rowH
-		fmt.Fprintf(bw, `<rect class="attempt %s" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s" stroke="#fff" stroke-width="0.5"><title>chunk %d, attempt %d, lane %d: %.2f s, %s</title></rect>`+"\n",
-			html.EscapeString(string(a.Outcome)), x(a.Start), y+rowH*0.1, math.Max(x(a.End)-x(a.Start), 1), rowH*0.8, colour(a.Outcome),
-			a.Chunk, a.Attempt, a.Lane, float64(a.End-a.Start)/1000, html.EscapeString(string(a.Outcome)))
+		class, stroke, what := "attempt", `stroke="#fff" stroke-width="0.5"`, "attempt"
+		if a.Hedge {
+			class, stroke, what = "attempt hedge", `stroke="`+hedgeStroke+`" stroke-width="1.5"`, "hedge"
+		}
+		fmt.Fprintf(bw, `<rect class="%s %s" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s" %s><title>chunk %d, %s %d, lane %d: %.2f s, %s</title></rect>`+"\n",
+			class, html.EscapeString(string(a.Outcome)), x(a.Start), y+rowH*0.1, math.Max(x(a.End)-x(a.Start), 1), rowH*0.8, colour(a.Outcome), stroke,
+			a.Chunk, what, a.Attempt, a.Lane, float64(a.End-a.Start)/1000, html.EscapeString(string(a.Outcome)))
 	}
 	stitchY := top + float64(rows)*rowH
 	for _, s := range h.Stitches {
@@ -105,13 +111,16 @@ func Render(w io.Writer, h job.History, opts Options) error {
 
 	// The legend.
 	lx, ly := float64(left), axisY+44
-	for _, o := range append(job.Outcomes, "stitch") {
-		c, label := colour(o), string(o)
-		if o == "stitch" {
+	for _, o := range append(job.Outcomes, "hedge", "stitch") {
+		c, label, stroke := colour(o), string(o), ""
+		switch o {
+		case "hedge":
+			c, stroke = "#ffffff", ` stroke="`+hedgeStroke+`" stroke-width="1.5"`
+		case "stitch":
 			c = stitchColour
 		}
-		fmt.Fprintf(bw, `<g class="legend"><rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"/><text x="%.0f" y="%.0f">%s</text></g>`+"\n", lx, ly-11, c, lx+19, ly, label)
-		lx += 130
+		fmt.Fprintf(bw, `<g class="legend"><rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"%s/><text x="%.0f" y="%.0f">%s</text></g>`+"\n", lx, ly-11, c, stroke, lx+19, ly, label)
+		lx += 125
 	}
 	fmt.Fprintln(bw, `</svg>`)
 	return bw.Flush()

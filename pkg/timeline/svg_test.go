@@ -40,9 +40,12 @@ func elements(t *testing.T, svg []byte) map[string]int {
 func TestEveryAttemptIsABar(t *testing.T) {
 	var h job.History
 	outcomes := job.Outcomes
+	perOutcome := map[job.Outcome]int{}
 	for i := range 10_000 {
 		start := int64(1_800_000_000_000 + (i/1000)*4000 + i%7*13)
-		h.Attempts = append(h.Attempts, job.Attempt{Chunk: i, Attempt: 1, Lane: i % 1000, Start: start, End: start + 3000, Outcome: outcomes[i%len(outcomes)]})
+		o := outcomes[i%len(outcomes)]
+		perOutcome[o]++
+		h.Attempts = append(h.Attempts, job.Attempt{Chunk: i, Attempt: 1, Lane: i % 1000, Start: start, End: start + 3000, Outcome: o, Hedge: i%50 == 0})
 	}
 	h.Stitches = []job.Span{{Start: 1_800_000_040_000, End: 1_800_000_041_500}}
 	var buf bytes.Buffer
@@ -50,12 +53,12 @@ func TestEveryAttemptIsABar(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := elements(t, buf.Bytes())
-	if n["attempt"] != 10_000 || n["stitch"] != 1 || n["legend"] != len(job.Outcomes)+1 || n["tick"] < 5 {
+	if n["attempt"] != 10_000 || n["hedge"] != 200 || n["stitch"] != 1 || n["legend"] != len(job.Outcomes)+2 || n["tick"] < 5 {
 		t.Errorf("elements by class: %v", n)
 	}
 	for _, o := range outcomes {
-		if n[string(o)] != 2000 {
-			t.Errorf("%d bars of %s, want 2000", n[string(o)], o)
+		if n[string(o)] != perOutcome[o] {
+			t.Errorf("%d bars of %s, want %d", n[string(o)], o, perOutcome[o])
 		}
 	}
 	// 1,000 lanes fold into rows of 7: the picture stays the same height.

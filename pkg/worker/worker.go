@@ -158,6 +158,12 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 			return fail(err)
 		}
 	}
+	// A hedge (or the attempt it hedged) may have completed the chunk while
+	// this one rendered: then there is nothing to upload.
+	if prev, ok, err := h.readMarker(ctx, w, spec); err == nil && ok {
+		log.Info("another attempt completed the chunk first; not uploading", "winner", prev.SegmentKey)
+		return prev, nil
+	}
 	key := w.SegmentKey()
 	var tags []storage.Tag
 	if !w.KeepSegment {
@@ -179,13 +185,14 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
 	if errors.Is(err, storage.ErrExists) {
-		// Another attempt finished first; its segment is the one that counts.
-		// Ours stays until the orchestrator's clean-up.
+		// Another attempt finished first; its segment is the one that counts,
+		// and ours (a key no marker names) is removed.
 		prev, ok, rerr := h.readMarker(ctx, w, spec)
 		if rerr != nil || !ok {
 			return fail(job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr))
 		}
 		log.Info("another attempt completed the chunk first", "winner", prev.SegmentKey)
+		h.removeUpload(context.WithoutCancel(ctx), result)
 		return prev, nil
 	}
 	if err != nil {
@@ -193,6 +200,20 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 	log.Info("chunk done", "segment", key, "bytes", n, "frames", seg.frames, "audio", seg.audio != nil, "ms", res.Duration.Milliseconds())
 	return result, nil
+}
+
+// removeUpload deletes an attempt's segment and audio. Best effort: the
+// orchestrator's clean-up and the segment tag's expiry catch what is left.
+func (h *Handler) removeUpload(ctx context.Context, r job.WorkerResult) {
+	keys := []string{r.SegmentKey}
+	if r.Audio != nil {
+		keys = append(keys, r.Audio.Key)
+	}
+	for _, k := range keys {
+		if err := h.Bucket.Delete(ctx, k); err != nil && !storage.IsNotFound(err) {
+			h.logger().Warn("remove the upload of an attempt that lost", "key", k, "error", err)
+		}
+	}
 }
 
 // plan returns the accepted spec, after checking that it plans w.

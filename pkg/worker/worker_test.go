@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,31 @@ func TestRenderChunk(t *testing.T) {
 	}
 	if ok, _ := b.Exists(t.Context(), job.SegmentKey("w", 2, 1, 2, "mp4")); ok {
 		t.Error("second attempt uploaded a segment")
+	}
+}
+
+// Two attempts of a chunk at once (a hedge beside a straggler): one
+// completes it, the other answers with the winner's result, and only the
+// winner's segment is left, whichever way the race went.
+func TestRacingAttemptsLeaveOneSegment(t *testing.T) {
+	h, b, _ := newHandler(t)
+	results := make(chan job.WorkerResult, 2)
+	for attempt := 1; attempt <= 2; attempt++ {
+		go func() {
+			res, err := h.Handle(t.Context(), chunkJob(30, 6, attempt))
+			if err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	first, second := <-results, <-results
+	if first.SegmentKey != second.SegmentKey || first.Winner == second.Winner {
+		t.Errorf("results %+v and %+v; want one winner, both naming its segment", first, second)
+	}
+	keys, _ := storage.List(t.Context(), b, job.ChunksPrefix("w"))
+	if want := []string{first.SegmentKey, job.MarkerKey("w", 3)}; len(keys) != 2 || !slices.Contains(keys, want[0]) || !slices.Contains(keys, want[1]) {
+		t.Errorf("chunk objects = %q; want %q", keys, want)
 	}
 }
 
