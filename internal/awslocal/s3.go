@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +26,33 @@ type S3 struct {
 	Endpoint string // http://127.0.0.1:port
 	srv      *http.Server
 
-	mu   sync.Mutex
-	tags map[string]string // key → x-amz-tagging sent with its upload
+	mu       sync.Mutex
+	tags     map[string]string // key → x-amz-tagging sent with its upload
+	requests [3]int64          // served, by billing class: put, get, list
+}
+
+// Requests are the requests this server was sent, by the class S3 bills
+// them in: PUT, COPY and POST; GET and HEAD; LIST. Deletes are free and
+// not counted.
+func (s *S3) Requests() (put, get, list int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[0], s.requests[1], s.requests[2]
+}
+
+// billingClass is the index in S3.requests of a request, or -1.
+func billingClass(r *http.Request) int {
+	switch r.Method {
+	case http.MethodPut, http.MethodPost:
+		return 0
+	case http.MethodGet, http.MethodHead:
+		// Path style: /bucket or /bucket/ alone is the bucket, listed.
+		if r.Method == http.MethodGet && strings.Count(strings.Trim(r.URL.Path, "/"), "/") == 0 {
+			return 2
+		}
+		return 1
+	}
+	return -1
 }
 
 // Tagging returns the tags the upload of key carried ("" if none): the
@@ -39,11 +65,14 @@ func (s *S3) Tagging(bucket, key string) string {
 
 func (s *S3) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
 		if t := r.Header.Get("X-Amz-Tagging"); t != "" {
-			s.mu.Lock()
 			s.tags[r.URL.Path] = t
-			s.mu.Unlock()
 		}
+		if c := billingClass(r); c >= 0 {
+			s.requests[c]++
+		}
+		s.mu.Unlock()
 		next.ServeHTTP(w, r)
 	})
 }

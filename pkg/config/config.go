@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
@@ -25,7 +27,10 @@ const (
 	EnvConcurrency           = "HELIOS_CONCURRENCY"
 	EnvStatusInterval        = "HELIOS_STATUS_INTERVAL"
 	EnvStitchTimeout         = "HELIOS_STITCH_TIMEOUT"
-	EnvCostPerWorkerSecond   = "HELIOS_COST_PER_WORKER_SECOND"
+	EnvSizes                 = "HELIOS_SIZES"
+	EnvPrices                = "HELIOS_PRICES"
+	EnvBudgetUSD             = "HELIOS_BUDGET_USD"
+	EnvBudgetWorkerSeconds   = "HELIOS_BUDGET_WORKER_SECONDS"
 	EnvLogLevel              = "HELIOS_LOG_LEVEL"
 	EnvWorkerFunction        = "HELIOS_WORKER_FUNCTION"
 	EnvStitcherFunction      = "HELIOS_STITCHER_FUNCTION"
@@ -45,7 +50,7 @@ const (
 // Names lists every variable, for documentation and infrastructure tests.
 var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
-	EnvStitchTimeout, EnvCostPerWorkerSecond, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
+	EnvStitchTimeout, EnvSizes, EnvPrices, EnvBudgetUSD, EnvBudgetWorkerSeconds, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
 	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvHedgeShare,
 }
@@ -81,7 +86,8 @@ type Config struct {
 	Concurrency           int
 	StatusInterval        time.Duration
 	StitchTimeout         time.Duration
-	CostPerWorkerSecond   float64
+	Cost                  cost.Model // prices the platform's bill: the adapter's platform, HELIOS_SIZES and HELIOS_PRICES
+	Budget                job.Budget // every job's cap (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS)
 	LogLevel              slog.Level
 	WorkerFunction        string
 	StitcherFunction      string
@@ -195,11 +201,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.StatusInterval = duration(get(EnvStatusInterval, "1s"), EnvStatusInterval, bad)
 	c.StitchTimeout = duration(get(EnvStitchTimeout, "15m"), EnvStitchTimeout, bad)
-	v = get(EnvCostPerWorkerSecond, "0")
-	if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 {
-		bad(EnvCostPerWorkerSecond, v, "a non-negative number of US dollars")
-	} else {
-		c.CostPerWorkerSecond = f
+	platform := map[string]string{AdapterLambda: cost.Lambda, AdapterCloudRun: cost.CloudRun}[c.Adapter]
+	if m, err := cost.Default(cmp.Or(platform, cost.Local)); err == nil {
+		if c.Cost, err = m.Override(get(EnvSizes, ""), get(EnvPrices, "")); err != nil {
+			problems = append(problems, fmt.Sprintf("%s / %s: %v", EnvSizes, EnvPrices, err))
+		}
+	}
+	for name, limit := range map[string]*float64{EnvBudgetUSD: &c.Budget.USD, EnvBudgetWorkerSeconds: &c.Budget.WorkerSeconds} {
+		v := get(name, "0")
+		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f >= 0) {
+			bad(name, v, "a non-negative number (0: no cap)")
+		} else {
+			*limit = f
+		}
 	}
 	v = get(EnvHedgeShare, strconv.FormatFloat(DefaultHedgeShare, 'g', -1, 64))
 	if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 || f > 1 {

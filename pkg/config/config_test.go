@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -26,14 +27,16 @@ func TestValues(t *testing.T) {
 	c, err := config.FromEnv(env(map[string]string{
 		config.EnvStorageURL: "s3://b", config.EnvAdapter: "lambda", config.EnvWorkerFunction: "w",
 		config.EnvStitcherFunction: "arn:aws:lambda:eu-west-1:1:function:s", config.EnvAllowedCommands: "ffmpeg, helios",
-		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvCostPerWorkerSecond: "0.0000166667",
+		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvSizes: `{"worker": {"memoryMb": 1024, "arch": "x86_64"}}`,
+		config.EnvPrices: `{"lambdaRequest": 0.000001}`, config.EnvBudgetUSD: "2.5",
 		config.EnvLogLevel: "debug", config.EnvHedgeShare: "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Adapter != "lambda" || c.WorkerFunction != "w" || strings.Join(c.Allowed, ",") != "ffmpeg,helios" ||
-		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.CostPerWorkerSecond != 0.0000166667 || c.LogLevel != slog.LevelDebug || c.HedgeShare != 0 {
+		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.Cost.Platform != "lambda" || c.Cost.PerSecond("worker") != 0.0000166667 || c.Cost.Prices.LambdaRequest != 0.000001 ||
+		c.Budget != (job.Budget{USD: 2.5}) || c.LogLevel != slog.LevelDebug || c.HedgeShare != 0 {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -49,7 +52,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{map[string]string{config.EnvConcurrency: "many"}, "HELIOS_CONCURRENCY"},
 		{map[string]string{config.EnvStatusInterval: "soon"}, "HELIOS_STATUS_INTERVAL=\"soon\": expected a positive duration"},
 		{map[string]string{config.EnvStitchTimeout: "-1m"}, "HELIOS_STITCH_TIMEOUT"},
-		{map[string]string{config.EnvCostPerWorkerSecond: "-1"}, "HELIOS_COST_PER_WORKER_SECOND"},
+		{map[string]string{config.EnvBudgetUSD: "-1"}, "HELIOS_BUDGET_USD=\"-1\": expected a non-negative number"},
+		{map[string]string{config.EnvBudgetWorkerSeconds: "NaN"}, "HELIOS_BUDGET_WORKER_SECONDS"},
+		{map[string]string{config.EnvSizes: `{"worker": {"memoryMb": -1}}`}, "HELIOS_SIZES / HELIOS_PRICES: sizes: worker: expected memoryMb > 0"},
+		{map[string]string{config.EnvPrices: `{"free": true}`}, `HELIOS_SIZES / HELIOS_PRICES: prices: expected a JSON object: json: unknown field "free"`},
 		{map[string]string{config.EnvLogLevel: "loud"}, "HELIOS_LOG_LEVEL=\"loud\""},
 		{map[string]string{config.EnvAllowedCommands: " , "}, "HELIOS_ALLOWED_COMMANDS"},
 		{map[string]string{config.EnvWebhookSecret: "short-secret"}, "HELIOS_WEBHOOK_SECRET: expected at least 32 characters"},

@@ -35,6 +35,7 @@ const (
 	CodeWorkerLost      = "worker_lost"          // the function crashed or was killed
 	CodePayloadTooLarge = "payload_too_large"    // over the platform's payload limit
 	CodeCancelled       = "cancelled"
+	CodeBudgetExceeded  = "budget_exceeded" // the job reached its budget; its finished chunks are kept
 	CodeInternal        = "internal"
 )
 

@@ -112,6 +112,24 @@ type WorkerResult struct {
 	// Winner is false when another attempt had already completed the chunk;
 	// the other fields then describe that attempt, read from the marker.
 	Winner bool `json:"winner"`
+	// Requests are the storage requests this invocation made (never
+	// stored in the marker: they are this attempt's, whoever won).
+	Requests RequestCounts `json:"requests,omitzero"`
+}
+
+// RequestCounts are storage requests by the class they are billed in: on
+// S3 PUT, COPY, POST and LIST are one price and GET and HEAD another; on
+// Cloud Storage the same split is class A and class B. Deletes are free
+// and not counted.
+type RequestCounts struct {
+	Put  int64 `json:"put,omitempty"`
+	Get  int64 `json:"get,omitempty"`
+	List int64 `json:"list,omitempty"`
+}
+
+// Add returns the sum of c and d.
+func (c RequestCounts) Add(d RequestCounts) RequestCounts {
+	return RequestCounts{Put: c.Put + d.Put, Get: c.Get + d.Get, List: c.List + d.List}
 }
 
 // AudioPart is one chunk's audio as raw PCM, signed 16-bit little-endian,
@@ -215,4 +233,6 @@ type StitchResult struct {
 	// how many of their bytes passed through the stitcher.
 	Method        string `json:"method,omitempty"`
 	BytesStreamed int64  `json:"bytesStreamed,omitempty"`
+	// Requests are the storage requests the stitch made.
+	Requests RequestCounts `json:"requests,omitzero"`
 }

@@ -53,6 +53,8 @@ type Spec struct {
 	// Hedge, on unless false, lets the orchestrator start a second attempt
 	// of a chunk whose attempt straggles; the first to finish wins.
 	Hedge *bool `json:"hedge,omitempty"`
+	// Budget caps the job's spending (within the deployment's caps).
+	Budget Budget `json:"budget,omitzero"`
 	// Webhook is an https URL the orchestrator POSTs the job's summary to
 	// when the job ends, signed with the deployment's key (pkg/webhook).
 	Webhook string `json:"webhook,omitempty"`

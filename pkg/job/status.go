@@ -43,8 +43,11 @@ type Status struct {
 	// and HedgeWorkerSeconds their share of WorkerSeconds.
 	Hedges             int     `json:"hedges,omitempty"`
 	HedgeWorkerSeconds float64 `json:"hedgeWorkerSeconds,omitempty"`
-	// EstimatedCostUSD prices WorkerSeconds with HELIOS_COST_PER_WORKER_SECOND.
+	// EstimatedCostUSD is Cost.USD: what the platform bills for the job.
 	EstimatedCostUSD float64 `json:"estimatedCostUsd"`
+	// Usage is what was billed for, and Cost its price in parts.
+	Usage Usage `json:"usage,omitzero"`
+	Cost  Cost  `json:"cost,omitzero"`
 }
 
 // ChunkStatus is the progress of one chunk.

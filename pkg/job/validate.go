@@ -14,6 +14,11 @@ import (
 func (s *Spec) Validate(allowed Allowlist) error {
 	v := &validator{allowed: allowed}
 	v.spec(s)
+	return v.err()
+}
+
+// err is the problems found, as a *ValidationError, or nil.
+func (v *validator) err() error {
 	if len(v.problems) == 0 {
 		return nil
 	}
@@ -57,9 +62,27 @@ func (v *validator) spec(s *Spec) {
 		v.addf("assets", "must be a key of the form assets/<64 hex sha256>.tar.gz; got %q", s.Assets)
 	}
 	v.retry(s.Retry)
+	v.budget("budget", s.Budget)
 	if t := s.ChunkTimeout.Seconds(); t < 1 || t > MaxChunkTime {
 		v.addf("chunkTimeout", "must be between 1s and %dh; got %s", MaxChunkTime/3600, s.ChunkTimeout)
 	}
+}
+
+// budget checks that the caps are sane: not negative, nor NaN.
+func (v *validator) budget(path string, b Budget) {
+	if !(b.USD >= 0) {
+		v.addf(path+".usd", "must be a non-negative number of US dollars (0 or left out: no cap); got %v", b.USD)
+	}
+	if !(b.WorkerSeconds >= 0) {
+		v.addf(path+".workerSeconds", "must be a non-negative number of seconds (0 or left out: no cap); got %v", b.WorkerSeconds)
+	}
+}
+
+// CheckBudget validates a raised budget (`helios job budget`) as a spec's.
+func CheckBudget(b Budget) error {
+	v := &validator{}
+	v.budget("budget", b)
+	return v.err()
 }
 
 // mp4 checks what joining MP4-family segments as bytes needs: an exact

@@ -53,6 +53,9 @@ func (c call) took() time.Duration { return c.end.Sub(c.start) }
 // try is one attempt of the chunk, with its hedge if it straggles. Its
 // error is backoff.Permanent when no further attempt should be made.
 func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
+	if a.r.overBudget() {
+		return job.WorkerResult{}, backoff.Permanent(context.Cause(ctx))
+	}
 	var lane int
 	select {
 	case lane = <-a.r.rec.lanes:
@@ -107,6 +110,10 @@ func (a *chunkAttempts) race(ctx context.Context, lane int) []call {
 	for running > 0 {
 		select {
 		case l := <-f.lane:
+			if r.overBudget() {
+				r.rec.lanes <- l
+				continue
+			}
 			r.hedge.hedgeStarted()
 			a.launch(rctx, answers, l, true)
 			running++
@@ -135,12 +142,21 @@ func (a *chunkAttempts) launch(ctx context.Context, answers chan<- call, lane in
 	r.tr.attemptStarted(a.c.Index, c.attempt, hedge)
 	w := r.spec.WorkerJob(a.c, r.lease.Gen, c.attempt)
 	limit := r.spec.ChunkTimeout.Duration + r.o.cfg.ChunkGrace
+	fn := job.FunctionWorker
+	if w.NeedsBrowser() {
+		fn = job.FunctionBrowserWorker
+	}
+	r.tr.callStarted(c.start)
 	go func() {
 		actx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
 		c.res, c.err = r.o.workers.Execute(actx, w)
 		c.end = time.Now()
 		c.timedOut = ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+		r.tr.callEnded(c.start)
+		if c.err == nil || job.AsError(c.err).Code != job.CodeThrottled { // a refused call is not billed
+			r.tr.invoked(fn, c.took(), c.res.Requests)
+		}
 		if !r.hedge.offer(c.lane) {
 			r.rec.lanes <- c.lane
 		}

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
@@ -52,8 +53,10 @@ type Config struct {
 	// lock of an interrupted run waits for that stitch's output until the
 	// lock is this old, then stitches itself (default 15m).
 	StitchTimeout time.Duration
-	// CostPerWorkerSecond prices the status's cost estimate (default 0).
-	CostPerWorkerSecond float64
+	// Cost prices the status's usage (default: the local platform, free).
+	Cost cost.Model
+	// Budget caps every job's spending; a spec's budget may only lower it.
+	Budget job.Budget
 	// LeaseTTL is how long a job's lease lasts without renewal; a crashed
 	// orchestrator's job can be resumed after it (default 30s, shorter than
 	// the minute Lambda waits before retrying an event).
@@ -99,6 +102,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ThrottleBudget <= 0 {
 		c.ThrottleBudget = 30 * time.Minute
+	}
+	if c.Cost.Platform == "" {
+		c.Cost, _ = cost.Default(cost.Local)
 	}
 	return c
 }

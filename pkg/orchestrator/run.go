@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,11 @@ type run struct {
 	tr     *tracker
 	rec    *recorder // invocations, for the job's history
 	hedge  *hedger   // while rendering, if the job is hedged; nil methods do nothing
+	budget job.Budget
+
+	// stopDispatch ends the render with a cause (a cancel request, the
+	// budget reached).
+	stopDispatch context.CancelCauseFunc
 }
 
 // claim accepts the spec, takes the job's lease, marks the job active and
@@ -65,7 +71,8 @@ func (o *Orchestrator) claim(ctx context.Context, spec *job.Spec, opts RunOption
 		return nil, err
 	}
 	r := &run{o: o, store: o.store, spec: spec, log: o.log.With("jobId", spec.ID), caller: ctx}
-	r.ctx, r.lose = context.WithCancelCause(ctx)
+	ops := new(storage.Ops) // this run's own storage requests, for the job's cost
+	r.ctx, r.lose = context.WithCancelCause(storage.WithOps(ctx, ops))
 	lease, err := o.store.AcquireLease(r.ctx, spec.ID, jobstore.LeaseOptions{
 		TTL: o.cfg.LeaseTTL, Exclusive: opts.Exclusive, OnLost: r.lose, Log: r.log})
 	if err != nil {
@@ -82,8 +89,14 @@ func (o *Orchestrator) claim(ctx context.Context, spec *job.Spec, opts RunOption
 		r.release()
 		return nil, err
 	}
+	raised, err := o.store.RaisedBudget(r.ctx, spec.ID)
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	r.budget = cmp.Or(raised, spec.Budget).Within(o.cfg.Budget)
 	r.chunks = spec.Plan()
-	r.tr = newTracker(o.store, spec, r.chunks, r.prev, opts.Progress, o.cfg.CostPerWorkerSecond)
+	r.tr = newTracker(o.store, spec, r.chunks, r.prev, opts.Progress, o.cfg.Cost, ops)
 	r.tr.guard = lease.Valid
 	r.rec = newRecorder(spec.ID, o.cfg.Concurrency)
 	return r, nil
@@ -174,13 +187,15 @@ func (r *run) plan() (map[int]job.WorkerResult, []job.Chunk, error) {
 func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	ctx, cancel := context.WithCancelCause(r.ctx)
 	defer cancel(nil)
+	r.stopDispatch = cancel
 	stopWatch := periodic.Every(ctx, r.o.cfg.CancelPollInterval, func(ctx context.Context) bool {
 		if ok, err := r.store.CancelRequested(ctx, r.spec.ID); err == nil && ok {
 			r.log.Info("cancel requested")
 			cancel(errCancelRequested)
 			return false
 		}
-		return true
+		// The invocations running count: one that runs away is stopped here.
+		return !r.overBudget()
 	})
 	var mu sync.Mutex
 	results := make(map[int]job.WorkerResult, len(pending))
@@ -221,10 +236,26 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	<-hedging
 	r.hedge = nil
 	stopWatch()
-	if errors.Is(context.Cause(ctx), errCancelRequested) {
+	var stopped *job.Error
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errCancelRequested):
 		return results, errCancelRequested
+	case errors.As(cause, &stopped) && stopped.Code == job.CodeBudgetExceeded:
+		return results, stopped
 	}
 	return results, err
+}
+
+// overBudget reports whether the job has reached its budget, and if so
+// stops the dispatch with the reason.
+func (r *run) overBudget() bool {
+	e := r.tr.overBudget(r.budget, time.Now())
+	if e == nil {
+		return false
+	}
+	r.log.Warn("budget reached; dispatch stops", "error", e.Message)
+	r.stopDispatch(e)
+	return true
 }
 
 // interrupted ends a run whose context ended. The caller's end (Ctrl-C, a

@@ -96,7 +96,9 @@ func (r *run) stitchWithRetries(req job.StitchRequest) (job.StitchResult, error)
 	op := func() (job.StitchResult, error) {
 		ctx, cancel := context.WithTimeout(r.ctx, r.o.cfg.StitchTimeout)
 		defer cancel()
+		start := time.Now()
 		res, err := r.o.stitcher.Stitch(ctx, req)
+		r.tr.invoked(job.FunctionStitcher, time.Since(start), res.Requests)
 		if err == nil || r.ctx.Err() != nil {
 			return res, err
 		}

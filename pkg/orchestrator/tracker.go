@@ -2,12 +2,15 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/helios-project/infrastructure/internal/periodic"
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // tracker owns a job's Status during a run and writes status.json: at once
@@ -16,7 +19,9 @@ import (
 type tracker struct {
 	store    *jobstore.Store
 	progress func(job.Status)
-	costRate float64
+	model    cost.Model
+	runStart time.Time
+	ops      *storage.Ops // this run's own storage requests
 
 	// guard, if set, says whether this run may still write the status (its
 	// lease is surely still its own).
@@ -27,14 +32,18 @@ type tracker struct {
 	st        job.Status
 	dirty     bool
 	lastWrite time.Time
+	usage     job.Usage // earlier runs, and this run's invocations that ended
+	inflight  int       // invocations running
+	started   int64     // the sum of their start times, in Unix ns
 }
 
 // heartbeat is the longest a running job goes without writing its status,
 // so a reader can tell a live job from a stopped one by timings.updatedAt.
 const heartbeat = time.Minute
 
-func newTracker(store *jobstore.Store, spec *job.Spec, chunks []job.Chunk, prev *job.Status, progress func(job.Status), costRate float64) *tracker {
+func newTracker(store *jobstore.Store, spec *job.Spec, chunks []job.Chunk, prev *job.Status, progress func(job.Status), model cost.Model, ops *storage.Ops) *tracker {
 	now := time.Now().UTC()
+	t := &tracker{store: store, progress: progress, model: model, runStart: now, ops: ops}
 	st := job.Status{
 		JobID:       spec.ID,
 		State:       job.StatePending,
@@ -52,19 +61,20 @@ func newTracker(store *jobstore.Store, spec *job.Spec, chunks []job.Chunk, prev 
 		st.Timings.CreatedAt = prev.Timings.CreatedAt
 		st.WorkerSeconds = prev.WorkerSeconds
 		st.Hedges, st.HedgeWorkerSeconds = prev.Hedges, prev.HedgeWorkerSeconds
+		t.usage = prev.Usage
 		for i := range st.Chunks {
 			st.Chunks[i].Attempts = prev.Chunks[i].Attempts
 			st.Chunks[i].Hedges = prev.Chunks[i].Hedges
 		}
 	}
-	return &tracker{store: store, progress: progress, costRate: costRate, st: st}
+	t.st = st
+	return t
 }
 
 // update changes the status under the lock and reports progress.
 func (t *tracker) update(f func(st *job.Status)) {
 	t.mu.Lock()
 	f(&t.st)
-	t.st.EstimatedCostUSD = t.st.WorkerSeconds * t.costRate
 	t.dirty = true
 	snap := t.st
 	snap.Chunks = nil
@@ -169,10 +179,73 @@ func (t *tracker) chunkFailed(i int, e *job.Error) {
 	})
 }
 
+// invoked records what one invocation of fn cost: its time, billed as the
+// platform rounds it, and the storage requests it reported.
+func (t *tracker) invoked(fn string, took time.Duration, requests job.RequestCounts) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.usage = t.usage.Add(job.Usage{Requests: requests,
+		Compute: map[string]job.Compute{fn: {Seconds: t.model.Billed(took).Seconds(), Invocations: 1}}})
+}
+
+// callStarted and callEnded bracket an invocation, so the budget sees
+// the time of the ones still running.
+func (t *tracker) callStarted(start time.Time) {
+	t.mu.Lock()
+	t.inflight++
+	t.started += start.UnixNano()
+	t.mu.Unlock()
+}
+
+func (t *tracker) callEnded(start time.Time) {
+	t.mu.Lock()
+	t.inflight--
+	t.started -= start.UnixNano()
+	t.mu.Unlock()
+}
+
+// price fills in the status's usage and cost as of now: this run's own
+// time and requests so far on top of what ended before. t.mu is held.
+func (t *tracker) price(now time.Time) {
+	run := job.Usage{Requests: t.ops.Counts(),
+		Compute: map[string]job.Compute{job.FunctionOrchestrator: {Seconds: t.model.Billed(now.Sub(t.runStart)).Seconds(), Invocations: 1}}}
+	t.st.Usage = t.usage.Add(run)
+	t.st.Cost = t.model.Price(t.st.Usage)
+	t.st.EstimatedCostUSD = t.st.Cost.USD
+}
+
+// overBudget returns the error that stops a job which reached b, counting
+// the time of the invocations still running as worker time; nil if it has
+// not.
+func (t *tracker) overBudget(b job.Budget, now time.Time) *job.Error {
+	if b == (job.Budget{}) {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.price(now)
+	running := time.Duration(int64(t.inflight)*now.UnixNano() - t.started).Seconds()
+	ws := t.st.WorkerSeconds + running
+	usd := t.st.Cost.USD + running*t.model.PerSecond(job.FunctionWorker)
+	var why string
+	switch {
+	case b.WorkerSeconds > 0 && ws >= b.WorkerSeconds:
+		why = fmt.Sprintf("the job used %.1f worker-seconds; its budget is %.1f", ws, b.WorkerSeconds)
+	case b.USD > 0 && usd >= b.USD:
+		why = fmt.Sprintf("the job's cost reached $%.4f; its budget is $%.4f", usd, b.USD)
+	default:
+		return nil
+	}
+	return job.Errorf(job.Permanent, job.CodeBudgetExceeded,
+		"%s. Its %d finished chunks are kept: raise the budget (helios job budget %s --usd N or --worker-seconds N) and run the job again",
+		why, t.st.ChunksDone, t.st.JobID)
+}
+
 // snapshot returns a deep copy of the status.
 func (t *tracker) snapshot() *job.Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.price(time.Now())
 	st := t.st
 	st.Chunks = append([]job.ChunkStatus(nil), t.st.Chunks...)
 	return &st
@@ -191,6 +264,7 @@ func (t *tracker) write(ctx context.Context) error {
 		return nil
 	}
 	t.st.Timings.UpdatedAt = time.Now().UTC()
+	t.price(t.st.Timings.UpdatedAt)
 	data, err := jobstore.EncodeStatus(&t.st)
 	t.dirty, t.lastWrite = false, time.Now()
 	t.mu.Unlock()

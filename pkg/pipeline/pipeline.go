@@ -143,12 +143,13 @@ func (s *Stack) Orchestrator(ctx context.Context) (*orchestrator.Orchestrator, e
 func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator {
 	cfg := s.Config
 	ocfg := orchestrator.Config{
-		Concurrency:         cfg.Concurrency,
-		StatusInterval:      cfg.StatusInterval,
-		StitchTimeout:       cfg.StitchTimeout,
-		CostPerWorkerSecond: cfg.CostPerWorkerSecond,
-		MetricsEMF:          cfg.OnLambda,
-		Hedge:               orchestrator.HedgePolicy{Share: cfg.HedgeShare},
+		Concurrency:    cfg.Concurrency,
+		StatusInterval: cfg.StatusInterval,
+		StitchTimeout:  cfg.StitchTimeout,
+		Cost:           cfg.Cost,
+		Budget:         cfg.Budget,
+		MetricsEMF:     cfg.OnLambda,
+		Hedge:          orchestrator.HedgePolicy{Share: cfg.HedgeShare},
 	}
 	if cfg.HedgeShare == 0 {
 		ocfg.Hedge.Share = -1 // off

@@ -103,8 +103,16 @@ type Handler struct {
 // the job's timeline (MP4 family) are joined as bytes (join.go); others are
 // downloaded in parallel, each one's frame count checked, joined by the
 // Stitcher, and the total checked. Nothing is published unless every check
-// passes. Errors are *job.Error.
+// passes. Errors are *job.Error. The result reports the storage requests
+// the stitch made, for the job's cost.
 func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.StitchResult, error) {
+	var ops storage.Ops
+	res, err := h.handle(storage.WithOps(ctx, &ops), req)
+	res.Requests = ops.Counts()
+	return res, err
+}
+
+func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.StitchResult, error) {
 	if err := req.Validate(); err != nil {
 		return job.StitchResult{}, job.AsError(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"gocloud.dev/blob/gcsblob"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/googleapi"
+
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // gcsMaxComposeSources is how many objects one GCS compose joins.
@@ -62,6 +64,7 @@ func concatGCS(ctx context.Context, b *blob.Bucket, client *storage.Client, dst 
 		c.DeleteSourceObjects = intermediates
 		calls.Add(1)
 		composes.Add(1)
+		count(ctx, job.RequestCounts{Put: 1}) // a compose is a class A operation, made by the provider's client
 		attrs, err := c.Run(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("compose %s from %d objects, %s to %s: %w", target.ObjectName(), len(names), names[0], names[len(names)-1], err)

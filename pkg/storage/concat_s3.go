@@ -18,6 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // s3Limits are the rules of S3's multipart uploads.
@@ -268,6 +270,7 @@ type s3Uploader struct {
 // stats count.
 func (u *s3Uploader) upload(ctx context.Context, key string, keys []string, sizes []int64, plan []s3Part, ifNoneMatch, fromSources bool) (err error) {
 	u.calls.Add(1)
+	count(ctx, job.RequestCounts{Put: 1}) // the provider's client, not the bucket
 	created, err := u.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &u.bucket, Key: &key, ContentType: aws.String(contentType(key)), ChecksumAlgorithm: u.checksum})
 	if err != nil {
@@ -303,6 +306,7 @@ func (u *s3Uploader) upload(ctx context.Context, key string, keys []string, size
 		in.IfNoneMatch = aws.String("*")
 	}
 	u.calls.Add(1)
+	count(ctx, job.RequestCounts{Put: 1}) // the provider's client, not the bucket
 	if _, err := u.client.CompleteMultipartUpload(ctx, in); err != nil {
 		if preconditionFailed(err) {
 			return ErrExists
@@ -351,6 +355,7 @@ func (u *s3Uploader) part(ctx context.Context, key string, uploadID *string, num
 			in.CopySourceRange = aws.String(fmt.Sprintf("bytes=%d-%d", pc.offset, pc.offset+pc.size-1))
 		}
 		u.calls.Add(1)
+		count(ctx, job.RequestCounts{Put: 1}) // the provider's client, not the bucket
 		out, err := u.client.UploadPartCopy(ctx, in)
 		if err != nil {
 			return types.CompletedPart{}, fmt.Errorf("copy %s (bytes %d+%d) into part %d: %w", keys[pc.src], pc.offset, pc.size, num, err)
@@ -378,6 +383,7 @@ func (u *s3Uploader) part(ctx context.Context, key string, uploadID *string, num
 		u.streamed.Add(p.size)
 	}
 	u.calls.Add(1)
+	count(ctx, job.RequestCounts{Put: 1}) // the provider's client, not the bucket
 	out, err := u.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &key, UploadId: uploadID, PartNumber: &num,
 		Body: bytes.NewReader(data), ContentLength: &p.size, ChecksumAlgorithm: u.checksum})
 	if err != nil {
@@ -397,6 +403,7 @@ func (u *s3Uploader) read(ctx context.Context, keys []string, pieces []piece, da
 		at += pc.size
 		g.Go(func() error {
 			u.calls.Add(1)
+			count(gctx, job.RequestCounts{Get: 1}) // the provider's client, not the bucket
 			out, err := u.client.GetObject(gctx, &s3.GetObjectInput{Bucket: &u.bucket, Key: &keys[pc.src],
 				Range: aws.String(fmt.Sprintf("bytes=%d-%d", pc.offset, pc.offset+pc.size-1))}, quietChecksums)
 			if err != nil {

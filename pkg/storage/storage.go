@@ -38,7 +38,8 @@ import (
 )
 
 // Open opens a bucket from a URL. A plain path (./data, /srv/helios) is taken
-// as a local folder and created if missing.
+// as a local folder and created if missing. Its requests are counted in
+// the counter of their context (WithOps), for the job's cost.
 func Open(ctx context.Context, rawURL string) (*blob.Bucket, error) {
 	u, err := NormalizeURL(rawURL)
 	if err != nil {
@@ -48,7 +49,7 @@ func Open(ctx context.Context, rawURL string) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open storage %q: %w", rawURL, err)
 	}
-	return b, nil
+	return countRequests(b), nil
 }
 
 // NormalizeURL turns a plain path into a file:// URL (absolute, created on

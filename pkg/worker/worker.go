@@ -50,8 +50,16 @@ type Handler struct {
 	Logger *slog.Logger
 }
 
-// Handle renders one chunk. Errors are *job.Error.
+// Handle renders one chunk. Errors are *job.Error. The result reports the
+// storage requests this invocation made, for the job's cost.
 func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
+	var ops storage.Ops
+	res, err := h.handle(storage.WithOps(ctx, &ops), w)
+	res.Requests = ops.Counts()
+	return res, err
+}
+
+func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
 	if err := w.Validate(); err != nil {
 		return job.WorkerResult{}, job.AsError(err)
 	}
