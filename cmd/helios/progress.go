@@ -10,6 +10,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
@@ -80,7 +81,11 @@ func (p *progress) update(st job.Status) {
 		return
 	}
 	p.lastState, p.lastDone, p.lastLine = st.State, st.ChunksDone, time.Now()
-	fmt.Fprintf(p.w, "%s: %d/%d chunks, %d/%d frames\n", st.State, st.ChunksDone, st.ChunksTotal, st.FramesDone, st.TotalFrames)
+	fmt.Fprintf(p.w, "%s: %d/%d chunks, %d/%d frames", st.State, st.ChunksDone, st.ChunksTotal, st.FramesDone, st.TotalFrames)
+	if st.Cost.Platform != "" && st.Cost.Platform != cost.Local {
+		fmt.Fprintf(p.w, ", $%.4f so far", st.Cost.USD)
+	}
+	fmt.Fprintln(p.w)
 }
 
 func (p *progress) finish() {

@@ -37,12 +37,12 @@ func newRootCommand(e *env) *cobra.Command {
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q; commands: run, submit, status, watch, cancel (see --help)", args[0], cmd.CommandPath())}
+				return usageError{fmt.Errorf("unknown command %q for %q; commands: run, submit, status, watch, cancel, timeline, budget (see --help)", args[0], cmd.CommandPath())}
 			}
 			return cmd.Help()
 		},
 	}
-	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e), newTimelineCommand(e))
+	jobCmd.AddCommand(newRunCommand(e), newSubmitCommand(e), newStatusCommand(e), newWatchCommand(e), newCancelCommand(e), newTimelineCommand(e), newBudgetCommand(e))
 	root.AddCommand(jobCmd, newRenderCommand())
 	return root
 }

@@ -298,6 +298,7 @@ func printSummary(w io.Writer, st *job.Status, spec *job.Spec, out string, wall 
 			float64(st.Timings.RenderMs)/1000, float64(st.Timings.StitchMs)/1000)
 	}
 	fmt.Fprintf(w, "  size:      %d bytes\n", st.OutputBytes)
+	printCost(w, "  ", 11, st)
 }
 
 func printFailure(w io.Writer, st *job.Status) {
@@ -305,4 +306,5 @@ func printFailure(w io.Writer, st *job.Status) {
 	if st.Error != nil {
 		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
 	}
+	printCost(w, "  ", 8, st)
 }

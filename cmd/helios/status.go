@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 )
@@ -35,6 +36,7 @@ func newStatusCommand(e *env) *cobra.Command {
 				if st.Error != nil {
 					fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
 				}
+				printCost(e.stdout, "  ", 8, st)
 				if hint := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL, f.storageFlag()); hint != "" {
 					fmt.Fprintf(e.stdout, "  note:   %s\n", hint)
 				}
@@ -69,4 +71,48 @@ func newCancelCommand(e *env) *cobra.Command {
 	}
 	f.register(cmd, false)
 	return cmd
+}
+
+func newBudgetCommand(e *env) *cobra.Command {
+	var f commonFlags
+	var b job.Budget
+	cmd := &cobra.Command{
+		Use:   "budget ID --usd N | --worker-seconds N",
+		Short: "Raise (or set) the budget of a job's next runs, in place of its spec's",
+		Long: "A job that reached its budget failed with budget_exceeded and kept its finished chunks. " +
+			"Set a higher budget here, then run the job again (helios job run with the same spec, or the orchestrator " +
+			"invoked with {\"jobId\": ID}): it renders only what is left. The deployment's caps (HELIOS_BUDGET_USD, " +
+			"HELIOS_BUDGET_WORKER_SECONDS) still apply.",
+		Args: exactArgs(1, "one job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if b == (job.Budget{}) {
+				return usageError{errors.New("give --usd or --worker-seconds (or both)")}
+			}
+			if err := job.CheckBudget(b); err != nil {
+				return usageError{err}
+			}
+			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
+				if err := stack.Jobs.RaiseBudget(cmd.Context(), args[0], b); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "job %s: budget set to %s for its next runs\n", args[0], describeBudget(b))
+				return nil
+			})
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().Float64Var(&b.USD, "usd", 0, "the most the job may cost, in US dollars")
+	cmd.Flags().Float64Var(&b.WorkerSeconds, "worker-seconds", 0, "the most worker time the job may use, in seconds")
+	return cmd
+}
+
+func describeBudget(b job.Budget) string {
+	var parts []string
+	if b.USD > 0 {
+		parts = append(parts, fmt.Sprintf("$%g", b.USD))
+	}
+	if b.WorkerSeconds > 0 {
+		parts = append(parts, fmt.Sprintf("%g worker-seconds", b.WorkerSeconds))
+	}
+	return strings.Join(parts, " and ")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/metrics"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -47,8 +49,11 @@ type Settings struct {
 	AllowedCommands    string // HELIOS_ALLOWED_COMMANDS
 	LogRetentionDays   int
 	AlarmTopicArn      string // optional SNS topic for the alarms
-	LambdaDir          string // where make package writes <fn>.zip
-	LayerZip           string // what make layer writes
+	// WorkerSpendAlarm is the spend rate of the workers, in USD an hour
+	// over every job of the account, above which an alarm fires.
+	WorkerSpendAlarm int
+	LambdaDir        string // where make package writes <fn>.zip
+	LayerZip         string // what make layer writes
 
 	// The browser worker: the worker as an x86_64 container image with
 	// Node.js, the npm headless shell of Chromium and the Helios renderer
@@ -79,6 +84,7 @@ func DefaultSettings() Settings {
 		StitcherStorage:    10240,
 		AllowedCommands:    "ffmpeg",
 		LogRetentionDays:   30,
+		WorkerSpendAlarm:   10,
 		LambdaDir:          "../../build/lambda",
 		LayerZip:           "../../layers/ffmpeg/build/ffmpeg-layer.zip",
 		// A chunk render peaks at 0.7-0.8 GB (docs/PERFORMANCE.md), but
@@ -98,8 +104,65 @@ func DefaultSettings() Settings {
 // SourceDir; what its .dockerignore lists stays out of the build context.
 const BrowserWorkerDockerfile = "infra/browser-worker/Dockerfile"
 
-// lambdaArmPricePerGBSecond is the first-tier arm64 duration price.
-const lambdaArmPricePerGBSecond = 0.0000133334
+// sizes is HELIOS_SIZES for the orchestrator: each function's memory and
+// architecture as deployed.
+func (s Settings) sizes() string {
+	sizes := map[string]cost.Size{
+		job.FunctionOrchestrator: {MemoryMB: s.OrchestratorMemory, Arch: cost.ARM64},
+		job.FunctionWorker:       {MemoryMB: s.WorkerMemory, Arch: cost.ARM64},
+		job.FunctionStitcher:     {MemoryMB: s.StitcherMemory, Arch: cost.ARM64},
+	}
+	if s.BrowserWorker {
+		sizes[job.FunctionBrowserWorker] = cost.Size{MemoryMB: s.BrowserWorkerMemory, Arch: cost.X8664}
+	}
+	data, err := json.Marshal(sizes)
+	if err != nil {
+		panic(err) // a map of plain structs always marshals
+	}
+	return string(data)
+}
+
+// spendAlarm fires when the workers, across every job of the account,
+// spend faster than s.WorkerSpendAlarm US dollars an hour: their billed
+// duration (the Duration metric's sum, in ms) at their memory and
+// architecture's price, and their invocations, over 5 minutes, times 12.
+// A budget stops one runaway job; this catches many jobs, or a deployment
+// whose budgets are off.
+func spendAlarm(stack awscdk.Stack, s Settings, workers []awslambda.Function) {
+	prices := cost.DefaultPrices()
+	period := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}
+	usingMetrics := map[string]awscloudwatch.IMetric{}
+	var terms []string
+	for i, fn := range workers {
+		memory, arch := s.WorkerMemory, cost.ARM64
+		if i > 0 {
+			memory, arch = s.BrowserWorkerMemory, cost.X8664
+		}
+		perMs := float64(memory) / 1024 * prices.LambdaGBSecond[arch] / 1000
+		d, n := fmt.Sprintf("d%d", i), fmt.Sprintf("n%d", i)
+		usingMetrics[d] = fn.MetricDuration(period)
+		usingMetrics[n] = fn.MetricInvocations(period)
+		terms = append(terms, fmt.Sprintf("%s*%g + %s*%g", d, perMs, n, prices.LambdaRequest))
+	}
+	rate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression:   jsii.String("12*(" + strings.Join(terms, " + ") + ")"),
+		UsingMetrics: &usingMetrics,
+		Label:        jsii.String("Worker spend (USD an hour, list prices of " + prices.AsOf + ")"),
+		Period:       awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+	a := awscloudwatch.NewAlarm(stack, jsii.String("WorkerSpendAlarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String(fmt.Sprintf("Helios workers are spending over $%d an hour (all jobs of the account; "+
+			"at list prices, before free tiers). Look for runaway jobs: helios job status, and their budgets.", s.WorkerSpendAlarm)),
+		Metric:             rate,
+		Threshold:          jsii.Number(float64(s.WorkerSpendAlarm)),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	if s.AlarmTopicArn != "" {
+		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(stack, jsii.String("WorkerSpendAlarmTopic"), jsii.String(s.AlarmTopicArn))))
+	}
+}
 
 var bucketPrefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,30}$`)
 
@@ -128,6 +191,7 @@ func (s Settings) Validate() error {
 	check(between(s.BrowserWorkerTimeout, 30, 900), "browserWorkerTimeout", s.BrowserWorkerTimeout, "30 to 900 seconds")
 	check(between(s.BrowserWorkerConcurrency, 1, 10000), "browserWorkerConcurrency", s.BrowserWorkerConcurrency, "1 to 10000")
 	check(len(job.ParseAllowlist(s.AllowedCommands)) > 0, "allowedCommands", s.AllowedCommands, "a comma-separated list of programs")
+	check(s.WorkerSpendAlarm >= 1, "workerSpendAlarm", s.WorkerSpendAlarm, "at least 1 (US dollars an hour)")
 	check(s.AlarmTopicArn == "" || strings.HasPrefix(s.AlarmTopicArn, "arn:"), "alarmTopicArn", s.AlarmTopicArn, "an SNS topic ARN")
 	if _, ok := retentions[s.LogRetentionDays]; !ok {
 		problems = append(problems, fmt.Sprintf("logRetentionDays=%d: expected one of CloudWatch's retention periods (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", s.LogRetentionDays))
@@ -187,6 +251,7 @@ func settingsFromContext(scope constructs.Construct) (Settings, error) {
 	str("allowedCommands", &s.AllowedCommands)
 	num("logRetentionDays", &s.LogRetentionDays)
 	str("alarmTopicArn", &s.AlarmTopicArn)
+	num("workerSpendAlarm", &s.WorkerSpendAlarm)
 	str("lambdaDir", &s.LambdaDir)
 	str("layerZip", &s.LayerZip)
 	if v := scope.Node().TryGetContext(jsii.String("browserWorker")); v != nil {
@@ -359,9 +424,8 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		config.EnvWorkerFunction:   worker.FunctionName(),
 		config.EnvStitcherFunction: stitcher.FunctionName(),
 		config.EnvConcurrency:      jsii.String(strconv.Itoa(s.WorkerConcurrency)),
-		// Lambda arm64 duration price (USD per GB-second, us-east-1) times the
-		// worker's memory: the status's cost estimate.
-		config.EnvCostPerWorkerSecond: jsii.String(strconv.FormatFloat(lambdaArmPricePerGBSecond*float64(s.WorkerMemory)/1024, 'g', 6, 64)),
+		// What each function runs with, so the status prices its time.
+		config.EnvSizes: jsii.String(s.sizes()),
 	}
 	workers := []awslambda.Function{worker}
 	if s.BrowserWorker {
@@ -416,7 +480,9 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	// (tagged for expiry) and markers.
 	for _, w := range workers {
 		allow(w, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
-		allow(w, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"}, objects("renders/*/chunks/*"))
+		// Delete: an attempt that loses the race to complete its chunk (a
+		// hedge, or the attempt it hedged) removes its own upload.
+		allow(w, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:DeleteObject"}, objects("renders/*/chunks/*"))
 		allow(w, []string{"s3:ListBucket"}, bucketArn)
 	}
 	// The stitcher reads segments (S3 copies them into the output's parts
@@ -537,6 +603,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		alarm("BrowserWorkerErrorsAlarm", "Helios browser worker errors in the last 5 minutes", workers[1].MetricErrors(period))
 		alarm("BrowserWorkerThrottlesAlarm", "Helios browser worker throttles in the last 5 minutes", workers[1].MetricThrottles(period))
 	}
+	spendAlarm(stack, s, workers)
 	visible := &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}
 	alarm("OrchestratorFailuresAlarm", "Helios orchestrator events failed after every retry: see the queue "+s.StackName+"-orchestrator-failures",
 		failures.MetricApproximateNumberOfMessagesVisible(visible))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -92,7 +93,7 @@ func TestStackShape(t *testing.T) {
 		"AWS::S3::BucketPolicy":          1,
 		"AWS::Lambda::Url":               1,
 		"AWS::Lambda::Permission":        1, // S3's; the sweep schedule invokes through its own role
-		"AWS::CloudWatch::Alarm":         6,
+		"AWS::CloudWatch::Alarm":         7,
 		"AWS::Logs::LogGroup":            4,
 		"AWS::SQS::Queue":                2, // the orchestrator's on-failure queue, the sweep's dead letters
 		"AWS::Scheduler::Schedule":       1,
@@ -329,8 +330,8 @@ func TestLeastPrivilege(t *testing.T) {
 	want := map[string][]string{
 		"OrchestratorFunction": {"s3:DeleteObject,s3:GetObject,s3:PutObject on active/*,jobs/*,renders/*", "s3:GetObject on outputs/*", "s3:ListBucket on bucket", "lambda:InvokeFunction on 3 functions,itself",
 			"sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:SendMessage on queue OrchestratorFailureQueue"},
-		"WorkerFunction":        {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
-		"BrowserWorkerFunction": {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"WorkerFunction":        {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:DeleteObject,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
+		"BrowserWorkerFunction": {"s3:GetObject on assets/*,renders/*/chunks/*", "s3:AbortMultipartUpload,s3:DeleteObject,s3:PutObject,s3:PutObjectTagging on renders/*/chunks/*", "s3:ListBucket on bucket"},
 		"StitcherFunction":      {"s3:GetObject on renders/*/chunks/*", "s3:AbortMultipartUpload,s3:PutObject on outputs/*,renders/*", "s3:DeleteObject on outputs/*.tmp,renders/*.tmp", "s3:ListBucket on bucket"},
 	}
 	for fn, grants := range want {
@@ -412,8 +413,9 @@ func TestEnvironmentMatchesConfig(t *testing.T) {
 			t.Errorf("orchestrator lacks %s", name)
 		}
 	}
-	if vars[config.EnvCostPerWorkerSecond] != "3.91669e-05" {
-		t.Errorf("cost per worker-second = %v, want the arm64 price of 3008 MB", vars[config.EnvCostPerWorkerSecond])
+	if want := `{"browserWorker":{"memoryMb":3008,"arch":"x86_64"},"orchestrator":{"memoryMb":512,"arch":"arm64"},` +
+		`"stitcher":{"memoryMb":3008,"arch":"arm64"},"worker":{"memoryMb":3008,"arch":"arm64"}}`; vars[config.EnvSizes] != want {
+		t.Errorf("%s = %v, want %s", config.EnvSizes, vars[config.EnvSizes], want)
 	}
 	if vars[config.EnvAdapter] != config.AdapterLambda || vars[config.EnvConcurrency] != "50" {
 		t.Errorf("orchestrator adapter %v concurrency %v", vars[config.EnvAdapter], vars[config.EnvConcurrency])
@@ -764,4 +766,48 @@ func get(m any, path ...string) any {
 		m = mm[p]
 	}
 	return m
+}
+
+// The spend alarm prices both workers' billed duration and invocations at
+// the table's list prices, as USD an hour, against the threshold.
+func TestWorkerSpendAlarm(t *testing.T) {
+	_, doc := synth(t, func(s *Settings) { s.WorkerSpendAlarm = 25 })
+	var alarm map[string]any
+	for id, a := range resources(doc, "AWS::CloudWatch::Alarm") {
+		if strings.HasPrefix(id, "WorkerSpendAlarm") {
+			alarm = a
+		}
+	}
+	if alarm == nil {
+		t.Fatal("no WorkerSpendAlarm")
+	}
+	if alarm["Threshold"] != float64(25) || alarm["ComparisonOperator"] != "GreaterThanThreshold" {
+		t.Errorf("threshold %v, %v", alarm["Threshold"], alarm["ComparisonOperator"])
+	}
+	var expr string
+	metrics := map[string]string{}
+	for _, m := range alarm["Metrics"].([]any) {
+		m := m.(map[string]any)
+		if e, ok := m["Expression"].(string); ok {
+			expr = e
+			continue
+		}
+		stat := m["MetricStat"].(map[string]any)
+		metrics[m["Id"].(string)] = stat["Metric"].(map[string]any)["MetricName"].(string) + "/" + stat["Stat"].(string)
+	}
+	// 3,008 MB: arm64 for the worker, x86_64 for the browser worker, per ms.
+	arm := 3008.0 / 1024 * 0.0000133334 / 1000
+	x86 := 3008.0 / 1024 * 0.0000166667 / 1000
+	want := fmt.Sprintf("12*(d0*%g + n0*%g + d1*%g + n1*%g)", arm, 0.2/1e6, x86, 0.2/1e6)
+	if expr != want {
+		t.Errorf("expression %q, want %q", expr, want)
+	}
+	if metrics["d0"] != "Duration/Sum" || metrics["n0"] != "Invocations/Sum" || metrics["d1"] != "Duration/Sum" {
+		t.Errorf("metrics %v", metrics)
+	}
+	s := DefaultSettings()
+	s.WorkerSpendAlarm = 0
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "workerSpendAlarm") {
+		t.Errorf("a threshold of 0: %v", err)
+	}
 }

@@ -107,20 +107,11 @@ else
 fi
 BROWSER_WORKER_URL=''              # read once deployed; "" without a browser worker
 
-# Price of one worker-second for the status's cost estimate: Cloud Run
-# request-based billing in Tier 1 regions, USD, from cloud.google.com/run/pricing
-# ($0.000024 per vCPU-second, read there on 2026-11-29; $0.0000025 per
-# GiB-second, the long-standing list price, not re-read that day), times
-# worker.yaml's limits (2 vCPU, 4 GiB, browser-worker.yaml's too): $0.000058
-# per second. Update the two prices when Google changes them; deploy_test.go
-# checks the limits match.
-CPU_PRICE=0.000024
-MEMORY_PRICE=0.0000025
-WORKER_CPUS=2
-WORKER_MEMORY_GIB=4
+# What each service runs with (the limits in its service file; deploy_test.go
+# checks they match), so the status prices its time at pkg/cost's Cloud Run
+# prices.
 # shellcheck disable=SC2034 # read by render, through ${!name}
-COST_PER_WORKER_SECOND=$(LC_ALL=C awk -v c="$WORKER_CPUS" -v m="$WORKER_MEMORY_GIB" -v cp="$CPU_PRICE" -v mp="$MEMORY_PRICE" \
-  'BEGIN { printf "%.7f", c * cp + m * mp }')
+SIZES='{"orchestrator":{"memoryMb":512,"cpu":1,"billing":"instance"},"worker":{"memoryMb":4096,"cpu":2},"browserWorker":{"memoryMb":4096,"cpu":2},"stitcher":{"memoryMb":8192,"cpu":2,"billing":"instance"}}'
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -158,7 +149,7 @@ render() {
   text=$(<"$here/$1")
   for name in PROJECT REGION IMAGE BROWSER_IMAGE BUCKET ALLOWED_COMMANDS BROWSER_ALLOWED_COMMANDS \
     ORCHESTRATOR_ALLOWED_COMMANDS WORKER_MAX_INSTANCES WORKER_URL STITCHER_URL BROWSER_WORKER_URL \
-    TOPIC COST_PER_WORKER_SECOND; do
+    TOPIC SIZES; do
     [[ -n ${!name:-} ]] || continue
     text=${text//"\${$name}"/"${!name}"}
   done

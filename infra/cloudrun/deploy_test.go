@@ -3,9 +3,9 @@ package cloudrun
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path"
@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/helios-project/infrastructure/pkg/config"
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
@@ -1088,12 +1089,25 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 			if cfg.ContinueTopic != "projects/"+project+"/topics/helios-jobs" {
 				t.Errorf("orchestrator %s=%q", config.EnvContinueTopic, cfg.ContinueTopic)
 			}
-			// Tier 1 request-based prices (deploy.sh) times the worker's limits.
-			worker := docs["helios-worker"].Spec.Template.Spec.Containers[0].Resources.Limits
-			cpus, _ := strconv.ParseFloat(worker["cpu"], 64)
-			gib, _ := strconv.ParseFloat(strings.TrimSuffix(worker["memory"], "Gi"), 64)
-			if want := cpus*0.000024 + gib*0.0000025; math.Abs(cfg.CostPerWorkerSecond-want) > 1e-9 {
-				t.Errorf("orchestrator %s=%v, want %v for %v vCPU and %v GiB", config.EnvCostPerWorkerSecond, cfg.CostPerWorkerSecond, want, cpus, gib)
+			// The sizes the cost is priced at are the services' limits.
+			if cfg.Cost.Platform != cost.CloudRun {
+				t.Errorf("orchestrator prices %q", cfg.Cost.Platform)
+			}
+			for service, fn := range map[string]string{"helios-orchestrator": job.FunctionOrchestrator, "helios-worker": job.FunctionWorker,
+				"helios-browser-worker": job.FunctionBrowserWorker, "helios-stitcher": job.FunctionStitcher} {
+				doc, ok := docs[service]
+				if !ok {
+					continue
+				}
+				limits := doc.Spec.Template.Spec.Containers[0].Resources.Limits
+				cpus, _ := strconv.ParseFloat(limits["cpu"], 64)
+				billing := cost.BillingRequest
+				if doc.Spec.Template.Metadata.Annotations["run.googleapis.com/cpu-throttling"] == "false" {
+					billing = cost.BillingInstance // CPU always allocated
+				}
+				if size := cfg.Cost.Sizes[fn]; size.CPU != cpus || size.MemoryMB != memoryMB(t, limits["memory"]) || cmp.Or(size.Billing, cost.BillingRequest) != billing {
+					t.Errorf("%s=%v for %s; the service has limits %v and %s-based billing", config.EnvSizes, size, service, limits, billing)
+				}
 			}
 		}
 	}
@@ -1918,4 +1932,19 @@ func TestUploadWithGcloud(t *testing.T) {
 			t.Errorf("%s is uploaded", rel)
 		}
 	}
+}
+
+// memoryMB reads a Kubernetes quantity of memory (512Mi, 4Gi) in MB.
+func memoryMB(t *testing.T, q string) int {
+	t.Helper()
+	for suffix, mb := range map[string]int{"Mi": 1, "Gi": 1024} {
+		if n, ok := strings.CutSuffix(q, suffix); ok {
+			v, err := strconv.Atoi(n)
+			if err == nil {
+				return v * mb
+			}
+		}
+	}
+	t.Fatalf("memory %q: expected Mi or Gi", q)
+	return 0
 }

@@ -36,9 +36,12 @@ type Prices struct {
 	LambdaGBSecond map[string]float64 `json:"lambdaGbSecond,omitempty"` // by architecture
 	LambdaRequest  float64            `json:"lambdaRequest"`
 
-	CloudRunVCPUSecond float64 `json:"cloudRunVcpuSecond"`
+	CloudRunVCPUSecond float64 `json:"cloudRunVcpuSecond"` // request-based billing
 	CloudRunGiBSecond  float64 `json:"cloudRunGibSecond"`
 	CloudRunRequest    float64 `json:"cloudRunRequest"`
+	// Instance-based billing (CPU always allocated): no request fee.
+	CloudRunInstanceVCPUSecond float64 `json:"cloudRunInstanceVcpuSecond"`
+	CloudRunInstanceGiBSecond  float64 `json:"cloudRunInstanceGibSecond"`
 
 	StoragePut float64 `json:"storagePut"` // S3 PUT, COPY, POST, LIST; Cloud Storage class A
 	StorageGet float64 `json:"storageGet"` // S3 GET, HEAD; Cloud Storage class B
@@ -48,18 +51,20 @@ type Prices struct {
 const PricesAsOf = "2026-11-29"
 
 // DefaultPrices is the table: AWS us-east-1 (Lambda, S3 Standard) and
-// Google Cloud tier 1 regions (Cloud Run with request-based billing, Cloud
-// Storage Standard in a region). README "Cost" lists the sources.
+// Google Cloud tier 1 regions (Cloud Run, Cloud Storage Standard in a
+// region). README "Cost and budgets" lists the sources.
 func DefaultPrices() Prices {
 	return Prices{
-		AsOf:               PricesAsOf,
-		LambdaGBSecond:     map[string]float64{ARM64: 0.0000133334, X8664: 0.0000166667},
-		LambdaRequest:      0.20 / 1e6,
-		CloudRunVCPUSecond: 0.000024,
-		CloudRunGiBSecond:  0.0000025,
-		CloudRunRequest:    0.40 / 1e6,
-		StoragePut:         0.005 / 1000,
-		StorageGet:         0.0004 / 1000,
+		AsOf:                       PricesAsOf,
+		LambdaGBSecond:             map[string]float64{ARM64: 0.0000133334, X8664: 0.0000166667},
+		LambdaRequest:              0.20 / 1e6,
+		CloudRunVCPUSecond:         0.000024,
+		CloudRunGiBSecond:          0.0000025,
+		CloudRunRequest:            0.40 / 1e6,
+		CloudRunInstanceVCPUSecond: 0.000018,
+		CloudRunInstanceGiBSecond:  0.000002,
+		StoragePut:                 0.005 / 1000,
+		StorageGet:                 0.0004 / 1000,
 	}
 }
 
@@ -69,7 +74,16 @@ type Size struct {
 	MemoryMB int     `json:"memoryMb"`
 	Arch     string  `json:"arch,omitempty"` // Lambda: arm64 or x86_64
 	CPU      float64 `json:"cpu,omitempty"`  // Cloud Run: vCPUs
+	// Billing is Cloud Run's: "request" (the default: CPU only while a
+	// request runs) or "instance" (CPU always allocated).
+	Billing string `json:"billing,omitempty"`
 }
+
+// Cloud Run billing settings.
+const (
+	BillingRequest  = "request"
+	BillingInstance = "instance"
+)
 
 // Model prices usage on one platform.
 type Model struct {
@@ -92,10 +106,10 @@ func Default(platform string) (Model, error) {
 		}
 	case CloudRun:
 		m.Sizes = map[string]Size{
-			job.FunctionOrchestrator:  {MemoryMB: 512, CPU: 1},
+			job.FunctionOrchestrator:  {MemoryMB: 512, CPU: 1, Billing: BillingInstance},
 			job.FunctionWorker:        {MemoryMB: 4096, CPU: 2},
 			job.FunctionBrowserWorker: {MemoryMB: 4096, CPU: 2},
-			job.FunctionStitcher:      {MemoryMB: 8192, CPU: 2},
+			job.FunctionStitcher:      {MemoryMB: 8192, CPU: 2, Billing: BillingInstance},
 		}
 	case Local:
 		m.Prices = Prices{AsOf: PricesAsOf}
@@ -125,8 +139,10 @@ func (m Model) Override(sizes, prices string) (Model, error) {
 				return m, fmt.Errorf("sizes: unknown function %q: expected %s, %s, %s or %s", fn,
 					job.FunctionOrchestrator, job.FunctionWorker, job.FunctionBrowserWorker, job.FunctionStitcher)
 			}
-			if size.MemoryMB <= 0 || size.CPU < 0 || (size.Arch != "" && size.Arch != ARM64 && size.Arch != X8664) {
-				return m, fmt.Errorf("sizes: %s: expected memoryMb > 0, cpu >= 0 and arch %s or %s; got %+v", fn, ARM64, X8664, size)
+			if size.MemoryMB <= 0 || size.CPU < 0 || (size.Arch != "" && size.Arch != ARM64 && size.Arch != X8664) ||
+				(size.Billing != "" && size.Billing != BillingRequest && size.Billing != BillingInstance) {
+				return m, fmt.Errorf("sizes: %s: expected memoryMb > 0, cpu >= 0, arch %s or %s, billing %s or %s; got %+v",
+					fn, ARM64, X8664, BillingRequest, BillingInstance, size)
 			}
 			merged[fn] = size
 		}
@@ -173,17 +189,23 @@ func (m Model) PerSecond(fn string) float64 {
 	case Lambda:
 		return gb * m.Prices.LambdaGBSecond[cmp.Or(size.Arch, ARM64)]
 	case CloudRun:
+		if size.Billing == BillingInstance {
+			return size.CPU*m.Prices.CloudRunInstanceVCPUSecond + gb*m.Prices.CloudRunInstanceGiBSecond
+		}
 		return size.CPU*m.Prices.CloudRunVCPUSecond + gb*m.Prices.CloudRunGiBSecond
 	}
 	return 0
 }
 
-// perRequest is what one invocation costs.
-func (m Model) perRequest() float64 {
+// perRequest is what one invocation of fn costs.
+func (m Model) perRequest(fn string) float64 {
 	switch m.Platform {
 	case Lambda:
 		return m.Prices.LambdaRequest
 	case CloudRun:
+		if m.Sizes[fn].Billing == BillingInstance {
+			return 0
+		}
 		return m.Prices.CloudRunRequest
 	}
 	return 0
@@ -194,7 +216,7 @@ func (m Model) Price(u job.Usage) job.Cost {
 	c := job.Cost{Platform: m.Platform, PricesAsOf: m.Prices.AsOf}
 	for fn, used := range u.Compute {
 		c.ComputeUSD += used.Seconds * m.PerSecond(fn)
-		c.RequestsUSD += float64(used.Invocations) * m.perRequest()
+		c.RequestsUSD += float64(used.Invocations) * m.perRequest(fn)
 	}
 	if m.Platform != Local {
 		r := u.Requests

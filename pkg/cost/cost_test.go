@@ -39,8 +39,9 @@ func TestPrice(t *testing.T) {
 	}{
 		// 3,008 MB arm64 at $0.0000133334/GB-s; 512 MB for the orchestrator.
 		{cost.Lambda, (104*3008.0/1024 + 120*0.5) * 0.0000133334, 12 * 0.20 / 1e6, 32*0.005/1000 + 20*0.0004/1000},
-		// Worker 2 vCPU and 4 GiB, stitcher 2 and 8, orchestrator 1 and 0.5.
-		{cost.CloudRun, 100*(2*0.000024+4*0.0000025) + 4*(2*0.000024+8*0.0000025) + 120*(0.000024+0.5*0.0000025), 12 * 0.40 / 1e6, 32*0.005/1000 + 20*0.0004/1000},
+		// Worker 2 vCPU and 4 GiB at request-based prices; stitcher 2 and 8,
+		// orchestrator 1 and 0.5 at instance-based prices, with no request fee.
+		{cost.CloudRun, 100*(2*0.000024+4*0.0000025) + 4*(2*0.000018+8*0.000002) + 120*(0.000018+0.5*0.000002), 10 * 0.40 / 1e6, 32*0.005/1000 + 20*0.0004/1000},
 		{cost.Local, 0, 0, 0},
 	}
 	for _, tt := range tests {

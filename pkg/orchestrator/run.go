@@ -295,6 +295,7 @@ func (r *run) stopped(err error) (*job.Status, error) {
 func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*job.Status, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), windDown)
 	defer cancel()
+	r.rec.save(ctx, r) // first, so the final status counts its requests
 	err := r.tr.setState(ctx, state, func(st *job.Status) {
 		st.Error = e
 		now := time.Now().UTC()
@@ -309,7 +310,6 @@ func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*jo
 	if err != nil {
 		return st, fmt.Errorf("write final status: %w", err)
 	}
-	r.rec.save(ctx, r)
 	r.store.MarkEnded(ctx, st.JobID)
 	metrics.Log(r.log, metrics.Of(st), r.o.cfg.MetricsEMF)
 	r.notify(st)

@@ -29,8 +29,9 @@ import (
 // segment of a few bytes naming the chunk, and a completion marker created
 // if not exists. fail, if set, decides an attempt's error (nil: succeed).
 type fakeWorkers struct {
-	bucket *blob.Bucket
-	fail   func(ctx context.Context, w job.WorkerJob) error
+	bucket   *blob.Bucket
+	fail     func(ctx context.Context, w job.WorkerJob) error
+	requests job.RequestCounts // reported by every attempt that succeeds
 
 	mu    sync.Mutex
 	calls map[int]int // attempts invoked per chunk
@@ -63,6 +64,7 @@ func (f *fakeWorkers) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerR
 	} else if err != nil {
 		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
+	res.Requests = f.requests
 	return res, nil
 }
 

@@ -230,22 +230,21 @@ func (t *tracker) overBudget(b job.Budget, now time.Time) *job.Error {
 	var why string
 	switch {
 	case b.WorkerSeconds > 0 && ws >= b.WorkerSeconds:
-		why = fmt.Sprintf("the job used %.1f worker-seconds; its budget is %.1f", ws, b.WorkerSeconds)
+		why = fmt.Sprintf("the job used %.1f worker-seconds of its budget of %g", ws, b.WorkerSeconds)
 	case b.USD > 0 && usd >= b.USD:
-		why = fmt.Sprintf("the job's cost reached $%.4f; its budget is $%.4f", usd, b.USD)
+		why = fmt.Sprintf("the job's cost reached $%.4f of its budget of $%g", usd, b.USD)
 	default:
 		return nil
 	}
 	return job.Errorf(job.Permanent, job.CodeBudgetExceeded,
-		"%s. Its %d finished chunks are kept: raise the budget (helios job budget %s --usd N or --worker-seconds N) and run the job again",
-		why, t.st.ChunksDone, t.st.JobID)
+		"%s. Its finished chunks (%d of %d) are kept: raise the budget (helios job budget %s --usd N or --worker-seconds N) and run the job again",
+		why, t.st.ChunksDone, t.st.ChunksTotal, t.st.JobID)
 }
 
-// snapshot returns a deep copy of the status.
+// snapshot returns a deep copy of the status, priced as last written.
 func (t *tracker) snapshot() *job.Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.price(time.Now())
 	st := t.st
 	st.Chunks = append([]job.ChunkStatus(nil), t.st.Chunks...)
 	return &st
