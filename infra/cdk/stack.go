@@ -49,6 +49,9 @@ type Settings struct {
 	AllowedCommands    string // HELIOS_ALLOWED_COMMANDS
 	LogRetentionDays   int
 	AlarmTopicArn      string // optional SNS topic for the alarms
+	// WebhookSecretArn is a Secrets Manager secret holding the key that
+	// signs webhook deliveries; the orchestrator reads it at start.
+	WebhookSecretArn string
 	// WorkerSpendAlarm is the spend rate of the workers, in USD an hour
 	// over every job of the account, above which an alarm fires.
 	WorkerSpendAlarm int
@@ -191,6 +194,8 @@ func (s Settings) Validate() error {
 	check(between(s.BrowserWorkerTimeout, 30, 900), "browserWorkerTimeout", s.BrowserWorkerTimeout, "30 to 900 seconds")
 	check(between(s.BrowserWorkerConcurrency, 1, 10000), "browserWorkerConcurrency", s.BrowserWorkerConcurrency, "1 to 10000")
 	check(len(job.ParseAllowlist(s.AllowedCommands)) > 0, "allowedCommands", s.AllowedCommands, "a comma-separated list of programs")
+	check(s.WebhookSecretArn == "" || strings.HasPrefix(s.WebhookSecretArn, "arn:") && strings.Contains(s.WebhookSecretArn, ":secretsmanager:") && strings.Contains(s.WebhookSecretArn, ":secret:"),
+		"webhookSecretArn", s.WebhookSecretArn, "the full ARN of a Secrets Manager secret (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)")
 	check(s.WorkerSpendAlarm >= 1, "workerSpendAlarm", s.WorkerSpendAlarm, "at least 1 (US dollars an hour)")
 	check(s.AlarmTopicArn == "" || strings.HasPrefix(s.AlarmTopicArn, "arn:"), "alarmTopicArn", s.AlarmTopicArn, "an SNS topic ARN")
 	if _, ok := retentions[s.LogRetentionDays]; !ok {
@@ -252,6 +257,7 @@ func settingsFromContext(scope constructs.Construct) (Settings, error) {
 	num("logRetentionDays", &s.LogRetentionDays)
 	str("alarmTopicArn", &s.AlarmTopicArn)
 	num("workerSpendAlarm", &s.WorkerSpendAlarm)
+	str("webhookSecretArn", &s.WebhookSecretArn)
 	str("lambdaDir", &s.LambdaDir)
 	str("layerZip", &s.LayerZip)
 	if v := scope.Node().TryGetContext(jsii.String("browserWorker")); v != nil {
@@ -476,6 +482,12 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		invokable = append(invokable, w.FunctionArn())
 	}
 	allow(orchestrator, []string{"lambda:InvokeFunction"}, invokable...)
+	if s.WebhookSecretArn != "" {
+		// The key that signs webhooks: read at start, never in the
+		// function's configuration.
+		orchestrator.AddEnvironment(jsii.String(config.EnvWebhookSecretARN), jsii.String(s.WebhookSecretArn), nil)
+		allow(orchestrator, []string{"secretsmanager:GetSecretValue"}, jsii.String(s.WebhookSecretArn))
+	}
 	// A worker reads assets and completion markers, writes only segments
 	// (tagged for expiry) and markers.
 	for _, w := range workers {

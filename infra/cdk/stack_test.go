@@ -811,3 +811,42 @@ func TestWorkerSpendAlarm(t *testing.T) {
 		t.Errorf("a threshold of 0: %v", err)
 	}
 }
+
+// With webhookSecretArn the orchestrator reads its webhook key from that
+// secret, and may read that secret and no other; without it, neither.
+func TestWebhookSecretFromSecretsManager(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:helios-webhook-AbCdEf"
+	for _, set := range []bool{false, true} {
+		_, doc := synth(t, func(s *Settings) {
+			if set {
+				s.WebhookSecretArn = arn
+			}
+		})
+		_, orch := functionByHandlerName(t, doc, "OrchestratorFunction")
+		vars := orch["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if got, _ := vars[config.EnvWebhookSecretARN].(string); (got == arn) != set || vars[config.EnvWebhookSecret] != nil {
+			t.Errorf("set=%v: %s=%v, %s=%v", set, config.EnvWebhookSecretARN, vars[config.EnvWebhookSecretARN], config.EnvWebhookSecret, vars[config.EnvWebhookSecret])
+		}
+		var grants []string
+		for _, p := range resources(doc, "AWS::IAM::Policy") {
+			for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+				st := st.(map[string]any)
+				if slices.Contains(strs(st["Action"]), "secretsmanager:GetSecretValue") {
+					roles, _ := json.Marshal(p["Roles"])
+					grants = append(grants, fmt.Sprintf("%s on %v", roles, st["Resource"]))
+				}
+			}
+		}
+		switch {
+		case set && (len(grants) != 1 || !strings.Contains(grants[0], "Orchestrator") || !strings.Contains(grants[0], arn)):
+			t.Errorf("GetSecretValue granted: %v; want the orchestrator's, on %s", grants, arn)
+		case !set && len(grants) != 0:
+			t.Errorf("GetSecretValue granted without a secret: %v", grants)
+		}
+	}
+	s := DefaultSettings()
+	s.WebhookSecretArn = "helios-webhook"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "webhookSecretArn") {
+		t.Errorf("a name, not an ARN: %v", err)
+	}
+}

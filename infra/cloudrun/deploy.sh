@@ -30,6 +30,11 @@
 #                         this checkout with Cloud Build, as IMAGE
 #   SCHEDULER_REGION      default $REGION: where the sweep's Cloud Scheduler
 #                         job lives (for a region Cloud Scheduler lacks)
+#   WEBHOOK_SECRET        default none: the name of a Secret Manager secret
+#                         (in PROJECT) holding the key that signs webhooks;
+#                         the orchestrator gets it as HELIOS_WEBHOOK_SECRET
+#                         (latest version) and may read that secret only.
+#                         Without it, specs' webhooks are not sent.
 #   GCLOUD                default gcloud (the tests put a stand-in here)
 #
 # Needs only gcloud, authenticated as someone who may enable APIs and manage
@@ -58,6 +63,7 @@ WORKER_MAX_INSTANCES=${WORKER_MAX_INSTANCES:-100}
 ALLOWED_COMMANDS=${ALLOWED_COMMANDS:-ffmpeg}
 SEGMENT_EXPIRY_DAYS=${SEGMENT_EXPIRY_DAYS:-7}
 IMAGE=${IMAGE:-}
+WEBHOOK_SECRET=${WEBHOOK_SECRET:-}
 BROWSER_WORKER=${BROWSER_WORKER:-1}
 BROWSER_IMAGE=${BROWSER_IMAGE:-}
 SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
@@ -72,6 +78,7 @@ SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
 commands_re='^[A-Za-z0-9._/+, -]+$'
 [[ $ALLOWED_COMMANDS =~ $commands_re ]] || die "ALLOWED_COMMANDS=$ALLOWED_COMMANDS: expected a comma-separated list of program names"
 [[ $SEGMENT_EXPIRY_DAYS =~ ^[1-9][0-9]{0,3}$ ]] || die "SEGMENT_EXPIRY_DAYS=$SEGMENT_EXPIRY_DAYS: expected a whole number of days from 1 to 9999"
+[[ -z $WEBHOOK_SECRET || $WEBHOOK_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] || die "WEBHOOK_SECRET=$WEBHOOK_SECRET: expected the name of a Secret Manager secret (letters, digits, '-' or '_')"
 [[ -z $IMAGE || $IMAGE =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "IMAGE=$IMAGE: expected an image reference"
 [[ $BROWSER_WORKER == 0 || $BROWSER_WORKER == 1 ]] || die "BROWSER_WORKER=$BROWSER_WORKER: expected 0 (no browser worker) or 1"
 [[ -z $BROWSER_IMAGE || $BROWSER_IMAGE =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "BROWSER_IMAGE=$BROWSER_IMAGE: expected an image reference"
@@ -149,10 +156,12 @@ render() {
   text=$(<"$here/$1")
   for name in PROJECT REGION IMAGE BROWSER_IMAGE BUCKET ALLOWED_COMMANDS BROWSER_ALLOWED_COMMANDS \
     ORCHESTRATOR_ALLOWED_COMMANDS WORKER_MAX_INSTANCES WORKER_URL STITCHER_URL BROWSER_WORKER_URL \
-    TOPIC SIZES; do
+    TOPIC SIZES WEBHOOK_SECRET; do
     [[ -n ${!name:-} ]] || continue
     text=${text//"\${$name}"/"${!name}"}
   done
+  # Without a webhook key, its lines (marked) go.
+  [[ -n $WEBHOOK_SECRET ]] || text=$(grep -v -- '# webhook-secret$' <<<"$text")
   # The one value that is empty on purpose: no browser worker, no URL
   # (pkg/config reads "" as unset). With one, an empty URL stops below.
   ((BROWSER_WORKER)) || text=${text//"\${BROWSER_WORKER_URL}"/}
@@ -324,6 +333,13 @@ bucket_grant "$WORKER_SA" roles/storage.objectUser helios-worker-chunks "$chunks
 # can leave out while allowing writes there.
 bucket_grant "$STITCHER_SA" roles/storage.objectUser helios-stitcher-renders-outputs \
   "$(under renders/) || $(under outputs/)"
+
+if [[ -n $WEBHOOK_SECRET ]]; then
+  step "Webhook key: the orchestrator may read the secret $WEBHOOK_SECRET, and no other"
+  gc services enable secretmanager.googleapis.com
+  retry gc secrets add-iam-policy-binding "$WEBHOOK_SECRET" --member="serviceAccount:$ORCH_SA" \
+    --role=roles/secretmanager.secretAccessor --format=none
+fi
 
 step "Signing URLs: the orchestrator may sign as itself (IAM Credentials signBlob), as no one else"
 retry gc iam service-accounts add-iam-policy-binding "$ORCH_SA" --member="serviceAccount:$ORCH_SA" \

@@ -897,8 +897,14 @@ type service struct {
 						Limits map[string]string `yaml:"limits"`
 					} `yaml:"resources"`
 					Env []struct {
-						Name  string `yaml:"name"`
-						Value string `yaml:"value"`
+						Name      string `yaml:"name"`
+						Value     string `yaml:"value"`
+						ValueFrom *struct {
+							SecretKeyRef struct {
+								Name string `yaml:"name"`
+								Key  string `yaml:"key"`
+							} `yaml:"secretKeyRef"`
+						} `yaml:"valueFrom"`
 					} `yaml:"env"`
 				} `yaml:"containers"`
 			} `yaml:"spec"`
@@ -1434,6 +1440,9 @@ func checkOtherIAM(t *testing.T, calls []call) {
 		if !slices.Contains(call.words, "add-iam-policy-binding") || call.is("storage", "buckets") || call.is("run", "services") {
 			continue
 		}
+		if call.is("secrets") {
+			continue // the webhook key's, with WEBHOOK_SECRET (TestDeployWebhookSecret)
+		}
 		if !call.is("iam", "service-accounts") && !call.is("pubsub", "topics") && !call.is("pubsub", "subscriptions") {
 			t.Errorf("%v: unexpected binding", call)
 			continue
@@ -1947,4 +1956,48 @@ func memoryMB(t *testing.T, q string) int {
 	}
 	t.Fatalf("memory %q: expected Mi or Gi", q)
 	return 0
+}
+
+// WEBHOOK_SECRET gives the orchestrator the key that signs webhooks from
+// Secret Manager (its latest version, as HELIOS_WEBHOOK_SECRET), and lets
+// it read that secret and no other; without it there is neither.
+func TestDeployWebhookSecret(t *testing.T) {
+	for _, secret := range []string{"", "helios-webhook"} {
+		c := newCloud(t)
+		r := c.run(t, "deploy.sh", deployEnv("WEBHOOK_SECRET="+secret)...)
+		mustSucceed(t, "deploy.sh WEBHOOK_SECRET="+secret, r)
+		var ref string
+		for _, e := range replaced(t, c, r.calls)["helios-orchestrator"].Spec.Template.Spec.Containers[0].Env {
+			if e.Name == config.EnvWebhookSecret {
+				if e.ValueFrom == nil || e.Value != "" || e.ValueFrom.SecretKeyRef.Key != "latest" {
+					t.Errorf("%s is not read from Secret Manager: %+v", e.Name, e)
+					continue
+				}
+				ref = e.ValueFrom.SecretKeyRef.Name
+			}
+		}
+		var grants []call
+		for _, call := range r.calls {
+			if call.is("secrets") {
+				grants = append(grants, call)
+			}
+		}
+		if secret == "" {
+			if ref != "" || len(grants) != 0 {
+				t.Errorf("without WEBHOOK_SECRET: secret %q, calls %v", ref, grants)
+			}
+			continue
+		}
+		if ref != secret {
+			t.Errorf("HELIOS_WEBHOOK_SECRET from secret %q, want %q", ref, secret)
+		}
+		if len(grants) != 1 || !grants[0].is("secrets", "add-iam-policy-binding", secret) {
+			t.Fatalf("secret calls %v; want one binding on %s", grants, secret)
+		}
+		wantFlags(t, grants[0], map[string]string{"member": "serviceAccount:" + orchestratorSA, "role": "roles/secretmanager.secretAccessor"})
+	}
+	c := newCloud(t)
+	if r := c.run(t, "deploy.sh", deployEnv("WEBHOOK_SECRET=no/such name")...); r.err == nil || !strings.Contains(r.stderr, "WEBHOOK_SECRET=no/such name: expected the name of a Secret Manager secret") || len(r.calls) > 0 {
+		t.Errorf("a bad secret name: %v\n%s (%d gcloud calls)", r.err, r.stderr, len(r.calls))
+	}
 }

@@ -44,6 +44,7 @@ const (
 	EnvHTTPToken             = "HELIOS_HTTP_TOKEN"
 	EnvWebhookSecret         = "HELIOS_WEBHOOK_SECRET"
 	EnvWebhookAllowPrivate   = "HELIOS_WEBHOOK_ALLOW_PRIVATE"
+	EnvWebhookSecretARN      = "HELIOS_WEBHOOK_SECRET_ARN"
 	EnvHedgeShare            = "HELIOS_HEDGE_SHARE"
 )
 
@@ -52,7 +53,7 @@ var Names = []string{
 	EnvStorageURL, EnvAdapter, EnvAllowedCommands, EnvConcurrency, EnvStatusInterval,
 	EnvStitchTimeout, EnvSizes, EnvPrices, EnvBudgetUSD, EnvBudgetWorkerSeconds, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
-	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvHedgeShare,
+	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvWebhookSecretARN, EnvHedgeShare,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -100,6 +101,7 @@ type Config struct {
 	CommandNetwork        bool          // job commands may use the network (off by default)
 	HTTPToken             string        // bearer token of functions served over HTTP on this machine
 	WebhookSecret         string        // signs webhook deliveries; "": specs' webhooks are not sent
+	WebhookSecretARN      string        // on Lambda: the Secrets Manager secret that holds WebhookSecret
 	WebhookAllowPrivate   bool          // webhooks may reach loopback and private addresses (tests)
 	HedgeShare            float64       // most hedges of a run, as a share of its chunks; 0: no hedging
 
@@ -136,6 +138,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ContinueTopic:         get(EnvContinueTopic, ""),
 		HTTPToken:             get(EnvHTTPToken, ""),
 		WebhookSecret:         get(EnvWebhookSecret, ""),
+		WebhookSecretARN:      get(EnvWebhookSecretARN, ""),
 
 		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
 		LambdaFunctionName: get(EnvLambdaFunctionName, ""),
@@ -163,9 +166,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	default:
 		bad(EnvAdapter, c.Adapter, "local, lambda or cloudrun")
 	}
-	if c.WebhookSecret != "" && len(c.WebhookSecret) < 32 {
-		// The value itself is never printed.
-		problems = append(problems, fmt.Sprintf("%s: expected at least 32 characters (a random key, e.g. openssl rand -hex 32); got %d", EnvWebhookSecret, len(c.WebhookSecret)))
+	if c.WebhookSecret != "" {
+		if err := CheckWebhookKey(c.WebhookSecret); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", EnvWebhookSecret, err))
+		}
+		if c.WebhookSecretARN != "" {
+			problems = append(problems, fmt.Sprintf("%s and %s are both set: give the key one way", EnvWebhookSecret, EnvWebhookSecretARN))
+		}
 	}
 	onOff := func(name string) bool {
 		switch v := get(name, "off"); v {
@@ -229,6 +236,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// CheckWebhookKey refuses a key too short to sign with, without printing it.
+func CheckWebhookKey(key string) error {
+	if len(key) < 32 {
+		return fmt.Errorf("expected at least 32 characters (a random key, e.g. openssl rand -hex 32); got %d", len(key))
+	}
+	return nil
 }
 
 // MaxConcurrency bounds the chunks in flight (HELIOS_CONCURRENCY, --concurrency).

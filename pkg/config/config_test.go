@@ -59,6 +59,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{map[string]string{config.EnvLogLevel: "loud"}, "HELIOS_LOG_LEVEL=\"loud\""},
 		{map[string]string{config.EnvAllowedCommands: " , "}, "HELIOS_ALLOWED_COMMANDS"},
 		{map[string]string{config.EnvWebhookSecret: "short-secret"}, "HELIOS_WEBHOOK_SECRET: expected at least 32 characters"},
+		{map[string]string{config.EnvWebhookSecret: strings.Repeat("k", 32), config.EnvWebhookSecretARN: "arn:aws:secretsmanager:x"},
+			"HELIOS_WEBHOOK_SECRET and HELIOS_WEBHOOK_SECRET_ARN are both set"},
 		{map[string]string{config.EnvHedgeShare: "5%"}, "HELIOS_HEDGE_SHARE=\"5%\": expected a share from 0 (no hedging) to 1"},
 		{map[string]string{config.EnvHedgeShare: "2"}, "HELIOS_HEDGE_SHARE"},
 		{map[string]string{config.EnvWebhookAllowPrivate: "yes"}, "HELIOS_WEBHOOK_ALLOW_PRIVATE=\"yes\": expected off or on"},

@@ -135,6 +135,9 @@ func (s *Stack) Orchestrator(ctx context.Context) (*orchestrator.Orchestrator, e
 	if err != nil {
 		return nil, err
 	}
+	if s.Config.WebhookSecret, err = webhookKey(ctx, s.Config); err != nil {
+		return nil, err
+	}
 	return s.OrchestratorWith(a), nil
 }
 
