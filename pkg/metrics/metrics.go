@@ -7,6 +7,7 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -28,7 +29,7 @@ var metrics = []struct{ Name, Unit string }{
 // Job are a finished job's figures.
 type Job struct {
 	State            job.State
-	JobDuration      int64 // ms from start to end
+	JobDuration      int64 // ms, the job's runs together
 	Chunks           int
 	Retries          int // attempts beyond the first, over all chunks
 	Hedges           int // second attempts started for stragglers
@@ -40,6 +41,11 @@ type Job struct {
 func Of(st *job.Status) Job {
 	m := Job{State: st.State, JobDuration: st.Timings.TotalMs, Chunks: st.ChunksTotal, Hedges: st.Hedges,
 		WorkerSeconds: st.WorkerSeconds, EstimatedCostUSD: st.EstimatedCostUSD}
+	// Every run's time, as the other figures add up every run's: the
+	// orchestrator's usage is its runs' durations.
+	if o, ok := st.Usage.Compute[job.FunctionOrchestrator]; ok && o.Seconds > 0 {
+		m.JobDuration = int64(math.Round(o.Seconds * 1000))
+	}
 	for _, c := range st.Chunks {
 		m.Retries += max(c.Attempts-1-c.Hedges, 0)
 	}

@@ -14,7 +14,7 @@ func status() *job.Status {
 	// Chunk 2's second attempt was a hedge, not a retry.
 	return &job.Status{JobID: "j", State: job.StateDone, ChunksTotal: 3, WorkerSeconds: 12.5, EstimatedCostUSD: 0.0021,
 		Timings: job.Timings{TotalMs: 4200}, Hedges: 1,
-		Chunks:  []job.ChunkStatus{{Attempts: 1}, {Attempts: 3}, {Attempts: 2, Hedges: 1}}}
+		Chunks: []job.ChunkStatus{{Attempts: 1}, {Attempts: 3}, {Attempts: 2, Hedges: 1}}}
 }
 
 // The Lambda line is valid Embedded Metric Format: one root _aws object
@@ -70,5 +70,15 @@ func TestStructuredLine(t *testing.T) {
 	}
 	if line["_aws"] != nil || line["Retries"] != float64(2) || line["Hedges"] != float64(1) || line["State"] != "done" || line["msg"] != "job metrics" {
 		t.Errorf("line = %v", line)
+	}
+}
+
+// A job run twice (stopped, then resumed) reports both runs' time, as its
+// worker seconds and retries add up both runs'.
+func TestDurationCoversEveryRun(t *testing.T) {
+	st := status()
+	st.Usage.Compute = map[string]job.Compute{job.FunctionOrchestrator: {Seconds: 7.25, Invocations: 2}}
+	if got := metrics.Of(st).JobDuration; got != 7250 {
+		t.Errorf("JobDuration = %d ms; want 7250, both runs", got)
 	}
 }
