@@ -32,11 +32,15 @@ const (
 	ProbeBarrier   = "barrier"   // args: dir, n — succeed once n invocations are in flight together
 )
 
+// probeRequests are the storage requests the probe worker reports.
+func probeRequests() job.RequestCounts { return job.RequestCounts{Put: 3, Get: 5, List: 1} }
+
 // ProbeWorker is the worker the suite talks to.
 func ProbeWorker(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
 	echo := job.WorkerResult{
 		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: w.SegmentKey(),
 		Frames: w.Chunk.Count, Bytes: int64(len(strings.Join(w.Args, " "))), Winner: true,
+		Requests: probeRequests(), // the job's cost counts them: they must cross every transport
 	}
 	switch w.Command {
 	case ProbeEcho:
@@ -131,7 +135,7 @@ func RunConformance(t *testing.T, opts Options, open func(t *testing.T) *adapter
 			t.Fatalf("Execute: %v", err)
 		}
 		want := job.WorkerResult{JobID: w.JobID, Chunk: w.Chunk, Attempt: 2, SegmentKey: w.SegmentKey(),
-			Frames: 10, Bytes: int64(len(strings.Join(w.Args, " "))), Winner: true}
+			Frames: 10, Bytes: int64(len(strings.Join(w.Args, " "))), Winner: true, Requests: probeRequests()}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Execute = %+v, want %+v", got, want)
 		}
