@@ -53,8 +53,8 @@ func (c call) took() time.Duration { return c.end.Sub(c.start) }
 // try is one attempt of the chunk, with its hedge if it straggles. Its
 // error is backoff.Permanent when no further attempt should be made.
 func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
-	if a.r.overBudget() {
-		return job.WorkerResult{}, backoff.Permanent(context.Cause(ctx))
+	if e := a.r.overBudget(); e != nil {
+		return job.WorkerResult{}, backoff.Permanent(e)
 	}
 	var lane int
 	select {
@@ -103,19 +103,19 @@ func (a *chunkAttempts) race(ctx context.Context, lane int) []call {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	answers := make(chan call, 2)
-	a.launch(rctx, answers, lane, false)
 	f := r.hedge.track()
+	a.launch(rctx, answers, lane, f)
 	tracked, running := true, 1
 	var calls []call
 	for running > 0 {
 		select {
 		case l := <-f.lane:
-			if r.overBudget() {
+			if rctx.Err() != nil || r.overBudget() != nil {
 				r.rec.lanes <- l
 				continue
 			}
 			r.hedge.hedgeStarted()
-			a.launch(rctx, answers, l, true)
+			a.launch(rctx, answers, l, nil)
 			running++
 		case c := <-answers:
 			running--
@@ -133,10 +133,12 @@ func (a *chunkAttempts) race(ctx context.Context, lane int) []call {
 	return calls
 }
 
-// launch starts one invocation on lane; it answers on answers and gives
-// the lane back first.
-func (a *chunkAttempts) launch(ctx context.Context, answers chan<- call, lane int, hedge bool) {
+// launch starts one invocation on lane: the attempt the hedger watches as
+// f, or a hedge (f nil). It answers on answers, after giving the lane back
+// and ending f, so the lane is never handed to a hedge of itself.
+func (a *chunkAttempts) launch(ctx context.Context, answers chan<- call, lane int, f *flight) {
 	r := a.r
+	hedge := f == nil
 	c := call{attempt: a.next, lane: lane, hedge: hedge, start: time.Now()}
 	a.next++
 	r.tr.attemptStarted(a.c.Index, c.attempt, hedge)
@@ -153,10 +155,12 @@ func (a *chunkAttempts) launch(ctx context.Context, answers chan<- call, lane in
 		c.res, c.err = r.o.workers.Execute(actx, w)
 		c.end = time.Now()
 		c.timedOut = ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
-		r.tr.callEnded(c.start)
-		if c.err == nil || job.AsError(c.err).Code != job.CodeThrottled { // a refused call is not billed
+		billed := c.err == nil || job.AsError(c.err).Code != job.CodeThrottled // a refused call is not billed
+		r.tr.callEnded(c.start, c.took(), hedge, billed)
+		if billed {
 			r.tr.invoked(fn, c.took(), c.res.Requests)
 		}
+		r.hedge.untrack(f, r.rec.lanes)
 		if !r.hedge.offer(c.lane) {
 			r.rec.lanes <- c.lane
 		}
@@ -174,11 +178,10 @@ func (a *chunkAttempts) won(calls []call, k int) job.WorkerResult {
 		case j < k:
 			a.failedBeside(c)
 		case j == k:
-			r.tr.chunkDone(i, win.res, win.took(), win.hedge)
+			r.tr.chunkDone(i, win.res)
 			r.hedge.finishedIn(win.took())
 			a.record(win, job.OutcomeDone)
 		default:
-			r.tr.attemptSuperseded(c.took(), c.hedge)
 			a.record(c, job.OutcomeSuperseded)
 			r.removeLoser(r.spec.WorkerJob(a.c, r.lease.Gen, c.attempt), win.res)
 		}
@@ -199,7 +202,7 @@ func (a *chunkAttempts) failedBeside(c call) {
 		a.record(c, job.OutcomeThrottled)
 		return
 	}
-	r.tr.attemptFailed(i, e, c.took(), c.hedge)
+	r.tr.attemptFailed(i, e)
 	a.used++
 	a.record(c, job.OutcomeRetried)
 }
@@ -235,7 +238,7 @@ func (a *chunkAttempts) settle(c call) (job.WorkerResult, error) {
 		return c.res, a.last
 	}
 	a.throttledSince = time.Time{}
-	r.tr.attemptFailed(i, a.last, c.took(), c.hedge)
+	r.tr.attemptFailed(i, a.last)
 	r.log.Warn("chunk attempt failed", "chunk", i, "attempt", c.attempt, "kind", a.last.Kind, "code", a.last.Code, "error", a.last.Message)
 	a.used++
 	if !a.last.Retryable() || a.used >= r.spec.Retry.MaxAttempts {

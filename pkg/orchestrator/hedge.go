@@ -120,9 +120,10 @@ func (h *hedger) track() *flight {
 	return f
 }
 
-// untrack ends f; a lane handed to it too late goes back to lanes.
+// untrack ends f (again is fine; nil is none); a lane handed to it too
+// late goes back to lanes, and the hedger hears of it.
 func (h *hedger) untrack(f *flight, lanes chan<- int) {
-	if h == nil {
+	if h == nil || f == nil {
 		return
 	}
 	h.mu.Lock()
@@ -134,6 +135,7 @@ func (h *hedger) untrack(f *flight, lanes chan<- int) {
 	select {
 	case l := <-f.lane:
 		lanes <- l
+		h.signal()
 	default:
 	}
 }

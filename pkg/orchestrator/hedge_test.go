@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -296,3 +297,57 @@ func TestHedgeSimulation(t *testing.T) {
 func (r simResult) ratio() float64 { return r.makespan.Seconds() / r.ideal.Seconds() }
 
 func (r simResult) extra(chunks int) float64 { return float64(r.invocations-chunks) / float64(chunks) }
+
+// A lane is only ever a hedge's while its straggler still runs: on one
+// lane, where the straggler holds the only lane, nothing is hedged (the
+// lane it frees as it ends is not handed to a hedge of itself).
+func TestHedgeNeedsAFreeLane(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newUnit(t)
+		s := stalling(u, "one-lane")
+		u.cfg.Concurrency = 1
+		u.workers.fail = func(ctx context.Context, w job.WorkerJob) error {
+			if w.Chunk.Index == 7 {
+				return stall(ctx, 5*time.Minute)
+			}
+			return stall(ctx, 10*time.Second)
+		}
+		st, err := u.run(t.Context(), s, orchestrator.RunOptions{})
+		if err != nil || st.State != job.StateDone {
+			t.Fatalf("run = %+v, %v", st, err)
+		}
+		if total, _ := u.workers.invoked(); st.Hedges != 0 || total != 20 {
+			t.Errorf("%d hedges, %d invocations on one lane; want none and 20", st.Hedges, total)
+		}
+	})
+}
+
+// A budget reached while a damaged segment's chunk is rendered again, at
+// the stitch, fails the job for its budget, not as a stitch error. (The
+// stitch's own time, priced, is what passes the budget here.)
+func TestBudgetReachedAtTheStitch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newUnit(t)
+		tenSecondChunks(u)
+		u.cfg.Cost, _ = cost.Default(cost.Lambda)
+		u.cfg.StitchTimeout = time.Hour
+		s := oneFrameChunks("late", 4)
+		s.Budget = job.Budget{USD: 0.004} // the render costs about $0.0025, a 200 s stitch $0.008
+		damaged := false
+		u.stitcher.fail = func(ctx context.Context, r job.StitchRequest) error {
+			if !damaged {
+				damaged = true
+				if err := stall(ctx, 200*time.Second); err != nil {
+					return err
+				}
+				return job.Errorf(job.Permanent, job.CodeMissingOutput, "segment gone").WithChunk(2)
+			}
+			return nil
+		}
+		st, err := u.run(t.Context(), s, orchestrator.RunOptions{})
+		// Three chunks done: the fourth (chunk 2) was forgotten for its re-render.
+		if err != nil || st.State != job.StateFailed || st.Error == nil || st.Error.Code != job.CodeBudgetExceeded || st.ChunksDone != 3 {
+			t.Fatalf("run = %s (%d chunks done), %+v, %v; want failed with budget_exceeded at chunk 2's re-render", st.State, st.ChunksDone, st.Error, err)
+		}
+	})
+}

@@ -195,7 +195,7 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 			return false
 		}
 		// The invocations running count: one that runs away is stopped here.
-		return !r.overBudget()
+		return r.overBudget() == nil
 	})
 	var mu sync.Mutex
 	results := make(map[int]job.WorkerResult, len(pending))
@@ -236,6 +236,9 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	<-hedging
 	r.hedge = nil
 	stopWatch()
+	if err == nil {
+		return results, nil // every chunk is in, whatever stopped after
+	}
 	var stopped *job.Error
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errCancelRequested):
@@ -246,16 +249,18 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	return results, err
 }
 
-// overBudget reports whether the job has reached its budget, and if so
-// stops the dispatch with the reason.
-func (r *run) overBudget() bool {
+// overBudget returns the reason the job stops if it has reached its
+// budget, and stops the dispatch with it; nil if it has not.
+func (r *run) overBudget() *job.Error {
 	e := r.tr.overBudget(r.budget, time.Now())
 	if e == nil {
-		return false
+		return nil
 	}
 	r.log.Warn("budget reached; dispatch stops", "error", e.Message)
-	r.stopDispatch(e)
-	return true
+	if r.stopDispatch != nil {
+		r.stopDispatch(e)
+	}
+	return e
 }
 
 // interrupted ends a run whose context ended. The caller's end (Ctrl-C, a

@@ -101,14 +101,7 @@ func (t *tracker) attemptStarted(i, attempt int, hedge bool) {
 	})
 }
 
-// spent adds an attempt's time to the worker time billed, and to the
-// hedges' share of it if it was a hedge. t.mu is held.
-func spent(st *job.Status, took time.Duration, hedge bool) {
-	st.WorkerSeconds += took.Seconds()
-	if hedge {
-		st.HedgeWorkerSeconds += took.Seconds()
-	}
-}
+
 
 // attemptUncounted records that an invocation never ran (throttled), or was abandoned
 // before it finished: the chunk is back to its previous attempt count.
@@ -119,24 +112,12 @@ func (t *tracker) attemptUncounted(i, attempts int) {
 	})
 }
 
-func (t *tracker) attemptFailed(i int, e *job.Error, took time.Duration, hedge bool) {
-	t.update(func(st *job.Status) {
-		st.Chunks[i].Error = e
-		spent(st, took, hedge)
-	})
+func (t *tracker) attemptFailed(i int, e *job.Error) {
+	t.update(func(st *job.Status) { st.Chunks[i].Error = e })
 }
 
-// attemptSuperseded records an attempt cancelled because another attempt
-// of its chunk completed it first.
-func (t *tracker) attemptSuperseded(took time.Duration, hedge bool) {
-	t.update(func(st *job.Status) { spent(st, took, hedge) })
-}
-
-func (t *tracker) chunkDone(i int, r job.WorkerResult, took time.Duration, hedge bool) {
-	t.update(func(st *job.Status) {
-		t.markDone(st, i, r)
-		spent(st, took, hedge)
-	})
+func (t *tracker) chunkDone(i int, r job.WorkerResult) {
+	t.update(func(st *job.Status) { t.markDone(st, i, r) })
 }
 
 func (t *tracker) markDone(st *job.Status, i int, r job.WorkerResult) {
@@ -197,11 +178,21 @@ func (t *tracker) callStarted(start time.Time) {
 	t.mu.Unlock()
 }
 
-func (t *tracker) callEnded(start time.Time) {
-	t.mu.Lock()
-	t.inflight--
-	t.started -= start.UnixNano()
-	t.mu.Unlock()
+// callEnded also adds the call's time to the worker time, whatever its
+// outcome (it was billed; a throttled call was not), and to the hedges'
+// share if it was one: at once, so the budget never loses sight of it.
+func (t *tracker) callEnded(start time.Time, took time.Duration, hedge, billed bool) {
+	t.update(func(st *job.Status) {
+		t.inflight--
+		t.started -= start.UnixNano()
+		if !billed {
+			return
+		}
+		st.WorkerSeconds += took.Seconds()
+		if hedge {
+			st.HedgeWorkerSeconds += took.Seconds()
+		}
+	})
 }
 
 // price fills in the status's usage and cost as of now: this run's own

@@ -163,11 +163,11 @@ func (c *counting) Copy(ctx context.Context, dst, src string, opts *driver.CopyO
 	return c.b.Copy(ctx, dst, src, &blob.CopyOptions{BeforeCopy: opts.BeforeCopy})
 }
 
-func (c *counting) Delete(ctx context.Context, key string, _ *driver.DeleteOptions) error {
+func (c *counting) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
 	if c.headBeforeDelete {
 		count(ctx, job.RequestCounts{Get: 1})
 	}
-	return c.b.Delete(ctx, key)
+	return c.b.DeleteWithOptions(ctx, key, &blob.DeleteOptions{BeforeDelete: opts.BeforeDelete})
 }
 
 func (c *counting) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
