@@ -101,8 +101,6 @@ func (t *tracker) attemptStarted(i, attempt int, hedge bool) {
 	})
 }
 
-
-
 // attemptUncounted records that an invocation never ran (throttled), or was abandoned
 // before it finished: the chunk is back to its previous attempt count.
 func (t *tracker) attemptUncounted(i, attempts int) {
