@@ -264,11 +264,19 @@ func TestHedgeSimulation(t *testing.T) {
 	fmt.Fprintf(&table, "\n| σ | stragglers | hedging | makespan | ÷ ideal | invocations | extra | hedge worker-s | status written |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, sigma := range []float64{0.3, 0.5} {
 		var calm, hedged simResult
-		for _, sim := range []simulation{
+		sims := []simulation{
 			{sigma: sigma, hedge: true},
 			{sigma: sigma, slowShare: 0.02},
 			{sigma: sigma, slowShare: 0.02, hedge: true},
-		} {
+		}
+		if raceDetector {
+			// make test (-race): the target's run alone; make bench has the table.
+			if sigma != 0.3 {
+				continue
+			}
+			sims = sims[2:]
+		}
+		for _, sim := range sims {
 			sim.chunks, sim.workers, sim.slowFactor = 10_000, 1_000, 10
 			r := sim.run(t)
 			fmt.Fprintf(&table, "| %.1f | %.0f%% | %v | %.0f s | %.2f× | %d | %.1f%% | %.0f | %.2f MB |\n", sigma, 100*sim.slowShare, sim.hedge,
@@ -283,7 +291,7 @@ func TestHedgeSimulation(t *testing.T) {
 				hedged = r
 			}
 		}
-		if hedged.extra(10_000) > 0.05 || hedged.makespan > calm.makespan*125/100 {
+		if hedged.extra(10_000) > 0.05 || (calm != simResult{} && hedged.makespan > calm.makespan*125/100) {
 			t.Errorf("σ=%.1f hedged: %.1f%% extra invocations, makespan %s against %s without stragglers; want ≤ 5%% and ≤ 1.25×",
 				sigma, 100*hedged.extra(10_000), hedged.makespan, calm.makespan)
 		}
