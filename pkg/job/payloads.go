@@ -117,6 +117,18 @@ type WorkerResult struct {
 	Requests RequestCounts `json:"requests,omitzero"`
 }
 
+// UploadKeys are the keys r's attempt uploaded: its segment and its audio.
+func (r WorkerResult) UploadKeys() []string {
+	var keys []string
+	if r.SegmentKey != "" {
+		keys = append(keys, r.SegmentKey)
+	}
+	if r.Audio != nil {
+		keys = append(keys, r.Audio.Key)
+	}
+	return keys
+}
+
 // RequestCounts are storage requests by the class they are billed in: on
 // S3 PUT, COPY, POST and LIST are one price and GET and HEAD another; on
 // Cloud Storage the same split is class A and class B. Deletes are free

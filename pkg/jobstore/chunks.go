@@ -93,17 +93,8 @@ func (s *Store) ForgetChunk(ctx context.Context, id string, i int, damaged job.W
 	if err := s.bucket.Delete(ctx, job.MarkerKey(id, i)); err != nil && !storage.IsNotFound(err) {
 		return fmt.Errorf("remove the marker of chunk %d: %w", i, err)
 	}
-	keys := []string{damaged.SegmentKey}
-	if damaged.Audio != nil {
-		keys = append(keys, damaged.Audio.Key)
-	}
-	for _, k := range keys {
-		if k == "" {
-			continue
-		}
-		if err := s.bucket.Delete(ctx, k); err != nil && !storage.IsNotFound(err) {
-			s.log.Warn("remove a damaged segment", "key", k, "error", err)
-		}
+	if err := storage.DeleteKeys(ctx, s.bucket, damaged.UploadKeys()); err != nil {
+		s.log.Warn("remove a damaged segment", "error", err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -64,7 +65,8 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 	}
 	first := a.next
 	calls := a.race(ctx, lane)
-	if ctx.Err() != nil && !succeeded(calls) {
+	k := slices.IndexFunc(calls, func(c call) bool { return c.err == nil })
+	if ctx.Err() != nil && k < 0 {
 		// Abandoned (cancel, or the run stopped): the attempts never
 		// finished and are not counted.
 		a.next = first
@@ -74,24 +76,13 @@ func (a *chunkAttempts) try(ctx context.Context) (job.WorkerResult, error) {
 		}
 		return job.WorkerResult{}, backoff.Permanent(ctx.Err())
 	}
-	for k, c := range calls {
-		if c.err == nil {
-			return a.won(calls, k), nil
-		}
+	if k >= 0 {
+		return a.won(calls, k), nil
 	}
 	for _, c := range calls[:len(calls)-1] {
 		a.failedBeside(c)
 	}
 	return a.settle(calls[len(calls)-1])
-}
-
-func succeeded(calls []call) bool {
-	for _, c := range calls {
-		if c.err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // race invokes the worker on lane and, if the hedger finds the invocation
@@ -289,12 +280,10 @@ func (a *chunkAttempts) failed(ctx context.Context, err error) error {
 func (r *run) removeLoser(w job.WorkerJob, winner job.WorkerResult) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), windDown)
 	defer cancel()
-	for _, key := range []string{w.SegmentKey(), w.AudioKey()} {
-		if key == winner.SegmentKey || (winner.Audio != nil && key == winner.Audio.Key) {
-			continue
-		}
-		if err := r.store.Bucket().Delete(ctx, key); err != nil && !storage.IsNotFound(err) {
-			r.log.Warn("remove a losing attempt's upload", "key", key, "error", err)
-		}
+	keys := slices.DeleteFunc([]string{w.SegmentKey(), w.AudioKey()}, func(k string) bool {
+		return slices.Contains(winner.UploadKeys(), k)
+	})
+	if err := storage.DeleteKeys(ctx, r.store.Bucket(), keys); err != nil {
+		r.log.Warn("remove a losing attempt's upload", "error", err)
 	}
 }

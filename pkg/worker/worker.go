@@ -213,14 +213,8 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 // removeUpload deletes an attempt's segment and audio. Best effort: the
 // orchestrator's clean-up and the segment tag's expiry catch what is left.
 func (h *Handler) removeUpload(ctx context.Context, r job.WorkerResult) {
-	keys := []string{r.SegmentKey}
-	if r.Audio != nil {
-		keys = append(keys, r.Audio.Key)
-	}
-	for _, k := range keys {
-		if err := h.Bucket.Delete(ctx, k); err != nil && !storage.IsNotFound(err) {
-			h.logger().Warn("remove the upload of an attempt that lost", "key", k, "error", err)
-		}
+	if err := storage.DeleteKeys(ctx, h.Bucket, r.UploadKeys()); err != nil {
+		h.logger().Warn("remove the upload of an attempt that lost", "error", err)
 	}
 }
 
