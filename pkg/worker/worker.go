@@ -166,12 +166,6 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 			return fail(err)
 		}
 	}
-	// A hedge (or the attempt it hedged) may have completed the chunk while
-	// this one rendered: then there is nothing to upload.
-	if prev, ok, err := h.readMarker(ctx, w, spec); err == nil && ok {
-		log.Info("another attempt completed the chunk first; not uploading", "winner", prev.SegmentKey)
-		return prev, nil
-	}
 	key := w.SegmentKey()
 	var tags []storage.Tag
 	if !w.KeepSegment {
