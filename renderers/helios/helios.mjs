@@ -3,6 +3,7 @@
 // infrastructure workers. See the repository README, "Rendering Helios
 // compositions".
 import { parse, usage, UsageError } from './lib/options.mjs';
+import { CompositionError } from './lib/problems.mjs';
 import { render } from './lib/render.mjs';
 
 const [command, ...rest] = process.argv.slice(2);
@@ -10,7 +11,7 @@ const log = (msg) => process.stderr.write(`helios render: ${msg}\n`);
 if (command !== 'render') {
   process.stderr.write(command === undefined || command === '--help' || command === '-h'
     ? usage : `helios: unknown command ${JSON.stringify(command)}; this helios only renders (helios render --help)\n`);
-  process.exit(command === '--help' || command === '-h' ? 0 : 2);
+  process.exit(command === '--help' || command === '-h' ? 0 : 64);
 }
 let opts;
 try {
@@ -18,7 +19,7 @@ try {
 } catch (err) {
   if (!(err instanceof UsageError)) throw err;
   log(`${err.message} (helios render --help lists the options)`);
-  process.exit(2);
+  process.exit(64);
 }
 if (opts.help) {
   process.stdout.write(usage);
@@ -27,6 +28,8 @@ if (opts.help) {
 try {
   await render(opts, log);
 } catch (err) {
+  // 64 and 65 (sysexits.h EX_USAGE, EX_DATAERR) tell the worker that no
+  // retry can help: the command line or the composition is wrong.
   log(`failed: ${err.message}`);
-  process.exit(1);
+  process.exit(err instanceof CompositionError ? 65 : 1);
 }

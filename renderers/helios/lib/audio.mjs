@@ -13,7 +13,7 @@ export const sampleRate = 48000;
 // Track attributes as Helios documents them on <audio> and <video>:
 // data-helios-offset (s on the timeline), data-helios-seek (s into the
 // file), data-helios-fade-in / -fade-out (s), volume, muted, loop,
-// playbackRate.
+// playbackRate; and the source's channel count.
 export function audioGraph(tracks, { fps, startFrame, frameCount, totalFrames }) {
   const s0 = sampleAt(fps, startFrame, sampleRate);
   const s1 = sampleAt(fps, startFrame + frameCount, sampleRate);
@@ -25,7 +25,9 @@ export function audioGraph(tracks, { fps, startFrame, frameCount, totalFrames })
   tracks.forEach((t, i) => {
     if (t.loop) inputs.push('-stream_loop', '-1');
     inputs.push('-i', t.source);
-    const f = [`aresample=${sampleRate}`, 'aformat=sample_fmts=fltp:channel_layouts=stereo'];
+    // A mono track plays at full level on both channels, as a browser
+    // plays it (ffmpeg's own upmix would put it 3 dB lower).
+    const f = [`aresample=${sampleRate}`, ...(t.channels === 1 ? ['pan=stereo|c0=c0|c1=c0'] : []), 'aformat=sample_fmts=fltp:channel_layouts=stereo'];
     const seek = samples(t.seek);
     if (seek > 0) f.push(`atrim=start_sample=${seek}`, 'asetpts=N/SR/TB');
     f.push(...tempo(t.playbackRate));

@@ -1,104 +1,57 @@
-// The composition in a page: served from the work dir, driven frame by
-// frame on a virtual clock, captured as PNG.
-import { readFile, realpath } from 'node:fs/promises';
-import path from 'node:path';
+// The composition in a page: ready, seeked frame by frame on the virtual
+// clock (lib/inpage.mjs), checked, captured.
+import { CompositionError, short } from './problems.mjs';
 import { frameMs } from './options.mjs';
 
-// Local compositions load from this origin, answered from the work dir by
-// request interception: ES modules do not load from file://, and a confined
-// command may not listen on a port. .invalid never resolves, so nothing
-// else can answer for it. https makes it a secure context (WebCodecs,
-// crypto.subtle).
-export const localOrigin = 'https://composition.helios.invalid';
-
-const types = {
-  '.html': 'text/html', '.htm': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif', '.webp': 'image/webp', '.avif': 'image/avif', '.woff': 'font/woff', '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf', '.otf': 'font/otf', '.wav': 'audio/wav', '.mp3': 'audio/mpeg', '.ogg': 'audio/ogg',
-  '.flac': 'audio/flac', '.m4a': 'audio/mp4', '.aac': 'audio/aac', '.opus': 'audio/ogg', '.mp4': 'video/mp4',
-  '.webm': 'video/webm', '.mov': 'video/quicktime', '.wasm': 'application/wasm', '.txt': 'text/plain',
-};
-
-// localFile maps a URL path of localOrigin to a file under root, or null:
-// nothing outside root (no .., no links leading out).
-export async function localFile(root, urlPath) {
-  let base, file;
-  try {
-    base = await realpath(root);
-    file = await realpath(path.join(base, path.normalize(decodeURIComponent(urlPath))));
-  } catch {
-    return null;
-  }
-  return file === base || file.startsWith(base + path.sep) ? file : null;
-}
-
-// serveWorkDir answers requests for localOrigin with files under root.
-export async function serveWorkDir(context, root) {
-  await context.route(`${localOrigin}/**`, async (route) => {
-    const file = await localFile(root, new URL(route.request().url()).pathname);
-    let body;
-    try {
-      body = file && await readFile(file);
-    } catch {
-      body = null;
-    }
-    if (!body) return route.fulfill({ status: 404, body: 'not found' });
-    return route.fulfill({ status: 200, body, headers: { 'content-type': types[path.extname(file).toLowerCase()] ?? 'application/octet-stream', 'cache-control': 'no-store' } });
-  });
-}
-
-// Before any of the page's scripts: a virtual clock that only the renderer
-// moves (performance.now, Date.now, requestAnimationFrame timestamps and
-// Helios's own __HELIOS_VIRTUAL_TIME__ hook, which bindToDocumentTimeline()
-// follows), and a seeded Math.random, so that a frame's pixels depend only
-// on its number, not on how long the page took.
-export function clockScript(startMs) {
-  return `(() => {
-    const epoch = 1704067200000;
-    window.__HELIOS_VIRTUAL_TIME__ = ${startMs};
-    const now = () => window.__HELIOS_VIRTUAL_TIME__;
-    performance.now = now;
-    Date.now = () => epoch + now();
-    const raf = window.requestAnimationFrame.bind(window);
-    window.requestAnimationFrame = (cb) => raf(() => cb(now()));
-    let seed = 0x9e3779b9;
-    Math.random = () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  })();`;
-}
+// A page that loaded, has nothing in flight and sets no timer for this
+// long without creating window.helios never will.
+const quietMs = 3000;
 
 // ready waits until the composition has run and exposed its Helios
-// instance (window.helios, as Helios compositions do), its fonts have
-// loaded and its media know their durations; and checks it against the
-// command line.
-export async function ready(page, opts, pageErrors) {
+// instance (window.helios, as Helios compositions do) and its fonts have
+// loaded; it fails at once, for good, when the page went quiet without
+// one, and retryably when it was still loading at the timeout.
+export async function ready(page, opts, watch) {
   const deadline = Date.now() + opts.timeoutMs;
-  const left = () => Math.max(1, deadline - Date.now());
-  try {
-    await Promise.race([
-      page.waitForFunction(() => typeof window.helios?.seek === 'function', null, { timeout: left(), polling: 50 }),
-      pageErrors.failed,
+  for (;;) {
+    const state = await Promise.race([
+      page.evaluate((ms) => ({ helios: typeof window.helios?.seek === 'function', timers: window.__heliosRenderer.timers(ms), loaded: document.readyState === 'complete' }), Math.max(0, deadline - Date.now())),
+      watch.failed,
     ]);
-  } catch (err) {
-    pageErrors.throwIfAny();
-    throw new Error(`the composition did not become ready within ${opts.timeoutMs / 1000}s: window.helios was never set (a Helios composition exposes its instance as window.helios)`);
+    watch.throwIfAny();
+    if (state.helios) break;
+    if (state.loaded && state.timers === 0 && watch.quietFor() >= Math.min(quietMs, opts.timeoutMs)) {
+      throw new CompositionError('window.helios was never set: the page loaded and went quiet without creating its Helios instance. '
+        + 'A Helios composition exposes it as the page loads: `const helios = new Helios({ fps, duration }); window.helios = helios;`');
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`the composition did not become ready within ${opts.timeoutMs / 1000}s: window.helios was never set while the page was still ${state.loaded ? 'waiting on requests or timers' : 'loading'}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
-  pageErrors.throwIfAny();
-  const info = await page.evaluate(async (ms) => {
+  const left = Math.max(1, deadline - Date.now());
+  return page.evaluate(async (ms) => {
     await Promise.race([document.fonts.ready, new Promise((r) => setTimeout(r, ms))]);
     const h = window.helios;
     return { fps: h.fps?.value, duration: h.duration?.value };
-  }, left());
-  return info;
+  }, left);
 }
 
-// media lists the composition's audible <audio> and <video> elements in
-// every frame and shadow root, once they know their duration.
+// check holds the composition against the command line: a mismatch is
+// the spec's, and no retry changes it.
+export function check(opts, info, total) {
+  const fps = opts.fps.num / opts.fps.den;
+  if (!(info.fps > 0) || !(info.duration > 0)) throw new CompositionError(`window.helios reports fps ${info.fps} and duration ${info.duration}; both must be positive`);
+  if (Math.abs(info.fps - fps) > 1e-3) throw new CompositionError(`--fps ${opts.fps} differs from the composition's ${info.fps} fps: render it at --fps ${info.fps}`);
+  const end = opts.startFrame + (opts.frameCount ?? 0);
+  if (opts.startFrame >= total || end > total) {
+    throw new CompositionError(`frames [${opts.startFrame}, ${opts.frameCount ? end : '…'}) pass the composition's end: it has ${total} frames (${info.duration}s at ${info.fps} fps)`);
+  }
+}
+
+// media lists the composition's <audio> and <video> elements in every
+// frame and shadow root, once they know their duration, with the levels
+// and Helios attributes the mix needs.
 export async function media(page, timeoutMs) {
   const lists = await Promise.all(page.frames().map((frame) => frame.evaluate(async (ms) => {
     const found = [];
@@ -148,9 +101,11 @@ export async function media(page, timeoutMs) {
 // seek moves the virtual clock to frame f and waits until the composition
 // has settled there: Helios instances bound to the document timeline follow
 // the clock; the exposed instance is also seeked to the exact frame; CSS
-// and Web Animations are paused at the frame's time.
-export async function seek(page, fps, f, timeoutMs, paint) {
-  const settled = await page.evaluate(async ({ f, t, ms, paint }) => {
+// and Web Animations are paused at the frame's time; videos the page
+// seeked have finished seeking. Then every video the page seeked must be
+// where it was sent: one that is not would show the wrong picture.
+export async function seek(page, fps, f, timeoutMs) {
+  const { settled, wrong } = await page.evaluate(async ({ f, t, ms }) => {
     window.__HELIOS_VIRTUAL_TIME__ = t;
     for (const a of document.getAnimations()) {
       a.currentTime = t;
@@ -158,31 +113,36 @@ export async function seek(page, fps, f, timeoutMs, paint) {
     }
     const h = window.helios;
     if (h.seek) h.seek(f);
-    const stable = typeof h.waitUntilStable === 'function' ? h.waitUntilStable() : Promise.resolve();
-    let timer;
-    const ok = await Promise.race([stable.then(() => true), new Promise((r) => { timer = setTimeout(() => r(false), ms); })]);
-    clearTimeout(timer);
-    // A canvas drawn in a requestAnimationFrame callback is drawn by the
-    // next frame; a screenshot renders a frame of its own.
-    if (paint) await new Promise((r) => requestAnimationFrame(() => r()));
-    return ok;
-  }, { f, t: frameMs(fps, f), ms: timeoutMs, paint });
-  if (!settled) throw new Error(`frame ${f} did not settle within ${timeoutMs / 1000}s (helios.waitUntilStable never resolved)`);
+    const r = window.__heliosRenderer;
+    const stable = Promise.all([typeof h.waitUntilStable === 'function' ? h.waitUntilStable() : null, r.seeked()]);
+    const ok = await Promise.race([stable.then(() => true), r.sleep(ms).then(() => false)]);
+    return { settled: ok, wrong: ok ? r.videos() : [] };
+  }, { f, t: frameMs(fps, f), ms: timeoutMs });
+  if (!settled) throw new Error(`frame ${f} did not settle within ${timeoutMs / 1000}s (helios.waitUntilStable never resolved, or a video never finished seeking)`);
+  if (wrong.length) {
+    const v = wrong[0];
+    const where = v.at === undefined ? v.problem : `it is at ${v.at.toFixed(3)}s${v.seekable ? '' : ' and cannot seek (its server answered without byte ranges)'}`;
+    throw new CompositionError(`frame ${f}: the video ${short(v.src)} could not be shown at ${v.want.toFixed(3)}s: ${where}`);
+  }
 }
 
-// capture returns the frame as PNG: the whole viewport in dom mode (over
-// CDP, asking Chromium for its fastest PNG compression: still lossless), the
-// composition's canvas in canvas mode.
-export async function capture(page, opts, cdp) {
-  if (opts.mode === 'dom') {
-    const { data } = await cdp.send('Page.captureScreenshot', { format: 'png', optimizeForSpeed: true });
-    return Buffer.from(data, 'base64');
-  }
-  const dataUrl = await page.evaluate((sel) => {
+// captureCanvas returns the composition's canvas as PNG, and whether it
+// was blank (fully transparent) although the page drew on it since the
+// last frame.
+export async function captureCanvas(page, selector) {
+  const got = await page.evaluate((sel) => {
     const c = document.querySelector(sel);
     if (!(c instanceof HTMLCanvasElement)) return { error: `no <canvas> matches ${JSON.stringify(sel)} (--mode canvas captures the composition's canvas; use --mode dom for a page)` };
-    return { url: c.toDataURL('image/png') };
-  }, opts.canvasSelector);
-  if (dataUrl.error) throw new Error(dataUrl.error);
-  return Buffer.from(dataUrl.url.slice(dataUrl.url.indexOf(',') + 1), 'base64');
+    const url = c.toDataURL('image/png');
+    const draws = window.__heliosRenderer.draws(c);
+    let blank = false;
+    if (draws > 0) {
+      const empty = document.createElement('canvas');
+      [empty.width, empty.height] = [c.width, c.height];
+      blank = empty.toDataURL('image/png') === url;
+    }
+    return { url, blank };
+  }, selector);
+  if (got.error) throw new CompositionError(got.error);
+  return { png: Buffer.from(got.url.slice(got.url.indexOf(',') + 1), 'base64'), blank: got.blank };
 }

@@ -1,15 +1,38 @@
 // One chunk: start the browser, load the composition, step through the
 // frames, encode.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { audioGraph } from './audio.mjs';
 import { findBrowser, launch } from './browser.mjs';
 import { Encoder } from './encode.mjs';
-import { capture, clockScript, localFile, localOrigin, media, ready, seek, serveWorkDir } from './page.mjs';
+import { freshCapture, openPage } from './frames.mjs';
+import { install } from './inpage.mjs';
 import { frameMs } from './options.mjs';
+import { captureCanvas, check, media, ready, seek } from './page.mjs';
+import { CompositionError, Warnings, short, watchPage } from './problems.mjs';
+import { Fetcher, Refused, localFile, localOrigin, route } from './serve.mjs';
 
-export async function render(opts, log) {
+// render renders opts' chunk. The worker's environment says where the
+// warnings go (HELIOS_REPORT) and where its fetcher listens
+// (HELIOS_FETCH_SOCKET); both are unset when run by hand.
+export async function render(opts, log, env = process.env) {
+  const warnings = new Warnings(log, env.HELIOS_REPORT);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'helios-render-'));
+  try {
+    await renderChunk(opts, log, { warnings, scratch, fetcher: env.HELIOS_FETCH_SOCKET ? new Fetcher(env.HELIOS_FETCH_SOCKET) : null });
+  } finally {
+    await warnings.write().catch((err) => log(`warnings not reported: ${err.message}`));
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function renderChunk(opts, log, { warnings, scratch, fetcher }) {
   const t0 = Date.now();
-  const browser = await launch(findBrowser());
+  const described = findBrowser();
+  const browser = await launch(described);
   let encoder;
   // Stopped by hand (or by a worker's SIGTERM): no partial file, no browser left.
   const stop = async (signal) => {
@@ -19,53 +42,88 @@ export async function render(opts, log) {
   };
   process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
-    const context = await browser.newContext({ viewport: { width: opts.width, height: opts.height }, deviceScaleFactor: 1 });
+    const { context, page, frames } = await openPage(browser, described, { width: opts.width, height: opts.height });
     const url = opts.composition.url ?? `${localOrigin}/${opts.composition.file.split(path.sep).map(encodeURIComponent).join('/')}`;
-    if (opts.composition.file) await serveWorkDir(context, process.cwd());
-    const page = await context.newPage();
-    const errors = pageErrors(page, url);
-    await page.addInitScript(clockScript(frameMs(opts.fps, opts.startFrame)));
-    const response = await page.goto(url, { waitUntil: 'load', timeout: opts.timeoutMs }).catch((err) => {
-      errors.throwIfAny();
-      throw new Error(`loading ${url}: ${err.message.split('\n')[0]}`);
-    });
-    if (response && !response.ok()) throw new Error(`loading ${url}: HTTP ${response.status()}`);
-    const info = await bounded(ready(page, opts, errors), 2 * opts.timeoutMs + 5000,
-      `the composition did not become ready within ${opts.timeoutMs / 1000}s (the page did not answer: a script stuck in a loop?)`);
+    const watch = watchPage(page, url, warnings);
+    await route(context, { root: process.cwd(), fetcher, onRefused: (u, type, reason) => watch.refused(u, type, reason) });
+    await page.addInitScript(install, { startMs: frameMs(opts.fps, opts.startFrame), canvasMode: opts.mode === 'canvas' });
+
+    // Loading and getting ready run on frames drawn at 60 Hz, as in a
+    // browser; from the first frame on, the renderer draws each one.
+    frames.pump();
+    const info = await load(page, url, opts, watch);
     const total = Math.round(info.duration * info.fps);
     check(opts, info, total);
     const frameCount = opts.frameCount ?? total - opts.startFrame;
     const tracks = await bounded(media(page, opts.timeoutMs), opts.timeoutMs + 5000, `the composition's media did not load within ${opts.timeoutMs / 1000}s`);
-    for (const t of tracks) {
-      if (t.error) throw new Error(`the composition's media ${t.src} cannot be played: ${t.error}`);
-      if (t.fadeEasing && t.fadeEasing !== 'linear') {
-        throw new Error(`media ${t.src}: data-helios-fade-easing="${t.fadeEasing}" is not supported; the mix fades linearly`);
-      }
-    }
-    const root = process.cwd();
-    const sources = await Promise.all(tracks.map((t) => source(root, t.src)));
-    const audio = audioGraph(tracks.map((t, i) => ({ ...t, source: sources[i] })), {
+    await frames.stop();
+    const audio = audioGraph(await mixable(tracks, { fetcher, scratch }), {
       fps: opts.fps, startFrame: opts.startFrame, frameCount, totalFrames: total,
     });
-    const cdp = await context.newCDPSession(page);
     const tReady = Date.now();
     encoder = new Encoder(opts, audio);
+    const videos = await page.evaluate(() => window.__heliosRenderer.videoTimes());
+    let first, same = true;
     for (let f = opts.startFrame; f < opts.startFrame + frameCount; f++) {
       // Bounded here too: a page stuck in a loop never answers the browser.
-      await bounded(seek(page, opts.fps, f, opts.timeoutMs, opts.mode === 'canvas'), opts.timeoutMs + 5000,
+      await bounded(seek(page, opts.fps, f, opts.timeoutMs), opts.timeoutMs + 5000,
         `frame ${f} did not settle within ${opts.timeoutMs / 1000}s (the page did not answer: a script stuck in a loop?)`);
-      errors.throwIfAny();
-      await encoder.write(await bounded(capture(page, opts, cdp), opts.timeoutMs, `capturing frame ${f} took more than ${opts.timeoutMs / 1000}s`));
+      watch.throwIfAny();
+      const png = await bounded(capture(page, frames, opts, warnings, f), opts.timeoutMs, `capturing frame ${f} took more than ${opts.timeoutMs / 1000}s`);
+      watch.throwIfAny();
+      if (first === undefined) first = png;
+      else if (same && !png.equals(first)) same = false;
+      await encoder.write(png);
     }
-    errors.throwIfAny();
     await encoder.finish();
     encoder = null;
+    if (frameCount > 1 && same) {
+      warnings.add(`all ${frameCount} frames of [${opts.startFrame}, ${opts.startFrame + frameCount}) are identical although the composition's time moved: if it should move here, check that it draws from helios's current frame`);
+    }
+    await stillVideos(page, videos, frameCount, warnings);
     const tDone = Date.now();
-    log(`rendered frames [${opts.startFrame}, ${opts.startFrame + frameCount}) of ${total} to ${opts.output}: browser ready in ${tReady - t0} ms, ${frameCount} frames in ${tDone - tReady} ms (${(frameCount * 1000 / Math.max(1, tDone - tReady)).toFixed(1)} fps), ${tracks.length} audio track(s)`);
+    log(`rendered frames [${opts.startFrame}, ${opts.startFrame + frameCount}) of ${total} to ${opts.output}: browser ready in ${tReady - t0} ms, ${frameCount} frames in ${tDone - tReady} ms (${(frameCount * 1000 / Math.max(1, tDone - tReady)).toFixed(1)} fps), ${audio ? audio.inputs.filter((a) => a === '-i').length : 0} audio track(s), ${described.frameControl ? 'frames drawn on request' : 'frames at the browser\'s pace'}`);
   } finally {
     process.off('SIGINT', stop).off('SIGTERM', stop);
     if (encoder) await encoder.abort();
     await browser.close().catch(() => {});
+  }
+}
+
+// load opens the composition and waits until it is ready.
+async function load(page, url, opts, watch) {
+  const response = await page.goto(url, { waitUntil: 'load', timeout: opts.timeoutMs }).catch((err) => {
+    watch.throwIfAny();
+    throw new Error(`loading ${short(url)}: ${err.message.split('\n')[0]}`);
+  });
+  watch.throwIfAny();
+  if (response && !response.ok()) throw new CompositionError(`loading ${short(url)}: HTTP ${response.status()}`);
+  return bounded(ready(page, opts, watch), 2 * opts.timeoutMs + 5000,
+    `the composition did not become ready within ${opts.timeoutMs / 1000}s (the page did not answer: a script stuck in a loop?)`);
+}
+
+// capture draws frame f and returns it as PNG: the composition's canvas in
+// canvas mode, else the viewport with every layer rastered afresh.
+async function capture(page, frames, opts, warnings, f) {
+  if (opts.mode === 'dom') return freshCapture(page, frames);
+  // A canvas drawn in an animation frame callback is drawn in the next frame.
+  await frames.draw();
+  const { png, blank } = await captureCanvas(page, opts.canvasSelector);
+  if (blank) warnings.add(`frame ${f}: the canvas ${opts.canvasSelector} was captured blank (fully transparent) although the page drew on it`);
+  return png;
+}
+
+// stillVideos warns of the videos that never moved while the composition's
+// time did: nothing seeked them (Helios seeks the media of compositions
+// created with autoSyncAnimations: true).
+async function stillVideos(page, before, frameCount, warnings) {
+  if (frameCount < 2) return;
+  const after = await page.evaluate(() => window.__heliosRenderer.videoTimes());
+  for (const v of after) {
+    const was = before.find((b) => b.src === v.src);
+    if (was && was.time === v.time) {
+      warnings.add(`the video ${short(v.src)} stayed at ${v.time.toFixed(3)}s for the whole chunk: nothing seeked it (a Helios composition created with autoSyncAnimations: true seeks its media)`);
+    }
   }
 }
 
@@ -76,56 +134,62 @@ function bounded(promise, ms, message) {
     .finally(() => clearTimeout(timer));
 }
 
-function check(opts, info, total) {
-  const fps = opts.fps.num / opts.fps.den;
-  if (!(info.fps > 0) || !(info.duration > 0)) throw new Error(`window.helios reports fps ${info.fps} and duration ${info.duration}; both must be positive`);
-  if (Math.abs(info.fps - fps) > 1e-3) throw new Error(`--fps ${opts.fps} differs from the composition's ${info.fps} fps`);
-  const end = opts.startFrame + (opts.frameCount ?? 0);
-  if (opts.startFrame >= total || end > total) {
-    throw new Error(`frames [${opts.startFrame}, ${opts.frameCount ? end : '…'}) pass the composition's end: it has ${total} frames (${info.duration}s at ${info.fps} fps)`);
+// mixable gives each audible track a source ffmpeg may read, and its
+// channel count. Silent tracks (muted, volume 0) are not mixed, whatever
+// their source.
+async function mixable(tracks, { fetcher, scratch }) {
+  const audible = tracks.filter((t) => t.volume > 0);
+  for (const t of tracks) {
+    if (t.fadeEasing && t.fadeEasing !== 'linear') {
+      throw new CompositionError(`media ${short(t.src)}: data-helios-fade-easing="${t.fadeEasing}" is not supported; the mix fades linearly`);
+    }
   }
+  return Promise.all(audible.map(async (t, i) => {
+    if (t.error) throw new CompositionError(`the composition's media ${short(t.src)} cannot be played: ${t.error}`);
+    const src = await source(t.src, { fetcher, scratch, name: `track-${i}` });
+    return { ...t, source: src, channels: await channels(src) };
+  }));
 }
 
 // source is where ffmpeg reads a track: a file of the work dir for the
-// local origin (by the same rules that serve it to the page), else an https
+// local origin (by the same rules that serve it to the page); a data: URI
+// decoded into a file; from other origins, a file of what the worker's
+// fetcher gave the page, or, where the command has the network, an https
 // URL. Nothing else reaches ffmpeg, whose inputs can name devices and
 // protocols.
-async function source(root, src) {
+async function source(src, { fetcher, scratch, name }) {
   const url = new URL(src);
   if (src.startsWith(localOrigin + '/')) {
-    const file = await localFile(root, url.pathname);
-    if (!file) throw new Error(`media ${url.pathname} is not a file of the assets`);
+    const file = await localFile(process.cwd(), url.pathname);
+    if (!file) throw new CompositionError(`media ${short(url.pathname)} is not a file of the assets`);
     return file;
   }
-  if (url.protocol !== 'https:') throw new Error(`media ${src}: only files of the assets or https:// URLs can be mixed`);
-  return url.href;
+  if (url.protocol === 'data:') {
+    const file = path.join(scratch, name);
+    await writeFile(file, Buffer.from(await (await fetch(src)).arrayBuffer()));
+    return file;
+  }
+  if (url.protocol !== 'https:') {
+    throw new CompositionError(`media ${short(src)}: only files of the assets, data: URIs and https:// URLs can be mixed (${url.protocol} cannot)`);
+  }
+  if (!fetcher) return url.href;
+  const res = await fetcher.get(url.href, { accept: '*/*' }).catch((err) => {
+    throw err instanceof Refused ? new CompositionError(`media ${short(src)} cannot be mixed: ${err.message}`) : err;
+  });
+  if (res.status !== 200) throw new Error(`media ${short(src)}: HTTP ${res.status}`);
+  const file = path.join(scratch, name);
+  await writeFile(file, res.body);
+  return file;
 }
 
-// pageErrors collects what the page throws and which of its own files
-// failed to load, to fail the chunk with the page's words.
-function pageErrors(page, url) {
-  const seen = [];
-  let fail;
-  const failed = new Promise((_, reject) => { fail = reject; });
-  failed.catch(() => {});
-  const add = (msg) => {
-    seen.push(msg);
-    fail(new Error(msg));
-  };
-  page.on('pageerror', (err) => add(`the composition threw: ${err.stack || err.message}`));
-  page.on('crash', () => add('the page crashed (out of memory?)'));
-  page.on('response', (res) => {
-    if (res.status() >= 400 && (res.url().startsWith(localOrigin) || res.url() === url)) {
-      add(`loading ${res.url()} failed: HTTP ${res.status()}${res.url().startsWith(localOrigin) ? ' (is it in the asset bundle?)' : ''}`);
-    }
-  });
-  page.on('requestfailed', (req) => {
-    if ((req.url().startsWith(localOrigin) || req.url() === url) && !seen.length) add(`loading ${req.url()} failed: ${req.failure()?.errorText}`);
-  });
-  return {
-    failed, // rejects at the first error
-    throwIfAny() {
-      if (seen.length) throw new Error(seen.slice(0, 3).join('\n'));
-    },
-  };
+const run = promisify(execFile);
+
+// channels is a source's audio channel count (0 if ffprobe cannot tell).
+async function channels(src) {
+  try {
+    const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'a:0', '-show_entries', 'stream=channels', '-of', 'csv=p=0', src]);
+    return Number(stdout.trim()) || 0;
+  } catch {
+    return 0;
+  }
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ffmpegArgs } from '../lib/encode.mjs';
 import { parse } from '../lib/options.mjs';
-import { localFile } from '../lib/page.mjs';
+import { localFile } from '../lib/serve.mjs';
 
 test('the page and ffmpeg read only files of the assets', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'helios-files-'));

@@ -1,0 +1,109 @@
+// The page a composition renders in, and how its frames are drawn.
+//
+// In a headless shell the page has begin-frame control: Chromium draws
+// nothing until the renderer calls HeadlessExperimental.beginFrame, which
+// runs the page's animation frame callbacks, paints, rasters every tile and
+// draws, all before it returns (with a screenshot, if asked). A frame then
+// costs what the page costs, not a wait for the next vsync, and the number
+// of animation frames between two captures is always the same. A full
+// Chromium has no such control: frames come at its own pace, and the
+// renderer waits for animation frames instead.
+
+// openPage opens a page of the given size in a new browser context.
+export async function openPage(browser, described, viewport) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  if (!described.frameControl) {
+    const page = await context.newPage();
+    return { context, page, frames: new PacedFrames(page, await context.newCDPSession(page)) };
+  }
+  // Playwright opens pages without begin-frame control: open one with it in
+  // the same browser context (found from a first page, which then closes),
+  // and Playwright attaches to it as to any other page of the context.
+  const first = await context.newPage();
+  const { targetInfo } = await (await context.newCDPSession(first)).send('Target.getTargetInfo');
+  const session = await browser.newBrowserCDPSession();
+  try {
+    const opened = context.waitForEvent('page', { timeout: 30_000 });
+    await session.send('Target.createTarget', { url: 'about:blank', browserContextId: targetInfo.browserContextId, enableBeginFrameControl: true });
+    const page = await opened;
+    await first.close();
+    return { context, page, frames: new ControlledFrames(page, await context.newCDPSession(page)) };
+  } finally {
+    await session.detach().catch(() => {});
+  }
+}
+
+// ControlledFrames draws frames on request (begin-frame control).
+class ControlledFrames {
+  constructor(page, cdp) {
+    this.page = page;
+    this.cdp = cdp;
+    this.pumping = null;
+  }
+
+  // pump draws a frame every 16 ms until stop: while the page loads and
+  // gets ready it may wait for animation frames, as in a browser.
+  pump() {
+    let on = true;
+    const loop = (async () => {
+      while (on) {
+        await this.cdp.send('HeadlessExperimental.beginFrame', {}).catch(() => {});
+        await new Promise((r) => setTimeout(r, 16));
+      }
+    })();
+    this.pumping = async () => { on = false; await loop; };
+  }
+
+  async stop() {
+    if (this.pumping) await this.pumping();
+    this.pumping = null;
+  }
+
+  // draw runs the page's animation frame callbacks and draws a frame.
+  async draw() {
+    await this.cdp.send('HeadlessExperimental.beginFrame', {});
+  }
+
+  // capture draws a frame and returns it as PNG.
+  async capture() {
+    const { screenshotData } = await this.cdp.send('HeadlessExperimental.beginFrame', { screenshot: { format: 'png', optimizeForSpeed: true } });
+    if (!screenshotData) throw new Error('Chromium drew the frame but returned no screenshot');
+    return Buffer.from(screenshotData, 'base64');
+  }
+}
+
+// PacedFrames waits for the frames a full Chromium draws at its own pace.
+class PacedFrames {
+  constructor(page, cdp) {
+    this.page = page;
+    this.cdp = cdp;
+  }
+
+  pump() {}
+
+  async stop() {}
+
+  async draw() {
+    await this.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))));
+  }
+
+  async capture() {
+    const { data } = await this.cdp.send('Page.captureScreenshot', { format: 'png', optimizeForSpeed: true });
+    return Buffer.from(data, 'base64');
+  }
+}
+
+// freshCapture captures the viewport with every layer rastered afresh.
+// Skipping the body's content for one frame (content-visibility: hidden,
+// from a style sheet the page does not see) removes the compositor's layers
+// of everything in it, so the next frame rasters each layer at the scale
+// and offset it has now. Without that a layer's pixels depend on the frames
+// before it (Chromium keeps a moving or scaling layer's raster scale and
+// older tilings), and a chunk that starts in the middle of an animation
+// would differ from a render in one pass.
+export async function freshCapture(page, frames) {
+  await page.evaluate(() => window.__heliosRenderer.flush(true));
+  await frames.draw();
+  await page.evaluate(() => window.__heliosRenderer.flush(false));
+  return frames.capture();
+}

@@ -1,0 +1,275 @@
+// What the renderer installs in the page before any of the page's own
+// scripts (page.addInitScript(install, options)). It must be
+// self-contained: Playwright sends its source to the browser.
+//
+// - A virtual clock that only the renderer moves (performance.now,
+//   Date.now, requestAnimationFrame timestamps and Helios's own
+//   __HELIOS_VIRTUAL_TIME__ hook, which bindToDocumentTimeline() follows),
+//   and a seeded Math.random, so that a frame's pixels depend only on its
+//   number, not on how long the page took.
+// - Media seeks, remembered, so that after each frame the renderer can
+//   check every video got where the page sent it; and aimed half a
+//   millisecond late. Chromium truncates the time asked to microseconds and
+//   shows the last frame stamped at or before it, while containers round
+//   frame times to their time base (1 ms in WebM): a seek to frame k's exact
+//   time would otherwise show frame k-1 about every third frame.
+// - In canvas mode, WebGL contexts keep their drawing buffer: the renderer
+//   reads the canvas after the frame was presented, when a context created
+//   with the default preserveDrawingBuffer: false has already been cleared.
+//   And draw calls are counted, so that a canvas captured blank after the
+//   page drew on it is reported.
+// - Two style sheets the page does not see (constructed, adopted): the
+//   body keeps its size while its content is skipped, and the flush that
+//   skips it for one frame (frames.mjs, freshCapture). Skipping makes
+//   IntersectionObserver see every element leave the viewport and come
+//   back: its callbacks get only what changed between rendered frames.
+// - The page's pending timers, counted: a page waiting on one is not
+//   done loading.
+//
+// Everything the renderer calls lives on window.__heliosRenderer.
+export function install({ startMs, canvasMode }) {
+  // Timers the page set and that have not fired, with when they are due
+  // in real time: a page that waits on one is not done loading.
+  const realNow = Date.now;
+  const setTimer = window.setTimeout.bind(window);
+  const clearTimer = window.clearTimeout.bind(window);
+  const timers = new Map();
+  window.setTimeout = function setTimeout(handler, ms, ...args) {
+    if (typeof handler !== 'function') return setTimer(handler, ms, ...args);
+    const id = setTimer((...a) => {
+      timers.delete(id);
+      handler(...a);
+    }, ms, ...args);
+    timers.set(id, realNow() + (Number(ms) || 0));
+    return id;
+  };
+  window.clearTimeout = function clearTimeout(id) {
+    timers.delete(id);
+    clearTimer(id);
+  };
+
+  const epoch = 1704067200000;
+  window.__HELIOS_VIRTUAL_TIME__ = startMs;
+  const now = () => window.__HELIOS_VIRTUAL_TIME__;
+  performance.now = now;
+  Date.now = () => epoch + now();
+  const raf = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (cb) => raf(() => cb(now()));
+  let seed = 0x9e3779b9;
+  Math.random = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+
+  // Media seeks.
+  const seekBias = 0.0005;
+  const asked = new WeakMap();
+  const time = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'currentTime');
+  Object.defineProperty(HTMLMediaElement.prototype, 'currentTime', {
+    configurable: true,
+    enumerable: time.enumerable,
+    get() { return time.get.call(this); },
+    set(v) {
+      asked.set(this, v);
+      time.set.call(this, v > 0 ? v + seekBias : v);
+    },
+  });
+
+  // Canvas contexts: WebGL buffers kept (canvas mode), draws counted.
+  const drawn = Symbol('draws');
+  const count = (proto, names) => {
+    for (const name of names) {
+      const f = proto?.[name];
+      if (typeof f !== 'function') continue;
+      proto[name] = function (...args) {
+        if (this.canvas) this.canvas[drawn] = (this.canvas[drawn] ?? 0) + 1;
+        return f.apply(this, args);
+      };
+    }
+  };
+  if (canvasMode) {
+    const getContext = HTMLCanvasElement.prototype.getContext;
+    HTMLCanvasElement.prototype.getContext = function (type, attrs) {
+      if (type === 'webgl' || type === 'webgl2' || type === 'experimental-webgl') attrs = { ...attrs, preserveDrawingBuffer: true };
+      return getContext.call(this, type, attrs);
+    };
+    const gl = ['drawArrays', 'drawElements', 'drawArraysInstanced', 'drawElementsInstanced', 'drawRangeElements', 'clear'];
+    count(window.WebGLRenderingContext?.prototype, gl);
+    count(window.WebGL2RenderingContext?.prototype, gl);
+    count(window.CanvasRenderingContext2D?.prototype, ['fillRect', 'strokeRect', 'fill', 'stroke', 'fillText', 'strokeText', 'drawImage', 'putImageData']);
+  }
+
+  // The flush, and IntersectionObserver kept from seeing it.
+  const keep = new CSSStyleSheet();
+  keep.replaceSync(':where(body) { contain-intrinsic-size: auto none; }');
+  const flushSheet = new CSSStyleSheet();
+  flushSheet.replaceSync('body { content-visibility: hidden !important; }');
+  flushSheet.disabled = true;
+  const adopt = () => {
+    const own = document.adoptedStyleSheets;
+    if (!own.includes(keep) || !own.includes(flushSheet)) {
+      document.adoptedStyleSheets = [...own.filter((s) => s !== keep && s !== flushSheet), keep, flushSheet];
+    }
+  };
+  adopt();
+  const observers = new Set();
+  const NativeIO = window.IntersectionObserver;
+  // An observer tells its callback of a target when its state (whether it
+  // intersects, and which threshold it passed) differs from the one last
+  // told. Entries of a flush frame are dropped; after each rendered frame,
+  // settle() tells of the targets that left the viewport in it, which the
+  // browser does not report (they were already out in the flush frame).
+  class IntersectionObserver extends NativeIO {
+    #callback;
+    #told = new Map();
+    #fresh = new Set();
+    #seen = new Set();
+    constructor(callback, options) {
+      super((entries) => this.#deliver(entries), options);
+      this.#callback = callback;
+      observers.add(this);
+    }
+    #state(e) {
+      return `${e.isIntersecting}:${this.thresholds.filter((t) => e.intersectionRatio >= t).length}`;
+    }
+    #deliver(entries) {
+      if (flushing) return;
+      const out = [];
+      for (const e of entries) {
+        this.#seen.add(e.target);
+        const s = this.#state(e);
+        if (this.#told.get(e.target) === s) continue;
+        this.#told.set(e.target, s);
+        this.#fresh.delete(e.target);
+        out.push(e);
+      }
+      if (out.length) this.#callback.call(this, out, this);
+    }
+    observe(target) {
+      if (!this.#told.has(target)) this.#fresh.add(target);
+      super.observe(target);
+    }
+    unobserve(target) {
+      this.#told.delete(target);
+      this.#fresh.delete(target);
+      super.unobserve(target);
+    }
+    disconnect() {
+      this.#told.clear();
+      this.#fresh.clear();
+      super.disconnect();
+    }
+    // settle tells of what the frame just rendered changed; after a flush,
+    // targets told as intersecting that the frame did not report have
+    // left, and targets observed since the last frame and not reported
+    // are out.
+    settle(afterFlush) {
+      this.#deliver(super.takeRecords());
+      const out = [];
+      if (afterFlush) {
+        for (const [target, s] of this.#told) {
+          if (this.#seen.has(target) || s.startsWith('false')) continue;
+          this.#told.set(target, 'false:0');
+          out.push(left(target));
+        }
+        for (const target of this.#fresh) {
+          if (this.#seen.has(target)) continue;
+          this.#told.set(target, 'false:0');
+          out.push(left(target));
+        }
+        this.#fresh.clear();
+      }
+      this.#seen.clear();
+      if (out.length) this.#callback.call(this, out, this);
+    }
+    // drop forgets what the flush frame reported.
+    drop() {
+      super.takeRecords();
+      this.#seen.clear();
+    }
+  }
+  const left = (target) => ({
+    target, isIntersecting: false, intersectionRatio: 0, time: now(), rootBounds: null,
+    boundingClientRect: target.getBoundingClientRect(), intersectionRect: new DOMRectReadOnly(0, 0, 0, 0),
+  });
+  window.IntersectionObserver = IntersectionObserver;
+  let flushing = false;
+  let flushed = false; // the frame being rendered follows a flush
+
+  const media = () => {
+    const found = [];
+    const walk = (root) => {
+      for (const el of root.querySelectorAll('*')) {
+        if (el instanceof HTMLMediaElement) found.push(el);
+        if (el.shadowRoot) walk(el.shadowRoot);
+      }
+    };
+    walk(document);
+    return found;
+  };
+
+  Object.defineProperty(window, '__heliosRenderer', {
+    value: Object.freeze({
+      // flush(true) skips the body's content until flush(false).
+      flush(on) {
+        if (on) {
+          for (const o of observers) o.settle(flushed);
+          adopt();
+          flushing = true;
+          flushSheet.disabled = false;
+        } else {
+          flushSheet.disabled = true;
+          for (const o of observers) o.drop();
+          flushing = false;
+          flushed = true;
+        }
+      },
+      // timers counts the page's timers due within ms.
+      timers(ms = 30000) {
+        const until = realNow() + ms;
+        let n = 0;
+        for (const due of timers.values()) if (due <= until) n++;
+        return n;
+      },
+      // sleep resolves after ms, on a timer the page does not see.
+      sleep(ms) {
+        return new Promise((r) => setTimer(r, ms));
+      },
+      // seeked resolves when no video is seeking.
+      seeked() {
+        return Promise.all(media().filter((el) => el instanceof HTMLVideoElement && el.seeking).map((el) => new Promise((r) => {
+          el.addEventListener('seeked', r, { once: true });
+          el.addEventListener('error', r, { once: true });
+        })));
+      },
+      // videos reports each video the page seeked that is not where it was
+      // sent (or has no frame to show there).
+      videos() {
+        const wrong = [];
+        for (const el of media()) {
+          if (!(el instanceof HTMLVideoElement) || !asked.has(el)) continue;
+          const want = asked.get(el);
+          const src = el.currentSrc || el.src || '(no source)';
+          if (el.error) wrong.push({ src, want, problem: el.error.message || `media error ${el.error.code}` });
+          else if (el.seeking) wrong.push({ src, want, problem: 'still seeking' });
+          else if (Math.abs(el.currentTime - Math.min(want + (want > 0 ? seekBias : 0), el.duration || Infinity)) > 0.002) {
+            wrong.push({ src, want, at: el.currentTime, seekable: el.seekable.length > 0, problem: 'not at the time asked' });
+          } else if (el.readyState < 2) wrong.push({ src, want, problem: 'no frame to show' });
+        }
+        return wrong;
+      },
+      // stillVideos lists the videos on the page whose time never moved.
+      videoTimes() {
+        return media().filter((el) => el instanceof HTMLVideoElement).map((el) => ({ src: el.currentSrc || el.src || '(no source)', time: el.currentTime }));
+      },
+      // draws returns how many draw calls canvas had since the last call.
+      draws(canvas) {
+        const n = canvas[drawn] ?? 0;
+        canvas[drawn] = 0;
+        return n;
+      },
+    }),
+  });
+}
