@@ -299,6 +299,7 @@ func printSummary(w io.Writer, st *job.Status, spec *job.Spec, out string, wall 
 	}
 	fmt.Fprintf(w, "  size:      %d bytes\n", st.OutputBytes)
 	printCost(w, "  ", 11, st)
+	printWarnings(w, "  ", 11, st)
 }
 
 func printFailure(w io.Writer, st *job.Status) {
@@ -307,4 +308,5 @@ func printFailure(w io.Writer, st *job.Status) {
 		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
 	}
 	printCost(w, "  ", 8, st)
+	printWarnings(w, "  ", 8, st)
 }

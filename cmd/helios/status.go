@@ -37,6 +37,7 @@ func newStatusCommand(e *env) *cobra.Command {
 					fmt.Fprintf(e.stdout, "  error:  %s\n", strings.ReplaceAll(st.Error.Error(), "\n", "\n  | "))
 				}
 				printCost(e.stdout, "  ", 8, st)
+				printWarnings(e.stdout, "  ", 8, st)
 				if hint := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL, f.storageFlag()); hint != "" {
 					fmt.Fprintf(e.stdout, "  note:   %s\n", hint)
 				}

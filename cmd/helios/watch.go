@@ -75,6 +75,7 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 			} else if st.State == job.StateDone {
 				fmt.Fprintf(e.stdout, "job %s done: %s (%d frames, %d bytes)\n", id, objectLocation(storageURL, st.Output), st.FramesDone, st.OutputBytes)
 				printCost(e.stdout, "  ", 8, st)
+				printWarnings(e.stdout, "  ", 8, st)
 			} else {
 				printFailure(e.stdout, st) // with its cost
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/pagefetch"
 )
 
 // Environment variable names.
@@ -46,6 +47,7 @@ const (
 	EnvWebhookAllowPrivate   = "HELIOS_WEBHOOK_ALLOW_PRIVATE"
 	EnvWebhookSecretARN      = "HELIOS_WEBHOOK_SECRET_ARN"
 	EnvHedgeShare            = "HELIOS_HEDGE_SHARE"
+	EnvRenderOrigins         = "HELIOS_RENDER_ORIGINS"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
@@ -54,6 +56,7 @@ var Names = []string{
 	EnvStitchTimeout, EnvSizes, EnvPrices, EnvBudgetUSD, EnvBudgetWorkerSeconds, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
 	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvWebhookSecretARN, EnvHedgeShare,
+	EnvRenderOrigins,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -104,6 +107,7 @@ type Config struct {
 	WebhookSecretARN      string        // on Lambda: the Secrets Manager secret that holds WebhookSecret
 	WebhookAllowPrivate   bool          // webhooks may reach loopback and private addresses (tests)
 	HedgeShare            float64       // most hedges of a run, as a share of its chunks; 0: no hedging
+	RenderOrigins         []string      // origins the worker fetches for rendered pages (pkg/pagefetch), normalized
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -186,6 +190,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.WebhookAllowPrivate = onOff(EnvWebhookAllowPrivate)
 	c.CommandNetwork = onOff(EnvCommandNetwork)
+	for _, o := range strings.Split(get(EnvRenderOrigins, ""), ",") {
+		if strings.TrimSpace(o) == "" {
+			continue
+		}
+		if origin, err := pagefetch.Origin(o); err != nil {
+			bad(EnvRenderOrigins, o, "comma-separated origins such as https://fonts.googleapis.com,https://fonts.gstatic.com")
+		} else {
+			c.RenderOrigins = append(c.RenderOrigins, origin)
+		}
+	}
 	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {
 		bad(EnvContinueTopic, c.ContinueTopic, "a Pub/Sub topic as projects/PROJECT/topics/TOPIC")
 	}

@@ -30,13 +30,15 @@ func TestValues(t *testing.T) {
 		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvSizes: `{"worker": {"memoryMb": 1024, "arch": "x86_64"}}`,
 		config.EnvPrices: `{"lambdaRequest": 0.000001}`, config.EnvBudgetUSD: "2.5",
 		config.EnvLogLevel: "debug", config.EnvHedgeShare: "0",
+		config.EnvRenderOrigins: "https://fonts.googleapis.com, https://Fonts.GStatic.com:443",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Adapter != "lambda" || c.WorkerFunction != "w" || strings.Join(c.Allowed, ",") != "ffmpeg,helios" ||
 		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.Cost.Platform != "lambda" || c.Cost.PerSecond("worker") != 0.0000166667 || c.Cost.Prices.LambdaRequest != 0.000001 ||
-		c.Budget != (job.Budget{USD: 2.5}) || c.LogLevel != slog.LevelDebug || c.HedgeShare != 0 {
+		c.Budget != (job.Budget{USD: 2.5}) || c.LogLevel != slog.LevelDebug || c.HedgeShare != 0 ||
+		strings.Join(c.RenderOrigins, ",") != "https://fonts.googleapis.com,https://fonts.gstatic.com" {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -63,6 +65,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 			"HELIOS_WEBHOOK_SECRET and HELIOS_WEBHOOK_SECRET_ARN are both set"},
 		{map[string]string{config.EnvHedgeShare: "5%"}, "HELIOS_HEDGE_SHARE=\"5%\": expected a share from 0 (no hedging) to 1"},
 		{map[string]string{config.EnvHedgeShare: "2"}, "HELIOS_HEDGE_SHARE"},
+		{map[string]string{config.EnvRenderOrigins: "https://fonts.gstatic.com,fonts.googleapis.com"}, `HELIOS_RENDER_ORIGINS="fonts.googleapis.com": expected comma-separated origins`},
+		{map[string]string{config.EnvRenderOrigins: "https://cdn.example/fonts"}, "HELIOS_RENDER_ORIGINS"},
 		{map[string]string{config.EnvWebhookAllowPrivate: "yes"}, "HELIOS_WEBHOOK_ALLOW_PRIVATE=\"yes\": expected off or on"},
 		{map[string]string{config.EnvAdapter: "cloudrun", config.EnvWorkerURL: "https://w", config.EnvStitcherURL: "https://s", config.EnvBrowserWorkerURL: "http://example.com"}, "HELIOS_BROWSER_WORKER_URL"},
 	}

@@ -21,6 +21,15 @@ import (
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
+// A command that exits with one of these (sysexits.h EX_USAGE and
+// EX_DATAERR: its command line or its input is wrong) says that running
+// it again cannot help: its failure is permanent. helios render uses
+// them; ffmpeg never exits with them.
+const (
+	ExitUsage   = 64
+	ExitDataErr = 65
+)
+
 // DefaultMaxOutput is how much of stdout and of stderr is kept.
 const DefaultMaxOutput = 64 << 10
 
@@ -70,7 +79,7 @@ type Result struct {
 
 // Run runs c and waits for it. Errors are *job.Error: command_not_allowed
 // (permanent), timeout and command_failed (retryable, with the exit code and
-// stderr tail). If ctx ends first, the process group is killed and ctx's
+// stderr tail; permanent for ExitUsage and ExitDataErr). If ctx ends first, the process group is killed and ctx's
 // error is returned.
 func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 	if len(c.Argv) == 0 || c.Argv[0] == "" {
@@ -151,6 +160,9 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 			return res, job.Errorf(job.Retryable, job.CodeCommandFailed, "%s could not run: %v", program, err)
 		}
 		e := job.Errorf(job.Retryable, job.CodeCommandFailed, "%s exited with status %d", program, res.ExitCode)
+		if res.ExitCode == ExitUsage || res.ExitCode == ExitDataErr {
+			e.Kind = job.Permanent
+		}
 		e.ExitCode = res.ExitCode
 		e.StderrTail = LastLines(res.Stderr, 20)
 		return res, e
@@ -209,7 +221,8 @@ func (t *Tail) String() string {
 	return string(b)
 }
 
-// LastLines returns at most n trailing lines of s, trimmed.
+// LastLines returns at most n trailing lines of s, trimmed, with long
+// values shortened (job.ShortenWords).
 func LastLines(s string, n int) string {
 	s = strings.TrimRight(s, "\n\r ")
 	lines := strings.Split(s, "\n")
@@ -219,5 +232,5 @@ func LastLines(s string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, "\n")
+	return job.ShortenWords(strings.Join(lines, "\n"))
 }

@@ -200,6 +200,23 @@ func TestRunNonZeroExit(t *testing.T) {
 	}
 }
 
+// A command that exits 64 or 65 (sysexits.h: its usage or its input is
+// wrong) fails for good; others, and signals, may be retried. Long values
+// in its stderr are shortened.
+func TestRunExitStatusSaysPermanent(t *testing.T) {
+	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
+	for status, kind := range map[int]job.Kind{1: job.Retryable, 2: job.Retryable, 64: job.Permanent, 65: job.Permanent, 66: job.Retryable} {
+		_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"sh", "-c", fmt.Sprintf("echo 'media data:video/mp4;base64,%s failed' >&2; exit %d", strings.Repeat("A", 5000), status)}, Dir: t.TempDir()})
+		e := asJobError(t, err)
+		if e.Kind != kind || e.ExitCode != status {
+			t.Errorf("exit %d: %s (exit code %d), want %s", status, e.Kind, e.ExitCode, kind)
+		}
+		if len(e.StderrTail) > 300 || !strings.Contains(e.StderrTail, "(5022 characters)") || !strings.HasPrefix(e.StderrTail, "media data:video/mp4;base64,AAA") || !strings.HasSuffix(e.StderrTail, " failed") {
+			t.Errorf("exit %d: the stderr tail is %d bytes: %.300q", status, len(e.StderrTail), e.StderrTail)
+		}
+	}
+}
+
 func TestRunStderrTailKeepsLastLines(t *testing.T) {
 	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
 	_, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"sh", "-c", `i=1; while [ $i -le 50 ]; do echo "line $i" >&2; i=$((i+1)); done; exit 1`}, Dir: t.TempDir()})

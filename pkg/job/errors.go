@@ -68,9 +68,10 @@ func (e *Error) Error() string {
 // Retryable reports whether the attempt may be repeated.
 func (e *Error) Retryable() bool { return e.Kind == Retryable }
 
-// Errorf makes an Error.
+// Errorf makes an Error. Long values in the message are shortened
+// (ShortenWords): it goes into logs and the job's status.
 func Errorf(kind Kind, code, format string, args ...any) *Error {
-	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Kind: kind, Code: code, Message: ShortenWords(fmt.Sprintf(format, args...))}
 }
 
 // WithChunk returns a copy of e naming a chunk.

@@ -109,6 +109,11 @@ type WorkerResult struct {
 	Init []byte `json:"init,omitempty"`
 	// Audio is the chunk's audio, when its segment has some.
 	Audio *AudioPart `json:"audio,omitempty"`
+	// Warnings are what the command reported that did not fail the chunk
+	// but may make its frames differ from what was asked (helios render:
+	// a video that never moved, frames that are all the same, a request
+	// the page lost), kept in the marker so a resumed job still has them.
+	Warnings []string `json:"warnings,omitempty"`
 	// Winner is false when another attempt had already completed the chunk;
 	// the other fields then describe that attempt, read from the marker.
 	Winner bool `json:"winner"`

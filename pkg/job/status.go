@@ -1,6 +1,9 @@
 package job
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // State is where a job or a chunk is in its life.
 type State string
@@ -48,6 +51,45 @@ type Status struct {
 	// Usage is what was billed for, and Cost its price in parts.
 	Usage Usage `json:"usage,omitzero"`
 	Cost  Cost  `json:"cost,omitzero"`
+	// Warnings are what the chunks' commands reported that did not fail
+	// the job but may make the video differ from what was asked.
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+// Warning is one message the chunks' commands reported, and which chunks.
+type Warning struct {
+	Message string `json:"message"`
+	Chunks  []int  `json:"chunks"` // the first MaxWarningChunks chunks that reported it
+	Count   int    `json:"count"`  // how many chunks reported it
+}
+
+// Limits of the warnings a status keeps: a warning every chunk reports
+// must not grow the status with the number of chunks.
+const (
+	MaxWarnings      = 20
+	MaxWarningChunks = 10
+)
+
+// AddWarnings records the warnings chunk reported, once per chunk.
+func (s *Status) AddWarnings(chunk int, messages []string) {
+	for _, m := range messages {
+		i := slices.IndexFunc(s.Warnings, func(w Warning) bool { return w.Message == m })
+		if i < 0 {
+			if len(s.Warnings) >= MaxWarnings {
+				continue
+			}
+			s.Warnings = append(s.Warnings, Warning{Message: m})
+			i = len(s.Warnings) - 1
+		}
+		w := &s.Warnings[i]
+		if slices.Contains(w.Chunks, chunk) {
+			continue
+		}
+		w.Count++
+		if len(w.Chunks) < MaxWarningChunks {
+			w.Chunks = append(w.Chunks, chunk)
+		}
+	}
 }
 
 // ChunkStatus is the progress of one chunk.

@@ -124,6 +124,7 @@ func (t *tracker) markDone(st *job.Status, i int, r job.WorkerResult) {
 		return
 	}
 	c.State, c.SegmentKey, c.DurationMs, c.Error = job.StateDone, r.SegmentKey, r.DurationMs, nil
+	st.AddWarnings(c.Index, r.Warnings)
 	st.ChunksDone++
 	st.FramesDone += c.Count
 }

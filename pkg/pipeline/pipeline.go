@@ -22,6 +22,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
+	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/serve"
 	"github.com/helios-project/infrastructure/pkg/stitch"
@@ -80,6 +81,18 @@ func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error)
 		log.Log(context.Background(), level, "job commands are confined", "landlockABI", support.LandlockABI, "seccomp", support.Seccomp, "network", cfg.CommandNetwork, "limits", support.Limits)
 	}
 	h := &worker.Handler{Bucket: s.Bucket, Runner: runner, Media: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
+	if !cfg.CommandNetwork {
+		// Commands have no network: rendered pages get the allowed origins
+		// from the worker, or a refusal that says how to allow one.
+		f, err := pagefetch.New(cfg.RenderOrigins, pagefetch.Options{})
+		if err != nil {
+			return nil, err
+		}
+		h.Fetcher = f
+		if len(cfg.RenderOrigins) > 0 {
+			log.Info("rendered pages may load from these origins, fetched by the worker", "origins", cfg.RenderOrigins)
+		}
+	}
 	return h.Handle, nil
 }
 

@@ -20,13 +20,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/helios-project/infrastructure/pkg/netguard"
 )
 
 // Headers of a delivery.
@@ -95,7 +96,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, id string, body []byte) error
 	client := &http.Client{
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, Control: guard(s.AllowPrivate)}).DialContext,
+			DialContext:         netguard.Dialer(10*time.Second, s.AllowPrivate).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
 			ForceAttemptHTTP2:   true,
 		},
@@ -129,9 +130,9 @@ func (s *Sender) Send(ctx context.Context, rawURL, id string, body []byte) error
 		req.Header.Set(HeaderID, id)
 		resp, err := client.Do(req)
 		if err != nil {
-			var refused *refusedError
+			var refused *netguard.RefusedError
 			if errors.As(err, &refused) {
-				return struct{}{}, backoff.Permanent(refused)
+				return struct{}{}, backoff.Permanent(fmt.Errorf("webhook: %w", refused))
 			}
 			// Not the *url.Error itself: it quotes the whole URL, and a
 			// receiver's token may be in its path or query.

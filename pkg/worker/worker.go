@@ -46,8 +46,11 @@ type Handler struct {
 	// worker renders only a chunk that spec plans, exactly as planned, and
 	// trusts only markers that describe it. Deployments always set it; nil
 	// skips the check (unit tests of the other checks).
-	Plans  jobstore.Plans
-	Logger *slog.Logger
+	Plans jobstore.Plans
+	// Fetcher, if set, serves what a rendered page asks of other origins
+	// (commands without network); nil: none is offered.
+	Fetcher PageFetcher
+	Logger  *slog.Logger
 }
 
 // Handle renders one chunk. Errors are *job.Error. The result reports the
@@ -116,11 +119,16 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 			timeout, capped = left, true
 		}
 	}
+	files, err := h.prepare(work)
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "%v", err))
+	}
+	defer files.close()
 	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count, "timeout", timeout)
 	res, err := h.Runner.Run(ctx, execx.Cmd{
 		Argv:    append([]string{w.Command}, w.Args...),
 		Dir:     work,
-		Env:     w.Env,
+		Env:     files.env(work, w.Env),
 		Timeout: timeout,
 	})
 	var te *job.Error
@@ -183,7 +191,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	result := job.WorkerResult{
 		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
 		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
-		Init: seg.init, Audio: seg.audio,
+		Init: seg.init, Audio: seg.audio, Warnings: files.warnings(root),
 	}
 	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
 	if errors.Is(err, storage.ErrExists) {
@@ -200,7 +208,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	if err != nil {
 		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
 	}
-	log.Info("chunk done", "segment", key, "bytes", n, "frames", seg.frames, "audio", seg.audio != nil, "ms", res.Duration.Milliseconds())
+	log.Info("chunk done", "segment", key, "bytes", n, "frames", seg.frames, "audio", seg.audio != nil, "ms", res.Duration.Milliseconds(), "warnings", len(result.Warnings))
 	return result, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
@@ -239,5 +240,55 @@ func TestKeepSegmentIsNotTaggedForExpiry(t *testing.T) {
 	spec.Normalize()
 	if !spec.WorkerJob(spec.Plan()[0], 1, 1).KeepSegment {
 		t.Error("keepChunks does not reach the worker")
+	}
+}
+
+// A command's warnings (JSON lines appended to $HELIOS_REPORT) come back
+// in the result and the marker: deduplicated, shortened, at most
+// job.MaxWarnings, other lines ignored. A report that is a link out of the
+// work dir is not read. With a page fetcher, the command finds its socket
+// at $HELIOS_FETCH_SOCKET.
+func TestWarningsAndFetchSocket(t *testing.T) {
+	h, b, tmp := newHandler(t)
+	h.Runner.Allowed = job.Allowlist{"sh"}
+	f, err := pagefetch.New(nil, pagefetch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Fetcher = f
+	render := chunkJob(0, 3, 1)
+	script := `set -e
+test -S "$HELIOS_FETCH_SOCKET"
+case "$HELIOS_FETCH_SOCKET" in .helios-fetch-*.sock) ;; *) exit 9;; esac
+ffmpeg "$@"
+{ echo '{"warning": "the video clip.mp4 stayed at 0.000s"}'
+  echo 'not json'
+  echo '{"warning": "the video clip.mp4 stayed at 0.000s"}'
+  echo '{"warning": "media data:video/mp4;base64,` + strings.Repeat("A", 3000) + ` failed"}'
+  i=0; while [ $i -lt 30 ]; do echo "{\"warning\": \"w$i\"}"; i=$((i+1)); done
+} >> "$HELIOS_REPORT"`
+	w := render
+	w.Command, w.Args = "sh", append([]string{"-c", script, "sh"}, render.Args...)
+	res, err := h.Handle(t.Context(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != job.MaxWarnings || res.Warnings[0] != "the video clip.mp4 stayed at 0.000s" ||
+		!strings.Contains(res.Warnings[1], "(3022 characters) failed") || len(res.Warnings[1]) > 200 || res.Warnings[2] != "w0" {
+		t.Errorf("warnings = %q", res.Warnings)
+	}
+	var marker job.WorkerResult
+	if err := storage.ReadJSON(t.Context(), b, job.MarkerKey("w", 0), &marker); err != nil || !slices.Equal(marker.Warnings, res.Warnings) {
+		t.Errorf("marker warnings = %q, %v", marker.Warnings, err)
+	}
+	assertEmpty(t, tmp)
+
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte(`{"warning": "the worker's secret"}`+"\n"), 0o600)
+	w = chunkJob(10, 3, 1)
+	w.Command, w.Args = "sh", append([]string{"-c", `ffmpeg "$@" && ln -s "` + secret + `" "$HELIOS_REPORT"`, "sh"}, chunkJob(10, 3, 1).Args...)
+	res, err = h.Handle(t.Context(), w)
+	if err != nil || len(res.Warnings) != 0 {
+		t.Errorf("a report linked out of the work dir: warnings %q, %v; want none", res.Warnings, err)
 	}
 }
