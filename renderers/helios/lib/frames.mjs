@@ -66,8 +66,10 @@ class ControlledFrames {
 
   // capture draws a frame and returns it as PNG.
   async capture() {
-    const { screenshotData } = await this.cdp.send('HeadlessExperimental.beginFrame', { screenshot: { format: 'png', optimizeForSpeed: true } });
-    if (!screenshotData) throw new Error('Chromium drew the frame but returned no screenshot');
+    const { hasDamage, screenshotData } = await this.cdp.send('HeadlessExperimental.beginFrame', { screenshot: { format: 'png', optimizeForSpeed: true } });
+    // Chromium screenshots only a frame that changed something; the flush
+    // before each capture makes sure it did.
+    if (!screenshotData) throw new Error(`Chromium returned no screenshot of the frame (${hasDamage ? 'it failed' : 'nothing changed since the last one'})`);
     return Buffer.from(screenshotData, 'base64');
   }
 }
@@ -93,17 +95,26 @@ class PacedFrames {
   }
 }
 
-// freshCapture captures the viewport with every layer rastered afresh.
+// freshCapture captures the viewport with every layer made afresh.
 // Skipping the body's content for one frame (content-visibility: hidden,
 // from a style sheet the page does not see) removes the compositor's layers
 // of everything in it, so the next frame rasters each layer at the scale
 // and offset it has now. Without that a layer's pixels depend on the frames
 // before it (Chromium keeps a moving or scaling layer's raster scale and
 // older tilings), and a chunk that starts in the middle of an animation
-// would differ from a render in one pass.
-export async function freshCapture(page, frames) {
+// would differ from a render in one pass. A page with videos gets one
+// frame more for their new layers to take their pictures (a video layer
+// shows nothing in the frame that makes it), and a frame with the viewport
+// covered, so that the capture always has something to draw.
+export async function freshCapture(page, frames, videos) {
   await page.evaluate(() => window.__heliosRenderer.flush(true));
   await frames.draw();
   await page.evaluate(() => window.__heliosRenderer.flush(false));
+  if (videos) {
+    await frames.draw();
+    await page.evaluate(() => window.__heliosRenderer.cover(true));
+    await frames.draw();
+    await page.evaluate(() => window.__heliosRenderer.cover(false));
+  }
   return frames.capture();
 }

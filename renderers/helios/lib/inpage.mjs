@@ -19,8 +19,8 @@
 //   And draw calls are counted, so that a canvas captured blank after the
 //   page drew on it is reported.
 // - Two style sheets the page does not see (constructed, adopted): the
-//   body keeps its size while its content is skipped, and the flush that
-//   skips it for one frame (frames.mjs, freshCapture). Skipping makes
+//   body keeps its size while its content is skipped, the flush that skips
+//   it for one frame and a cover of the viewport (frames.mjs, freshCapture). Skipping makes
 //   IntersectionObserver see every element leave the viewport and come
 //   back: its callbacks get only what changed between rendered frames.
 // - The page's pending timers, counted: a page waiting on one is not
@@ -66,6 +66,40 @@ export function install({ startMs, canvasMode }) {
   // Media seeks.
   const seekBias = 0.0005;
   const asked = new WeakMap();
+  const seeks = new WeakMap(); // how many times the page seeked each element
+  // Videos seeked whose new picture the compositor has not shown yet. A
+  // video reports it seeked before its picture reaches the compositor, and
+  // pictures of earlier seeks may still be on their way: the compositor
+  // would draw one of those. Where the renderer knows a source's frame
+  // times (frameTimes), a video is shown when the picture presented is the
+  // one at its time; elsewhere, when a picture was presented after the seek.
+  const unshown = new Set();
+  const shownAt = new WeakMap(); // video -> media time of the last picture presented
+  const looping = new WeakSet();
+  const frameTimesOf = new Map(); // source URL -> sorted frame times
+  const watchPictures = (el) => {
+    if (looping.has(el)) return;
+    looping.add(el);
+    const loop = (now, meta) => {
+      shownAt.set(el, meta.mediaTime);
+      if (unshown.has(el)) el.requestVideoFrameCallback(loop);
+      else looping.delete(el);
+    };
+    el.requestVideoFrameCallback(loop);
+  };
+  const pictureShown = (el) => {
+    if (!shownAt.has(el)) return false;
+    const times = frameTimesOf.get(el.currentSrc || el.src);
+    if (!times) return true;
+    // The frame Chromium shows at a time: the last one that starts at or before it.
+    const t = el.currentTime + 1e-6;
+    let lo = 0, hi = times.length - 1, at = times[0];
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid] <= t) { at = times[mid]; lo = mid + 1; } else hi = mid - 1;
+    }
+    return Math.abs(shownAt.get(el) - at) < 1e-5;
+  };
   const time = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'currentTime');
   Object.defineProperty(HTMLMediaElement.prototype, 'currentTime', {
     configurable: true,
@@ -73,7 +107,13 @@ export function install({ startMs, canvasMode }) {
     get() { return time.get.call(this); },
     set(v) {
       asked.set(this, v);
+      seeks.set(this, (seeks.get(this) ?? 0) + 1);
       time.set.call(this, v > 0 ? v + seekBias : v);
+      if (this instanceof HTMLVideoElement) {
+        unshown.add(this);
+        shownAt.delete(this);
+        watchPictures(this);
+      }
     },
   });
 
@@ -102,15 +142,23 @@ export function install({ startMs, canvasMode }) {
   }
 
   // The flush, and IntersectionObserver kept from seeing it.
+  // The flush skips the body's content (all of it, videos too: a video's
+  // layer keeps showing a stale picture after some seeks, a new one shows
+  // the current picture). The cover hides the viewport for one frame, so
+  // that the frame after it always differs from it: Chromium returns no
+  // screenshot of a frame without damage.
   const keep = new CSSStyleSheet();
   keep.replaceSync(':where(body) { contain-intrinsic-size: auto none; }');
   const flushSheet = new CSSStyleSheet();
   flushSheet.replaceSync('body { content-visibility: hidden !important; }');
+  const coverSheet = new CSSStyleSheet();
+  coverSheet.replaceSync('html::after { content: "" !important; position: fixed !important; inset: 0 !important; background: #f0f !important; z-index: 2147483647 !important; }');
+  coverSheet.disabled = true;
   flushSheet.disabled = true;
   const adopt = () => {
     const own = document.adoptedStyleSheets;
-    if (!own.includes(keep) || !own.includes(flushSheet)) {
-      document.adoptedStyleSheets = [...own.filter((s) => s !== keep && s !== flushSheet), keep, flushSheet];
+    if (![keep, flushSheet, coverSheet].every((s) => own.includes(s))) {
+      document.adoptedStyleSheets = [...own.filter((s) => s !== keep && s !== flushSheet && s !== coverSheet), keep, flushSheet, coverSheet];
     }
   };
   adopt();
@@ -213,6 +261,10 @@ export function install({ startMs, canvasMode }) {
   Object.defineProperty(window, '__heliosRenderer', {
     value: Object.freeze({
       // flush(true) skips the body's content until flush(false).
+      // cover(true) covers the viewport until cover(false).
+      cover(on) {
+        coverSheet.disabled = !on;
+      },
       flush(on) {
         if (on) {
           for (const o of observers) o.settle(flushed);
@@ -260,9 +312,28 @@ export function install({ startMs, canvasMode }) {
         }
         return wrong;
       },
-      // stillVideos lists the videos on the page whose time never moved.
+      // unshown counts the videos seeked whose new picture the compositor
+      // has not shown, among those that are rendered at all.
+      unshown() {
+        for (const el of unshown) {
+          const box = el.isConnected && el.getBoundingClientRect();
+          const rendered = box && box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== 'hidden';
+          if (!rendered || pictureShown(el)) unshown.delete(el);
+        }
+        return unshown.size;
+      },
+      // frameTimes tells the frame times of a video source (seconds).
+      frameTimes(src, times) {
+        frameTimesOf.set(src, times);
+      },
+      // videoSources lists the sources of the page's videos.
+      videoSources() {
+        return [...new Set(media().filter((el) => el instanceof HTMLVideoElement).map((el) => el.currentSrc || el.src).filter(Boolean))];
+      },
+      // videoTimes lists the page's videos, where each is and how many
+      // times the page seeked it.
       videoTimes() {
-        return media().filter((el) => el instanceof HTMLVideoElement).map((el) => ({ src: el.currentSrc || el.src || '(no source)', time: el.currentTime }));
+        return media().filter((el) => el instanceof HTMLVideoElement).map((el) => ({ src: el.currentSrc || el.src || '(no source)', time: el.currentTime, seeks: seeks.get(el) ?? 0 }));
       },
       // draws returns how many draw calls canvas had since the last call.
       draws(canvas) {

@@ -105,7 +105,7 @@ export async function media(page, timeoutMs) {
 // seeked have finished seeking. Then every video the page seeked must be
 // where it was sent: one that is not would show the wrong picture.
 export async function seek(page, fps, f, timeoutMs) {
-  const { settled, wrong } = await page.evaluate(async ({ f, t, ms }) => {
+  const { settled, wrong, unshown, videos } = await page.evaluate(async ({ f, t, ms }) => {
     window.__HELIOS_VIRTUAL_TIME__ = t;
     for (const a of document.getAnimations()) {
       a.currentTime = t;
@@ -116,13 +116,25 @@ export async function seek(page, fps, f, timeoutMs) {
     const r = window.__heliosRenderer;
     const stable = Promise.all([typeof h.waitUntilStable === 'function' ? h.waitUntilStable() : null, r.seeked()]);
     const ok = await Promise.race([stable.then(() => true), r.sleep(ms).then(() => false)]);
-    return { settled: ok, wrong: ok ? r.videos() : [] };
+    return { settled: ok, wrong: ok ? r.videos() : [], unshown: r.unshown(), videos: r.videoSources().length > 0 };
   }, { f, t: frameMs(fps, f), ms: timeoutMs });
   if (!settled) throw new Error(`frame ${f} did not settle within ${timeoutMs / 1000}s (helios.waitUntilStable never resolved, or a video never finished seeking)`);
   if (wrong.length) {
     const v = wrong[0];
     const where = v.at === undefined ? v.problem : `it is at ${v.at.toFixed(3)}s${v.seekable ? '' : ' and cannot seek (its server answered without byte ranges)'}`;
     throw new CompositionError(`frame ${f}: the video ${short(v.src)} could not be shown at ${v.want.toFixed(3)}s: ${where}`);
+  }
+  return { unshown, videos };
+}
+
+// videosShown draws frames until every video seeked for this frame has
+// its new picture in the compositor (at most a few: decoding is done by
+// the time the video says it seeked).
+export async function videosShown(page, frames, f, unshown) {
+  for (let i = 0; unshown > 0; i++) {
+    if (i === 30) throw new Error(`frame ${f}: ${unshown} video(s) did not show their picture after 30 frames`);
+    await frames.draw();
+    unshown = await page.evaluate(() => window.__heliosRenderer.unshown());
   }
 }
 

@@ -11,7 +11,7 @@ import { Encoder } from './encode.mjs';
 import { freshCapture, openPage } from './frames.mjs';
 import { install } from './inpage.mjs';
 import { frameMs } from './options.mjs';
-import { captureCanvas, check, media, ready, seek } from './page.mjs';
+import { captureCanvas, check, media, ready, seek, videosShown } from './page.mjs';
 import { CompositionError, Warnings, short, watchPage } from './problems.mjs';
 import { Fetcher, Refused, localFile, localOrigin, route } from './serve.mjs';
 
@@ -57,6 +57,7 @@ async function renderChunk(opts, log, { warnings, scratch, fetcher }) {
     const frameCount = opts.frameCount ?? total - opts.startFrame;
     const tracks = await bounded(media(page, opts.timeoutMs), opts.timeoutMs + 5000, `the composition's media did not load within ${opts.timeoutMs / 1000}s`);
     await frames.stop();
+    await videoFrameTimes(page, { fetcher, scratch });
     const audio = audioGraph(await mixable(tracks, { fetcher, scratch }), {
       fps: opts.fps, startFrame: opts.startFrame, frameCount, totalFrames: total,
     });
@@ -66,10 +67,11 @@ async function renderChunk(opts, log, { warnings, scratch, fetcher }) {
     let first, same = true;
     for (let f = opts.startFrame; f < opts.startFrame + frameCount; f++) {
       // Bounded here too: a page stuck in a loop never answers the browser.
-      await bounded(seek(page, opts.fps, f, opts.timeoutMs), opts.timeoutMs + 5000,
+      const { unshown, videos } = await bounded(seek(page, opts.fps, f, opts.timeoutMs), opts.timeoutMs + 5000,
         `frame ${f} did not settle within ${opts.timeoutMs / 1000}s (the page did not answer: a script stuck in a loop?)`);
+      await bounded(videosShown(page, frames, f, unshown), opts.timeoutMs, `frame ${f}: the videos did not show their pictures within ${opts.timeoutMs / 1000}s`);
       watch.throwIfAny();
-      const png = await bounded(capture(page, frames, opts, warnings, f), opts.timeoutMs, `capturing frame ${f} took more than ${opts.timeoutMs / 1000}s`);
+      const png = await bounded(capture(page, frames, opts, warnings, f, videos), opts.timeoutMs, `capturing frame ${f} took more than ${opts.timeoutMs / 1000}s`);
       watch.throwIfAny();
       if (first === undefined) first = png;
       else if (same && !png.equals(first)) same = false;
@@ -104,8 +106,8 @@ async function load(page, url, opts, watch) {
 
 // capture draws frame f and returns it as PNG: the composition's canvas in
 // canvas mode, else the viewport with every layer rastered afresh.
-async function capture(page, frames, opts, warnings, f) {
-  if (opts.mode === 'dom') return freshCapture(page, frames);
+async function capture(page, frames, opts, warnings, f, videos) {
+  if (opts.mode === 'dom') return freshCapture(page, frames, videos);
   // A canvas drawn in an animation frame callback is drawn in the next frame.
   await frames.draw();
   const { png, blank } = await captureCanvas(page, opts.canvasSelector);
@@ -121,7 +123,7 @@ async function stillVideos(page, before, frameCount, warnings) {
   const after = await page.evaluate(() => window.__heliosRenderer.videoTimes());
   for (const v of after) {
     const was = before.find((b) => b.src === v.src);
-    if (was && was.time === v.time) {
+    if (was && was.time === v.time && was.seeks === v.seeks) {
       warnings.add(`the video ${short(v.src)} stayed at ${v.time.toFixed(3)}s for the whole chunk: nothing seeked it (a Helios composition created with autoSyncAnimations: true seeks its media)`);
     }
   }
@@ -180,6 +182,24 @@ async function source(src, { fetcher, scratch, name }) {
   const file = path.join(scratch, name);
   await writeFile(file, res.body);
   return file;
+}
+
+// videoFrameTimes tells the page the frame times of each video source it
+// can read, so that each frame waits for the very picture of its time.
+async function videoFrameTimes(page, { fetcher, scratch }) {
+  const sources = await page.evaluate(() => window.__heliosRenderer.videoSources());
+  await Promise.all(sources.map(async (src, i) => {
+    let file;
+    try {
+      file = await source(src, { fetcher, scratch, name: `video-${i}` });
+    } catch {
+      return; // not readable here: the page waits for any picture after a seek
+    }
+    const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], { maxBuffer: 64 << 20 })
+      .catch(() => ({ stdout: '' }));
+    const times = stdout.split('\n').filter((l) => /^-?[\d.]+$/.test(l.trim())).map(Number).sort((a, b) => a - b);
+    if (times.length) await page.evaluate(({ src, times }) => window.__heliosRenderer.frameTimes(src, times), { src, times });
+  }));
 }
 
 const run = promisify(execFile);
