@@ -288,4 +288,3 @@ func TestMonoAtFullLevel(t *testing.T) {
 }
 
 func abs(n int) int { return max(n, -n) }
-
