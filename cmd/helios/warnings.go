@@ -14,7 +14,7 @@ func printWarnings(w io.Writer, indent string, width int, st *job.Status) {
 	if len(st.Warnings) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "%s%-*s%d (the video may not be what the composition asked for)\n", indent, width, "warnings:", len(st.Warnings))
+	fmt.Fprintf(w, "%s%-*s%d (the video may not be what the composition asked for)\n", indent, max(width, len("warnings: ")), "warnings:", len(st.Warnings))
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "%s  - %s (%s)\n", indent, strings.ReplaceAll(warn.Message, "\n", "\n"+indent+"    "), chunkList(warn))
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/assets"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -42,6 +43,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	sandbox.Main() // the worker handlers of these tests confine their commands by re-running this binary
 	var err error
 	if root, err = localnet.ModuleRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -305,29 +307,43 @@ func TestLambdaBrowserWorker(t *testing.T) {
 }
 
 // TestBrokenCompositionFailsWithThePageError runs one-chunk jobs whose
-// composition throws, never sets window.helios, never settles on a frame, or
-// stops answering in a loop: each fails, and the job's status carries the
-// page's words.
+// composition throws, never sets window.helios, is not in the assets, does
+// not match the spec's frame rate, never settles on a frame, or stops
+// answering in a loop: each fails, and the job's status carries the page's
+// words. The errors no retry can change fail the first attempt for good,
+// within seconds, although the spec allows three; a page that may still be
+// working gets its retries.
 func TestBrokenCompositionFailsWithThePageError(t *testing.T) {
 	r := need(t)
-	for _, tc := range []struct{ comp, want string }{
-		{"throws", "the composition threw: Error: boom: the composition could not find its data"},
-		{"never-ready", "window.helios was never set"},
-		{"stalls", "frame 0 did not settle within 2s"},
-		{"busy", "frame 1 did not settle within 2s (the page did not answer"},
+	for _, tc := range []struct {
+		comp, page, args, want string
+		permanent              bool
+	}{
+		{"throws", "throws/index.html", "", "the composition threw: Error: boom: the composition could not find its data", true},
+		{"never-ready", "never-ready/index.html", "", "window.helios was never set: the page loaded and went quiet", true},
+		{"not-bundled", "not-bundled/index.html", "", "the composition not-bundled/index.html is not in the job's assets (helios job run --assets DIR", true},
+		{"wrong-fps", "stalls/index.html", "--fps 25", "--fps 25 differs from the composition's 30 fps", true},
+		{"stalls", "stalls/index.html", "", "frame 0 did not settle within 2s", false},
+		{"busy", "busy/index.html", "", "frame 1 did not settle within 2s (the page did not answer", false},
 	} {
 		t.Run(tc.comp, func(t *testing.T) {
 			dir := t.TempDir()
+			attempts := 1
+			if tc.permanent {
+				attempts = 3
+			}
 			spec := fmt.Sprintf(`{"id": "broken-%s", "metadata": {"totalFrames": 3, "fps": 30, "width": 64, "height": 64},
-			  "retry": {"maxAttempts": 1},
+			  "retry": {"maxAttempts": %d, "initialBackoff": "100ms"},
 			  "chunks": [{"id": 0, "startFrame": 0, "frameCount": 3, "outputFile": "part_0.mov",
-			    "command": "helios render %s/index.html -o part_0.mov --frame-count 3 --width 64 --height 64 --timeout 2 --mode dom"}]}`, tc.comp, tc.comp)
+			    "command": "helios render %s -o part_0.mov --frame-count 3 --width 64 --height 64 --timeout 2 --mode dom %s"}]}`, tc.comp, attempts, tc.page, tc.args)
 			specPath := filepath.Join(dir, "spec.json")
 			if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			store := filepath.Join(dir, "store")
+			start := time.Now()
 			stdout, stderr, err := runCLI(t, r, "job", "run", specPath, "--assets", filepath.Join("testdata", "broken"), "--out", filepath.Join(dir, "out.mov"), "--storage", store)
+			took := time.Since(start)
 			if err == nil {
 				t.Fatalf("the job succeeded:\n%s", stderr)
 			}
@@ -338,9 +354,49 @@ func TestBrokenCompositionFailsWithThePageError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.State != job.StateFailed || st.Chunks[0].Error == nil || !strings.Contains(st.Chunks[0].Error.StderrTail, tc.want) {
-				t.Fatalf("status: state %s, chunk 0 error %+v; want the page's error %q", st.State, st.Chunks[0].Error, tc.want)
+			c := st.Chunks[0]
+			if st.State != job.StateFailed || c.Error == nil || !strings.Contains(c.Error.StderrTail, tc.want) {
+				t.Fatalf("status: state %s, chunk 0 error %+v; want the page's error %q", st.State, c.Error, tc.want)
+			}
+			if tc.permanent && (c.Error.Kind != job.Permanent || c.Attempts != 1 || took > 20*time.Second) {
+				t.Errorf("%s after %d attempt(s) in %s; want permanent after 1, within seconds", c.Error.Kind, c.Attempts, took.Round(time.Millisecond))
 			}
 		})
+	}
+}
+
+// TestWarningsReachTheUser renders a composition whose frames never
+// change: the job is done, and the renderer's warning is in the job's
+// status and printed by job run and job status.
+func TestWarningsReachTheUser(t *testing.T) {
+	r := need(t)
+	dir := t.TempDir()
+	spec := `{"id": "static", "metadata": {"totalFrames": 12, "fps": 30, "width": 64, "height": 64},
+	  "chunks": [{"id": 0, "startFrame": 0, "frameCount": 5, "outputFile": "part_0.mov", "command": "helios render static/index.html -o part_0.mov --start-frame 0 --frame-count 5 --width 64 --height 64 --mode dom"},
+	             {"id": 1, "startFrame": 5, "frameCount": 7, "outputFile": "part_1.mov", "command": "helios render static/index.html -o part_1.mov --start-frame 5 --frame-count 7 --width 64 --height 64 --mode dom"}]}`
+	specPath := filepath.Join(dir, "spec.json")
+	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	stdout, stderr, err := runCLI(t, r, "job", "run", specPath, "--assets", filepath.Join("testdata", "broken"), "--out", filepath.Join(dir, "out.mov"), "--storage", store)
+	if err != nil {
+		t.Fatalf("helios job run: %v\n%s", err, stderr)
+	}
+	for _, want := range []string{"warnings:  2", "all 5 frames of [0, 5) are identical although the composition's time moved", "(chunk 0)", "all 7 frames of [5, 12)", "(chunk 1)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("job run does not say %q:\n%s", want, stdout)
+		}
+	}
+	st, err := jobstore.New(testkit.Bucket(t, store), nil, nil).Status(t.Context(), "static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != job.StateDone || len(st.Warnings) != 2 || st.Warnings[0].Count != 1 {
+		t.Errorf("status: %s, warnings %+v", st.State, st.Warnings)
+	}
+	stdout, _, err = runCLI(t, r, "job", "status", "static", "--storage", store)
+	if err != nil || !strings.Contains(stdout, "warnings: 2") {
+		t.Errorf("job status: %v\n%s", err, stdout)
 	}
 }

@@ -8,16 +8,35 @@ package helios
 // out.
 
 import (
+	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/assets"
+	"github.com/helios-project/infrastructure/pkg/execx"
+	"github.com/helios-project/infrastructure/pkg/ffmpeg"
+	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/pagefetch"
+	"github.com/helios-project/infrastructure/pkg/sandbox"
+	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
 // coreDir is the @helios-project/core the examples install (make renderer).
@@ -268,6 +287,21 @@ func TestDataURIMedia(t *testing.T) {
 	frames, chunkAudio := chunked(t, r, dir, r.Shell, "datamedia", "dom", 19, 41)
 	assertSameFrames(t, "chunked", frames, testkit.FrameMD5(t, one))
 	assertSameAudio(t, chunkAudio, audio)
+
+	// An audible data: URI that cannot be played fails the chunk for good,
+	// and the message quotes the URI's start and length, not 27 KB of it.
+	page := filepath.Join(dir, "datamedia", "index.html")
+	broken := "data:audio/wav;base64," + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("not a wav file "), 1800))
+	html := readFile(t, page)
+	html = html[:strings.Index(html, `<audio src="`)+len(`<audio src="`)] + broken + html[strings.Index(html, `" preload="auto"></audio>`):]
+	os.WriteFile(page, []byte(html), 0o644)
+	cmd := exec.Command(filepath.Join(r.Bin, "helios"), "render", "datamedia/index.html", "-o", filepath.Join(t.TempDir(), "x.mov"), "--frame-count", "3", "--width", "320", "--height", "240", "--mode", "dom")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 65 || !strings.Contains(string(out), "cannot be played") || !strings.Contains(string(out), "(36022 characters)") || len(out) > 1000 {
+		t.Errorf("an unplayable data: URI track: %v, %d bytes of stderr:\n%.1000s", err, len(out), out)
+	}
 }
 
 // TestMonoAtFullLevel mixes a mono track at 0.25 full scale: both channels
@@ -288,3 +322,139 @@ func TestMonoAtFullLevel(t *testing.T) {
 }
 
 func abs(n int) int { return max(n, -n) }
+
+// fontOrigin stands for a font service on another origin
+// (https://fonts.example.test): a stylesheet, and the font it names.
+func fontOrigin(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	font := readFile(t, testFont(t))
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		switch r.URL.Path {
+		case "/css2":
+			w.Header().Set("Content-Type", "text/css")
+			io.WriteString(w, `@font-face { font-family: "Helios Test"; src: url(https://fonts.example.test/helios-test.ttf) format("truetype"); }`)
+		case "/helios-test.ttf":
+			w.Header().Set("Content-Type", "font/ttf")
+			io.WriteString(w, font)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// workerRender renders chunk [0, count) of comp in dir through a worker
+// handler in this process (its command confined, as on a worker) with the
+// given page fetcher, and returns the segment's frames.
+func workerRender(t *testing.T, r testkit.Renderer, dir, comp string, count int, fetcher worker.PageFetcher) ([]string, error) {
+	t.Helper()
+	launcher, err := sandbox.Self(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testkit.Bucket(t, "mem://")
+	key, err := assets.Upload(t.Context(), b, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec job.Spec
+	data := fmt.Sprintf(`{"id": "w-%s", "assets": %q, "metadata": {"totalFrames": %d, "fps": 30, "width": 320, "height": 240},
+	  "chunks": [{"id": 0, "startFrame": 0, "frameCount": %d, "outputFile": "part_0.mov",
+	    "command": "helios render %s/index.html -o part_0.mov --frame-count %d --width 320 --height 240 --mode dom"}]}`, comp, key, count, count, comp, count)
+	if err := json.Unmarshal([]byte(data), &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Normalize()
+	h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"helios"}, Confiner: launcher}, Media: ffmpeg.New(), Fetcher: fetcher, TempDir: t.TempDir()}
+	t.Setenv("PATH", r.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	res, err := h.Handle(t.Context(), spec.WorkerJob(spec.Plan()[0], 1, 1))
+	if err != nil {
+		return nil, err
+	}
+	seg := filepath.Join(t.TempDir(), "segment.mp4")
+	if _, err := storage.DownloadFile(t.Context(), b, res.SegmentKey, seg); err != nil {
+		t.Fatal(err)
+	}
+	return testkit.FrameMD5(t, seg), nil
+}
+
+// TestRemoteFonts: a font @import-ed from another origin fails the chunk
+// at once, for good, naming the URL and the way out, where the deployment
+// fetches no origin for pages; where it fetches that origin
+// (HELIOS_RENDER_ORIGINS), the worker fetches it for the confined page and
+// the frames equal those of the same font bundled with the page, and differ
+// from the fallback's.
+func TestRemoteFonts(t *testing.T) {
+	r := need(t)
+	dir := realBundle(t, "font-remote", "font-local")
+	// The fallback: the page with no font of that name.
+	if err := os.CopyFS(filepath.Join(dir, "font-none"), os.DirFS(filepath.Join(dir, "font-local"))); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "font-none", "helios-test.ttf"))
+	page := filepath.Join(dir, "font-none", "index.html")
+	os.WriteFile(page, []byte(strings.Replace(readFile(t, page), `@font-face { font-family: "Helios Test"; src: url(helios-test.ttf) format("truetype"); }`, "", 1)), 0o644)
+
+	t.Run("refused", func(t *testing.T) {
+		none, err := pagefetch.New(nil, pagefetch.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = workerRender(t, r, dir, "font-remote", 10, none)
+		var e *job.Error
+		if !errors.As(err, &e) || e.Kind != job.Permanent {
+			t.Fatalf("err = %v; want a permanent error", err)
+		}
+		for _, want := range []string{"https://fonts.example.test/css2?family=Helios+Test", "was refused", "HELIOS_RENDER_ORIGINS is empty; add https://fonts.example.test", "--assets"} {
+			if !strings.Contains(e.StderrTail, want) {
+				t.Errorf("the error does not say %q:\n%s", want, e.StderrTail)
+			}
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Errorf("failing took %s", took)
+		}
+	})
+	t.Run("fetched", func(t *testing.T) {
+		srv, hits := fontOrigin(t)
+		fetcher, err := pagefetch.New([]string{"https://fonts.example.test"}, pagefetch.Options{Client: clientTo(srv)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote, err := workerRender(t, r, dir, "font-remote", 10, fetcher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, err := workerRender(t, r, dir, "font-local", 10, fetcher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fallback, err := workerRender(t, r, dir, "font-none", 10, fetcher)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertSameFrames(t, "the remote font beside the bundled one", remote, local)
+		if remote[5] == fallback[5] {
+			t.Error("the remote font renders as the fallback does")
+		}
+		if hits.Load() < 2 {
+			t.Errorf("the font origin was asked %d times; want the stylesheet and the font", hits.Load())
+		}
+	})
+}
+
+// clientTo dials every name to srv, trusting its certificate: the
+// deployment's client reaching fonts.example.test.
+func clientTo(srv *httptest.Server) *http.Client {
+	addr := srv.Listener.Addr().String()
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "example.com"},
+	}}
+}
