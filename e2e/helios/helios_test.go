@@ -321,7 +321,7 @@ func TestBrokenCompositionFailsWithThePageError(t *testing.T) {
 	}{
 		{"throws", "throws/index.html", "", "the composition threw: Error: boom: the composition could not find its data", true},
 		{"never-ready", "never-ready/index.html", "", "window.helios was never set: the page loaded and went quiet", true},
-		{"not-bundled", "not-bundled/index.html", "", "the composition not-bundled/index.html is not in the job's assets (helios job run --assets DIR", true},
+		{"not-bundled", "not-bundled/index.html", "", "loading the composition failed: HTTP 404: not-bundled/index.html is not in the job's assets (helios job run --assets DIR", true},
 		{"wrong-fps", "stalls/index.html", "--fps 25", "--fps 25 differs from the composition's 30 fps", true},
 		{"stalls", "stalls/index.html", "", "frame 0 did not settle within 2s", false},
 		{"busy", "busy/index.html", "", "frame 1 did not settle within 2s (the page did not answer", false},

@@ -45,7 +45,7 @@ var coreDir = filepath.Join(compositions, "node_modules", "@helios-project", "co
 // realBundle makes an asset folder of the named compositions of
 // testdata/real, with @helios-project/core beside them, and runs each
 // one's media maker on it.
-func realBundle(t *testing.T, names ...string) string {
+func realBundle(t testing.TB, names ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.CopyFS(filepath.Join(dir, "node_modules", "@helios-project", "core"), os.DirFS(coreDir)); err != nil {
@@ -67,18 +67,18 @@ func realBundle(t *testing.T, names ...string) string {
 }
 
 // mediaMakers write the media of the compositions that have some.
-var mediaMakers = map[string]func(t *testing.T, dir string){
-	"video": func(t *testing.T, dir string) {
+var mediaMakers = map[string]func(t testing.TB, dir string){
+	"video": func(t testing.TB, dir string) {
 		ffmpegRun(t, "-f", "lavfi", "-i", barsSource, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "30", filepath.Join(dir, "clip.mp4"))
 		ffmpegRun(t, "-f", "lavfi", "-i", barsSource, "-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "30", "-g", "30", "-deadline", "realtime", "-cpu-used", "8", filepath.Join(dir, "clip.webm"))
 	},
-	"mono": func(t *testing.T, dir string) {
+	"mono": func(t testing.TB, dir string) {
 		ffmpegRun(t, "-f", "lavfi", "-i", "aevalsrc=0.25*sin(2*PI*440*t):s=48000:d=1", "-c:a", "pcm_s16le", "-ac", "1", filepath.Join(dir, "tone-mono.wav"))
 	},
-	"font-local": func(t *testing.T, dir string) {
+	"font-local": func(t testing.TB, dir string) {
 		copyFile(t, testFont(t), filepath.Join(dir, "helios-test.ttf"))
 	},
-	"datamedia": func(t *testing.T, dir string) {
+	"datamedia": func(t testing.TB, dir string) {
 		ffmpegRun(t, "-f", "lavfi", "-i", barsSource, "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", filepath.Join(dir, "clip.mp4"))
 		ffmpegRun(t, "-f", "lavfi", "-i", "aevalsrc=0.5*sin(2*PI*330*t)|0.5*sin(2*PI*550*t):s=48000:d=2", "-c:a", "pcm_s16le", filepath.Join(dir, "tone.wav"))
 		page := filepath.Join(dir, "index.html")
@@ -98,14 +98,14 @@ var mediaMakers = map[string]func(t *testing.T, dir string){
 // vertical bars, bar i bright when bit i of n is set.
 const barsSource = "color=c=black:s=160x120:r=30:d=4,format=gray,geq=lum='if(bitand(N\\,pow(2\\,floor(X*8/W)))\\,235\\,16)'"
 
-func ffmpegRun(t *testing.T, args ...string) {
+func ffmpegRun(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ffmpeg", append([]string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -114,7 +114,7 @@ func readFile(t *testing.T, path string) string {
 	return string(data)
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	if err := os.WriteFile(to, []byte(readFile(t, from)), 0o644); err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func copyFile(t *testing.T, from, to string) {
 
 // testFont is a TrueType font unlike the monospace fallback: Chromium's
 // recommended fonts-liberation has it.
-func testFont(t *testing.T) string {
+func testFont(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{"/usr/share/fonts/truetype/liberation/LiberationSerif-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf"} {
 		if _, err := os.Stat(p); err == nil {
@@ -299,7 +299,7 @@ func TestDataURIMedia(t *testing.T) {
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 65 || !strings.Contains(string(out), "cannot be played") || !strings.Contains(string(out), "(36022 characters)") || len(out) > 1000 {
+	if !errors.As(err, &exit) || exit.ExitCode() != 65 || !strings.Contains(string(out), "cannot be mixed: ffmpeg finds no audio in it") || !strings.Contains(string(out), "(36022 characters)") || len(out) > 1000 {
 		t.Errorf("an unplayable data: URI track: %v, %d bytes of stderr:\n%.1000s", err, len(out), out)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/metrics"
+	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -69,6 +70,10 @@ type Settings struct {
 	BrowserWorkerTimeout     int    // seconds
 	BrowserWorkerConcurrency int    // reserved concurrency (default: workerConcurrency, as a job may send it every chunk)
 	SourceDir                string // the repository root: the image's build context
+	// RenderOrigins are the origins the workers fetch for rendered pages
+	// (HELIOS_RENDER_ORIGINS, comma-separated): fonts from Google Fonts,
+	// say. Empty: a page may load nothing from another origin.
+	RenderOrigins string
 }
 
 // DefaultSettings are what `cdk synth` uses without context.
@@ -198,6 +203,11 @@ func (s Settings) Validate() error {
 		"webhookSecretArn", s.WebhookSecretArn, "the full ARN of a Secrets Manager secret (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)")
 	check(s.WorkerSpendAlarm >= 1, "workerSpendAlarm", s.WorkerSpendAlarm, "at least 1 (US dollars an hour)")
 	check(s.AlarmTopicArn == "" || strings.HasPrefix(s.AlarmTopicArn, "arn:"), "alarmTopicArn", s.AlarmTopicArn, "an SNS topic ARN")
+	for _, o := range strings.Split(s.RenderOrigins, ",") {
+		if _, err := pagefetch.Origin(o); strings.TrimSpace(o) != "" && err != nil {
+			problems = append(problems, fmt.Sprintf("renderOrigins=%q: %v", s.RenderOrigins, err))
+		}
+	}
 	if _, ok := retentions[s.LogRetentionDays]; !ok {
 		problems = append(problems, fmt.Sprintf("logRetentionDays=%d: expected one of CloudWatch's retention periods (1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ...)", s.LogRetentionDays))
 	}
@@ -278,10 +288,23 @@ func settingsFromContext(scope constructs.Construct) (Settings, error) {
 	s.BrowserWorkerConcurrency = s.WorkerConcurrency
 	num("browserWorkerConcurrency", &s.BrowserWorkerConcurrency)
 	str("sourceDir", &s.SourceDir)
+	str("renderOrigins", &s.RenderOrigins)
 	if len(problems) > 0 {
 		return s, fmt.Errorf("invalid context: %s", strings.Join(problems, "; "))
 	}
 	return s, s.Validate()
+}
+
+// merge returns the variables of a, then b.
+func merge(a, b map[string]*string) map[string]*string {
+	out := map[string]*string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
 // ignorePatterns are the patterns of a .dockerignore file.
@@ -422,8 +445,14 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 		return awslambda.NewFunction(stack, jsii.String(f.id), props)
 	}
 
+	// The origins the workers fetch for rendered pages: the workers run
+	// the pages, Lambda gives them the internet (outside any VPC).
+	workerEnv := map[string]*string{}
+	if s.RenderOrigins != "" {
+		workerEnv[config.EnvRenderOrigins] = jsii.String(s.RenderOrigins)
+	}
 	worker := function(fn{id: "WorkerFunction", name: "worker", ffmpegLayer: true, memory: s.WorkerMemory, storage: s.WorkerStorage,
-		timeout: s.WorkerTimeout, reserved: jsii.Number(float64(s.WorkerConcurrency))})
+		timeout: s.WorkerTimeout, reserved: jsii.Number(float64(s.WorkerConcurrency)), env: workerEnv})
 	stitcher := function(fn{id: "StitcherFunction", name: "stitcher", ffmpegLayer: true, memory: s.StitcherMemory, storage: s.StitcherStorage, timeout: 900})
 	orchestratorEnv := map[string]*string{
 		config.EnvAdapter:          jsii.String(config.AdapterLambda),
@@ -449,7 +478,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 			}),
 			memory: s.BrowserWorkerMemory, storage: s.BrowserWorkerStorage, timeout: s.BrowserWorkerTimeout,
 			reserved: jsii.Number(float64(s.BrowserWorkerConcurrency)),
-			env:      map[string]*string{config.EnvAllowedCommands: browserAllowed}})
+			env:      merge(workerEnv, map[string]*string{config.EnvAllowedCommands: browserAllowed})})
 		workers = append(workers, browser)
 		// The orchestrator accepts what either worker may run.
 		orchestratorEnv[config.EnvBrowserWorkerFunction] = browser.FunctionName()

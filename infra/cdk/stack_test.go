@@ -196,6 +196,16 @@ func TestBrowserWorker(t *testing.T) {
 		t.Errorf("the image's build context holds %v, want %v", files, want)
 	}
 
+	// The origins pages may load from go to both workers, and nowhere else.
+	_, doc = synth(t, func(s *Settings) { s.RenderOrigins = "https://fonts.googleapis.com,https://fonts.gstatic.com" })
+	for _, name := range []string{"WorkerFunction", "BrowserWorkerFunction", "OrchestratorFunction", "StitcherFunction"} {
+		_, f := functionByHandlerName(t, doc, name)
+		got := f["Environment"].(map[string]any)["Variables"].(map[string]any)[config.EnvRenderOrigins]
+		if want := strings.HasSuffix(name, "WorkerFunction"); (got == "https://fonts.googleapis.com,https://fonts.gstatic.com") != want {
+			t.Errorf("%s has %s=%v", name, config.EnvRenderOrigins, got)
+		}
+	}
+
 	tpl, doc = synth(t, func(s *Settings) { s.BrowserWorker = false })
 	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(3))
 	_, orch = functionByHandlerName(t, doc, "OrchestratorFunction")
@@ -456,8 +466,9 @@ func TestSettingsFromContext(t *testing.T) {
 	}
 	bad := DefaultSettings()
 	bad.WorkerMemory, bad.RemovalPolicy, bad.BucketPrefix, bad.LogRetentionDays = 64, "keep", "Helios_Renders", 2
+	bad.RenderOrigins = "https://fonts.gstatic.com,fonts.googleapis.com"
 	err := bad.Validate()
-	for _, want := range []string{"workerMemory=64", "removalPolicy=keep", "bucketPrefix=Helios_Renders", "logRetentionDays=2"} {
+	for _, want := range []string{"workerMemory=64", "removalPolicy=keep", "bucketPrefix=Helios_Renders", "logRetentionDays=2", `origin "fonts.googleapis.com"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want it to name %s", err, want)
 		}

@@ -35,6 +35,9 @@
 #                         the orchestrator gets it as HELIOS_WEBHOOK_SECRET
 #                         (latest version) and may read that secret only.
 #                         Without it, specs' webhooks are not sent.
+#   RENDER_ORIGINS        default none: origins the workers fetch for rendered
+#                         pages (HELIOS_RENDER_ORIGINS), comma-separated, e.g.
+#                         https://fonts.googleapis.com,https://fonts.gstatic.com
 #   GCLOUD                default gcloud (the tests put a stand-in here)
 #
 # Needs only gcloud, authenticated as someone who may enable APIs and manage
@@ -67,6 +70,7 @@ WEBHOOK_SECRET=${WEBHOOK_SECRET:-}
 BROWSER_WORKER=${BROWSER_WORKER:-1}
 BROWSER_IMAGE=${BROWSER_IMAGE:-}
 SCHEDULER_REGION=${SCHEDULER_REGION:-$REGION}
+RENDER_ORIGINS=${RENDER_ORIGINS:-}
 
 # The values end up in YAML, IAM conditions and resource names: refuse
 # anything that could break out of them instead of quoting it.
@@ -84,6 +88,8 @@ commands_re='^[A-Za-z0-9._/+, -]+$'
 [[ -z $BROWSER_IMAGE || $BROWSER_IMAGE =~ ^[A-Za-z0-9./:@_-]+$ ]] || die "BROWSER_IMAGE=$BROWSER_IMAGE: expected an image reference"
 # An image that would not be deployed is a mistake in the inputs.
 [[ -z $BROWSER_IMAGE || $BROWSER_WORKER == 1 ]] || die "BROWSER_IMAGE=$BROWSER_IMAGE: BROWSER_WORKER=0 deploys no browser worker"
+origins_re='^https?://[a-z0-9.-]+(:[0-9]{1,5})?(,https?://[a-z0-9.-]+(:[0-9]{1,5})?)*$'
+[[ -z $RENDER_ORIGINS || $RENDER_ORIGINS =~ $origins_re ]] || die "RENDER_ORIGINS=$RENDER_ORIGINS: expected comma-separated origins such as https://fonts.googleapis.com,https://fonts.gstatic.com"
 command -v "$GCLOUD" >/dev/null || die "$GCLOUD not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)"
 
 # Names. The environment variable names in the YAML files are pkg/config's.
@@ -156,12 +162,14 @@ render() {
   text=$(<"$here/$1")
   for name in PROJECT REGION IMAGE BROWSER_IMAGE BUCKET ALLOWED_COMMANDS BROWSER_ALLOWED_COMMANDS \
     ORCHESTRATOR_ALLOWED_COMMANDS WORKER_MAX_INSTANCES WORKER_URL STITCHER_URL BROWSER_WORKER_URL \
-    TOPIC SIZES WEBHOOK_SECRET; do
+    TOPIC SIZES WEBHOOK_SECRET RENDER_ORIGINS; do
     [[ -n ${!name:-} ]] || continue
     text=${text//"\${$name}"/"${!name}"}
   done
   # Without a webhook key, its lines (marked) go.
   [[ -n $WEBHOOK_SECRET ]] || text=$(grep -v -- '# webhook-secret$' <<<"$text")
+  # Likewise without origins for pages.
+  [[ -n $RENDER_ORIGINS ]] || text=$(grep -v -- '# render-origins$' <<<"$text")
   # The one value that is empty on purpose: no browser worker, no URL
   # (pkg/config reads "" as unset). With one, an empty URL stops below.
   ((BROWSER_WORKER)) || text=${text//"\${BROWSER_WORKER_URL}"/}

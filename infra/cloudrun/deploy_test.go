@@ -2001,3 +2001,34 @@ func TestDeployWebhookSecret(t *testing.T) {
 		t.Errorf("a bad secret name: %v\n%s (%d gcloud calls)", r.err, r.stderr, len(r.calls))
 	}
 }
+
+// RENDER_ORIGINS gives both workers the origins they fetch for rendered
+// pages (HELIOS_RENDER_ORIGINS), and no other service; without it no
+// service has the variable; a bad value stops before any call.
+func TestDeployRenderOrigins(t *testing.T) {
+	const origins = "https://fonts.googleapis.com,https://fonts.gstatic.com"
+	for _, value := range []string{"", origins} {
+		c := newCloud(t)
+		r := c.run(t, "deploy.sh", deployEnv("RENDER_ORIGINS="+value)...)
+		mustSucceed(t, "deploy.sh RENDER_ORIGINS="+value, r)
+		for name, svc := range replaced(t, c, r.calls) {
+			got := ""
+			for _, e := range svc.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == config.EnvRenderOrigins {
+					got = e.Value
+				}
+			}
+			want := ""
+			if value != "" && (name == "helios-worker" || name == "helios-browser-worker") {
+				want = origins
+			}
+			if got != want {
+				t.Errorf("RENDER_ORIGINS=%q: %s has %s=%q, want %q", value, name, config.EnvRenderOrigins, got, want)
+			}
+		}
+	}
+	c := newCloud(t)
+	if r := c.run(t, "deploy.sh", deployEnv("RENDER_ORIGINS=fonts.googleapis.com")...); r.err == nil || !strings.Contains(r.stderr, "RENDER_ORIGINS=fonts.googleapis.com: expected comma-separated origins") || len(r.calls) > 0 {
+		t.Errorf("a bad origin: %v\n%s (%d gcloud calls)", r.err, r.stderr, len(r.calls))
+	}
+}

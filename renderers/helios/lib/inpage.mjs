@@ -108,7 +108,7 @@ export function install({ startMs, canvasMode }) {
     set(v) {
       asked.set(this, v);
       seeks.set(this, (seeks.get(this) ?? 0) + 1);
-      time.set.call(this, v > 0 ? v + seekBias : v);
+      time.set.call(this, v > 0 && this instanceof HTMLVideoElement ? v + seekBias : v);
       if (this instanceof HTMLVideoElement) {
         unshown.add(this);
         shownAt.delete(this);

@@ -83,6 +83,7 @@ export async function media(page, timeoutMs) {
     };
     return withSource.map((el) => ({
       src: el.currentSrc || el.src,
+      video: el instanceof HTMLVideoElement,
       offset: num(el.dataset.heliosOffset),
       seek: num(el.dataset.heliosSeek),
       fadeIn: num(el.dataset.heliosFadeIn),

@@ -45,6 +45,16 @@ const drawn = new Set(['document', 'stylesheet', 'script', 'font', 'image', 'med
 
 const bundleHint = 'bundle it with the assets (helios job run --assets DIR), or have the deployment fetch its origin for the page (HELIOS_RENDER_ORIGINS)';
 
+const what = (type, url) => `${type === 'document' ? 'the page' : type} ${short(url)}`;
+
+// entryFailed is the error for a composition page that did not load.
+export function entryFailed(url, why, permanent = true) {
+  const msg = url.startsWith(localOrigin + '/')
+    ? `loading the composition failed: ${why}: ${short(decodeURIComponent(new URL(url).pathname.slice(1)))} is not in the job's assets (helios job run --assets DIR, with DIR holding it)`
+    : `loading the composition ${short(url)} failed: ${why}`;
+  return permanent ? new CompositionError(msg) : new Error(msg);
+}
+
 // watchPage collects what the page throws and the requests it did not get.
 // entry is the composition's URL.
 export function watchPage(page, entry, warnings) {
@@ -58,14 +68,10 @@ export function watchPage(page, entry, warnings) {
     errors.push(err);
     fail(err);
   };
-  const what = (type, url) => `${type === 'document' ? 'the page' : type} ${short(url)}`;
   const lost = (type, url, why, permanent) => {
     if (!drawn.has(type)) return warnings.add(`the page's ${what(type, url)} was not loaded (${why}); the frames may not show what it would have given`);
-    const local = url.startsWith(localOrigin + '/');
-    const hint = url === entry && local
-      ? `: the composition ${short(decodeURIComponent(new URL(url).pathname.slice(1)))} is not in the job's assets (helios job run --assets DIR, with DIR holding it)`
-      : local ? ' (is it in the asset bundle?)' : `: ${bundleHint}`;
-    const msg = `loading ${what(type, url)} failed: ${why}${hint}`;
+    if (url === entry) return add(entryFailed(url, why, permanent));
+    const msg = `loading ${what(type, url)} failed: ${why}${url.startsWith(localOrigin + '/') ? ' (is it in the asset bundle?)' : `: ${bundleHint}`}`;
     add(permanent ? new CompositionError(msg) : new Error(msg));
   };
   page.on('pageerror', (err) => add(new CompositionError(`the composition threw: ${short((err.stack || err.message).split('\n').slice(0, 6).join('\n'), 1200)}`)));

@@ -12,7 +12,7 @@ import { freshCapture, openPage } from './frames.mjs';
 import { install } from './inpage.mjs';
 import { frameMs } from './options.mjs';
 import { captureCanvas, check, media, ready, seek, videosShown } from './page.mjs';
-import { CompositionError, Warnings, short, watchPage } from './problems.mjs';
+import { CompositionError, Warnings, entryFailed, short, watchPage } from './problems.mjs';
 import { Fetcher, Refused, localFile, localOrigin, route } from './serve.mjs';
 
 // render renders opts' chunk. The worker's environment says where the
@@ -99,7 +99,7 @@ async function load(page, url, opts, watch) {
     throw new Error(`loading ${short(url)}: ${err.message.split('\n')[0]}`);
   });
   watch.throwIfAny();
-  if (response && !response.ok()) throw new CompositionError(`loading ${short(url)}: HTTP ${response.status()}`);
+  if (response && !response.ok()) throw entryFailed(url, `HTTP ${response.status()}`, response.status() < 500);
   return bounded(ready(page, opts, watch), 2 * opts.timeoutMs + 5000,
     `the composition did not become ready within ${opts.timeoutMs / 1000}s (the page did not answer: a script stuck in a loop?)`);
 }
@@ -138,19 +138,24 @@ function bounded(promise, ms, message) {
 
 // mixable gives each audible track a source ffmpeg may read, and its
 // channel count. Silent tracks (muted, volume 0) are not mixed, whatever
-// their source.
+// their source, nor videos without sound. The browser's own playback
+// errors do not matter here (ffmpeg mixes the files; a FLAC the browser
+// cannot seek in mixes well), only whether ffmpeg finds audio to mix.
 async function mixable(tracks, { fetcher, scratch }) {
-  const audible = tracks.filter((t) => t.volume > 0);
   for (const t of tracks) {
     if (t.fadeEasing && t.fadeEasing !== 'linear') {
       throw new CompositionError(`media ${short(t.src)}: data-helios-fade-easing="${t.fadeEasing}" is not supported; the mix fades linearly`);
     }
   }
-  return Promise.all(audible.map(async (t, i) => {
-    if (t.error) throw new CompositionError(`the composition's media ${short(t.src)} cannot be played: ${t.error}`);
+  const mixed = await Promise.all(tracks.filter((t) => t.volume > 0).map(async (t, i) => {
     const src = await source(t.src, { fetcher, scratch, name: `track-${i}` });
-    return { ...t, source: src, channels: await channels(src) };
+    const n = await channels(src);
+    if (n === 0 && !t.video) {
+      throw new CompositionError(`the composition's media ${short(t.src)} cannot be mixed: ffmpeg finds no audio in it${t.error ? ` (the browser says: ${t.error})` : ''}`);
+    }
+    return { ...t, source: src, channels: n };
   }));
+  return mixed.filter((t) => t.channels > 0);
 }
 
 // source is where ffmpeg reads a track: a file of the work dir for the
