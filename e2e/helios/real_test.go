@@ -458,3 +458,26 @@ func clientTo(srv *httptest.Server) *http.Client {
 		TLSClientConfig: &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "example.com"},
 	}}
 }
+
+// TestLoudNotSilent: a video that cannot be played fails the chunk for
+// good, naming it; a canvas captured blank after the page drew on it is a
+// warning.
+func TestLoudNotSilent(t *testing.T) {
+	r := need(t)
+	dir := realBundle(t, "video")
+	clip := filepath.Join(dir, "video", "clip.mp4")
+	data := readFile(t, clip)
+	os.WriteFile(clip, []byte(data[:len(data)/3]), 0o644) // cut short: it does not open
+	cmd := exec.Command(filepath.Join(r.Bin, "helios"), "render", "video/index.html", "-o", filepath.Join(t.TempDir(), "x.mov"), "--frame-count", "10", "--width", "320", "--height", "240", "--mode", "dom")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 65 || !strings.Contains(string(out), "frame 0: the video https://composition.helios.invalid/video/clip.mp4 could not be shown at 0.000s") {
+		t.Errorf("a video that cannot be played: %v\n%s", err, out)
+	}
+
+	_, stderr := renderIn(t, r, filepath.Join("testdata", "broken"), r.Shell, "blank", "canvas", 0, 5)
+	if !strings.Contains(stderr, "warning: frame 0: the canvas canvas was captured blank (fully transparent) although the page drew on it") {
+		t.Errorf("no warning of a blank capture:\n%s", stderr)
+	}
+}

@@ -301,10 +301,11 @@ export function install({ startMs, canvasMode }) {
       videos() {
         const wrong = [];
         for (const el of media()) {
-          if (!(el instanceof HTMLVideoElement) || !asked.has(el)) continue;
-          const want = asked.get(el);
+          if (!(el instanceof HTMLVideoElement)) continue;
+          const want = asked.get(el) ?? el.currentTime;
           const src = el.currentSrc || el.src || '(no source)';
           if (el.error) wrong.push({ src, want, problem: el.error.message || `media error ${el.error.code}` });
+          else if (!asked.has(el)) continue;
           else if (el.seeking) wrong.push({ src, want, problem: 'still seeking' });
           else if (Math.abs(el.currentTime - Math.min(want + (want > 0 ? seekBias : 0), el.duration || Infinity)) > 0.002) {
             wrong.push({ src, want, at: el.currentTime, seekable: el.seekable.length > 0, problem: 'not at the time asked' });
