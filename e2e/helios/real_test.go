@@ -9,15 +9,12 @@ package helios
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -74,9 +71,6 @@ var mediaMakers = map[string]func(t testing.TB, dir string){
 	},
 	"mono": func(t testing.TB, dir string) {
 		ffmpegRun(t, "-f", "lavfi", "-i", "aevalsrc=0.25*sin(2*PI*440*t):s=48000:d=1", "-c:a", "pcm_s16le", "-ac", "1", filepath.Join(dir, "tone-mono.wav"))
-	},
-	"font-local": func(t testing.TB, dir string) {
-		copyFile(t, testFont(t), filepath.Join(dir, "helios-test.ttf"))
 	},
 	"datamedia": func(t testing.TB, dir string) {
 		ffmpegRun(t, "-f", "lavfi", "-i", barsSource, "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", filepath.Join(dir, "clip.mp4"))
@@ -390,14 +384,16 @@ func workerRender(t *testing.T, r testkit.Renderer, dir, comp string, count int,
 // from the fallback's.
 func TestRemoteFonts(t *testing.T) {
 	r := need(t)
-	dir := realBundle(t, "font-remote", "font-local")
-	// The fallback: the page with no font of that name.
-	if err := os.CopyFS(filepath.Join(dir, "font-none"), os.DirFS(filepath.Join(dir, "font-local"))); err != nil {
-		t.Fatal(err)
+	dir := realBundle(t, "font-remote")
+	// The same page with the font bundled, and with no font of that name
+	// (the fallback).
+	remote := readFile(t, filepath.Join(dir, "font-remote", "index.html"))
+	const imported = `@import url("https://fonts.example.test/css2?family=Helios+Test");`
+	for comp, rule := range map[string]string{"font-local": `@font-face { font-family: "Helios Test"; src: url(helios-test.ttf) format("truetype"); }`, "font-none": ""} {
+		os.MkdirAll(filepath.Join(dir, comp), 0o755)
+		os.WriteFile(filepath.Join(dir, comp, "index.html"), []byte(strings.Replace(remote, imported, rule, 1)), 0o644)
 	}
-	os.Remove(filepath.Join(dir, "font-none", "helios-test.ttf"))
-	page := filepath.Join(dir, "font-none", "index.html")
-	os.WriteFile(page, []byte(strings.Replace(readFile(t, page), `@font-face { font-family: "Helios Test"; src: url(helios-test.ttf) format("truetype"); }`, "", 1)), 0o644)
+	copyFile(t, testFont(t), filepath.Join(dir, "font-local", "helios-test.ttf"))
 
 	t.Run("refused", func(t *testing.T) {
 		none, err := pagefetch.New(nil, pagefetch.Options{})
@@ -421,7 +417,7 @@ func TestRemoteFonts(t *testing.T) {
 	})
 	t.Run("fetched", func(t *testing.T) {
 		srv, hits := fontOrigin(t)
-		fetcher, err := pagefetch.New([]string{"https://fonts.example.test"}, pagefetch.Options{Client: clientTo(srv)})
+		fetcher, err := pagefetch.New([]string{"https://fonts.example.test"}, pagefetch.Options{Client: testkit.ClientTo(srv)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,39 +441,4 @@ func TestRemoteFonts(t *testing.T) {
 			t.Errorf("the font origin was asked %d times; want the stylesheet and the font", hits.Load())
 		}
 	})
-}
-
-// clientTo dials every name to srv, trusting its certificate: the
-// deployment's client reaching fonts.example.test.
-func clientTo(srv *httptest.Server) *http.Client {
-	addr := srv.Listener.Addr().String()
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		TLSClientConfig: &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "example.com"},
-	}}
-}
-
-// TestLoudNotSilent: a video that cannot be played fails the chunk for
-// good, naming it; a canvas captured blank after the page drew on it is a
-// warning.
-func TestLoudNotSilent(t *testing.T) {
-	r := need(t)
-	dir := realBundle(t, "video")
-	clip := filepath.Join(dir, "video", "clip.mp4")
-	data := readFile(t, clip)
-	os.WriteFile(clip, []byte(data[:len(data)/3]), 0o644) // cut short: it does not open
-	cmd := exec.Command(filepath.Join(r.Bin, "helios"), "render", "video/index.html", "-o", filepath.Join(t.TempDir(), "x.mov"), "--frame-count", "10", "--width", "320", "--height", "240", "--mode", "dom")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 65 || !strings.Contains(string(out), "frame 0: the video https://composition.helios.invalid/video/clip.mp4 could not be shown at 0.000s") {
-		t.Errorf("a video that cannot be played: %v\n%s", err, out)
-	}
-
-	_, stderr := renderIn(t, r, filepath.Join("testdata", "broken"), r.Shell, "blank", "canvas", 0, 5)
-	if !strings.Contains(stderr, "warning: frame 0: the canvas canvas was captured blank (fully transparent) although the page drew on it") {
-		t.Errorf("no warning of a blank capture:\n%s", stderr)
-	}
 }

@@ -5,9 +5,13 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,4 +255,17 @@ func RequireRenderer(t testing.TB) Renderer {
 		}
 	}
 	return r
+}
+
+// ClientTo is an HTTP client that dials every name to srv and trusts its
+// certificate: a test's stand-in for a server on the internet, reached by
+// its real name.
+func ClientTo(srv *httptest.Server) *http.Client {
+	addr := srv.Listener.Addr().String()
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "example.com"},
+	}}
 }

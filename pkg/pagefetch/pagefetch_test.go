@@ -3,7 +3,6 @@ package pagefetch_test
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 )
 
@@ -45,18 +44,6 @@ func origin(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &hits
-}
-
-// clientTo dials every name to srv, trusting its certificate, as the
-// deployment's client would dial the named origin.
-func clientTo(srv *httptest.Server) *http.Client {
-	addr := srv.Listener.Addr().String()
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		TLSClientConfig: &tls.Config{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "example.com"},
-	}}
 }
 
 // ask sends one request as the renderer does: absolute-form, over the
@@ -91,7 +78,7 @@ func serve(t *testing.T, f *pagefetch.Fetcher) string {
 
 func TestFetcher(t *testing.T) {
 	srv, hits := origin(t)
-	f, err := pagefetch.New([]string{"https://Example.com:443/"}, pagefetch.Options{Client: clientTo(srv), MaxBytes: 1024})
+	f, err := pagefetch.New([]string{"https://Example.com:443/"}, pagefetch.Options{Client: testkit.ClientTo(srv), MaxBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
