@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"github.com/helios-project/infrastructure/pkg/job"
 )
@@ -90,9 +91,10 @@ func (a *attemptFiles) close() {
 // warnings reads the report the command left in root: at most
 // job.MaxWarnings distinct messages, each shortened. Opened through root,
 // so a link the command made cannot lead the worker's read outside the
-// work dir.
+// work dir, and without blocking, so a FIFO the command made in its place
+// cannot hang the worker.
 func (a *attemptFiles) warnings(root *os.Root) []string {
-	f, err := root.Open(a.report)
+	f, err := root.OpenFile(a.report, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil { // none written, or not a file of the work dir
 		return nil
 	}

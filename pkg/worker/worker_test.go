@@ -291,4 +291,14 @@ ffmpeg "$@"
 	if err != nil || len(res.Warnings) != 0 {
 		t.Errorf("a report linked out of the work dir: warnings %q, %v; want none", res.Warnings, err)
 	}
+	// A FIFO in its place, which nothing writes to: read without blocking.
+	w = chunkJob(20, 3, 1)
+	w.Command, w.Args = "sh", append([]string{"-c", `ffmpeg "$@" && mkfifo "$HELIOS_REPORT"`, "sh"}, chunkJob(20, 3, 1).Args...)
+	h.UploadReserve = time.Second
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err = h.Handle(ctx, w)
+	if err != nil || len(res.Warnings) != 0 {
+		t.Errorf("a FIFO as the report: warnings %q, %v; want none", res.Warnings, err)
+	}
 }
