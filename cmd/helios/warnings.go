@@ -18,6 +18,9 @@ func printWarnings(w io.Writer, indent string, width int, st *job.Status) {
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "%s  - %s (%s)\n", indent, strings.ReplaceAll(warn.Message, "\n", "\n"+indent+"    "), chunkList(warn))
 	}
+	if st.WarningsLeftOut > 0 {
+		fmt.Fprintf(w, "%s  (and %d reports of other warnings, not kept: see the workers' logs)\n", indent, st.WarningsLeftOut)
+	}
 }
 
 // chunkList names the chunks that reported a warning.

@@ -383,7 +383,7 @@ func TestWarningsReachTheUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helios job run: %v\n%s", err, stderr)
 	}
-	for _, want := range []string{"warnings:  2", "all 5 frames of [0, 5) are identical although the composition's time moved", "(chunk 0)", "all 7 frames of [5, 12)", "(chunk 1)"} {
+	for _, want := range []string{"warnings:  1", "all the frames of a chunk are identical although the composition's time moved", "(chunks 0, 1)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("job run does not say %q:\n%s", want, stdout)
 		}
@@ -392,11 +392,11 @@ func TestWarningsReachTheUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != job.StateDone || len(st.Warnings) != 2 || st.Warnings[0].Count != 1 {
+	if st.State != job.StateDone || len(st.Warnings) != 1 || st.Warnings[0].Count != 2 {
 		t.Errorf("status: %s, warnings %+v", st.State, st.Warnings)
 	}
 	stdout, _, err = runCLI(t, r, "job", "status", "static", "--storage", store)
-	if err != nil || !strings.Contains(stdout, "warnings: 2") {
+	if err != nil || !strings.Contains(stdout, "warnings: 1") {
 		t.Errorf("job status: %v\n%s", err, stdout)
 	}
 }

@@ -442,3 +442,17 @@ func TestRemoteFonts(t *testing.T) {
 		}
 	})
 }
+
+// TestObserversSeeRenderedFrames renders a page whose IntersectionObserver
+// callbacks check what they are told (the page throws otherwise): an
+// element always in view is never told it left, one that leaves is told
+// within two frames, although each frame is drawn from fresh layers; and
+// frames whose body paints nothing new still render.
+func TestObserversSeeRenderedFrames(t *testing.T) {
+	r := need(t)
+	dir := realBundle(t, "observer")
+	for _, browser := range []string{r.Shell, testkit.RequireChromium(t)} {
+		renderIn(t, r, dir, browser, "observer", "dom", 0, 8)
+		renderIn(t, r, dir, browser, "observer", "dom", 4, 4)
+	}
+}

@@ -54,12 +54,14 @@ type Status struct {
 	// Warnings are what the chunks' commands reported that did not fail
 	// the job but may make the video differ from what was asked.
 	Warnings []Warning `json:"warnings,omitempty"`
+	// WarningsLeftOut counts the reports of messages beyond MaxWarnings.
+	WarningsLeftOut int `json:"warningsLeftOut,omitempty"`
 }
 
 // Warning is one message the chunks' commands reported, and which chunks.
 type Warning struct {
 	Message string `json:"message"`
-	Chunks  []int  `json:"chunks"` // the first MaxWarningChunks chunks that reported it
+	Chunks  []int  `json:"chunks"` // the first MaxWarningChunks chunks that reported it, in order
 	Count   int    `json:"count"`  // how many chunks reported it
 }
 
@@ -76,6 +78,7 @@ func (s *Status) AddWarnings(chunk int, messages []string) {
 		i := slices.IndexFunc(s.Warnings, func(w Warning) bool { return w.Message == m })
 		if i < 0 {
 			if len(s.Warnings) >= MaxWarnings {
+				s.WarningsLeftOut++
 				continue
 			}
 			s.Warnings = append(s.Warnings, Warning{Message: m})
@@ -88,6 +91,7 @@ func (s *Status) AddWarnings(chunk int, messages []string) {
 		w.Count++
 		if len(w.Chunks) < MaxWarningChunks {
 			w.Chunks = append(w.Chunks, chunk)
+			slices.Sort(w.Chunks)
 		}
 	}
 }

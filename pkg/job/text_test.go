@@ -35,8 +35,8 @@ func TestStatusWarnings(t *testing.T) {
 		st.AddWarnings(c, []string{"the same for all", fmt.Sprintf("only chunk %d", c)})
 	}
 	st.AddWarnings(3, []string{"the same for all"})
-	if len(st.Warnings) != job.MaxWarnings {
-		t.Fatalf("%d warnings kept, want %d", len(st.Warnings), job.MaxWarnings)
+	if len(st.Warnings) != job.MaxWarnings || st.WarningsLeftOut != 40-(job.MaxWarnings-1) {
+		t.Fatalf("%d warnings kept and %d left out, want %d and %d", len(st.Warnings), st.WarningsLeftOut, job.MaxWarnings, 40-(job.MaxWarnings-1))
 	}
 	w := st.Warnings[0]
 	if w.Message != "the same for all" || w.Count != 40 || len(w.Chunks) != job.MaxWarningChunks || w.Chunks[9] != 9 {

@@ -11,6 +11,7 @@
 package pagefetch
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,9 @@ const HeaderRefused = "X-Helios-Refused"
 const (
 	DefaultMaxBytes   = 64 << 20  // one response
 	DefaultCacheBytes = 256 << 20 // everything kept
+	DefaultInFlight   = 4         // fetches at once, whatever the pages ask: at most 4 × 64 MB in memory
+	DefaultMaxAge     = time.Hour // how long a response without max-age is kept
+	MaxMaxAge         = 24 * time.Hour
 )
 
 // passed are the response headers a page sees: what the browser needs to
@@ -50,6 +55,8 @@ type Options struct {
 	Client     *http.Client
 	MaxBytes   int64 // the largest response fetched; 0: DefaultMaxBytes
 	CacheBytes int64 // the most kept; 0: DefaultCacheBytes
+	InFlight   int   // fetches at once; 0: DefaultInFlight
+	Now        func() time.Time
 }
 
 // Fetcher answers a page's requests to the allowed origins.
@@ -60,6 +67,8 @@ type Fetcher struct {
 	maxBytes int64
 	cache    *cache
 	flight   singleflight.Group
+	slots    chan struct{} // one per fetch in flight
+	now      func() time.Time
 }
 
 // New returns a Fetcher of origins, each as Origin accepts it. With none,
@@ -89,12 +98,17 @@ func New(origins []string, o Options) (*Fetcher, error) {
 	}
 	f.client = withRedirectCheck(f.client, f.allowed)
 	f.cache = newCache(o.CacheBytes)
+	f.slots = make(chan struct{}, cmp.Or(o.InFlight, DefaultInFlight))
+	f.now = o.Now
+	if f.now == nil {
+		f.now = time.Now
+	}
 	return f, nil
 }
 
 // Origin reads an origin as the deployment names it: https://host or
-// https://host:port (http:// too, for a server the deployment runs
-// itself), and returns it normalized (lower case, default port dropped).
+// https://host:port (or http://, for an origin without TLS), and returns
+// it normalized (lower case, default port dropped).
 func Origin(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
@@ -142,8 +156,8 @@ type refusal struct{ why string }
 func (r *refusal) Error() string { return r.why }
 
 // Serve answers on a Unix socket at path until the returned Closer is
-// closed. The socket is the command's only way out: its file is in the
-// command's work dir, which the sandbox lets it reach.
+// closed. The worker puts it in the command's work dir, which the sandbox
+// lets the command reach.
 func (f *Fetcher) Serve(path string) (io.Closer, error) {
 	l, err := listenUnix(path)
 	if err != nil {
@@ -178,9 +192,10 @@ func listenUnix(path string) (net.Listener, error) {
 
 // entry is a fetched response as kept.
 type entry struct {
-	status int
-	header http.Header
-	body   []byte
+	status  int
+	header  http.Header
+	body    []byte
+	expires time.Time
 }
 
 // ServeHTTP answers one request of the page: the resource, or 403 with
@@ -201,6 +216,9 @@ func (f *Fetcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http"):
 		refuse("expected an absolute http(s) URL (a forward proxy's request)")
 		return
+	case u.User != nil:
+		refuse("a URL with a user or password is not fetched")
+		return
 	case len(f.origins) == 0:
 		refuse(fmt.Sprintf("this deployment fetches no origin for pages (HELIOS_RENDER_ORIGINS is empty; add %s to it to allow this one)", origin(u)))
 		return
@@ -210,9 +228,13 @@ func (f *Fetcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ua, accept := r.Header.Get("User-Agent"), r.Header.Get("Accept")
 	key := u.String() + "\n" + ua + "\n" + accept
-	e, ok := f.cache.get(key)
+	e, ok := f.cache.get(key, f.now())
 	if !ok {
-		v, err, _ := f.flight.Do(key, func() (any, error) { return f.fetch(r, u, ua, accept, key) })
+		v, err, _ := f.flight.Do(key, func() (any, error) {
+			f.slots <- struct{}{}
+			defer func() { <-f.slots }()
+			return f.fetch(r, u, ua, accept, key)
+		})
 		if err != nil {
 			var ref *refusal
 			var guard *netguard.RefusedError
@@ -271,10 +293,32 @@ func (f *Fetcher) fetch(r *http.Request, u *url.URL, ua, accept, key string) (*e
 		return nil, &refusal{why: fmt.Sprintf("the response is larger than %d MB", f.maxBytes>>20)}
 	}
 	e := &entry{status: resp.StatusCode, header: resp.Header, body: body}
-	if resp.StatusCode == http.StatusOK && !strings.Contains(resp.Header.Get("Cache-Control"), "no-store") {
+	if ttl := keepFor(resp); resp.StatusCode == http.StatusOK && ttl > 0 {
+		e.expires = f.now().Add(ttl)
 		f.cache.put(key, e)
 	}
 	return e, nil
+}
+
+// keepFor is how long a response may be kept for every job of the worker:
+// not at all when its origin says so (no-store, no-cache, private: it may
+// be someone's own), else its max-age, at most MaxMaxAge, DefaultMaxAge
+// without one.
+func keepFor(resp *http.Response) time.Duration {
+	cc := strings.ToLower(resp.Header.Get("Cache-Control"))
+	if strings.Contains(cc, "no-store") || strings.Contains(cc, "no-cache") || strings.Contains(cc, "private") {
+		return 0
+	}
+	for _, d := range strings.Split(cc, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(d), "max-age="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return 0
+			}
+			return min(time.Duration(n)*time.Second, MaxMaxAge)
+		}
+	}
+	return DefaultMaxAge
 }
 
 // cache keeps entries up to a number of bytes, dropping the least recently
@@ -299,15 +343,22 @@ func newCache(limit int64) *cache {
 	return &cache{limit: limit, order: list.New(), items: map[string]*list.Element{}}
 }
 
-func (c *cache) get(key string) (*entry, bool) {
+func (c *cache) get(key string, now time.Time) (*entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if !ok {
 		return nil, false
 	}
+	it := el.Value.(*item)
+	if !now.Before(it.e.expires) {
+		c.order.Remove(el)
+		delete(c.items, key)
+		c.size -= int64(len(it.e.body))
+		return nil, false
+	}
 	c.order.MoveToFront(el)
-	return el.Value.(*item).e, true
+	return it.e, true
 }
 
 func (c *cache) put(key string, e *entry) {

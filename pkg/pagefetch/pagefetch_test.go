@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
@@ -190,5 +192,83 @@ func TestServeLongPath(t *testing.T) {
 	resp, body := ask(t, ".helios-fetch-0123abcd.sock", "GET", "https://fonts.gstatic.com/x", "")
 	if resp.StatusCode != 403 || !strings.Contains(body, "HELIOS_RENDER_ORIGINS") {
 		t.Errorf("%d %q", resp.StatusCode, body)
+	}
+}
+
+// What is kept, and for how long: an origin's no-store, no-cache and
+// private are not kept; max-age bounds the keeping (at most a day), an hour
+// without one. At most InFlight fetches run at once, whatever the pages ask.
+func TestFetcherKeeps(t *testing.T) {
+	var hits, running, most atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		switch r.URL.Path {
+		case "/nostore":
+			w.Header().Set("Cache-Control", "no-store")
+		case "/private":
+			w.Header().Set("Cache-Control", "private, max-age=600")
+		case "/minute":
+			w.Header().Set("Cache-Control", "public, max-age=60")
+		case "/slow":
+			time.Sleep(50 * time.Millisecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	defer srv.Close()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	f, err := pagefetch.New([]string{"https://example.com"}, pagefetch.Options{Client: testkit.ClientTo(srv), InFlight: 2, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := serve(t, f)
+	get := func(path string) {
+		t.Helper()
+		if resp, body := ask(t, sock, "GET", "https://example.com"+path, ""); resp.StatusCode != 200 || body != path {
+			t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	for _, tc := range []struct {
+		path  string
+		after time.Duration // the clock moves on this much before the second request
+		hits  int32         // requests the origin saw for both
+	}{
+		{"/nostore", 0, 2},
+		{"/private", 0, 2},
+		{"/minute", 59 * time.Second, 1},
+		{"/plain", 59 * time.Minute, 1},
+	} {
+		before := hits.Load()
+		get(tc.path)
+		now = now.Add(tc.after)
+		get(tc.path)
+		if got := hits.Load() - before; got != tc.hits {
+			t.Errorf("%s twice, %s apart: the origin was asked %d times, want %d", tc.path, tc.after, got, tc.hits)
+		}
+	}
+	before := hits.Load()
+	now = now.Add(2 * time.Minute)
+	get("/minute")
+	if hits.Load() == before {
+		t.Error("an expired response was served from the cache")
+	}
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if resp, _ := ask(t, sock, "GET", fmt.Sprintf("https://example.com/slow?%d", i), ""); resp.StatusCode != 200 {
+				t.Errorf("slow %d: %d", i, resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if most.Load() > 2 {
+		t.Errorf("%d fetches ran at once, want at most 2", most.Load())
+	}
+	if resp, body := ask(t, sock, "GET", "https://user:secret@example.com/plain", ""); resp.StatusCode != 403 || !strings.Contains(body, "user or password") {
+		t.Errorf("a URL with credentials: %d %q", resp.StatusCode, body)
 	}
 }

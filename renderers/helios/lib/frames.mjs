@@ -47,16 +47,25 @@ class ControlledFrames {
     let on = true;
     const loop = (async () => {
       while (on) {
-        await this.cdp.send('HeadlessExperimental.beginFrame', {}).catch(() => {});
+        try {
+          await this.cdp.send('HeadlessExperimental.beginFrame', {});
+        } catch {
+          if (this.page.isClosed()) return; // the browser went away
+        }
         await new Promise((r) => setTimeout(r, 16));
       }
     })();
     this.pumping = async () => { on = false; await loop; };
   }
 
-  async stop() {
-    if (this.pumping) await this.pumping();
+  // stop ends the pump, waiting at most ms for the frame it drew last.
+  async stop(ms = 30_000) {
+    const pumping = this.pumping;
     this.pumping = null;
+    if (!pumping) return;
+    let timer;
+    await Promise.race([pumping(), new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`a frame took more than ${ms / 1000}s to draw`)), ms); })])
+      .finally(() => clearTimeout(timer));
   }
 
   // draw runs the page's animation frame callbacks and draws a frame.
@@ -67,7 +76,7 @@ class ControlledFrames {
   // capture draws a frame and returns it as PNG.
   async capture() {
     const { hasDamage, screenshotData } = await this.cdp.send('HeadlessExperimental.beginFrame', { screenshot: { format: 'png', optimizeForSpeed: true } });
-    // Chromium screenshots only a frame that changed something; the flush
+    // Chromium screenshots only a frame that changed something; the cover
     // before each capture makes sure it did.
     if (!screenshotData) throw new Error(`Chromium returned no screenshot of the frame (${hasDamage ? 'it failed' : 'nothing changed since the last one'})`);
     return Buffer.from(screenshotData, 'base64');
@@ -102,19 +111,26 @@ class PacedFrames {
 // and offset it has now. Without that a layer's pixels depend on the frames
 // before it (Chromium keeps a moving or scaling layer's raster scale and
 // older tilings), and a chunk that starts in the middle of an animation
-// would differ from a render in one pass. A page with videos gets one
-// frame more for their new layers to take their pictures (a video layer
-// shows nothing in the frame that makes it), and a frame with the viewport
-// covered, so that the capture always has something to draw.
-export async function freshCapture(page, frames, videos) {
+// would differ from a render in one pass. The frame before the capture
+// has the viewport covered, so that the capture always changes something
+// (Chromium returns no screenshot of a frame without damage, and a page
+// whose body paints nothing visible would give none). A page with videos
+// gets one frame more, uncovered, for their new layers to take their
+// pictures: a video layer shows nothing in the frame that makes it.
+export async function freshCapture(page, frames, hasVideos) {
   await page.evaluate(() => window.__heliosRenderer.flush(true));
   await frames.draw();
-  await page.evaluate(() => window.__heliosRenderer.flush(false));
-  if (videos) {
+  if (hasVideos) {
+    await page.evaluate(() => window.__heliosRenderer.flush(false));
     await frames.draw();
     await page.evaluate(() => window.__heliosRenderer.cover(true));
-    await frames.draw();
-    await page.evaluate(() => window.__heliosRenderer.cover(false));
+  } else {
+    await page.evaluate(() => {
+      window.__heliosRenderer.flush(false);
+      window.__heliosRenderer.cover(true);
+    });
   }
+  await frames.draw();
+  await page.evaluate(() => window.__heliosRenderer.cover(false));
   return frames.capture();
 }

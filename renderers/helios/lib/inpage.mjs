@@ -162,89 +162,80 @@ export function install({ startMs, canvasMode }) {
     }
   };
   adopt();
+  // IntersectionObserver: the flush frame makes every observed element in
+  // the body stop intersecting, and the next frame makes those in view
+  // intersect again. An observer tells its callback only what changed
+  // between two rendered frames (its state: whether it intersects, and
+  // which threshold it passed): the flush frame's "not intersecting"
+  // entries are held back, and settle(), after each rendered frame, tells
+  // of the targets they named that stayed out, which the browser reports
+  // no more. Only in the top frame, whose body the flush skips.
   const observers = new Set();
+  let flushing = false;
   const NativeIO = window.IntersectionObserver;
-  // An observer tells its callback of a target when its state (whether it
-  // intersects, and which threshold it passed) differs from the one last
-  // told. Entries of a flush frame are dropped; after each rendered frame,
-  // settle() tells of the targets that left the viewport in it, which the
-  // browser does not report (they were already out in the flush frame).
   class IntersectionObserver extends NativeIO {
     #callback;
-    #told = new Map();
-    #fresh = new Set();
-    #seen = new Set();
+    #told = new Map(); // target -> the state last told
+    #flushedOut = new Set(); // targets the flush frame put out
     constructor(callback, options) {
-      super((entries) => this.#deliver(entries), options);
+      super((entries) => this.#take(entries), options);
       this.#callback = callback;
-      observers.add(this);
     }
     #state(e) {
       return `${e.isIntersecting}:${this.thresholds.filter((t) => e.intersectionRatio >= t).length}`;
     }
-    #deliver(entries) {
-      if (flushing) return;
+    #take(entries) {
       const out = [];
       for (const e of entries) {
-        this.#seen.add(e.target);
+        if (flushing && !e.isIntersecting) {
+          this.#flushedOut.add(e.target);
+          continue;
+        }
+        this.#flushedOut.delete(e.target);
         const s = this.#state(e);
         if (this.#told.get(e.target) === s) continue;
         this.#told.set(e.target, s);
-        this.#fresh.delete(e.target);
         out.push(e);
       }
       if (out.length) this.#callback.call(this, out, this);
     }
     observe(target) {
-      if (!this.#told.has(target)) this.#fresh.add(target);
+      observers.add(this);
       super.observe(target);
     }
     unobserve(target) {
       this.#told.delete(target);
-      this.#fresh.delete(target);
+      this.#flushedOut.delete(target);
       super.unobserve(target);
     }
     disconnect() {
       this.#told.clear();
-      this.#fresh.clear();
+      this.#flushedOut.clear();
+      observers.delete(this);
       super.disconnect();
     }
-    // settle tells of what the frame just rendered changed; after a flush,
-    // targets told as intersecting that the frame did not report have
-    // left, and targets observed since the last frame and not reported
-    // are out.
-    settle(afterFlush) {
-      this.#deliver(super.takeRecords());
+    // endFlush takes what the flush frame reported and was not delivered.
+    endFlush() {
+      this.#take(super.takeRecords());
+    }
+    // settle tells of what the frame just rendered changed: its entries,
+    // and the targets the flush put out that stayed out.
+    settle() {
+      this.#take(super.takeRecords());
       const out = [];
-      if (afterFlush) {
-        for (const [target, s] of this.#told) {
-          if (this.#seen.has(target) || s.startsWith('false')) continue;
-          this.#told.set(target, 'false:0');
-          out.push(left(target));
-        }
-        for (const target of this.#fresh) {
-          if (this.#seen.has(target)) continue;
-          this.#told.set(target, 'false:0');
-          out.push(left(target));
-        }
-        this.#fresh.clear();
+      for (const target of this.#flushedOut) {
+        if (this.#told.get(target) === 'false:0') continue;
+        this.#told.set(target, 'false:0');
+        out.push({
+          target, isIntersecting: false, intersectionRatio: 0, time: now(), rootBounds: null,
+          boundingClientRect: target.getBoundingClientRect(), intersectionRect: new DOMRectReadOnly(0, 0, 0, 0),
+        });
       }
-      this.#seen.clear();
+      this.#flushedOut.clear();
       if (out.length) this.#callback.call(this, out, this);
     }
-    // drop forgets what the flush frame reported.
-    drop() {
-      super.takeRecords();
-      this.#seen.clear();
-    }
   }
-  const left = (target) => ({
-    target, isIntersecting: false, intersectionRatio: 0, time: now(), rootBounds: null,
-    boundingClientRect: target.getBoundingClientRect(), intersectionRect: new DOMRectReadOnly(0, 0, 0, 0),
-  });
-  window.IntersectionObserver = IntersectionObserver;
-  let flushing = false;
-  let flushed = false; // the frame being rendered follows a flush
+  if (window === window.top) window.IntersectionObserver = IntersectionObserver;
 
   const media = () => {
     const found = [];
@@ -267,16 +258,29 @@ export function install({ startMs, canvasMode }) {
       },
       flush(on) {
         if (on) {
-          for (const o of observers) o.settle(flushed);
           adopt();
           flushing = true;
           flushSheet.disabled = false;
         } else {
           flushSheet.disabled = true;
-          for (const o of observers) o.drop();
+          for (const o of observers) o.endFlush();
           flushing = false;
-          flushed = true;
         }
+      },
+      // settle delivers what observers saw in the frame just rendered.
+      settle() {
+        for (const o of observers) o.settle();
+      },
+      // pausePlaying pauses the media playing on their own, and returns the
+      // sources of the videos among them.
+      pausePlaying() {
+        const played = [];
+        for (const el of media()) {
+          if (el.paused) continue;
+          el.pause();
+          if (el instanceof HTMLVideoElement) played.push(el.currentSrc || el.src || '(no source)');
+        }
+        return played;
       },
       // timers counts the page's timers due within ms.
       timers(ms = 30000) {

@@ -100,13 +100,18 @@ export async function media(page, timeoutMs) {
 }
 
 // seek moves the virtual clock to frame f and waits until the composition
-// has settled there: Helios instances bound to the document timeline follow
+// has settled there (media playing on their own are paused first: their
+// pictures would follow the render's speed, and those of videos are named
+// in played): Helios instances bound to the document timeline follow
 // the clock; the exposed instance is also seeked to the exact frame; CSS
 // and Web Animations are paused at the frame's time; videos the page
 // seeked have finished seeking. Then every video the page seeked must be
 // where it was sent: one that is not would show the wrong picture.
 export async function seek(page, fps, f, timeoutMs) {
-  const { settled, wrong, unshown, videos } = await page.evaluate(async ({ f, t, ms }) => {
+  const { settled, wrong, unshown, hasVideos, played } = await page.evaluate(async ({ f, t, ms }) => {
+    const r = window.__heliosRenderer;
+    r.settle(); // what observers saw in the frame before
+    const played = r.pausePlaying();
     window.__HELIOS_VIRTUAL_TIME__ = t;
     for (const a of document.getAnimations()) {
       a.currentTime = t;
@@ -114,10 +119,9 @@ export async function seek(page, fps, f, timeoutMs) {
     }
     const h = window.helios;
     if (h.seek) h.seek(f);
-    const r = window.__heliosRenderer;
     const stable = Promise.all([typeof h.waitUntilStable === 'function' ? h.waitUntilStable() : null, r.seeked()]);
     const ok = await Promise.race([stable.then(() => true), r.sleep(ms).then(() => false)]);
-    return { settled: ok, wrong: ok ? r.videos() : [], unshown: r.unshown(), videos: r.videoSources().length > 0 };
+    return { settled: ok, wrong: ok ? r.videos() : [], unshown: r.unshown(), hasVideos: r.videoSources().length > 0, played };
   }, { f, t: frameMs(fps, f), ms: timeoutMs });
   if (!settled) throw new Error(`frame ${f} did not settle within ${timeoutMs / 1000}s (helios.waitUntilStable never resolved, or a video never finished seeking)`);
   if (wrong.length) {
@@ -125,7 +129,7 @@ export async function seek(page, fps, f, timeoutMs) {
     const where = v.at === undefined ? v.problem : `it is at ${v.at.toFixed(3)}s${v.seekable ? '' : ' and cannot seek (its server answered without byte ranges)'}`;
     throw new CompositionError(`frame ${f}: the video ${short(v.src)} could not be shown at ${v.want.toFixed(3)}s: ${where}`);
   }
-  return { unshown, videos };
+  return { unshown, hasVideos, played };
 }
 
 // videosShown draws frames until every video seeked for this frame has

@@ -47,6 +47,12 @@ const bundleHint = 'bundle it with the assets (helios job run --assets DIR), or 
 
 const what = (type, url) => `${type === 'document' ? 'the page' : type} ${short(url)}`;
 
+// permanentStatus reports whether an HTTP status answers the same to a
+// retry: client errors, but a timeout, a rate limit or too early.
+export function permanentStatus(status) {
+  return status >= 400 && status < 500 && ![408, 425, 429].includes(status);
+}
+
 // entryFailed is the error for a composition page that did not load.
 export function entryFailed(url, why, permanent = true) {
   const msg = url.startsWith(localOrigin + '/')
@@ -85,7 +91,7 @@ export function watchPage(page, entry, warnings) {
     done(req);
     const res = req.redirectedTo() ? null : req.response();
     res?.then((r) => {
-      if (r && r.status() >= 400) lost(req.resourceType(), req.url(), `HTTP ${r.status()}`, r.status() < 500);
+      if (r && r.status() >= 400) lost(req.resourceType(), req.url(), `HTTP ${r.status()}`, permanentStatus(r.status()));
     }).catch(() => {});
   });
   page.on('requestfailed', (req) => {
@@ -107,11 +113,12 @@ export function watchPage(page, entry, warnings) {
     quietFor() {
       return inflight.size ? 0 : Date.now() - quietSince;
     },
+    // throwIfAny throws what went wrong first (and the next two): for good
+    // when that first error is, as the others may follow from it.
     throwIfAny() {
       if (errors.length === 0) return;
-      const first = errors[0];
       const msg = errors.slice(0, 3).map((e) => e.message).join('\n');
-      throw errors.some((e) => e instanceof CompositionError) ? new CompositionError(msg) : Object.assign(new Error(msg), { cause: first });
+      throw errors[0] instanceof CompositionError ? new CompositionError(msg) : new Error(msg);
     },
   };
 }

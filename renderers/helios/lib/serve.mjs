@@ -21,8 +21,14 @@ const types = {
   '.webm': 'video/webm', '.mov': 'video/quicktime', '.wasm': 'application/wasm', '.txt': 'text/plain',
 };
 
-// The most a fetched response may hold: it is kept in memory for the render.
-const maxFetchedBytes = 256 << 20;
+// The most a fetched response may hold, and all of them together: they are
+// kept in memory for the render (beyond that, they are asked for again).
+const maxFetchedBytes = 64 << 20;
+const maxKeptBytes = 256 << 20;
+
+// The most one answer to a Range request carries: a media element asks for
+// the rest of the file (bytes=N-) at every seek, and takes what it gets.
+const maxRangeBytes = 8 << 20;
 
 // localFile maps a URL path of localOrigin to a file under root, or null:
 // nothing outside root (no .., no links leading out).
@@ -47,7 +53,7 @@ export function byteRange(size, header) {
   if (m[1] === '') [start, end] = [Math.max(0, size - Number(m[2])), size - 1];
   else [start, end] = [Number(m[1]), m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)];
   if (start >= size || start > end) return { status: 416, start: 0, end: -1 };
-  return { status: 206, start, end };
+  return { status: 206, start, end: Math.min(end, start + maxRangeBytes - 1) };
 }
 
 // rangeHeaders are the headers that go with a byteRange answer.
@@ -90,17 +96,32 @@ export class Refused extends Error {}
 export class Fetcher {
   constructor(socketPath) {
     this.socketPath = socketPath;
-    this.kept = new Map();
+    this.kept = new Map(); // key -> promise of the response, oldest first
+    this.sizes = new Map(); // key -> bytes, of the responses that came
+    this.keptBytes = 0;
   }
 
   get(url, headers) {
     const key = `${url}\n${headers['user-agent'] ?? ''}\n${headers.accept ?? ''}`;
     if (!this.kept.has(key)) {
       const p = this.request(url, headers);
-      p.catch(() => this.kept.delete(key)); // a failure is not kept
+      p.then((res) => this.account(key, res.body.length), () => this.kept.delete(key)); // a failure is not kept
       this.kept.set(key, p);
     }
     return this.kept.get(key);
+  }
+
+  // account counts a response kept, and forgets the oldest beyond the cap.
+  account(key, n) {
+    this.sizes.set(key, n);
+    this.keptBytes += n;
+    for (const old of this.kept.keys()) {
+      if (this.keptBytes <= maxKeptBytes) break;
+      if (!this.sizes.has(old) || old === key) continue;
+      this.keptBytes -= this.sizes.get(old);
+      this.sizes.delete(old);
+      this.kept.delete(old);
+    }
   }
 
   request(url, headers) {
