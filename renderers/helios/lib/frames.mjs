@@ -73,13 +73,13 @@ class ControlledFrames {
     await this.cdp.send('HeadlessExperimental.beginFrame', {});
   }
 
-  // capture draws a frame and returns it as PNG.
+  // capture draws a frame and returns it as PNG, or null when the frame
+  // changed nothing (Chromium screenshots only a frame with damage).
   async capture() {
     const { hasDamage, screenshotData } = await this.cdp.send('HeadlessExperimental.beginFrame', { screenshot: { format: 'png', optimizeForSpeed: true } });
-    // Chromium screenshots only a frame that changed something; the cover
-    // before each capture makes sure it did.
-    if (!screenshotData) throw new Error(`Chromium returned no screenshot of the frame (${hasDamage ? 'it failed' : 'nothing changed since the last one'})`);
-    return Buffer.from(screenshotData, 'base64');
+    if (screenshotData) return Buffer.from(screenshotData, 'base64');
+    if (hasDamage) throw new Error('Chromium drew the frame but returned no screenshot');
+    return null;
   }
 }
 
@@ -111,26 +111,24 @@ class PacedFrames {
 // and offset it has now. Without that a layer's pixels depend on the frames
 // before it (Chromium keeps a moving or scaling layer's raster scale and
 // older tilings), and a chunk that starts in the middle of an animation
-// would differ from a render in one pass. The frame before the capture
-// has the viewport covered, so that the capture always changes something
-// (Chromium returns no screenshot of a frame without damage, and a page
-// whose body paints nothing visible would give none). A page with videos
-// gets one frame more, uncovered, for their new layers to take their
-// pictures: a video layer shows nothing in the frame that makes it.
+// would differ from a render in one pass. A page with videos gets one
+// frame more for their new layers to take their pictures: a video layer
+// shows nothing in the frame that makes it.
 export async function freshCapture(page, frames, hasVideos) {
   await page.evaluate(() => window.__heliosRenderer.flush(true));
   await frames.draw();
-  if (hasVideos) {
-    await page.evaluate(() => window.__heliosRenderer.flush(false));
-    await frames.draw();
-    await page.evaluate(() => window.__heliosRenderer.cover(true));
-  } else {
-    await page.evaluate(() => {
-      window.__heliosRenderer.flush(false);
-      window.__heliosRenderer.cover(true);
-    });
-  }
+  await page.evaluate(() => window.__heliosRenderer.flush(false));
+  if (hasVideos) await frames.draw();
+  const png = await frames.capture();
+  if (png) return png;
+  // Nothing changed since the frame before (a body that paints nothing
+  // visible; videos that showed their pictures already), and Chromium
+  // screenshots only a frame that changed something: cover the viewport
+  // for a frame, and capture the one after it.
+  await page.evaluate(() => window.__heliosRenderer.cover(true));
   await frames.draw();
   await page.evaluate(() => window.__heliosRenderer.cover(false));
-  return frames.capture();
+  const again = await frames.capture();
+  if (!again) throw new Error('Chromium returned no screenshot of a frame that changed');
+  return again;
 }
