@@ -60,6 +60,11 @@ async function renderChunk(opts, log, { warnings, scratch, fetcher }) {
     const frameCount = opts.frameCount ?? total - opts.startFrame;
     const tracks = await bounded(media(page, opts.timeoutMs), opts.timeoutMs + 5000, `the composition's media did not load within ${opts.timeoutMs / 1000}s`);
     await frames.stop();
+    // Two frames drawn after the page is ready, as a browser would have,
+    // before the first one is captured: observers, resize handlers and
+    // animation frame callbacks have run once.
+    await frames.draw();
+    await frames.draw();
     await videoFrameTimes(page, { fetcher, scratch });
     const audio = audioGraph(await mixable(tracks, { page, fetcher, scratch }), {
       fps: opts.fps, startFrame: opts.startFrame, frameCount, totalFrames: total,
