@@ -327,6 +327,16 @@ export function install({ startMs, canvasMode }) {
         }
         return unshown.size;
       },
+      // reshow seeks the videos still unshown to where they are: a new
+      // picture comes with every seek, where one that is already there
+      // may never be presented again.
+      reshow() {
+        for (const el of unshown) {
+          shownAt.delete(el);
+          time.set.call(el, time.get.call(el));
+          watchPictures(el);
+        }
+      },
       // frameTimes tells the frame times of a video source (seconds).
       frameTimes(src, times) {
         frameTimesOf.set(src, times);

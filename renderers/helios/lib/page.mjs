@@ -136,10 +136,15 @@ export async function seek(page, fps, f, timeoutMs) {
 // its new picture in the compositor (at most a few: decoding is done by
 // the time the video says it seeked).
 export async function videosShown(page, frames, f, unshown) {
-  for (let i = 0; unshown > 0; i++) {
-    if (i === 30) throw new Error(`frame ${f}: ${unshown} video(s) did not show their picture after 30 frames`);
+  for (let i = 1; unshown > 0; i++) {
+    if (i > 30) throw new Error(`frame ${f}: ${unshown} video(s) did not show their picture after 30 frames`);
     await frames.draw();
-    unshown = await page.evaluate(() => window.__heliosRenderer.unshown());
+    unshown = await page.evaluate((reshow) => {
+      const r = window.__heliosRenderer;
+      const n = r.unshown();
+      if (n && reshow) r.reshow();
+      return n;
+    }, i % 5 === 0);
   }
 }
 
