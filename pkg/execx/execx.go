@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -43,18 +44,22 @@ type Runner struct {
 	Confiner Confiner
 }
 
-// Confiner wraps a command so that it runs confined to its work dir.
+// Confiner wraps a command so that it runs confined to its work dir and
+// home.
 type Confiner interface {
 	// Confine returns the argv that runs argv (argv[0] a resolved path)
-	// confined to dir. The process it starts ends the command and
-	// everything the command started when it gets SIGTERM.
-	Confine(dir string, argv []string) []string
+	// confined to its work dir and home, the only places it may write.
+	// The process it starts ends the command and everything the command
+	// started when it gets SIGTERM.
+	Confine(work, home string, argv []string) []string
 }
 
 // Cmd is one command to run.
 type Cmd struct {
 	Argv    []string
-	Dir     string            // work dir; also HOME and TMPDIR of the command
+	Dir     string            // work dir
+	Home    string            // HOME, XDG_*_HOME and TMPDIR of the command; "": Dir
+
 	Env     map[string]string // added to the minimal environment
 	Timeout time.Duration     // 0: only ctx bounds it
 	// Stdin and ExtraInputs (fd 3, 4, ...: ffmpeg's pipe:3) are streamed
@@ -108,11 +113,11 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 	stdout, stderr := &Tail{Max: limit}, &Tail{Max: limit}
 	argv := append([]string{path}, c.Argv[1:]...)
 	if r.Confiner != nil {
-		argv = r.Confiner.Confine(c.Dir, argv)
+		argv = r.Confiner.Confine(c.Dir, c.home(), argv)
 	}
 	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
-	cmd.Env = environment(c.Dir, c.Env)
+	cmd.Env = environment(c.home(), c.Env)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if len(c.ExtraInputs) > 0 && r.Confiner != nil {
 		return Result{}, job.Errorf(job.Permanent, job.CodeInvalid, "%s: extra inputs cannot reach a confined command", program)
@@ -178,13 +183,25 @@ func killGroup(pid int) error {
 	return err
 }
 
-// environment is what a command sees: PATH and locale from this process, a
-// HOME and TMPDIR inside its work dir, and the job's own variables. Nothing
-// else, so credentials in the function's environment do not leak into it.
-func environment(dir string, extra map[string]string) []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8"}
-	if dir != "" {
-		env = append(env, "HOME="+dir, "TMPDIR="+dir)
+func (c Cmd) home() string {
+	if c.Home != "" {
+		return c.Home
+	}
+	return c.Dir
+}
+
+// environment is what a command sees: PATH from this process, a locale,
+// HOME, TMPDIR and the XDG base directories in its home (a directory the
+// job's files are not in: loaders look there for plugins and layers), the
+// system's XDG search paths, and the job's own variables. Nothing else,
+// so credentials in the function's environment do not leak into it.
+func environment(home string, extra map[string]string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8",
+		"XDG_DATA_DIRS=/usr/local/share:/usr/share", "XDG_CONFIG_DIRS=/etc/xdg"}
+	if home != "" {
+		env = append(env, "HOME="+home, "TMPDIR="+home,
+			"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+			"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"), "XDG_STATE_HOME="+filepath.Join(home, ".local", "state"))
 	}
 	for k, v := range extra {
 		env = append(env, k+"="+v)

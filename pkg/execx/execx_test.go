@@ -402,11 +402,12 @@ func TestRunMinimalEnvironment(t *testing.T) {
 	t.Setenv("AWS_SESSION_TOKEN", "do-not-leak")
 	t.Setenv("HELIOS_BUCKET", "do-not-leak")
 	t.Setenv("LD_PRELOAD", "")
-	dir := t.TempDir()
+	dir, home := t.TempDir(), t.TempDir()
 	r := &execx.Runner{Allowed: job.Allowlist{"env"}}
 	res, err := r.Run(context.Background(), execx.Cmd{
 		Argv: []string{"env"},
 		Dir:  dir,
+		Home: home,
 		Env:  map[string]string{"JOB_QUALITY": "high and=equals", "OTHER": ""},
 	})
 	if err != nil {
@@ -428,13 +429,22 @@ func TestRunMinimalEnvironment(t *testing.T) {
 			t.Errorf("%s is in the child environment", k)
 		}
 	}
+	// HOME, TMPDIR and the XDG dirs in the home, apart from the job's files:
+	// a loader finds no per-user plugin, layer or configuration the job
+	// brought; the XDG search paths are the system's.
 	want := map[string]string{
-		"HOME":        dir,
-		"TMPDIR":      dir,
-		"PATH":        os.Getenv("PATH"),
-		"LANG":        "C.UTF-8",
-		"JOB_QUALITY": "high and=equals",
-		"OTHER":       "",
+		"HOME":            home,
+		"TMPDIR":          home,
+		"XDG_CONFIG_HOME": filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME":  filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME":   filepath.Join(home, ".local", "share"),
+		"XDG_STATE_HOME":  filepath.Join(home, ".local", "state"),
+		"XDG_DATA_DIRS":   "/usr/local/share:/usr/share",
+		"XDG_CONFIG_DIRS": "/etc/xdg",
+		"PATH":            os.Getenv("PATH"),
+		"LANG":            "C.UTF-8",
+		"JOB_QUALITY":     "high and=equals",
+		"OTHER":           "",
 	}
 	for k, v := range want {
 		if got, ok := env[k]; !ok || got != v {
@@ -655,4 +665,4 @@ func TestRunRefusesExtraInputsToAConfinedCommand(t *testing.T) {
 
 type confineNothing struct{}
 
-func (confineNothing) Confine(dir string, argv []string) []string { return argv }
+func (confineNothing) Confine(work, home string, argv []string) []string { return argv }

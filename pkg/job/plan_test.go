@@ -247,7 +247,7 @@ func TestWorkerJobFPSFormatting(t *testing.T) {
 
 func TestWorkerJobHeliosForm(t *testing.T) {
 	s := heliosSpec()
-	s.Env = map[string]string{"QUALITY": "high"}
+	s.Env = map[string]string{"LANG": "C.UTF-8"}
 	s.Normalize()
 	chunks := s.Plan()
 	tests := []struct {
@@ -270,7 +270,7 @@ func TestWorkerJobHeliosForm(t *testing.T) {
 		if w.OutputFile != tt.wantOut {
 			t.Errorf("chunk %d: OutputFile = %q, want %q", tt.index, w.OutputFile, tt.wantOut)
 		}
-		if w.Chunk != chunks[tt.index] || w.JobID != "helios-job" || w.Env["QUALITY"] != "high" {
+		if w.Chunk != chunks[tt.index] || w.JobID != "helios-job" || w.Env["LANG"] != "C.UTF-8" {
 			t.Errorf("chunk %d: WorkerJob = %+v", tt.index, w)
 		}
 		if w.Timeout.Duration != job.DefaultChunkTimeout {
@@ -303,7 +303,7 @@ func TestWorkerJobValidate(t *testing.T) {
 	good := func() job.WorkerJob {
 		return job.WorkerJob{
 			JobID: "job-1", Chunk: job.Chunk{Index: 2, Start: 60, Count: 30}, Attempt: 1,
-			Command: "ffmpeg", Args: []string{"-y", "chunk-000002.mp4"}, Env: map[string]string{"FOO": "x"},
+			Command: "ffmpeg", Args: []string{"-y", "chunk-000002.mp4"}, Env: map[string]string{"TZ": "UTC"},
 			OutputFile: "chunk-000002.mp4", Assets: "assets/" + testDigest + ".tar.gz",
 			Timeout: job.Duration{Duration: time.Minute},
 		}
@@ -329,8 +329,8 @@ func TestWorkerJobValidate(t *testing.T) {
 		{"outputFile absolute", func(w *job.WorkerJob) { w.OutputFile = "/tmp/x.mp4" }, "outputFile", "must be a relative path inside the work dir"},
 		{"outputFile empty", func(w *job.WorkerJob) { w.OutputFile = "" }, "outputFile", "must name the segment file"},
 		{"outputFile extension", func(w *job.WorkerJob) { w.OutputFile = "x.sh" }, "outputFile", "must end in one of"},
-		{"env reserved", func(w *job.WorkerJob) { w.Env = map[string]string{"LD_PRELOAD": "x"} }, "env.LD_PRELOAD", "is reserved"},
-		{"env PATH", func(w *job.WorkerJob) { w.Env = map[string]string{"PATH": "."} }, "env.PATH", "is reserved"},
+		{"env reserved", func(w *job.WorkerJob) { w.Env = map[string]string{"LD_PRELOAD": "x"} }, "env.LD_PRELOAD", "may not be set by a job"},
+		{"env PATH", func(w *job.WorkerJob) { w.Env = map[string]string{"PATH": "."} }, "env.PATH", "may not be set by a job"},
 		{"env bad name", func(w *job.WorkerJob) { w.Env = map[string]string{"A B": "x"} }, "env.A B", "not a valid environment variable name"},
 		{"bad assets", func(w *job.WorkerJob) { w.Assets = "assets/../../etc/passwd" }, "assets", "must be a key of the form"},
 		{"negative timeout", func(w *job.WorkerJob) { w.Timeout.Duration = -time.Second }, "timeout", "must not be negative"},

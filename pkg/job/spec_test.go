@@ -143,7 +143,7 @@ func TestDecodeBothForms(t *testing.T) {
 		"command": "ffmpeg",
 		"args": ["-y", "{output}"],
 		"framesPerChunk": 30,
-		"env": {"FOO": "bar"},
+		"env": {"TZ": "UTC"},
 		"retry": {"maxAttempts": 5, "initialBackoff": "1s", "maxBackoff": "1m"},
 		"chunkTimeout": "90s",
 		"keepChunks": true
@@ -156,7 +156,7 @@ func TestDecodeBothForms(t *testing.T) {
 		t.Error("native spec reports IsHeliosForm")
 	}
 	if s.ID != "job-1" || s.Metadata.TotalFrames != 300 || s.Metadata.FPS != 29.97 || s.Command != "ffmpeg" ||
-		len(s.Args) != 2 || s.FramesPerChunk != 30 || s.Env["FOO"] != "bar" || !s.KeepChunks {
+		len(s.Args) != 2 || s.FramesPerChunk != 30 || s.Env["TZ"] != "UTC" || !s.KeepChunks {
 		t.Errorf("decoded native spec = %+v", s)
 	}
 	if s.Retry.MaxAttempts != 5 || s.Retry.InitialBackoff.Duration != time.Second || s.Retry.MaxBackoff.Duration != time.Minute {

@@ -28,7 +28,7 @@ func nativeSpec() *job.Spec {
 			"-frames:v", "{count}", "-metadata", "comment={{chunk {chunk}}}", "-y", "{output}",
 		},
 		FramesPerChunk: 30,
-		Env:            map[string]string{"FOO": "bar", "_X1": ""},
+		Env:            map[string]string{"TZ": "Europe/Paris", "LC_ALL": "C"},
 		Assets:         "assets/" + testDigest + ".tar.gz",
 	}
 }
@@ -267,13 +267,13 @@ func TestValidateRejects(t *testing.T) {
 		{"helios output wrong extension", helios, func(s *job.Spec) { s.Output = "outputs/helios-job/x.mp4" }, "output", "must end in .mov", 1},
 
 		// env
-		{"env PATH", native, func(s *job.Spec) { s.Env["PATH"] = "/tmp" }, "env.PATH", "is reserved", 1},
-		{"env HOME", native, func(s *job.Spec) { s.Env["HOME"] = "/tmp" }, "env.HOME", "is reserved", 1},
-		{"env LD_PRELOAD", native, func(s *job.Spec) { s.Env["LD_PRELOAD"] = "/tmp/evil.so" }, "env.LD_PRELOAD", "is reserved and may not be set by a job", 1},
-		{"env DYLD_INSERT_LIBRARIES", native, func(s *job.Spec) { s.Env["DYLD_INSERT_LIBRARIES"] = "x" }, "env.DYLD_INSERT_LIBRARIES", "is reserved", 1},
-		{"env AWS_SECRET_ACCESS_KEY", native, func(s *job.Spec) { s.Env["AWS_SECRET_ACCESS_KEY"] = "x" }, "env.AWS_SECRET_ACCESS_KEY", "is reserved", 1},
-		{"env HELIOS_", native, func(s *job.Spec) { s.Env["HELIOS_ALLOWED_COMMANDS"] = "sh" }, "env.HELIOS_ALLOWED_COMMANDS", "is reserved", 1},
-		{"env BASH_ENV", helios, func(s *job.Spec) { s.Env = map[string]string{"BASH_ENV": "x"} }, "env.BASH_ENV", "is reserved", 1},
+		{"env PATH", native, func(s *job.Spec) { s.Env["PATH"] = "/tmp" }, "env.PATH", "may not be set by a job", 1},
+		{"env HOME", native, func(s *job.Spec) { s.Env["HOME"] = "/tmp" }, "env.HOME", "may not be set by a job", 1},
+		{"env LD_PRELOAD", native, func(s *job.Spec) { s.Env["LD_PRELOAD"] = "/tmp/evil.so" }, "env.LD_PRELOAD", "may not be set by a job (a job may set TZ, LANG", 1},
+		{"env DYLD_INSERT_LIBRARIES", native, func(s *job.Spec) { s.Env["DYLD_INSERT_LIBRARIES"] = "x" }, "env.DYLD_INSERT_LIBRARIES", "may not be set by a job", 1},
+		{"env AWS_SECRET_ACCESS_KEY", native, func(s *job.Spec) { s.Env["AWS_SECRET_ACCESS_KEY"] = "x" }, "env.AWS_SECRET_ACCESS_KEY", "may not be set by a job", 1},
+		{"env HELIOS_", native, func(s *job.Spec) { s.Env["HELIOS_ALLOWED_COMMANDS"] = "sh" }, "env.HELIOS_ALLOWED_COMMANDS", "may not be set by a job", 1},
+		{"env BASH_ENV", helios, func(s *job.Spec) { s.Env = map[string]string{"BASH_ENV": "x"} }, "env.BASH_ENV", "may not be set by a job", 1},
 		{"env name starts with digit", native, func(s *job.Spec) { s.Env["1X"] = "x" }, "env.1X", "is not a valid environment variable name", 1},
 		{"env name with dash", native, func(s *job.Spec) { s.Env["A-B"] = "x" }, "env.A-B", "is not a valid environment variable name", 1},
 		{"env name with equals", native, func(s *job.Spec) { s.Env["A=B"] = "x" }, "env.A=B", "is not a valid environment variable name", 1},

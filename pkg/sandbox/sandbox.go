@@ -62,7 +62,8 @@ const (
 
 // Policy is what a confined command may do.
 type Policy struct {
-	WorkDir string   `json:"workDir"`           // the only place it may write
+	WorkDir string   `json:"workDir"`           // where it runs, and may write
+	Home    string   `json:"home,omitempty"`    // the other place it may write: its HOME, apart from the job's files
 	Network bool     `json:"network,omitempty"` // TCP connect and bind allowed
 	Read    []string `json:"read,omitempty"`    // more directories it may read and execute from
 }
@@ -89,12 +90,12 @@ func Self(network bool, read ...string) (*Launcher, error) {
 }
 
 // Confine returns the argv that runs argv (argv[0] a resolved path)
-// confined to dir. The program may read the directory it was found in, and
+// confined to work and home. The program may read the directory it was found in, and
 // its package: when argv[0] is PKG/bin/NAME linking to a file directly in
 // PKG (as npm links bin/helios -> ../helios.mjs), it reads its modules
 // there. Only that layout: a link elsewhere (/usr/local/bin/x -> ~/x) opens
 // nothing more.
-func (l *Launcher) Confine(dir string, argv []string) []string {
+func (l *Launcher) Confine(work, home string, argv []string) []string {
 	read := []string{filepath.Dir(argv[0])}
 	if pkg := filepath.Dir(read[0]); filepath.Base(read[0]) == "bin" {
 		if real, err := filepath.EvalSymlinks(argv[0]); err == nil && filepath.Dir(real) == pkg {
@@ -102,7 +103,7 @@ func (l *Launcher) Confine(dir string, argv []string) []string {
 		}
 	}
 	read = append(read, l.Read...)
-	p, _ := json.Marshal(Policy{WorkDir: dir, Network: l.Network, Read: read})
+	p, _ := json.Marshal(Policy{WorkDir: work, Home: home, Network: l.Network, Read: read})
 	return append([]string{l.Exe, launcherArg, string(p), "--"}, argv...)
 }
 
@@ -265,6 +266,9 @@ func Restrict(p Policy) error {
 		landlock.RODirs(existing(append(systemDirs, p.Read...))...),
 		landlock.PathAccess(workDirAccess, p.WorkDir),
 		landlock.RWFiles("/dev/null").IgnoreIfMissing(),
+	}
+	if p.Home != "" && p.Home != p.WorkDir {
+		rules = append(rules, landlock.PathAccess(workDirAccess, p.Home))
 	}
 	if err := cfg.BestEffort().Restrict(rules...); err != nil {
 		return fmt.Errorf("landlock: %w", err)

@@ -17,7 +17,7 @@ type Launcher struct{}
 func Self(bool, ...string) (*Launcher, error) { return nil, ErrUnsupported }
 
 // Confine is never called where Self fails.
-func (l *Launcher) Confine(dir string, argv []string) []string {
+func (l *Launcher) Confine(work, home string, argv []string) []string {
 	return append([]string{filepath.Clean(argv[0])}, argv[1:]...)
 }
 

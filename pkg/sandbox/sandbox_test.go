@@ -351,7 +351,7 @@ func TestConfineReadsAProgramsPackageOnly(t *testing.T) {
 		{"usr/bin/tool", []string{"usr/bin"}},
 		{"pkg/bin/elsewhere", []string{"pkg/bin"}},
 	} {
-		argv := l.Confine(t.TempDir(), []string{filepath.Join(root, tc.program)})
+		argv := l.Confine(t.TempDir(), t.TempDir(), []string{filepath.Join(root, tc.program)})
 		var p sandbox.Policy
 		if err := json.Unmarshal([]byte(argv[2]), &p); err != nil {
 			t.Fatalf("%s: policy %q: %v", tc.program, argv[2], err)

@@ -27,7 +27,7 @@ func TestWorkerDoesOnlyWhatThePlanSays(t *testing.T) {
 		"other frames":          func(w *job.WorkerJob) { w.Chunk.Count = 4 },
 		"another command":       func(w *job.WorkerJob) { w.Args = append([]string{"-report"}, w.Args...) },
 		"another output file":   func(w *job.WorkerJob) { w.OutputFile = "x.mp4" },
-		"another environment":   func(w *job.WorkerJob) { w.Env = map[string]string{"A": "b"} },
+		"another environment":   func(w *job.WorkerJob) { w.Env = map[string]string{"TZ": "UTC"} },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"maps"
@@ -15,23 +13,29 @@ import (
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
-// What the worker gives a command besides its work dir, as environment
-// variables (a job's own env may not set HELIOS_*, so these are the
-// worker's word):
+// What the worker gives a command besides its work dir (the job's files
+// and its output) and its home (HOME, XDG_*_HOME, TMPDIR: a fresh, empty
+// directory beside the work dir, where the job's files cannot put a
+// plugin, a layer or a configuration for a loader to find), as
+// environment variables (a job's own env may not set HELIOS_*, so these
+// are the worker's word):
 //
-//	HELIOS_REPORT        a file the command may append its warnings to, as
-//	                     JSON lines {"warning": "..."}; they go into the
-//	                     chunk's result and the job's status
-//	HELIOS_FETCH_SOCKET  a Unix socket where the worker's page fetcher
-//	                     answers (pkg/pagefetch), when the command has no
-//	                     network of its own; relative to the work dir, as
-//	                     a socket address holds at most 108 bytes
-//
-// Both are in the work dir, the only place the sandbox lets the command
-// write or connect, under names the asset bundle cannot hold (random).
+//	HELIOS_REPORT        a file in the home the command may append its
+//	                     warnings to, as JSON lines {"warning": "..."}; they
+//	                     go into the chunk's result and the job's status
+//	HELIOS_FETCH_SOCKET  a Unix socket in the home where the worker's page
+//	                     fetcher answers (pkg/pagefetch), when the command
+//	                     has no network of its own; relative to the work
+//	                     dir, as a socket address holds at most 108 bytes
 const (
 	EnvReport      = "HELIOS_REPORT"
 	EnvFetchSocket = "HELIOS_FETCH_SOCKET"
+)
+
+// Names in the home.
+const (
+	reportName = "report.jsonl"
+	socketName = "fetch.sock"
 )
 
 // Most of a report read, and of each warning kept.
@@ -46,21 +50,23 @@ type PageFetcher interface {
 	Serve(path string) (io.Closer, error)
 }
 
-// attemptFiles are the report and socket of one attempt.
-type attemptFiles struct {
-	report string // name in the work dir
-	socket string // name in the work dir, "" without a fetcher
-	fetch  io.Closer
+// attempt is where one attempt runs: its work dir and its home.
+type attempt struct {
+	work, home string
+	fetch      io.Closer // the page fetcher's socket, or nil
 }
 
-// prepare names the attempt's files and starts the page fetcher.
-func (h *Handler) prepare(work string) (*attemptFiles, error) {
-	tag := make([]byte, 6)
-	rand.Read(tag)
-	a := &attemptFiles{report: ".helios-report-" + hex.EncodeToString(tag) + ".jsonl"}
+// newAttempt makes the work dir and home of an attempt in dir, and starts
+// the page fetcher in the home.
+func (h *Handler) newAttempt(dir string) (*attempt, error) {
+	a := &attempt{work: filepath.Join(dir, "work"), home: filepath.Join(dir, "home")}
+	for _, d := range []string{a.work, a.home} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
 	if h.Fetcher != nil {
-		a.socket = ".helios-fetch-" + hex.EncodeToString(tag) + ".sock"
-		c, err := h.Fetcher.Serve(filepath.Join(work, a.socket))
+		c, err := h.Fetcher.Serve(filepath.Join(a.home, socketName))
 		if err != nil {
 			return nil, err
 		}
@@ -70,31 +76,36 @@ func (h *Handler) prepare(work string) (*attemptFiles, error) {
 }
 
 // env is the command's environment: the job's, and the worker's files.
-func (a *attemptFiles) env(work string, jobEnv map[string]string) map[string]string {
+func (a *attempt) env(jobEnv map[string]string) map[string]string {
 	env := maps.Clone(jobEnv)
 	if env == nil {
 		env = map[string]string{}
 	}
-	env[EnvReport] = filepath.Join(work, a.report)
-	if a.socket != "" {
-		env[EnvFetchSocket] = a.socket
+	env[EnvReport] = filepath.Join(a.home, reportName)
+	if a.fetch != nil {
+		env[EnvFetchSocket] = filepath.Join("..", filepath.Base(a.home), socketName)
 	}
 	return env
 }
 
-func (a *attemptFiles) close() {
+func (a *attempt) close() {
 	if a.fetch != nil {
 		a.fetch.Close()
 	}
 }
 
-// warnings reads the report the command left in root: at most
+// warnings reads the report the command left in its home: at most
 // job.MaxWarnings distinct messages, each shortened. Opened through root,
 // so a link the command made cannot lead the worker's read outside the
 // work dir, and without blocking, so a FIFO the command made in its place
 // cannot hang the worker.
-func (a *attemptFiles) warnings(root *os.Root) []string {
-	f, err := root.OpenFile(a.report, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+func (a *attempt) warnings() []string {
+	root, err := os.OpenRoot(a.home)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	f, err := root.OpenFile(reportName, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil { // none written, or not a file of the work dir
 		return nil
 	}

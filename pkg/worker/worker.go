@@ -97,10 +97,12 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err))
 	}
 	defer os.RemoveAll(dir)
-	work := filepath.Join(dir, "work")
-	if err := os.Mkdir(work, 0o700); err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err))
+	at, err := h.newAttempt(dir)
+	if err != nil {
+		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create the attempt's dirs: %v", err))
 	}
+	defer at.close()
+	work := at.work
 	if w.Assets != "" {
 		if err := h.fetchAssets(ctx, w.Assets, dir, work); err != nil {
 			return fail(err)
@@ -119,16 +121,12 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 			timeout, capped = left, true
 		}
 	}
-	files, err := h.prepare(work)
-	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "%v", err))
-	}
-	defer files.close()
 	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count, "timeout", timeout)
 	res, err := h.Runner.Run(ctx, execx.Cmd{
 		Argv:    append([]string{w.Command}, w.Args...),
 		Dir:     work,
-		Env:     files.env(work, w.Env),
+		Home:    at.home,
+		Env:     at.env(w.Env),
 		Timeout: timeout,
 	})
 	var te *job.Error
@@ -191,7 +189,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	result := job.WorkerResult{
 		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
 		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
-		Init: seg.init, Audio: seg.audio, Warnings: files.warnings(root),
+		Init: seg.init, Audio: seg.audio, Warnings: at.warnings(),
 	}
 	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
 	if errors.Is(err, storage.ErrExists) {

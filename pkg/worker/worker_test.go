@@ -259,7 +259,9 @@ func TestWarningsAndFetchSocket(t *testing.T) {
 	render := chunkJob(0, 3, 1)
 	script := `set -e
 test -S "$HELIOS_FETCH_SOCKET"
-case "$HELIOS_FETCH_SOCKET" in .helios-fetch-*.sock) ;; *) exit 9;; esac
+test "$HELIOS_FETCH_SOCKET" = ../home/fetch.sock || exit 9
+test "$HOME" = "$(cd ../home && pwd)" && test "$TMPDIR" = "$HOME" && test "$XDG_DATA_HOME" = "$HOME/.local/share" || exit 10
+test -z "$(ls -A "$HOME" | grep -v '^fetch.sock$')" || exit 11
 ffmpeg "$@"
 { echo '{"warning": "the video clip.mp4 stayed at 0.000s"}'
   echo 'not json'

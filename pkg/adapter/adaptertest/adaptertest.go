@@ -120,7 +120,7 @@ func probeJob(command string, args ...string) job.WorkerJob {
 	return job.WorkerJob{
 		JobID: "conformance", Chunk: job.Chunk{Index: 7, Start: 70, Count: 10}, Attempt: 2,
 		Command: command, Args: args, OutputFile: "chunk.mp4",
-		Env: map[string]string{"GREETING": "héllo wörld"},
+		Env: map[string]string{"TZ": "Europe/Zürich"},
 	}
 }
 
