@@ -56,9 +56,9 @@ type Confiner interface {
 
 // Cmd is one command to run.
 type Cmd struct {
-	Argv    []string
-	Dir     string            // work dir
-	Home    string            // HOME, XDG_*_HOME and TMPDIR of the command; "": Dir
+	Argv []string
+	Dir  string // work dir
+	Home string // HOME, XDG_*_HOME and TMPDIR of the command; "": Dir
 
 	Env     map[string]string // added to the minimal environment
 	Timeout time.Duration     // 0: only ctx bounds it
