@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/cost"
+	"github.com/helios-project/infrastructure/pkg/ffargs"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 )
@@ -48,6 +49,8 @@ const (
 	EnvWebhookSecretARN      = "HELIOS_WEBHOOK_SECRET_ARN"
 	EnvHedgeShare            = "HELIOS_HEDGE_SHARE"
 	EnvRenderOrigins         = "HELIOS_RENDER_ORIGINS"
+	EnvFFmpegFilters         = "HELIOS_FFMPEG_FILTERS"
+	EnvFFmpegOptions         = "HELIOS_FFMPEG_OPTIONS"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
@@ -56,7 +59,7 @@ var Names = []string{
 	EnvStitchTimeout, EnvSizes, EnvPrices, EnvBudgetUSD, EnvBudgetWorkerSeconds, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
 	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvWebhookSecretARN, EnvHedgeShare,
-	EnvRenderOrigins,
+	EnvRenderOrigins, EnvFFmpegFilters, EnvFFmpegOptions,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -108,6 +111,7 @@ type Config struct {
 	WebhookAllowPrivate   bool          // webhooks may reach loopback and private addresses (tests)
 	HedgeShare            float64       // most hedges of a run, as a share of its chunks; 0: no hedging
 	RenderOrigins         []string      // origins the worker fetches for rendered pages (pkg/pagefetch), normalized
+	FFmpeg                ffargs.Extra  // filters and options the deployment adds to the ffmpeg allowlists
 
 	// Platform.
 	OnLambda           bool   // AWS_LAMBDA_RUNTIME_API is set
@@ -198,6 +202,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			bad(EnvRenderOrigins, o, "comma-separated origins such as https://fonts.googleapis.com,https://fonts.gstatic.com")
 		} else {
 			c.RenderOrigins = append(c.RenderOrigins, origin)
+		}
+	}
+	for name, dst := range map[string]*[]string{EnvFFmpegFilters: &c.FFmpeg.Filters, EnvFFmpegOptions: &c.FFmpeg.Options} {
+		for _, n := range strings.FieldsFunc(get(name, ""), func(r rune) bool { return r == ',' || r == ' ' }) {
+			if err := ffargs.CheckExtra(name == EnvFFmpegFilters, n); err != nil {
+				bad(name, n, err.Error())
+				continue
+			}
+			*dst = append(*dst, n)
 		}
 	}
 	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {

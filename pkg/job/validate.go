@@ -6,14 +6,27 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/helios-project/infrastructure/pkg/ffargs"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 )
 
 // Validate checks a normalized spec against the allowlist and returns a
 // *ValidationError listing every problem, or nil.
 func (s *Spec) Validate(allowed Allowlist) error {
-	v := &validator{allowed: allowed}
-	v.spec(s)
+	return s.ValidateRules(Rules{Programs: allowed})
+}
+
+// Rules are what a deployment lets a job run: the programs, and what it
+// adds to the ffmpeg allowlists (HELIOS_FFMPEG_FILTERS, _OPTIONS).
+type Rules struct {
+	Programs Allowlist
+	FFmpeg   ffargs.Extra
+}
+
+// ValidateRules checks the spec against r, as Validate does.
+func (s *Spec) ValidateRules(r Rules) error {
+	v := &validator{allowed: r.Programs, ffmpeg: r.FFmpeg, spec: s}
+	v.check(s)
 	return v.err()
 }
 
@@ -27,6 +40,8 @@ func (v *validator) err() error {
 
 type validator struct {
 	allowed  Allowlist
+	ffmpeg   ffargs.Extra
+	spec     *Spec // the spec being checked, if any
 	problems []Problem
 }
 
@@ -34,7 +49,7 @@ func (v *validator) addf(path, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-func (v *validator) spec(s *Spec) {
+func (v *validator) check(s *Spec) {
 	if !idPattern.MatchString(s.ID) {
 		v.addf("id", "must be %s; got %q", IDRule, s.ID)
 	}
@@ -172,6 +187,7 @@ func (v *validator) native(s *Spec) {
 		v.addf("args", "must have at most %d entries; got %d", MaxArgs, len(s.Args))
 	}
 	v.commandSize("args", s.Args, s.Env)
+	v.ffmpegArgs("args", s.Command, s.Args, 0)
 	hasOutput := false
 	for i, a := range s.Args {
 		names := v.placeholders(fmt.Sprintf("args[%d]", i), a)
@@ -245,6 +261,7 @@ func (v *validator) heliosChunks(s *Spec) {
 				v.placeholders(p+".command", a)
 			}
 			v.commandSize(p+".command", argv, s.Env)
+			v.ffmpegArgs(p+".command", argv[0], argv[1:], 1)
 		}
 	}
 	if outputsOK && ext != "" && ext != s.SegmentFormat {

@@ -17,14 +17,15 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/helios-project/infrastructure/pkg/ffargs"
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
 // Store is the jobs of one bucket.
 type Store struct {
-	bucket  *blob.Bucket
-	allowed job.Allowlist
-	log     *slog.Logger
+	bucket *blob.Bucket
+	rules  job.Rules
+	log    *slog.Logger
 
 	statusBytes atomic.Int64 // written to status.json through this store
 }
@@ -39,7 +40,15 @@ func New(b *blob.Bucket, allowed job.Allowlist, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{bucket: b, allowed: allowed, log: log}
+	return &Store{bucket: b, rules: job.Rules{Programs: allowed}, log: log}
+}
+
+// WithFFmpeg returns a store that also lets specs use what extra adds to
+// the ffmpeg allowlists (HELIOS_FFMPEG_FILTERS, HELIOS_FFMPEG_OPTIONS).
+func (s *Store) WithFFmpeg(extra ffargs.Extra) *Store {
+	c := &Store{bucket: s.bucket, rules: s.rules, log: s.log}
+	c.rules.FFmpeg = extra
+	return c
 }
 
 // Bucket is the bucket the store keeps its jobs in.

@@ -37,7 +37,7 @@ func (s *Store) prepare(r io.Reader, id string, override bool) (*job.Spec, error
 		spec.ID = id
 	}
 	spec.Normalize()
-	if err := spec.Validate(s.allowed); err != nil {
+	if err := spec.ValidateRules(s.rules); err != nil {
 		return nil, err
 	}
 	return spec, nil

@@ -30,7 +30,7 @@ func TestHistory(t *testing.T) {
 	}
 
 	failing := testkit.NativeSpec("recorded-fails", 2, 2)
-	failing.Args = []string{"-hide_banner", "-loglevel", "error", "-i", "/nonexistent/input.mp4", "{output}"}
+	failing.Args = []string{"-hide_banner", "-loglevel", "error", "-i", "nonexistent/input.mp4", "{output}"}
 	failing.Retry.MaxAttempts = 1
 	prepared := r.prepare(specJSON(t, failing), "")
 	counts := []int{}

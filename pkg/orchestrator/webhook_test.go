@@ -31,7 +31,7 @@ func TestWebhookOnceWhenFailingAgain(t *testing.T) {
 	r := newRig(t)
 	r.cfg.Webhooks = &webhook.Sender{Key: key, AllowPrivate: true}
 	spec := testkit.NativeSpec("hooked-fails", 4, 2)
-	spec.Args = []string{"-hide_banner", "-loglevel", "error", "-i", "/nonexistent/input.mp4", "{output}"}
+	spec.Args = []string{"-hide_banner", "-loglevel", "error", "-i", "nonexistent/input.mp4", "{output}"}
 	spec.Retry.MaxAttempts = 1
 	spec.Webhook = srv.URL + "/helios"
 	prepared := r.prepare(specJSON(t, spec), "")

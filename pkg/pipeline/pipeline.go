@@ -54,7 +54,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Stack, err
 
 // New is the stack on an open bucket (Close closes it).
 func New(b *blob.Bucket, cfg config.Config, log *slog.Logger) *Stack {
-	return &Stack{Config: cfg, Bucket: b, Jobs: jobstore.New(b, cfg.Allowed, log), Log: log}
+	return &Stack{Config: cfg, Bucket: b, Jobs: jobstore.New(b, cfg.Allowed, log).WithFFmpeg(cfg.FFmpeg), Log: log}
 }
 
 // Close closes the bucket.
