@@ -86,7 +86,7 @@ test-faults: deps-ffmpeg rie ## the fault-injection suite alone, with its table 
 # Fuzz targets, package:function; `make test` runs their seed corpora
 # (testdata/fuzz and f.Add) as ordinary tests.
 FUZZ_TARGETS := ./pkg/job:FuzzSpec ./pkg/job:FuzzExpand ./pkg/job:FuzzKeys ./pkg/worker:FuzzExtract \
-                ./pkg/trigger:FuzzLambdaEvent ./pkg/trigger:FuzzHTTPEvent
+                ./pkg/trigger:FuzzLambdaEvent ./pkg/trigger:FuzzHTTPEvent ./pkg/ffargs:FuzzParseGraph ./pkg/ffargs:FuzzCheck
 FUZZTIME ?= 1m
 
 fuzz: ## fuzz every target for FUZZTIME each (default 1m; new failures land in testdata/fuzz)
