@@ -78,7 +78,7 @@ func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error)
 		if !support.Complete() {
 			level = slog.LevelWarn
 		}
-		log.Log(context.Background(), level, "job commands are confined", "landlockABI", support.LandlockABI, "seccomp", support.Seccomp, "network", cfg.CommandNetwork, "limits", support.Limits)
+		log.Log(context.Background(), level, "job commands are confined", "landlockABI", support.LandlockABI, "seccomp", support.Seccomp, "noexec", support.NoExec, "network", cfg.CommandNetwork, "limits", support.Limits)
 	}
 	h := &worker.Handler{Bucket: s.Bucket, Runner: runner, Media: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
 	if !cfg.CommandNetwork {

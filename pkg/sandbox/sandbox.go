@@ -66,6 +66,13 @@ type Policy struct {
 	Home    string   `json:"home,omitempty"`    // the other place it may write: its HOME, apart from the job's files
 	Network bool     `json:"network,omitempty"` // TCP connect and bind allowed
 	Read    []string `json:"read,omitempty"`    // more directories it may read and execute from
+	// NoExec asks for WorkDir and Home to be noexec: the launcher starts
+	// the confine stage in namespaces of its own, where it can, and tells
+	// it here whether it did.
+	NoExec bool `json:"noExec,omitempty"`
+	// SkipLandlock leaves Landlock out (tests of the other layers alone,
+	// as on a kernel without it).
+	SkipLandlock bool `json:"skipLandlock,omitempty"`
 }
 
 // systemDirs are what a command may read and execute from: programs,
@@ -78,15 +85,19 @@ type Launcher struct {
 	Exe     string   // this binary (os.Executable), whose main calls Main
 	Network bool     // let commands use TCP (fonts or compositions over https)
 	Read    []string // extra directories commands may read (a renderer's install dir)
+	NoExec  bool     // make the work dir and home noexec where the kernel allows (noexec.go)
+
+	skipLandlock bool // tests: leave Landlock out
 }
 
-// Self is a Launcher re-executing the running binary.
+// Self is a Launcher re-executing the running binary, with every layer it
+// can have.
 func Self(network bool, read ...string) (*Launcher, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: find this executable: %w", err)
 	}
-	return &Launcher{Exe: exe, Network: network, Read: read}, nil
+	return &Launcher{Exe: exe, Network: network, Read: read, NoExec: true}, nil
 }
 
 // Confine returns the argv that runs argv (argv[0] a resolved path)
@@ -103,7 +114,7 @@ func (l *Launcher) Confine(work, home string, argv []string) []string {
 		}
 	}
 	read = append(read, l.Read...)
-	p, _ := json.Marshal(Policy{WorkDir: work, Home: home, Network: l.Network, Read: read})
+	p, _ := json.Marshal(Policy{WorkDir: work, Home: home, Network: l.Network, Read: read, NoExec: l.NoExec, SkipLandlock: l.skipLandlock})
 	return append([]string{l.Exe, launcherArg, string(p), "--"}, argv...)
 }
 
@@ -119,6 +130,11 @@ func Main() {
 		os.Exit(launch(os.Args[2:]))
 	case confineArg:
 		os.Exit(confine(os.Args[2:]))
+	case probeArg:
+		if len(os.Args) > 2 {
+			os.Exit(runProbe(os.Args[2]))
+		}
+		os.Exit(exitSetup)
 	}
 }
 
@@ -131,7 +147,26 @@ func confine(args []string) int {
 		fmt.Fprintf(os.Stderr, "helios sandbox: %v\n", err)
 		return exitSetup
 	}
-	if err := Restrict(p); err != nil {
+	if p.NoExec {
+		// The bind mounts cover the dirs; the current directory still
+		// points below them until entered again.
+		err := noexec(p.WorkDir, p.Home)
+		if err == nil {
+			err = os.Chdir(p.WorkDir)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "helios sandbox: %v\n", err)
+			return exitSetup
+		}
+	}
+	if p.SkipLandlock {
+		if !p.Network && seccomp.Supported() {
+			err = refuseNetwork()
+		}
+	} else {
+		err = Restrict(p)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "helios sandbox: %v\n", err)
 		return exitSetup
 	}
@@ -183,11 +218,27 @@ func launch(args []string) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	cmd := exec.Command(exe, append([]string{confineArg}, args...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Dir = p.WorkDir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// The confine stage in a user and mount namespace of its own, where
+	// the work dir and home can be made noexec (noexec.go); where the
+	// kernel refuses the namespace, without.
+	start := func(nsAttr bool) (*exec.Cmd, error) {
+		q := p
+		q.NoExec = nsAttr
+		policy, _ := json.Marshal(q)
+		cmd := exec.Command(exe, append([]string{confineArg, string(policy)}, args[1:]...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		cmd.Dir = p.WorkDir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if nsAttr {
+			cmd.SysProcAttr = namespaceAttr()
+		}
+		return cmd, cmd.Start()
+	}
+	cmd, err := start(p.NoExec)
+	if err != nil && p.NoExec {
+		cmd, err = start(false)
+	}
+	if err != nil {
 		return fail(exitExec, "%v", err)
 	}
 	done := make(chan error, 1)
@@ -294,6 +345,8 @@ func existing(dirs []string) []string {
 // that means with the network on or off.
 func Probe(network bool) Support {
 	s := Support{Seccomp: seccomp.Supported()}
+	var why string
+	s.NoExec, why = probeNoExec()
 	if v, err := ll.LandlockGetABIVersion(); err == nil && v > 0 {
 		s.LandlockABI = v
 	}
@@ -318,6 +371,11 @@ func Probe(network bool) Support {
 	default:
 		limits = append(limits, "network off, but neither seccomp nor Landlock's TCP rules are available: the network is open")
 	}
+	if s.NoExec {
+		limits = append(limits, "the work dir and home are noexec in a namespace of the command's own: no library of the job's files can be mapped")
+	} else {
+		limits = append(limits, "no user namespace ("+strings.TrimSpace(why)+"): a library of the job's files could be mapped executable by an allowed program, which the argument allowlists and the empty home are left to prevent")
+	}
 	limits = append(limits, "every process a command starts ends with its chunk")
 	s.Limits = strings.Join(limits, "; ")
 	return s
@@ -327,11 +385,12 @@ func Probe(network bool) Support {
 type Support struct {
 	LandlockABI int    // 0: no Landlock
 	Seccomp     bool   // seccomp filters can be installed
+	NoExec      bool   // the work dir and home can be made noexec (a user namespace)
 	Limits      string // what a command is and is not denied, in words
 }
 
 // Complete says whether everything the sandbox means to deny is denied.
-func (s Support) Complete() bool { return s.LandlockABI >= 6 && s.Seccomp }
+func (s Support) Complete() bool { return s.LandlockABI >= 6 && s.Seccomp && s.NoExec }
 
 // ErrUnsupported is returned by Self where commands cannot be confined (not
 // Linux).

@@ -28,6 +28,7 @@ func Main() {}
 type Support struct {
 	LandlockABI int
 	Seccomp     bool
+	NoExec      bool
 	Limits      string
 }
 

@@ -365,3 +365,149 @@ func TestConfineReadsAProgramsPackageOnly(t *testing.T) {
 		}
 	}
 }
+
+// evilLibrary compiles, into dir, a shared library whose constructor
+// writes "loaded" into the current directory when it is mapped.
+func evilLibrary(t *testing.T, dir string) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Fatal("gcc not found: install it (apt-get install -y gcc) to build the test's library")
+	}
+	src := filepath.Join(t.TempDir(), "evil.c")
+	os.WriteFile(src, []byte(`#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void evil(void) {
+	int fd = open("loaded", O_CREAT | O_WRONLY, 0600);
+	if (fd >= 0) close(fd);
+}
+`), 0o600)
+	lib := filepath.Join(dir, "evil.so")
+	if out, err := exec.Command(gcc, "-shared", "-fPIC", "-o", lib, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return lib
+}
+
+// loader builds a program, outside the work dir, that loads the library
+// it is given with dlopen, as a plugin host does.
+func loader(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "loader.c")
+	os.WriteFile(src, []byte(`#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+	if (argc < 2 || !dlopen(argv[1], RTLD_NOW)) {
+		fprintf(stderr, "%s\n", dlerror());
+		return 1;
+	}
+	return 0;
+}
+`), 0o600)
+	bin := filepath.Join(dir, "loader")
+	if out, err := exec.Command("gcc", "-o", bin, src, "-ldl").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func loaded(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "loaded"))
+	return err == nil
+}
+
+// A library of the work dir cannot be mapped executable where the work
+// dir is noexec (a user namespace of the command's own), Landlock or not;
+// with Landlock alone it can (its execute right covers execve only), which
+// is why the layer is there.
+func TestNoLibraryFromTheWorkDir(t *testing.T) {
+	if s := sandbox.Probe(false); !s.NoExec {
+		t.Skipf("no user namespaces here: %s", s.Limits)
+	}
+	ld := loader(t)
+	l, err := sandbox.Self(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		launcher *sandbox.Launcher
+		loads    bool
+	}{
+		{"noexec and Landlock", l, false},
+		{"noexec without Landlock", sandbox.WithoutLandlock(l), false},
+		{"Landlock alone", &sandbox.Launcher{Exe: l.Exe}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work := t.TempDir()
+			evilLibrary(t, work)
+			r := &execx.Runner{Allowed: job.Allowlist{ld}, Confiner: tc.launcher}
+			_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{ld, "./evil.so"}, Dir: work, Home: t.TempDir(), Timeout: 30 * time.Second})
+			if loaded(work) != tc.loads {
+				t.Errorf("the library was loaded: %v (want %v); the command said %v", loaded(work), tc.loads, err)
+			}
+			if !tc.loads && (err == nil || !strings.Contains(errTail(err), "failed to map segment")) {
+				t.Errorf("refused for another reason: %v %s", err, errTail(err))
+			}
+		})
+	}
+}
+
+func errTail(err error) string {
+	var je *job.Error
+	if errors.As(err, &je) {
+		return je.StderrTail
+	}
+	return ""
+}
+
+// The audit's Vulkan route: a bundle holding an implicit layer under
+// .local/share, found through HOME, loaded by the allowed ffmpeg with
+// -init_hw_device vulkan (which the argument allowlist now refuses before
+// anything runs). Each layer of the sandbox stops it on its own: a home
+// apart from the bundle, and the noexec work dir; with neither, it loads.
+func TestVulkanLayerOfTheBundle(t *testing.T) {
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-init_hw_device", "vulkan", "-f", "lavfi", "-i", "nullsrc=s=16x16", "-frames:v", "1", "-f", "null", "-").CombinedOutput(); err != nil {
+		t.Skipf("this ffmpeg opens no Vulkan device: %v %s", err, out)
+	}
+	l, err := sandbox.Self(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noexec := sandbox.Probe(false).NoExec
+	for _, tc := range []struct {
+		name      string
+		launcher  *sandbox.Launcher
+		homeApart bool
+		loads     bool
+	}{
+		{"home in the bundle, no other layer", sandbox.WithoutLandlock(&sandbox.Launcher{Exe: l.Exe}), false, true},
+		{"a home apart", sandbox.WithoutLandlock(&sandbox.Launcher{Exe: l.Exe}), true, false},
+		{"noexec, home in the bundle", sandbox.WithoutLandlock(l), false, false},
+		{"every layer", l, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.launcher.NoExec && !noexec {
+				t.Skip("no user namespaces here")
+			}
+			work := t.TempDir()
+			layers := filepath.Join(work, ".local", "share", "vulkan", "implicit_layer.d")
+			os.MkdirAll(layers, 0o700)
+			evilLibrary(t, layers)
+			os.WriteFile(filepath.Join(layers, "evil.json"), []byte(`{"file_format_version": "1.0.0", "layer": {
+				"name": "VK_LAYER_HELIOS_test", "type": "GLOBAL", "library_path": "./evil.so", "api_version": "1.3.0",
+				"implementation_version": "1", "description": "a layer of the job's bundle", "disable_environment": {"HELIOS_TEST_NO_LAYER": "1"}}}`), 0o600)
+			home := work
+			if tc.homeApart {
+				home = t.TempDir()
+			}
+			r := &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}, Confiner: tc.launcher}
+			r.Run(t.Context(), execx.Cmd{Argv: []string{"ffmpeg", "-hide_banner", "-loglevel", "error", "-init_hw_device", "vulkan",
+				"-f", "lavfi", "-i", "nullsrc=s=16x16", "-frames:v", "1", "-f", "null", "-"}, Dir: work, Home: home, Timeout: time.Minute})
+			if loaded(work) != tc.loads {
+				t.Errorf("the bundle's layer was loaded: %v, want %v", loaded(work), tc.loads)
+			}
+		})
+	}
+}
