@@ -41,8 +41,15 @@ func TestBudgetThroughTheCLI(t *testing.T) {
 	if r := helios(t, env, "job", "budget", "nosuchjob", "--usd", "1"); r.code == exitOK {
 		t.Errorf("a job never run got a budget: %q", r.stdout)
 	}
-	if r := helios(t, env, "job", "budget", "capped", "--worker-seconds", "3600"); r.code != exitOK || !strings.Contains(r.stdout, "3600 worker-seconds") {
+	if r := helios(t, env, "job", "budget", "capped", "--worker-seconds", "3600"); r.code != exitOK || !strings.Contains(r.stdout, "3600 worker-seconds") ||
+		!strings.Contains(r.stdout, "the deployment's caps (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS of its orchestrator) still apply") {
 		t.Fatalf("raise: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Above the cap this configuration knows: what the job may use is said.
+	capped := map[string]string{"HELIOS_STORAGE_URL": storage, "HELIOS_BUDGET_WORKER_SECONDS": "600"}
+	if r := helios(t, capped, "job", "budget", "capped", "--worker-seconds", "3600"); r.code != exitOK ||
+		!strings.Contains(r.stdout, "the deployment's cap of 600 worker-seconds (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS) still applies: the job may use 600 worker-seconds, not more") {
+		t.Errorf("raise above the cap: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = helios(t, env, "job", "run", path, "--out", out)
 	if r.code != exitOK || !strings.Contains(r.stdout, "worker:") {

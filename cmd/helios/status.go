@@ -97,6 +97,7 @@ func newBudgetCommand(e *env) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "job %s: budget set to %s for its next runs\n", args[0], describeBudget(b))
+				fmt.Fprintln(e.stdout, capNote(b, stack.Config.Budget))
 				return nil
 			})
 		},
@@ -105,6 +106,21 @@ func newBudgetCommand(e *env) *cobra.Command {
 	cmd.Flags().Float64Var(&b.USD, "usd", 0, "the most the job may cost, in US dollars")
 	cmd.Flags().Float64Var(&b.WorkerSeconds, "worker-seconds", 0, "the most worker time the job may use, in seconds")
 	return cmd
+}
+
+// capNote says that the deployment's caps still apply: with the figures
+// where this configuration knows them (the CLI's own HELIOS_BUDGET_*, as
+// a local run's orchestrator has them), and what they leave of b.
+func capNote(b, ceiling job.Budget) string {
+	if ceiling == (job.Budget{}) {
+		return "  the deployment's caps (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS of its orchestrator) still apply: a job's budget cannot raise them"
+	}
+	within := b.Within(ceiling)
+	note := fmt.Sprintf("  the deployment's cap of %s (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS) still applies", describeBudget(ceiling))
+	if within != b {
+		note += fmt.Sprintf(": the job may use %s, not more", describeBudget(within))
+	}
+	return note
 }
 
 func describeBudget(b job.Budget) string {

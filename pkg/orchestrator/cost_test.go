@@ -110,8 +110,9 @@ func TestDeploymentBudgetIsACeiling(t *testing.T) {
 		s := oneFrameChunks("ceiling", 20)
 		s.Budget = job.Budget{USD: 100}
 		st, err := u.run(t.Context(), s, orchestrator.RunOptions{})
-		if err != nil || st.Error == nil || st.Error.Code != job.CodeBudgetExceeded || !strings.Contains(st.Error.Message, "of its budget of $0.001.") {
-			t.Fatalf("run = %s, %v, %v; want stopped at the deployment's $0.001", st.State, st.Error, err)
+		if err != nil || st.Error == nil || st.Error.Code != job.CodeBudgetExceeded || !strings.Contains(st.Error.Message, "of its budget of $0.001, the deployment's cap (HELIOS_BUDGET_USD), which a job's budget cannot raise") ||
+			strings.Contains(st.Error.Message, "helios job budget") {
+			t.Fatalf("run = %s, %v, %v; want stopped at the deployment's $0.001, saying no job budget lifts it", st.State, st.Error, err)
 		}
 		if st.EstimatedCostUSD > 0.0012 {
 			t.Errorf("spent $%v against a $0.001 cap", st.EstimatedCostUSD)

@@ -252,7 +252,7 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 // overBudget returns the reason the job stops if it has reached its
 // budget, and stops the dispatch with it; nil if it has not.
 func (r *run) overBudget() *job.Error {
-	e := r.tr.overBudget(r.budget, time.Now())
+	e := r.tr.overBudget(r.budget, r.o.cfg.Budget, time.Now())
 	if e == nil {
 		return nil
 	}

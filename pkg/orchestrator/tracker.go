@@ -207,7 +207,7 @@ func (t *tracker) price(now time.Time) {
 // overBudget returns the error that stops a job which reached b, counting
 // the time of the invocations still running as worker time; nil if it has
 // not.
-func (t *tracker) overBudget(b job.Budget, now time.Time) *job.Error {
+func (t *tracker) overBudget(b, ceiling job.Budget, now time.Time) *job.Error {
 	if b == (job.Budget{}) {
 		return nil
 	}
@@ -217,14 +217,26 @@ func (t *tracker) overBudget(b job.Budget, now time.Time) *job.Error {
 	running := time.Duration(int64(t.inflight)*now.UnixNano() - t.started).Seconds()
 	ws := t.st.WorkerSeconds + running
 	usd := t.st.Cost.USD + running*t.model.PerSecond(job.FunctionWorker)
-	var why string
+	var why, variable string
 	switch {
 	case b.WorkerSeconds > 0 && ws >= b.WorkerSeconds:
 		why = fmt.Sprintf("the job used %.1f worker-seconds of its budget of %g", ws, b.WorkerSeconds)
+		if b.WorkerSeconds == ceiling.WorkerSeconds {
+			variable = "HELIOS_BUDGET_WORKER_SECONDS"
+		}
 	case b.USD > 0 && usd >= b.USD:
 		why = fmt.Sprintf("the job's cost reached $%.4f of its budget of $%g", usd, b.USD)
+		if b.USD == ceiling.USD {
+			variable = "HELIOS_BUDGET_USD"
+		}
 	default:
 		return nil
+	}
+	if variable != "" {
+		// The deployment's cap: no job's budget lifts it.
+		return job.Errorf(job.Permanent, job.CodeBudgetExceeded,
+			"%s, the deployment's cap (%s), which a job's budget cannot raise. Its finished chunks (%d of %d) are kept: raise the cap and run the job again",
+			why, variable, t.st.ChunksDone, t.st.ChunksTotal)
 	}
 	return job.Errorf(job.Permanent, job.CodeBudgetExceeded,
 		"%s. Its finished chunks (%d of %d) are kept: raise the budget (helios job budget %s --usd N or --worker-seconds N) and run the job again",

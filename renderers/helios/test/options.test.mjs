@@ -62,3 +62,16 @@ test('each chunk mixes the whole timeline and keeps only its samples', () => {
   assert.match(g.filter, /atrim=start_sample=11200:end_sample=51200/);
   assert.equal(audioGraph([], { fps: rate('30'), startFrame: 0, frameCount: 1, totalFrames: 1 }), null);
 });
+
+test('Chromium starts with fixed flags: no extension, no profile from the job, nothing a composition adds', async () => {
+  const { launchArgs } = await import('../lib/browser.mjs');
+  for (const described of [{ frameControl: true }, { frameControl: false }]) {
+    const args = launchArgs(described);
+    assert.ok(args.includes('--disable-extensions'));
+    for (const a of args) {
+      assert.doesNotMatch(a, /^--(user-data-dir|load-extension|remote-debugging|proxy-server|js-flags|renderer-cmd-prefix|utility-cmd-prefix|gpu-launcher)/, a);
+    }
+  }
+  // The command line has no way to pass Chromium a flag.
+  assert.throws(() => parse(['c.html', '-o', 'x.mov', '--chromium-flags', '--load-extension=./x']), UsageError);
+});
