@@ -53,6 +53,15 @@ func (h *Handler) settle(ctx context.Context, out Outcome, st *job.Status, err e
 		out.Note = "continuing in a new invocation"
 		return out, nil
 	case errors.Is(err, jobstore.ErrAlreadyRunning), errors.Is(err, jobstore.ErrLeaseLost):
+		// The run that finished may still hold the lease for the moment
+		// between writing its final status and letting the lease go: a
+		// redelivery then finds the job done, not running.
+		if h.Jobs != nil {
+			if st, serr := h.Jobs.Status(ctx, out.JobID); serr == nil && st.State == job.StateDone {
+				out.State = st.State
+				return out, nil
+			}
+		}
 		out.Note = "already running elsewhere (duplicate event)"
 		h.log().Info("job already running; duplicate event ignored", "jobId", out.JobID)
 		return out, nil

@@ -123,6 +123,14 @@ func TestS3EventErrors(t *testing.T) {
 	if out, e := invoke(t, h, ev); e != nil || !strings.Contains(string(out), "duplicate event") {
 		t.Errorf("duplicate event: %s %v, want success", out, e)
 	}
+	// The run that wrote the final status may hold the lease a moment
+	// longer: a redelivery then reports the job done, not running.
+	if err := h.Jobs.WriteStatus(t.Context(), &job.Status{JobID: "a", State: job.StateDone}); err != nil {
+		t.Fatal(err)
+	}
+	if out, e := invoke(t, h, ev); e != nil || !strings.Contains(string(out), `"state":"done"`) || strings.Contains(string(out), "duplicate") {
+		t.Errorf("redelivery of a done job whose lease is still held: %s %v, want state done", out, e)
+	}
 	f.err = errors.New("S3 is down")
 	if _, e := invoke(t, h, ev); e == nil || !e.Retryable() {
 		t.Errorf("storage failure: %v, want retryable (the platform retries the event)", e)
