@@ -150,7 +150,7 @@ func spendAlarm(stack awscdk.Stack, s Settings, workers []awslambda.Function) {
 		d, n := fmt.Sprintf("d%d", i), fmt.Sprintf("n%d", i)
 		usingMetrics[d] = fn.MetricDuration(period)
 		usingMetrics[n] = fn.MetricInvocations(period)
-		terms = append(terms, fmt.Sprintf("%s*%g + %s*%g", d, perMs, n, prices.LambdaRequest))
+		terms = append(terms, fmt.Sprintf("%s*%s + %s*%s", d, decimal(perMs), n, decimal(prices.LambdaRequest)))
 	}
 	rate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression:   jsii.String("12*(" + strings.Join(terms, " + ") + ")"),
@@ -171,6 +171,11 @@ func spendAlarm(stack awscdk.Stack, s Settings, workers []awslambda.Function) {
 		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(awssns.Topic_FromTopicArn(stack, jsii.String("WorkerSpendAlarmTopic"), jsii.String(s.AlarmTopicArn))))
 	}
 }
+
+// decimal writes x as metric math reads numbers: digits and a point. Go's
+// %g would write 3.9e-08, whose "e" CloudWatch (and the CDK's check) read
+// as a metric ID.
+func decimal(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 
 var bucketPrefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,30}$`)
 

@@ -55,6 +55,11 @@ func synth(t *testing.T, edit func(*Settings)) (assertions.Template, map[string]
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(filepath.Join(dir, "cdk.out"))})
 	stack := NewHeliosRenderStack(app, s)
 	tpl := assertions.Template_FromStack(stack, nil)
+	// A warning at synth is something `make synth` would print to the user
+	// (such as a metric-math expression the CDK cannot read): none may be.
+	for _, w := range *assertions.Annotations_FromStack(stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()) {
+		t.Errorf("synth warning at %s: %v", *w.Id, w.Entry.Data)
+	}
 	var doc map[string]any
 	data, _ := json.Marshal(tpl.ToJSON())
 	json.Unmarshal(data, &doc)
@@ -810,10 +815,12 @@ func TestWorkerSpendAlarm(t *testing.T) {
 	// 3,008 MB: arm64 for the worker, x86_64 for the browser worker, per ms.
 	arm := 3008.0 / 1024 * 0.0000133334 / 1000
 	x86 := 3008.0 / 1024 * 0.0000166667 / 1000
-	want := fmt.Sprintf("12*(d0*%g + n0*%g + d1*%g + n1*%g)", arm, 0.2/1e6, x86, 0.2/1e6)
+	dec := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+	want := fmt.Sprintf("12*(d0*%s + n0*%s + d1*%s + n1*%s)", dec(arm), dec(0.2/1e6), dec(x86), dec(0.2/1e6))
 	if expr != want {
 		t.Errorf("expression %q, want %q", expr, want)
 	}
+	checkMetricMath(t, expr, metrics)
 	if metrics["d0"] != "Duration/Sum" || metrics["n0"] != "Invocations/Sum" || metrics["d1"] != "Duration/Sum" {
 		t.Errorf("metrics %v", metrics)
 	}
@@ -821,6 +828,52 @@ func TestWorkerSpendAlarm(t *testing.T) {
 	s.WorkerSpendAlarm = 0
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "workerSpendAlarm") {
 		t.Errorf("a threshold of 0: %v", err)
+	}
+}
+
+// checkMetricMath reads expr with CloudWatch metric math's grammar for
+// arithmetic: metric IDs (a lowercase letter, then letters, digits or '_'),
+// numbers written as digits with an optional fraction (no exponent: "3e-08"
+// would be the number 3, the ID e and a minus), + - * / and parentheses.
+func checkMetricMath(t *testing.T, expr string, ids map[string]string) {
+	t.Helper()
+	token := regexp.MustCompile(`^(?:\s+|[a-z][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?|[-+*/()])`)
+	depth, rest := 0, expr
+	prevOperand := false
+	for rest != "" {
+		tok := token.FindString(rest)
+		if tok == "" {
+			t.Fatalf("expression %q: cannot read %q", expr, rest)
+		}
+		rest = rest[len(tok):]
+		switch c := tok[0]; {
+		case c == ' ' || c == '\t':
+			continue
+		case c >= 'a' && c <= 'z':
+			if _, ok := ids[tok]; !ok {
+				t.Errorf("expression %q names %q, which is not one of its metrics %v", expr, tok, ids)
+			}
+			fallthrough
+		case c >= '0' && c <= '9':
+			if prevOperand {
+				t.Errorf("expression %q: two operands in a row at %q", expr, tok)
+			}
+			prevOperand = true
+		case c == '(':
+			depth++
+			prevOperand = false
+		case c == ')':
+			depth--
+			prevOperand = true
+		default:
+			if !prevOperand {
+				t.Errorf("expression %q: operator %q without an operand before it", expr, tok)
+			}
+			prevOperand = false
+		}
+	}
+	if depth != 0 || !prevOperand {
+		t.Errorf("expression %q: unbalanced or ends in an operator", expr)
 	}
 }
 
