@@ -131,17 +131,9 @@ trap 'rm -rf "$work"' EXIT
 
 # --- gcloud -----------------------------------------------------------------
 
-# gc runs a gcloud command that changes something, and shows it first.
-# Flags are always written --name=value so the log reads unambiguously.
-gc() {
-  printf '  $ gcloud %s\n' "$*"
-  "$GCLOUD" "$@" --project="$PROJECT" --quiet
-}
-# ask runs a gcloud command for its output only.
-ask() { "$GCLOUD" "$@" --project="$PROJECT" --quiet; }
-# exists reports whether a describe succeeds (any failure counts as absent:
-# if it was something else, the create that follows says what).
-exists() { "$GCLOUD" "$@" --project="$PROJECT" --quiet >/dev/null 2>&1; }
+# gc, ask, exists, lookup, check_project: gcloud.sh.
+# shellcheck source=infra/cloudrun/gcloud.sh
+. "$here/gcloud.sh"
 # retry: a service account just created takes a few seconds to be visible to
 # IAM, and a binding naming it fails until then.
 retry() {
@@ -191,13 +183,15 @@ url_of() {
 
 # --- Project ----------------------------------------------------------------
 
+step "Project $PROJECT"
+check_project # sets PROJECT_NUMBER
+echo "  number $PROJECT_NUMBER"
+
 step "Enabling the APIs (Cloud Run, Pub/Sub, Cloud Storage, Artifact Registry, Cloud Build, IAM, IAM Credentials, Cloud Scheduler)"
 gc services enable run.googleapis.com pubsub.googleapis.com storage.googleapis.com \
   artifactregistry.googleapis.com cloudbuild.googleapis.com iam.googleapis.com iamcredentials.googleapis.com \
   cloudscheduler.googleapis.com
 
-PROJECT_NUMBER=$(ask projects describe "$PROJECT" --format='value(projectNumber)')
-[[ $PROJECT_NUMBER =~ ^[0-9]+$ ]] || die "could not read the project number of $PROJECT (got '$PROJECT_NUMBER')"
 # Pub/Sub's own identity: it forwards dead letters and mints the push tokens.
 PUBSUB_AGENT=service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
 
@@ -291,9 +285,9 @@ step "Custom role $ROLE_ID: list the bucket, nothing else"
 lister_permissions=storage.objects.list,storage.buckets.get
 lister_flags=(--title="Helios bucket lister" --description="List objects in the Helios bucket"
   --permissions="$lister_permissions" --stage=GA)
-if deleted=$(ask iam roles describe "$ROLE_ID" --format='value(deleted)' 2>/dev/null); then
+if lookup iam roles describe "$ROLE_ID" --format='value(deleted)'; then
   # A deleted custom role lingers for 7 days and blocks a create of its ID.
-  if [[ $deleted == [Tt]rue ]]; then gc iam roles undelete "$ROLE_ID"; fi
+  if [[ $REPLY == [Tt]rue ]]; then gc iam roles undelete "$ROLE_ID"; fi
   gc iam roles update "$ROLE_ID" "${lister_flags[@]}"
 else
   gc iam roles create "$ROLE_ID" "${lister_flags[@]}"

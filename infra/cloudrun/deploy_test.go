@@ -66,6 +66,27 @@ for a in "$@"; do
 done
 printf '%s]\n' "$json" >>"$dir/calls.log"
 
+# FAKE_GCLOUD_FAIL makes the stand-in answer as gcloud does when it cannot
+# look: auth (no account signed in: every command), permission (a describe
+# the account may not make), project (a project ID that is not there or not
+# yours).
+group=$(printf '%s.' "$@" | sed 's/\.-.*//; s/\.$//')
+case ${FAKE_GCLOUD_FAIL:-} in
+  auth)
+    printf 'ERROR: (gcloud.%s) You do not currently have an active account selected.\nPlease run:\n\n  $ gcloud auth login\n\nto obtain new credentials.\n' "$group" >&2
+    exit 1 ;;
+  permission)
+    if [[ " $* " == *" describe "* && $1 != projects ]]; then
+      printf "ERROR: (gcloud.%s) PERMISSION_DENIED: Permission 'x.get' denied on resource (or it may not exist).\n" "$group" >&2
+      exit 1
+    fi ;;
+  project)
+    if [[ $1 == projects ]]; then
+      printf 'ERROR: (gcloud.projects.describe) [someone@example.com] does not have permission to access projects instance [%s] (or it may not exist): The caller does not have permission\n' "$3" >&2
+      exit 1
+    fi ;;
+esac
+
 words=() project=''
 for a in "$@"; do
   case $a in
@@ -97,7 +118,7 @@ case "${words[*]}" in
     : >"$dir/state/$(key 'run services' "$name")" ;;
   "run services describe "*)
     name=${words[3]}
-    [[ -e $dir/state/$(key 'run services' "$name") ]] || { echo "ERROR: service $name not found" >&2; exit 1; }
+    [[ -e $dir/state/$(key 'run services' "$name") ]] || { echo "ERROR: (gcloud.run.services.describe) Cannot find service [$name]" >&2; exit 1; }
     echo "https://$name-abc-uc.a.run.app" ;;
   "storage buckets notifications list "*)
     if [[ -e $dir/state/notification ]]; then
@@ -117,6 +138,8 @@ case "${words[*]}" in
   "scheduler jobs update http "*)
     k=$(key 'scheduler jobs' "${words[4]}")
     [[ -e $dir/state/$k ]] || { echo "ERROR: NOT_FOUND: $k" >&2; exit 1; } ;;
+  "storage buckets describe "*)
+    [[ -e $dir/state/$(key 'storage buckets' "${words[3]}") ]] || { echo "ERROR: (gcloud.storage.buckets.describe) ${words[3]} not found: 404." >&2; exit 1; } ;;
   "iam roles describe "*)
     [[ -e $dir/state/$(key 'iam roles' "${words[3]}") ]] || { echo "ERROR: NOT_FOUND" >&2; exit 1; }
     echo "" ;;
@@ -281,6 +304,8 @@ func TestScriptsParse(t *testing.T) {
 		if fi, err := os.Stat(script); err != nil || fi.Mode()&0o111 == 0 {
 			t.Errorf("%s is not executable (%v)", script, err)
 		}
+	}
+	for _, script := range []string{"deploy.sh", "destroy.sh", "gcloud.sh"} {
 		if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", script, err, out)
 		}
@@ -290,7 +315,7 @@ func TestScriptsParse(t *testing.T) {
 		t.Log("shellcheck is not installed: skipped")
 		return
 	}
-	if out, err := exec.Command(shellcheck, "deploy.sh", "destroy.sh").CombinedOutput(); err != nil {
+	if out, err := exec.Command(shellcheck, "-x", "deploy.sh", "destroy.sh").CombinedOutput(); err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
 	}
 }
@@ -589,7 +614,7 @@ func TestUnreplacedPlaceholderStops(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"deploy.sh", "orchestrator.yaml", "worker.yaml", "stitcher.yaml", "browser-worker.yaml"} {
+	for _, name := range []string{"deploy.sh", "gcloud.sh", "orchestrator.yaml", "worker.yaml", "stitcher.yaml", "browser-worker.yaml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
@@ -691,6 +716,64 @@ func TestDestroy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// When gcloud cannot look (no account, an expired login, a missing
+// permission, a project that is not there or not the user's), neither script
+// may take its failure for "not there": destroy.sh would report a teardown
+// that did not happen, deploy.sh would create what exists. Both stop with
+// gcloud's message, a hint and a non-zero exit, having changed nothing.
+func TestScriptsStopWhenGcloudCannotLook(t *testing.T) {
+	for _, c := range []struct {
+		fail, want, hint string
+	}{
+		{"auth", "You do not currently have an active account selected", "gcloud auth login"},
+		{"permission", "PERMISSION_DENIED", "lacks a permission"},
+		{"project", "does not have permission to access projects instance [" + project + "]", "lacks a permission"},
+	} {
+		for _, script := range []string{"destroy.sh", "deploy.sh"} {
+			t.Run(c.fail+"/"+script, func(t *testing.T) {
+				cl := newCloud(t)
+				mustSucceed(t, "deploy.sh", cl.run(t, "deploy.sh", deployEnv()...))
+				env := deployEnv("FAKE_GCLOUD_FAIL=" + c.fail)
+				r := cl.run(t, script, env...)
+				out := r.stdout + r.stderr
+				if r.err == nil {
+					t.Fatalf("%s exits 0 when gcloud answers %q:\n%s", script, c.fail, out)
+				}
+				if !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, c.hint) {
+					t.Errorf("stderr does not pass on gcloud's %q and say %q:\n%s", c.want, c.hint, r.stderr)
+				}
+				for _, claim := range []string{"already gone", "Done.", "Deployed."} {
+					if strings.Contains(out, claim) {
+						t.Errorf("%s says %q when gcloud could not look:\n%s", script, claim, out)
+					}
+				}
+				for _, call := range r.calls {
+					if slices.Contains(call.words, "delete") || slices.Contains(call.words, "create") || call.is("storage", "rm") {
+						t.Errorf("%s went on to %v", script, call)
+					}
+				}
+			})
+		}
+	}
+}
+
+// Never deployed (or torn down before): every "not found" shape gcloud
+// gives (NOT_FOUND, "Cannot find service", "gs://… not found: 404.") counts
+// as gone, and destroy.sh finishes.
+func TestDestroyNothingDeployed(t *testing.T) {
+	c := newCloud(t)
+	r := c.run(t, "destroy.sh", "PROJECT="+project, "REGION="+region)
+	mustSucceed(t, "destroy.sh", r)
+	if n := strings.Count(r.stdout, "already gone"); n < 15 {
+		t.Errorf("%d resources reported gone, want every one:\n%s", n, r.stdout)
+	}
+	for _, call := range r.calls {
+		if slices.Contains(call.words, "delete") || call.is("storage", "rm") {
+			t.Errorf("nothing to delete, but %v", call)
+		}
 	}
 }
 

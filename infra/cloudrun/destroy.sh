@@ -47,12 +47,14 @@ ROLE_ID=heliosBucketLister
 LISTER_ROLE=projects/$PROJECT/roles/$ROLE_ID
 sa() { printf 'helios-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"; }
 
-gc() {
-  printf '  $ gcloud %s\n' "$*"
-  "$GCLOUD" "$@" --project="$PROJECT" --quiet
-}
-ask() { "$GCLOUD" "$@" --project="$PROJECT" --quiet; }
-exists() { "$GCLOUD" "$@" --project="$PROJECT" --quiet >/dev/null 2>&1; }
+# gc, ask, exists, lookup, gc_unless_absent, check_project: gcloud.sh.
+# shellcheck source=infra/cloudrun/gcloud.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/gcloud.sh"
+
+step "Project $PROJECT"
+check_project
+echo "  number $PROJECT_NUMBER"
+
 # remove NAME DESCRIBE-ARGS... -- DELETE-ARGS...: delete if it is there.
 remove() {
   local name=$1 describe=() arg
@@ -121,16 +123,15 @@ else
   for name in orchestrator worker stitcher; do
     for role in "$LISTER_ROLE" roles/storage.objectUser roles/storage.objectViewer; do
       # --all: every binding of this role and member, whatever its condition.
-      # A binding that is not there is not an error worth stopping for.
-      gc storage buckets remove-iam-policy-binding "gs://$BUCKET" --member="serviceAccount:$(sa "$name")" \
-        --role="$role" --all --format=none 2>/dev/null || echo "  (no $role binding for helios-$name)"
+      gc_unless_absent "$role binding of helios-$name" storage buckets remove-iam-policy-binding "gs://$BUCKET" \
+        --member="serviceAccount:$(sa "$name")" --role="$role" --all --format=none
     done
   done
 fi
 
 step "Custom role $ROLE_ID"
 # Deleted roles linger for 7 days (deploy.sh undeletes it if run again).
-if deleted=$(ask iam roles describe "$ROLE_ID" --format='value(deleted)' 2>/dev/null) && [[ $deleted != [Tt]rue ]]; then
+if lookup iam roles describe "$ROLE_ID" --format='value(deleted)' && [[ $REPLY != [Tt]rue ]]; then
   gc iam roles delete "$ROLE_ID"
 else
   echo "  already gone"
