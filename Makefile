@@ -123,8 +123,13 @@ synth: deps-node infra/cdk/node_modules package layer ## synthesize the CloudFor
 deploy-aws: deps-node infra/cdk/node_modules package layer ## deploy with the pinned CDK CLI (AWS credentials needed; CDK_ARGS="-c workerConcurrency=100")
 	$(CDK) deploy --require-approval broadening $(CDK_ARGS)
 
-destroy-aws: deps-node infra/cdk/node_modules ## remove the stack (the bucket is kept unless removalPolicy=destroy)
-	$(CDK) destroy $(CDK_ARGS)
+# The CDK calls a stack it cannot find "destroyed": awsstack looks first and
+# says which account and region it looked in (exit 3: not there).
+destroy-aws: deps-node infra/cdk/node_modules package layer ## remove the stack (the bucket is kept unless removalPolicy=destroy)
+	@$(GO) build -o $(BIN)/awsstack ./internal/cmd/awsstack
+	@rc=0; $(BIN)/awsstack $(CDK_ARGS) || rc=$$?; \
+	if [ $$rc -eq 3 ]; then exit 0; elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	echo '$(CDK) destroy $(CDK_ARGS)'; $(CDK) destroy $(CDK_ARGS)
 
 sam-local: ## print the `sam local invoke` commands for the sample events (SAM_RUN=1 runs them)
 	@scripts/sam-local.sh
