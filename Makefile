@@ -37,6 +37,7 @@ deps-ffmpeg:
 
 demo: deps-ffmpeg build ## render examples/jobs/demo.json locally to out/demo.mp4
 	@rm -rf out/.demo-storage
+	@mkdir -p out
 	$(BIN)/helios job run examples/jobs/demo.json --out out/demo.mp4 --storage out/.demo-storage
 	@ffprobe -v error -select_streams v:0 -count_packets \
 	  -show_entries stream=codec_name,width,height,nb_read_packets -of default=noprint_wrappers=1 out/demo.mp4 \

@@ -6,7 +6,8 @@
 //
 // `job run` renders on this machine, in process, with the same handlers the
 // cloud functions run. Exit status: 0 success, 1 the job failed or was
-// cancelled, 2 bad input or usage.
+// cancelled, 2 bad input or usage, 3 the job is not over and nothing runs
+// it (watch), 130 interrupted (Ctrl-C).
 package main
 
 import (
@@ -27,6 +28,13 @@ const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
+	// exitNotRunning: the job is not over and nothing is running it (a
+	// local folder, which nothing watches): the command that runs it is
+	// printed.
+	exitNotRunning = 3
+	// exitInterrupted: stopped by Ctrl-C (SIGINT) or SIGTERM, as a shell
+	// reports a command killed by SIGINT.
+	exitInterrupted = 130
 )
 
 func main() {
@@ -52,6 +60,13 @@ func (e usageError) Unwrap() error { return e.err }
 // command has already said why.
 var errJobFailed = errors.New("job did not succeed")
 
+// errNotRunning: the command has said that nothing runs the job and how to
+// run it.
+var errNotRunning = errors.New("nothing is running the job")
+
+// errInterrupted: the command stopped on a signal and has said so.
+var errInterrupted = errors.New("interrupted")
+
 // errUsageReported is bad input the command has already described on
 // stderr: status 2, nothing more printed.
 var errUsageReported = errors.New("bad input")
@@ -70,6 +85,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, errInterrupted) || ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, errNotRunning):
+		return exitNotRunning
 	case errors.Is(err, errJobFailed):
 		return exitFailed
 	case errors.Is(err, errUsageReported):

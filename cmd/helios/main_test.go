@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -42,7 +43,7 @@ func TestJobRunStatus(t *testing.T) {
 	storage := t.TempDir()
 	env := map[string]string{"HELIOS_STORAGE_URL": storage}
 	spec := testkit.NativeSpec("cli", 12, 5)
-	out := filepath.Join(t.TempDir(), "sub", "video.mp4")
+	out := filepath.Join(t.TempDir(), "video.mp4")
 
 	r := helios(t, env, "job", "run", writeSpec(t, spec), "--out", out, "--json")
 	if r.code != exitOK {
@@ -163,7 +164,7 @@ func TestJobSubmitWatch(t *testing.T) {
 	spec := testkit.NativeSpec("submitted", 9, 3)
 	path := writeSpec(t, spec)
 	r := helios(t, env, "job", "submit", path)
-	if r.code != exitOK || !strings.Contains(r.stdout, "submitted job submitted as jobs/submitted.json") {
+	if r.code != exitOK || !strings.Contains(r.stdout, "submitted job submitted as "+filepath.Join(storage, "jobs", "submitted.json")) {
 		t.Fatalf("submit: exit %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(storage, "jobs", "submitted.json")); err != nil {
@@ -175,6 +176,11 @@ func TestJobSubmitWatch(t *testing.T) {
 	// The trigger starts it: run the same job through the CLI in the background.
 	done := make(chan result, 1)
 	go func() { done <- helios(t, env, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4")) }()
+	// Watched once the run holds the job: before, nothing runs it, and
+	// watch says so and ends (TestLocalSubmitAndWatch).
+	for deadline := time.Now().Add(10 * time.Second); holderGone(storage, "submitted") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	r = helios(t, env, "job", "watch", "submitted", "--interval", "20ms")
 	if r.code != exitOK || !strings.Contains(r.stdout, "job submitted done: /") || !strings.Contains(r.stdout, "/renders/submitted/output.mp4 (9 frames") {
 		t.Errorf("watch: exit %d %s %s", r.code, r.stdout, r.stderr)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,19 +94,56 @@ func TestAfterTheJobIsDone(t *testing.T) {
 	}
 }
 
-// Ctrl-C in watch stops watching, says so, and does not print "context
-// canceled".
+// --out is checked before anything runs: a folder that is not there or
+// cannot be written is a usage error at once, with nothing rendered and no
+// directory made (the video used to fail after every chunk had rendered,
+// and a mistyped folder was created).
+func TestOutCheckedBeforeRendering(t *testing.T) {
+	spec := writeSpec(t, testkit.NativeSpec("outcheck", 4, 2))
+	dir := t.TempDir()
+	for _, c := range []struct{ out, want string }{
+		{filepath.Join(dir, "typo", "sub", "v.mp4"), "the folder " + filepath.Join(dir, "typo", "sub") + " does not exist"},
+		{"/proc/v.mp4", "the folder /proc is not writable"}, // read-only, even for root
+		{filepath.Join(spec, "v.mp4"), spec + " is not a folder"},
+	} {
+		storage := filepath.Join(dir, "storage")
+		r := helios(t, nil, "job", "run", spec, "--out", c.out, "--storage", storage)
+		if r.code != exitUsage || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("--out %s: exit %d, stderr %q; want exit %d and %q", c.out, r.code, r.stderr, exitUsage, c.want)
+		}
+		if _, err := os.Stat(storage); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--out %s: the storage was opened (%v): something ran before the check", c.out, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a folder of the mistyped --out was made (%v)", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".helios-out-*"))
+	if len(left) > 0 {
+		t.Errorf("the writability probe was left behind: %v", left)
+	}
+}
+
+// Ctrl-C in watch of a job something runs stops watching, says how to
+// follow it again (not that the job goes on: watch cannot know), exits 130
+// and does not print "context canceled".
 func TestWatchInterrupted(t *testing.T) {
 	storage := t.TempDir()
 	if r := helios(t, nil, "job", "submit", writeSpec(t, testkit.NativeSpec("waiting", 4, 2)), "--storage", storage); r.code != exitOK {
 		t.Fatalf("submit: exit %d %s", r.code, r.stderr)
 	}
+	unlock, err := lockJob(storage, "waiting") // as a `job run` of it would
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"job", "watch", "waiting", "--storage", storage, "--interval", "50ms"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
-	if code != exitFailed || strings.Contains(stderr.String(), "context canceled") || !strings.Contains(stderr.String(), "stopped watching job waiting") {
-		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	want := "stopped watching job waiting; follow it again with: helios job watch waiting --storage " + storage
+	if code != exitInterrupted || strings.Contains(stderr.String(), "context canceled") || !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "goes on") {
+		t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), exitInterrupted, want)
 	}
 }
 
@@ -192,30 +231,33 @@ func TestCancelThenRestart(t *testing.T) {
 	}
 }
 
-// Submit to a local folder: the hints carry --storage; watch says at once
-// that nothing runs the job and how to run it, and ends when the job is
-// cancelled (issue 13, point 3).
+// Submit to a local folder: nothing will run the job, so submit does not
+// suggest watching it but gives the command that renders it, with --id (an
+// id given at submit is kept) and --storage; watch says the same at once and
+// ends (exit 3) rather than wait forever; the command given works (issue 13,
+// point 3; issue 22, must 4).
 func TestLocalSubmitAndWatch(t *testing.T) {
+	testkit.RequireFFmpeg(t)
 	storage := t.TempDir()
-	r := helios(t, nil, "job", "submit", writeSpec(t, testkit.NativeSpec("local", 4, 2)), "--storage", storage)
-	if r.code != exitOK || !strings.Contains(r.stdout, "helios job watch local --storage "+storage) || !strings.Contains(r.stderr, "--out PATH --storage "+storage) {
-		t.Fatalf("submit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := helios(t, nil, "job", "submit", writeSpec(t, testkit.NativeSpec("local", 4, 2)), "--storage", storage, "--id", "renamed")
+	command := "helios job run " + filepath.Join(storage, "jobs", "renamed.json") + " --id renamed --out PATH --storage " + storage
+	if r.code != exitOK || !strings.Contains(r.stdout, command) || strings.Contains(r.stdout+r.stderr, "job watch") {
+		t.Fatalf("submit: exit %d; want %q and no watch\n%s%s", r.code, command, r.stdout, r.stderr)
 	}
-	ctx, stop := context.WithCancel(t.Context())
+	ctx, stop := context.WithTimeout(t.Context(), 10*time.Second) // a watch that waits fails below
 	defer stop()
-	time.AfterFunc(10*time.Second, stop) // a watch that never ends fails below
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		helios(t, nil, "job", "cancel", "local", "--storage", storage)
-	}()
 	var stdout, stderr bytes.Buffer
-	start := time.Now()
-	code := run(ctx, []string{"job", "watch", "local", "--storage", storage, "--interval", "50ms"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
-	if !strings.Contains(stderr.String(), "nothing runs jobs submitted to a local folder; render it here with: helios job run "+filepath.Join(storage, "jobs", "local.json")) {
-		t.Errorf("watch did not say how to run the job:\n%s", stderr.String())
+	code := run(ctx, []string{"job", "watch", "renamed", "--storage", storage, "--interval", "50ms"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	if code != exitNotRunning || ctx.Err() != nil || !strings.Contains(stderr.String(), "nothing runs jobs submitted to a local folder; render it here with: "+command) {
+		t.Fatalf("watch: exit %d (want %d at once)\n%s%s", code, exitNotRunning, stdout.String(), stderr.String())
 	}
-	if code != exitFailed || !strings.Contains(stdout.String(), "cancelled") || time.Since(start) > 5*time.Second {
-		t.Errorf("watch of a cancelled job: exit %d after %s\n%s", code, time.Since(start).Round(time.Millisecond), stdout.String())
+	// The command, pasted.
+	args := strings.Fields(strings.Replace(strings.TrimPrefix(command, "helios "), "PATH", filepath.Join(t.TempDir(), "v.mp4"), 1))
+	if r := helios(t, nil, append(args, "--json")...); r.code != exitOK || !strings.Contains(r.stdout, `"jobId": "renamed"`) {
+		t.Fatalf("the command given: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := helios(t, nil, "job", "watch", "renamed", "--storage", storage); r.code != exitOK {
+		t.Errorf("watch of the done job: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -242,7 +284,7 @@ func TestInterruptedJobIsReported(t *testing.T) {
 	run(ctx, []string{"job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 
 	r := helios(t, nil, "job", "status", "halted", "--storage", storage)
-	resume := "helios job run " + filepath.Join(storage, "renders", "halted", "spec.json") + " --out PATH --storage " + storage
+	resume := "helios job run " + filepath.Join(storage, "renders", "halted", "spec.json") + " --id halted --out PATH --storage " + storage
 	if !strings.Contains(r.stdout, "is interrupted after") || !strings.Contains(r.stdout, resume) {
 		t.Fatalf("status of an interrupted job:\n%s", r.stdout)
 	}

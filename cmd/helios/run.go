@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,7 @@ func newRunCommand(e *env) *cobra.Command {
 		Long: "Render a job spec (native or Helios form) in chunks on this machine, with the same\n" +
 			"handlers the cloud functions run, stitch the chunks and copy the video to PATH.\n" +
 			"Running it again resumes: only chunks without a completion marker are rendered.\n" +
-			"Exit status: 0 done, 1 failed or cancelled, 2 bad input or usage.",
+			"Exit status: 0 done, 1 failed or cancelled, 2 bad input or usage, 130 interrupted.",
 		Args: exactArgs(1, "one job spec file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -115,7 +116,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	if err != nil {
 		if st != nil && ctx.Err() != nil {
 			fmt.Fprintf(e.stderr, "helios: interrupted after %d of %d chunks; run the same command again to resume\n", st.ChunksDone, st.ChunksTotal)
-			return errJobFailed
+			return errInterrupted
 		}
 		return err
 	}
@@ -243,18 +244,30 @@ func checkOut(out string) error {
 	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
 		return fmt.Errorf("--out %s is a directory: give a file path, such as %s", out, filepath.Join(out, "video.mp4"))
 	}
-	return nil
+	// The video is written beside its final name and renamed: the folder
+	// must be there and writable now, not after every chunk has rendered.
+	// Nothing creates it: a typo must not make directories.
+	dir := filepath.Dir(out)
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--out %s: the folder %s does not exist (create it first, or give another path)", out, dir)
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", out, err)
+	case !fi.IsDir():
+		return fmt.Errorf("--out %s: %s is not a folder", out, dir)
+	}
+	probe, err := os.CreateTemp(dir, ".helios-out-*")
+	if err != nil {
+		return fmt.Errorf("--out %s: the folder %s is not writable: %w", out, dir, errors.Unwrap(err))
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // download copies the output to path, atomically: a partial file never
 // appears under the final name. The file gets the mode cp would give a new
 // file (0666 less the umask).
 func download(ctx context.Context, b *blob.Bucket, key, path string) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
 	tmp := fmt.Sprintf("%s.part-%d", path, os.Getpid())
 	_ = os.Remove(tmp)
 	if _, err := storage.Download(ctx, b, key, tmp, 0o666); err != nil {

@@ -38,7 +38,7 @@ func newStatusCommand(e *env) *cobra.Command {
 				}
 				printCost(e.stdout, "  ", 8, st)
 				printWarnings(e.stdout, "  ", 8, st)
-				if hint := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL, f.storageFlag()); hint != "" {
+				if hint, _ := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL); hint != "" {
 					fmt.Fprintf(e.stdout, "  note:   %s\n", hint)
 				}
 				return nil

@@ -36,10 +36,13 @@ func newSubmitCommand(e *env) *cobra.Command {
 			if f.json {
 				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": job.JobKey(spec.ID)})
 			}
-			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s%s\n", spec.ID, job.JobKey(spec.ID), spec.ID, f.storageFlag())
-			if _, local := storage.LocalDir(stack.Config.StorageURL); local {
-				fmt.Fprintf(e.stderr, "note: nothing watches a local folder for uploads; render it here with: helios job run %s --out PATH%s\n", shellQuote(args[0]), f.storageFlag())
+			if dir, local := storage.LocalDir(stack.Config.StorageURL); local {
+				// Nothing would ever run it: watching it would wait forever.
+				fmt.Fprintf(e.stdout, "submitted job %s as %s\nnothing watches a local folder for uploads; render it here with:\n  %s\n",
+					spec.ID, objectLocation(stack.Config.StorageURL, job.JobKey(spec.ID)), localRunCommand(dir, job.JobKey(spec.ID), spec.ID))
+				return nil
 			}
+			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s%s\n", spec.ID, job.JobKey(spec.ID), spec.ID, f.storageFlag())
 			return nil
 		},
 	}

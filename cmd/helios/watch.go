@@ -48,7 +48,15 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 			return err
 		}
 		if !warned { // the hint costs storage reads: look once it is said no more
-			if hint := idleHint(ctx, jobs, st, storageURL, storageFlag); hint != "" {
+			hint, stuck := idleHint(ctx, jobs, st, storageURL)
+			if stuck { // nothing will run it: say how to, and do not wait forever
+				if prog != nil {
+					prog.finish()
+				}
+				fmt.Fprintf(e.stderr, "helios: %s\n", hint)
+				return errNotRunning
+			}
+			if hint != "" {
 				fmt.Fprintf(e.logs, "helios: %s\n", hint)
 				warned = true
 			}
@@ -89,8 +97,8 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 			if prog != nil {
 				prog.finish()
 			}
-			fmt.Fprintf(e.stderr, "helios: stopped watching job %s (the job itself goes on); follow it again with: helios job watch %s\n", id, id)
-			return errJobFailed
+			fmt.Fprintf(e.stderr, "helios: stopped watching job %s; follow it again with: helios job watch %s%s\n", id, id, storageFlag)
+			return errInterrupted
 		case <-time.After(interval):
 		}
 	}
