@@ -162,6 +162,32 @@ type AudioPart struct {
 	Codec string `json:"codec"`
 }
 
+// Lossless reports whether the command wrote PCM or a lossless codec, whose
+// decode is the samples it meant. A lossy encoder (AAC, what ffmpeg writes
+// to MP4 unless told otherwise) primes and pads each chunk on its own: the
+// chunks' audio then does not meet at the boundaries, and no stitcher can
+// take that back.
+func (a *AudioPart) Lossless() bool {
+	switch a.Codec {
+	case "sowt", "twos", "lpcm", "ipcm", "fpcm", "in24", "in32", "fl32", "fl64", "raw ", "alac", "fLaC":
+		return true
+	}
+	return false
+}
+
+const lossyAudioPrefix = "the chunk's audio is lossy "
+
+// IsLossyAudioWarning reports whether m is a LossyAudioWarning: moot in a
+// job of one chunk, which has no boundary.
+func IsLossyAudioWarning(m string) bool { return strings.HasPrefix(m, lossyAudioPrefix) }
+
+// LossyAudioWarning is the warning of a chunk whose command wrote lossy
+// audio, with the fix.
+func LossyAudioWarning(codec string) string {
+	return fmt.Sprintf(lossyAudioPrefix+"(%s): encoded chunk by chunk it clicks at the chunk boundaries; "+
+		"have the chunk command write lossless audio (-c:a alac in .mp4, -c:a pcm_s16le in .mov): the video's audio is encoded once, from it", strings.TrimSpace(codec))
+}
+
 // Segment is one chunk's video, in order, as the stitcher receives it.
 type Segment struct {
 	Key    string `json:"key"`

@@ -64,9 +64,12 @@ func expand(s string, lookup func(string) (string, bool)) string {
 	return b.String()
 }
 
+// nameLen is the length of the name at the start of s: a letter, then
+// letters, digits and '_' (so {start_seconds} is an unknown placeholder, not
+// text that passes through).
 func nameLen(s string) int {
 	n := 0
-	for n < len(s) && (s[n] >= 'a' && s[n] <= 'z' || s[n] >= 'A' && s[n] <= 'Z') {
+	for n < len(s) && (s[n] >= 'a' && s[n] <= 'z' || s[n] >= 'A' && s[n] <= 'Z' || n > 0 && (s[n] >= '0' && s[n] <= '9' || s[n] == '_')) {
 		n++
 	}
 	return n

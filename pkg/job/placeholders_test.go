@@ -121,7 +121,7 @@ func TestPlaceholdersValidatorAgreesWithExpand(t *testing.T) {
 			t.Errorf("{%s} not expanded: %q", name, got)
 		}
 	}
-	for _, arg := range []string{"{foo}", "{Output}", "{startFrame}", "x{bar}y"} {
+	for _, arg := range []string{"{foo}", "{Output}", "{startFrame}", "x{bar}y", "{start_seconds}", "{frame2}"} {
 		s := nativeSpec()
 		s.Args = []string{arg, "{output}"}
 		s.Normalize()
@@ -133,7 +133,7 @@ func TestPlaceholdersValidatorAgreesWithExpand(t *testing.T) {
 			t.Errorf("Expand(%q) = %q; unknown placeholders must be left as they are", arg, got)
 		}
 	}
-	for _, arg := range []string{"{{foo}}", "{", "}", "{1}", "{ foo }", "{}"} {
+	for _, arg := range []string{"{{foo}}", "{", "}", "{1}", "{ foo }", "{}", "{_x}", "{a-b}"} {
 		s := nativeSpec()
 		s.Args = []string{arg, "{output}"}
 		s.Normalize()

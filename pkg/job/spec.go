@@ -78,9 +78,9 @@ type AudioFormat struct {
 	// Codec is the output's audio codec: "aac", or "pcm_s16le" (mov
 	// only). "" keeps lossless chunk audio lossless in a mov output and
 	// encodes AAC otherwise. Chunk commands should write lossless audio
-	// (PCM in mov, ALAC or FLAC in mp4): a lossy encode per chunk leaves
-	// its own priming and padding at every boundary, which no stitcher can
-	// take back.
+	// (PCM in mov, ALAC in mp4): a lossy encode per chunk leaves its own
+	// priming and padding at every boundary, which no stitcher can take
+	// back; the worker reports such chunks (LossyAudioWarning).
 	Codec string `json:"codec,omitempty"`
 }
 

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,7 +125,11 @@ func (t *tracker) markDone(st *job.Status, i int, r job.WorkerResult) {
 		return
 	}
 	c.State, c.SegmentKey, c.DurationMs, c.Error = job.StateDone, r.SegmentKey, r.DurationMs, nil
-	st.AddWarnings(c.Index, r.Warnings)
+	warnings := r.Warnings
+	if st.ChunksTotal == 1 {
+		warnings = slices.DeleteFunc(slices.Clone(warnings), job.IsLossyAudioWarning)
+	}
+	st.AddWarnings(c.Index, warnings)
 	st.ChunksDone++
 	st.FramesDone += c.Count
 }

@@ -250,7 +250,7 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 		parts[i] = part{chunk: i, size: share * int64(grid.Channels) * 2}
 		if a := m.Audio; a != nil {
 			some = true
-			lossless = lossless && isLossless(a.Codec)
+			lossless = lossless && a.Lossless()
 			parts[i].key, parts[i].sha256 = a.Key, a.SHA256
 		}
 	}
@@ -266,16 +266,6 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 	}
 	audio := newObjects(ctx, h.Bucket, parts)
 	return &ffmpeg.PCM{Data: audio, SampleRate: grid.SampleRate, Channels: grid.Channels, Codec: codec}, audio
-}
-
-// isLossless reports whether a sample entry type is PCM or a lossless
-// codec, whose decode is the samples the command meant.
-func isLossless(codec string) bool {
-	switch codec {
-	case "sowt", "twos", "lpcm", "ipcm", "fpcm", "in24", "in32", "fl32", "fl64", "raw ", "alac", "fLaC":
-		return true
-	}
-	return false
 }
 
 // published turns a failed publication into the stitcher's error; an

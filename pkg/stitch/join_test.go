@@ -105,6 +105,7 @@ func audioExpr(kind string, first int64) string {
 type joined struct {
 	output, reference string   // local files
 	chunks            []string // each chunk's command output, rendered again by the test
+	warnings          [][]string // each chunk's, as its worker reported them
 	result            job.StitchResult
 	bucket            *blob.Bucket
 	req               job.StitchRequest
@@ -132,6 +133,7 @@ func (r render) job(t *testing.T, bucketURL string, sizes []int, faststart bool)
 			t.Fatalf("chunk %d: %v", i, err)
 		}
 		req.Segments = append(req.Segments, job.Segment{Key: res.SegmentKey, Frames: res.Frames})
+		out.warnings = append(out.warnings, res.Warnings)
 		local := filepath.Join(dir, file)
 		ffmpegRun(t, r.argv(i, start, start+n, local))
 		out.chunks = append(out.chunks, local)
@@ -331,7 +333,12 @@ func TestJoinAudioIsSeamless(t *testing.T) {
 			}
 			assertFrames(t, j)
 			got, ref := decodeAudio(t, j.output), decodeAudio(t, j.reference)
-			if tt.acodec[1] == "alac" {
+			for i, w := range j.warnings {
+				if len(w) > 0 {
+					t.Errorf("chunk %d of lossless audio warned: %q", i, w)
+				}
+			}
+			if tt.acodec[1] != "pcm_s16le" {
 				// The single pass's audio encoded once as the stitcher
 				// encodes it, from raw PCM. (ffmpeg 5.1's AAC encoder is
 				// about 9 dB noisier from raw PCM than from the ALAC file,
@@ -349,7 +356,7 @@ func TestJoinAudioIsSeamless(t *testing.T) {
 			for f := size; f < total; f += size {
 				boundaries = append(boundaries, int(rate.SampleAt(int64(f), sampleRate)))
 			}
-			if tt.acodec[1] != "alac" {
+			if tt.acodec[1] == "pcm_s16le" {
 				if len(ref) != len(got) {
 					t.Fatalf("single pass has %d samples, stitched %d", len(ref), len(got))
 				}
@@ -376,6 +383,50 @@ func TestJoinAudioIsSeamless(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Chunks whose command encodes AAC (what ffmpeg writes to MP4 unless told
+// otherwise) click at the boundaries: each chunk's encoder starts cold and
+// pads its end, which no stitcher can take back. The 440 Hz sine over 8
+// chunks has clicks where lossless chunks have none, and every worker
+// reports it with the fix, which the job's status then carries.
+func TestLossyChunkAudioIsReported(t *testing.T) {
+	rate := framerate.Rate{Num: 25, Den: 1}
+	const total, size = 40, 5
+	clicks := map[string]int{}
+	for _, acodec := range []string{"aac", "alac"} {
+		r := render{rate: rate, size: "32x24", video: x264BFrames, audio: "sine", acodec: []string{"-c:a", acodec}, format: "mp4"}
+		j := r.job(t, "file://"+t.TempDir(), sizes(total, size), false)
+		got := decodeAudio(t, j.output)
+		clicks[acodec] = countClicks(got, idealAudio("sine", len(got)))
+		for i, w := range j.warnings {
+			warned := slices.ContainsFunc(w, func(m string) bool {
+				return job.IsLossyAudioWarning(m) && strings.Contains(m, "-c:a alac in .mp4") && strings.Contains(m, "mp4a")
+			})
+			if warned != (acodec == "aac") {
+				t.Errorf("%s chunk %d: warnings %q; want the lossy-audio warning with its fix: %v", acodec, i, w, acodec == "aac")
+			}
+		}
+	}
+	t.Logf("clicks: %v", clicks)
+	if clicks["alac"] != 0 {
+		t.Errorf("lossless chunks: %d clicks, want none", clicks["alac"])
+	}
+}
+
+// countClicks counts the places where a decoded 440 Hz sine jumps away
+// from the ideal one by more than its final AAC encode's noise explains:
+// runs of samples off by more than 4% of full scale, counted once each.
+func countClicks(got, ideal []int16) int {
+	n, in := 0, false
+	for i := range min(len(got), len(ideal)) {
+		off := math.Abs(float64(got[i])-float64(ideal[i])) > 0.04*32768
+		if off && !in {
+			n++
+		}
+		in = off
+	}
+	return n
 }
 
 // decodeAudio decodes the first audio stream to 16-bit samples of the

@@ -191,6 +191,9 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
 		Init: seg.init, Audio: seg.audio, Warnings: at.warnings(),
 	}
+	if seg.audio != nil && !seg.audio.Lossless() && len(result.Warnings) < job.MaxWarnings {
+		result.Warnings = append(result.Warnings, job.LossyAudioWarning(seg.audio.Codec))
+	}
 	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
 	if errors.Is(err, storage.ErrExists) {
 		// Another attempt finished first; its segment is the one that counts,
