@@ -103,8 +103,8 @@ func audioExpr(kind string, first int64) string {
 
 // joined is a job rendered in chunks and stitched, beside its single pass.
 type joined struct {
-	output, reference string   // local files
-	chunks            []string // each chunk's command output, rendered again by the test
+	output, reference string     // local files
+	chunks            []string   // each chunk's command output, rendered again by the test
 	warnings          [][]string // each chunk's, as its worker reported them
 	result            job.StitchResult
 	bucket            *blob.Bucket
