@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Deploy Helios to Google Cloud Run: one bucket, four services
-# (helios-orchestrator, helios-worker, helios-stitcher and, unless
-# BROWSER_WORKER=0, helios-browser-worker for the chunks that run `helios`), a
-# Pub/Sub topic that starts and continues jobs, a Cloud Scheduler job that
-# sweeps for jobs left behind, and least-privilege IAM.
+# Deploy Helios to Google Cloud Run: one bucket, five services
+# (helios-orchestrator, helios-worker, helios-stitcher, helios-sweeper and,
+# unless BROWSER_WORKER=0, helios-browser-worker for the chunks that run
+# `helios`), a Pub/Sub topic that starts and continues jobs, a Cloud Scheduler
+# job that calls the sweeper for jobs left behind, and least-privilege IAM.
 #
 #   PROJECT=my-project REGION=us-central1 infra/cloudrun/deploy.sh
 #
@@ -97,7 +97,7 @@ TOPIC=helios-jobs                 # GCS notifications for jobs/ and {"jobId"} co
 DEAD_TOPIC=helios-jobs-dead       # deliveries the orchestrator refused 10 times
 DEAD_SUB=helios-jobs-dead-sub     # keeps the dead letters until someone looks
 PUSH_SUB=helios-jobs-push         # delivers $TOPIC to the orchestrator
-SWEEP_JOB=helios-sweep            # Cloud Scheduler: POST /sweep every 5 minutes
+SWEEP_JOB=helios-sweep            # Cloud Scheduler: POST /sweep on helios-sweeper every 5 minutes
 REPO=helios                       # Artifact Registry repository
 ROLE_ID=heliosBucketLister
 LISTER_ROLE=projects/$PROJECT/roles/$ROLE_ID
@@ -420,8 +420,16 @@ gc run services replace "$file" --region="$REGION"
 ORCHESTRATOR_URL=$(url_of helios-orchestrator)
 echo "  helios-orchestrator: $ORCHESTRATOR_URL"
 
-step "Only helios-push (Pub/Sub push, and the sweep below) may invoke the orchestrator; you can add yourself"
+step "Only helios-push (Pub/Sub push) may invoke the orchestrator; you can add yourself"
 retry gc run services add-iam-policy-binding helios-orchestrator --region="$REGION" \
+  --member="serviceAccount:$PUSH_SA" --role=roles/run.invoker --format=none
+
+step "Deploying helios-sweeper (the sweep, billed per request: no orchestrator instance is kept up for it)"
+file=$(render sweeper.yaml)
+gc run services replace "$file" --region="$REGION"
+SWEEPER_URL=$(url_of helios-sweeper)
+echo "  helios-sweeper: $SWEEPER_URL"
+retry gc run services add-iam-policy-binding helios-sweeper --region="$REGION" \
   --member="serviceAccount:$PUSH_SA" --role=roles/run.invoker --format=none
 
 step "Push subscription $PUSH_SUB: $TOPIC to the orchestrator, with an identity token"
@@ -441,21 +449,22 @@ fi
 retry gc pubsub subscriptions add-iam-policy-binding "$PUSH_SUB" --member="serviceAccount:$PUBSUB_AGENT" \
   --role=roles/pubsub.subscriber --format=none
 
-step "Cloud Scheduler job $SWEEP_JOB: POST /sweep on the orchestrator every 5 minutes"
+step "Cloud Scheduler job $SWEEP_JOB: POST /sweep on helios-sweeper every 5 minutes"
 # The sweep resumes jobs whose lease ran out without anyone continuing them
-# (a lost continuation, a dead instance), a bounded number per call.
-# It calls as helios-push: that account already holds run.invoker on the
-# orchestrator and nothing else of its own, which is exactly what the sweep
-# needs; a second account would need the same grant and add nothing. The
+# (a lost continuation, a dead instance), a bounded number per call, by
+# publishing {"jobId"} to $TOPIC: only then is the orchestrator woken.
+# It calls as helios-push: that account holds run.invoker on the sweeper
+# (and the orchestrator) and nothing else of its own, which is exactly what
+# the sweep needs; a second account would need the same grant and add nothing. The
 # token is minted by Cloud Scheduler's service agent through the role
 # Google gives it when the API is enabled (roles/cloudscheduler.serviceAgent,
 # which must not be revoked), so nothing more is granted here; creating the
 # job needs iam.serviceAccounts.actAs on helios-push (roles/iam.serviceAccountUser).
-# The orchestrator refuses a body without a JSON content type. A missed run
+# The sweeper (the orchestrator's code) refuses a body without a JSON content type. A missed run
 # is not retried: the next one is 5 minutes away.
 sweep_flags=(--location="$SCHEDULER_REGION" --schedule="*/5 * * * *" --time-zone=Etc/UTC
-  --uri="$ORCHESTRATOR_URL/sweep" --http-method=POST --message-body="{}"
-  --oidc-service-account-email="$PUSH_SA" --oidc-token-audience="$ORCHESTRATOR_URL"
+  --uri="$SWEEPER_URL/sweep" --http-method=POST --message-body="{}"
+  --oidc-service-account-email="$PUSH_SA" --oidc-token-audience="$SWEEPER_URL"
   --attempt-deadline=300s --description="Helios: resume jobs left behind")
 if exists scheduler jobs describe "$SWEEP_JOB" --location="$SCHEDULER_REGION"; then
   gc scheduler jobs update http "$SWEEP_JOB" "${sweep_flags[@]}" --update-headers=Content-Type=application/json

@@ -655,6 +655,7 @@ func TestDestroy(t *testing.T) {
 				{"run", "services", "delete", "helios-worker"},
 				{"run", "services", "delete", "helios-stitcher"},
 				{"run", "services", "delete", "helios-browser-worker"},
+				{"run", "services", "delete", "helios-sweeper"},
 				{"pubsub", "subscriptions", "delete", "helios-jobs-push"},
 				{"pubsub", "subscriptions", "delete", "helios-jobs-dead-sub"},
 				{"pubsub", "topics", "delete", "helios-jobs"},
@@ -1050,6 +1051,7 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 		"helios-orchestrator": {orchestratorSA, 20, "1", "512Mi"},
 		"helios-worker":       {workerSA, 1, "2", "4Gi"},
 		"helios-stitcher":     {stitcherSA, 1, "2", "8Gi"},
+		"helios-sweeper":      {orchestratorSA, 1, "1", "512Mi"},
 	}
 	if browser {
 		// The worker's identity (the same bucket access) and the worker's
@@ -1087,8 +1089,8 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 		if tmpl.Spec.ContainerConcurrency != w.concurrency {
 			t.Errorf("%s: containerConcurrency %d, want %d", name, tmpl.Spec.ContainerConcurrency, w.concurrency)
 		}
-		if tmpl.Spec.TimeoutSeconds != 3600 {
-			t.Errorf("%s: timeoutSeconds %d, want 3600", name, tmpl.Spec.TimeoutSeconds)
+		if wantTimeout := cmp.Or(map[string]int{"helios-sweeper": 300}[name], 3600); tmpl.Spec.TimeoutSeconds != wantTimeout {
+			t.Errorf("%s: timeoutSeconds %d, want %d", name, tmpl.Spec.TimeoutSeconds, wantTimeout)
 		}
 		if len(tmpl.Spec.Containers) != 1 {
 			t.Errorf("%s: %d containers, want 1", name, len(tmpl.Spec.Containers))
@@ -1096,6 +1098,9 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 		}
 		ctr := tmpl.Spec.Containers[0]
 		wantImage, wantCommand := image, []string{"/usr/local/bin/" + name}
+		if name == "helios-sweeper" {
+			wantCommand = []string{"/usr/local/bin/helios-orchestrator"} // the orchestrator's code
+		}
 		if name == "helios-browser-worker" {
 			// The browser image's ENTRYPOINT is the worker (TestBrowserWorkerImage).
 			wantImage, wantCommand = browserImage, nil
@@ -1153,6 +1158,18 @@ func checkServices(t *testing.T, c *cloud, calls []call, maxWorkers int, bucket 
 		case "helios-stitcher":
 			if got := tmpl.Metadata.Annotations["run.googleapis.com/cpu-throttling"]; got != "false" {
 				t.Errorf("stitcher cpu-throttling %q, want \"false\": a stitch must finish after its caller stops waiting", got)
+			}
+		case "helios-sweeper":
+			ann := tmpl.Metadata.Annotations
+			if got := ann["run.googleapis.com/cpu-throttling"]; got != "true" {
+				t.Errorf("sweeper cpu-throttling %q, want \"true\": billed per request, nothing between sweeps", got)
+			}
+			if ann["autoscaling.knative.dev/maxScale"] != "1" || ann["autoscaling.knative.dev/minScale"] != "" {
+				t.Errorf("sweeper scale %q to %q, want 0 to 1", ann["autoscaling.knative.dev/minScale"], ann["autoscaling.knative.dev/maxScale"])
+			}
+			if cfg.RequestTimeout != time.Duration(tmpl.Spec.TimeoutSeconds)*time.Second || cfg.ContinueTopic != "projects/"+project+"/topics/helios-jobs" {
+				t.Errorf("sweeper %s=%s (timeoutSeconds %d), %s=%q: a sweep hands jobs to the orchestrator through the topic",
+					config.EnvRequestTimeout, cfg.RequestTimeout, tmpl.Spec.TimeoutSeconds, config.EnvContinueTopic, cfg.ContinueTopic)
 			}
 		case "helios-orchestrator":
 			if got := tmpl.Metadata.Annotations["run.googleapis.com/cpu-throttling"]; got != "false" {
@@ -1473,6 +1490,7 @@ func checkInvokers(t *testing.T, calls []call, browser bool) {
 		{orchestratorSA, "helios-worker"}:   false,
 		{orchestratorSA, "helios-stitcher"}: false,
 		{pushSA, "helios-orchestrator"}:     false,
+		{pushSA, "helios-sweeper"}:          false,
 	}
 	if browser {
 		allowed[[2]string{orchestratorSA, "helios-browser-worker"}] = false
@@ -1597,13 +1615,15 @@ func checkSweepJob(t *testing.T, calls []call, create bool, location string) {
 		t.Fatalf("scheduler calls %v, want one: gcloud scheduler jobs %s http helios-sweep", jobs, verb)
 	}
 	c := jobs[0]
-	orchestrator := serviceURL("helios-orchestrator")
+	// The sweeper, not the orchestrator: its instances are billed per
+	// instance, and a sweep every 5 minutes would keep one up for good.
+	sweeper := serviceURL("helios-sweeper")
 	wantFlags(t, c, map[string]string{
 		"location":                   location,
 		"schedule":                   "*/5 * * * *",
-		"uri":                        orchestrator + "/sweep",
+		"uri":                        sweeper + "/sweep",
 		"oidc-service-account-email": pushSA,
-		"oidc-token-audience":        orchestrator,
+		"oidc-token-audience":        sweeper,
 		headers:                      "Content-Type=application/json",
 	})
 	if m, _ := c.flag("http-method"); !strings.EqualFold(m, "POST") {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Remove what deploy.sh made on Google Cloud: the sweep's Cloud Scheduler
-# job, the services (helios-browser-worker too, if there is one), the Pub/Sub
-# subscriptions, topics and bucket notification, the bucket bindings, the
-# custom role, the service accounts and the Artifact Registry repository
-# (with both images). The bucket and its videos are kept unless
+# job, the services (helios-sweeper, and helios-browser-worker if there is
+# one), the Pub/Sub subscriptions, topics and bucket notification, the
+# bucket bindings, the custom role, the service accounts and the Artifact
+# Registry repository (with both images). The bucket and its videos are kept unless
 # DELETE_BUCKET=1.
 #
 #   PROJECT=my-project REGION=us-central1 infra/cloudrun/destroy.sh
@@ -77,7 +77,7 @@ remove "$SWEEP_JOB" scheduler jobs describe "$SWEEP_JOB" --location="$SCHEDULER_
 # worker whether or not the last deploy.sh made it (BROWSER_WORKER=0 leaves
 # one from before in place).
 step "Cloud Run services"
-for service in helios-orchestrator helios-worker helios-browser-worker helios-stitcher; do
+for service in helios-sweeper helios-orchestrator helios-worker helios-browser-worker helios-stitcher; do
   remove "$service" run services describe "$service" --region="$REGION" \
     -- run services delete "$service" --region="$REGION"
 done
