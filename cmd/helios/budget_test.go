@@ -35,10 +35,12 @@ func TestBudgetThroughTheCLI(t *testing.T) {
 	if r := helios(t, env, "job", "budget", "capped"); r.code != exitUsage || !strings.Contains(r.stderr, "give --usd or --worker-seconds") {
 		t.Errorf("budget without a figure: exit %d, %q", r.code, r.stderr)
 	}
-	if r := helios(t, env, "job", "budget", "capped", "--usd", "-1"); r.code != exitUsage || !strings.Contains(r.stderr, "budget.usd") {
+	// The flag is named, not the spec field it fills.
+	if r := helios(t, env, "job", "budget", "capped", "--usd", "-1"); r.code != exitUsage || !strings.Contains(r.stderr, "--usd: must be") || strings.Contains(r.stderr, "budget.usd") {
 		t.Errorf("negative budget: exit %d, %q", r.code, r.stderr)
 	}
-	if r := helios(t, env, "job", "budget", "nosuchjob", "--usd", "1"); r.code == exitOK {
+	// Not found, like status: exit 2.
+	if r := helios(t, env, "job", "budget", "nosuchjob", "--usd", "1"); r.code != exitUsage || !strings.Contains(r.stderr, `job "nosuchjob" not found`) {
 		t.Errorf("a job never run got a budget: %q", r.stdout)
 	}
 	if r := helios(t, env, "job", "budget", "capped", "--worker-seconds", "3600"); r.code != exitOK || !strings.Contains(r.stdout, "3600 worker-seconds") ||

@@ -35,6 +35,7 @@ func TestUsageMistakes(t *testing.T) {
 		{"--out names an existing directory", nil, []string{"job", "run", spec, "--out", dir, "--storage", dir}, exitUsage, "is a directory"},
 		{"the renderer's command", nil, []string{"render", "comp.html", "-o", "part_0.mov", "--start-frame", "0"}, exitUsage, "is the Helios renderer's command, not this CLI's"},
 		{"--assets names a file", nil, []string{"job", "run", spec, "--out", filepath.Join(dir, "v.mp4"), "--storage", dir, "--assets", spec}, exitUsage, "--assets: " + spec + " is not a directory"},
+		{"--id not an id", nil, []string{"job", "run", spec, "--out", filepath.Join(dir, "v.mp4"), "--storage", dir, "--id", "a b"}, exitUsage, `--id "a b": must be`},
 		{"s3 with no region", map[string]string{"HOME": t.TempDir()}, []string{"job", "status", "x", "--storage", "s3://bucket"}, exitUsage, "no AWS region: set AWS_REGION"},
 	}
 	for _, tt := range tests {
@@ -144,6 +145,21 @@ func TestWatchInterrupted(t *testing.T) {
 	want := "stopped watching job waiting; follow it again with: helios job watch waiting --storage " + storage
 	if code != exitInterrupted || strings.Contains(stderr.String(), "context canceled") || !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "goes on") {
 		t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), exitInterrupted, want)
+	}
+}
+
+// Cancelling a job twice: the second says it is already cancelled (exit 1,
+// as for any job that has ended), not "cancel requested" again.
+func TestCancelTwice(t *testing.T) {
+	storage := t.TempDir()
+	if r := helios(t, nil, "job", "submit", writeSpec(t, testkit.NativeSpec("twice", 4, 2)), "--storage", storage); r.code != exitOK {
+		t.Fatalf("submit: exit %d %s", r.code, r.stderr)
+	}
+	if r := helios(t, nil, "job", "cancel", "twice", "--storage", storage); r.code != exitOK || !strings.Contains(r.stdout, "cancel requested for job twice") {
+		t.Fatalf("cancel: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := helios(t, nil, "job", "cancel", "twice", "--storage", storage); r.code != exitFailed || !strings.Contains(r.stderr, "job twice is already cancelled") {
+		t.Errorf("cancel again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

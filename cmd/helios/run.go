@@ -165,6 +165,9 @@ func prepare(ctx context.Context, e *env, stack *pipeline.Stack, specPath string
 		return nil, usageError{err}
 	}
 	var spec *job.Spec
+	if sf.id != "" && !job.ValidID(sf.id) {
+		return nil, usageError{fmt.Errorf("--id %q: must be %s", sf.id, job.IDRule)}
+	}
 	if sf.id != "" {
 		spec, err = stack.Jobs.PrepareAs(bytes.NewReader(data), sf.id) // --id wins over the spec's id
 	} else {

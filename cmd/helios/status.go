@@ -57,6 +57,10 @@ func newCancelCommand(e *env) *cobra.Command {
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
+				if st, err := stack.Jobs.Lookup(cmd.Context(), args[0]); err == nil && st.State == job.StateCancelled {
+					fmt.Fprintf(e.stderr, "helios: job %s is already cancelled; nothing to cancel\n", args[0])
+					return errJobFailed
+				}
 				err := stack.Jobs.Cancel(cmd.Context(), args[0])
 				if errors.Is(err, jobstore.ErrEnded) {
 					fmt.Fprintf(e.stderr, "helios: %v; nothing to cancel\n", err)
@@ -66,6 +70,11 @@ func newCancelCommand(e *env) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])
+				if st, err := stack.Jobs.Lookup(cmd.Context(), args[0]); err == nil {
+					if _, stuck := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL); stuck {
+						fmt.Fprintf(e.stdout, "nothing is running it: it stays as it is (%d of %d chunks done), and a run of it ends at once, cancelled (--restart renders it anyway)\n", st.ChunksDone, st.ChunksTotal)
+					}
+				}
 				return nil
 			})
 		},
@@ -90,10 +99,12 @@ func newBudgetCommand(e *env) *cobra.Command {
 				return usageError{errors.New("give --usd or --worker-seconds (or both)")}
 			}
 			if err := job.CheckBudget(b); err != nil {
-				return usageError{err}
+				return usageError{asFlagProblems(err, map[string]string{"budget.usd": "--usd", "budget.workerSeconds": "--worker-seconds"})}
 			}
 			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
-				if err := stack.Jobs.RaiseBudget(cmd.Context(), args[0], b); err != nil {
+				if err := stack.Jobs.RaiseBudget(cmd.Context(), args[0], b); errors.Is(err, jobstore.ErrNotAccepted) {
+					return usageError{fmt.Errorf("job %q not found: nothing has run it in this storage", args[0])}
+				} else if err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "job %s: budget set to %s for its next runs\n", args[0], describeBudget(b))
@@ -132,4 +143,22 @@ func describeBudget(b job.Budget) string {
 		parts = append(parts, fmt.Sprintf("%g worker-seconds", b.WorkerSeconds))
 	}
 	return strings.Join(parts, " and ")
+}
+
+// asFlagProblems words a spec validation of values that came from flags
+// as the flags: "--usd -1: must be ...", not "budget.usd: ...".
+func asFlagProblems(err error, flags map[string]string) error {
+	var ve *job.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	var msgs []string
+	for _, p := range ve.Problems {
+		name, ok := flags[p.Path]
+		if !ok {
+			return err
+		}
+		msgs = append(msgs, name+": "+p.Message)
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
