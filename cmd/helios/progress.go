@@ -19,34 +19,70 @@ import (
 type progress struct {
 	mu        sync.Mutex
 	bar       *progressbar.ProgressBar
+	terminal  bool
 	w         io.Writer
 	lastState job.State
 	lastLine  time.Time
 	lastDone  int
 	logs      *logWriter
+	// The bar counts this run's frames: a resumed job's earlier frames
+	// (base, known at the first update) would make the rate and the time
+	// left a lie.
+	start   time.Time
+	base    int
+	started bool
 }
 
 // newProgress shows progress on w; while a bar is shown, the lines logs
 // writes go above it instead of into it.
 func newProgress(w io.Writer, totalFrames int, logs *logWriter) *progress {
-	p := &progress{w: w, logs: logs}
+	p := &progress{w: w, logs: logs, start: time.Now()}
 	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		p.bar = progressbar.NewOptions(totalFrames,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription("rendering"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("frames"),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionFullWidth(),
-		)
+		p.terminal = true
 		if logs != nil {
 			logs.attach(p)
 		}
 	}
 	return p
+}
+
+// newBar makes the bar for the frames left when this run began. The rate
+// and the time left are the description's, worked out from this run's
+// frames only: the library's would say "0s" before the first chunk ends.
+func (p *progress) newBar(frames int) {
+	p.bar = progressbar.NewOptions(max(frames, 1),
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(p.describe(0)),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionFullWidth(),
+	)
+}
+
+// describe is the bar's description: what is happening, this run's rate
+// and the time left, once there is a rate to speak of.
+func (p *progress) describe(done int) string {
+	d := "rendering"
+	if p.base > 0 {
+		d = fmt.Sprintf("resuming (%d frames done before)", p.base)
+	}
+	elapsed := time.Since(p.start)
+	if done == 0 || elapsed <= 0 {
+		return d + ", first chunks in flight"
+	}
+	rate := float64(done) / elapsed.Seconds()
+	left := time.Duration(float64(p.barMax()-done) / rate * float64(time.Second))
+	return fmt.Sprintf("%s, %.1f frames/s, about %s left", d, rate, left.Round(time.Second))
+}
+
+func (p *progress) barMax() int {
+	if p.bar == nil {
+		return 0
+	}
+	return p.bar.GetMax()
 }
 
 // above writes b (whole lines) above the bar: clear the bar's line, write,
@@ -69,11 +105,20 @@ func (p *progress) println(msg string) { _, _ = p.above([]byte(msg + "\n")) }
 func (p *progress) update(st job.Status) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.started {
+		p.started, p.base = true, st.FramesDone
+		if p.terminal {
+			p.newBar(st.TotalFrames - p.base)
+		}
+	}
 	if p.bar != nil {
+		done := max(st.FramesDone-p.base, 0)
 		if st.State == job.StateStitching {
 			p.bar.Describe("stitching")
+		} else {
+			p.bar.Describe(p.describe(done))
 		}
-		_ = p.bar.Set(st.FramesDone)
+		_ = p.bar.Set(done)
 		return
 	}
 	changed := st.State != p.lastState
@@ -88,15 +133,24 @@ func (p *progress) update(st job.Status) {
 	fmt.Fprintln(p.w)
 }
 
-func (p *progress) finish() {
+// finish ends the bar: cleared when the job got to its end; left where it
+// stopped, its line ended, when the run was interrupted (Ctrl-C), so what
+// follows starts on a line of its own.
+func (p *progress) finish(interrupted bool) {
 	if p.logs != nil {
 		p.logs.detach(p)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar != nil {
-		_ = p.bar.Finish()
+	if p.bar == nil {
+		return
 	}
+	if interrupted {
+		_ = p.bar.Exit()
+		fmt.Fprintln(p.w)
+		return
+	}
+	_ = p.bar.Finish()
 }
 
 // logWriter is where the CLI's log lines go: its stderr, or above the

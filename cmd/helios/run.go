@@ -105,7 +105,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	prog := newProgress(e.stderr, spec.Metadata.TotalFrames, e.logs)
 	start := time.Now()
 	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update, Exclusive: exclusive})
-	prog.finish()
+	prog.finish(ctx.Err() != nil)
 	if errors.Is(err, jobstore.ErrConflict) {
 		return usageError{fmt.Errorf("%w: the spec changed since job %s ran; render it as a new job with --id (for example --id %s-2)", err, spec.ID, spec.ID)}
 	}

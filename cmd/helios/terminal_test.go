@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 
@@ -54,5 +60,87 @@ func TestLogsStayAboveTheBar(t *testing.T) {
 	}
 	if lines < 3 {
 		t.Fatalf("only %d log lines on the terminal with -v; the test needs some:\n%q", lines, out)
+	}
+}
+
+// syncBuffer is a terminal's screen as it is written.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The bar's rate and time left are this run's: none before the first
+// chunk ends (not "0s"), a resumed job's earlier frames are not counted
+// into them (the bar says how many there were), and Ctrl-C leaves the bar's
+// line ended, the message on a line of its own, exit 130.
+func TestProgressBarRateAndCtrlC(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testkit.NativeSpec("bar", 60, 5)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime" // a chunk takes half a second
+	path, storage := writeSpec(t, spec), t.TempDir()
+	start := func() (*exec.Cmd, *os.File, *syncBuffer) {
+		cmd := exec.CommandContext(t.Context(), exe, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1")
+		cmd.Env = append(os.Environ(), "HELIOS_TEST_CLI=1")
+		tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+		if err != nil {
+			t.Fatal(err)
+		}
+		screen := &syncBuffer{}
+		go io.Copy(screen, tty)
+		return cmd, tty, screen
+	}
+	waitFor := func(screen *syncBuffer, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(screen.String(), what); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on the terminal:\n%q", what, screen.String())
+			}
+		}
+	}
+
+	cmd, tty, screen := start()
+	waitFor(screen, "frames/s")
+	if before := screen.String()[:strings.Index(screen.String(), "frames/s")]; !strings.Contains(before, "first chunks in flight") || strings.Contains(before, "left") {
+		t.Errorf("before the first chunk, the bar shows:\n%q", before)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	tty.Close()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Errorf("Ctrl-C: %v, want exit %d", err, exitInterrupted)
+	}
+	out := screen.String()
+	if i := strings.Index(out, "helios: interrupted after"); i <= 0 || out[i-1] != '\n' {
+		t.Errorf("the message after Ctrl-C does not start a line of its own:\n%q", out[max(0, len(out)-300):])
+	}
+
+	cmd, tty, screen = start()
+	waitFor(screen, "frames/s")
+	err = cmd.Wait()
+	tty.Close()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, screen.String())
+	}
+	if !regexp.MustCompile(`resuming \([1-9][0-9]* frames done before\), first chunks in flight`).MatchString(screen.String()) {
+		t.Errorf("the resumed run's bar does not say what was done before:\n%q", screen.String())
 	}
 }

@@ -51,7 +51,7 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 			hint, stuck := idleHint(ctx, jobs, st, storageURL)
 			if stuck { // nothing will run it: say how to, and do not wait forever
 				if prog != nil {
-					prog.finish()
+					prog.finish(true)
 				}
 				fmt.Fprintf(e.stderr, "helios: %s\n", hint)
 				return errNotRunning
@@ -74,7 +74,7 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 		}
 		if st.State.Final() {
 			if prog != nil {
-				prog.finish()
+				prog.finish(false)
 			}
 			if asJSON {
 				if err := printJSON(e.stdout, st); err != nil {
@@ -95,7 +95,7 @@ func watch(ctx context.Context, e *env, jobs *jobstore.Store, id string, interva
 		select {
 		case <-ctx.Done():
 			if prog != nil {
-				prog.finish()
+				prog.finish(true)
 			}
 			fmt.Fprintf(e.stderr, "helios: stopped watching job %s; follow it again with: helios job watch %s%s\n", id, id, storageFlag)
 			return errInterrupted
