@@ -323,10 +323,12 @@ func TestSpecMistakesAreReportedOnce(t *testing.T) {
 	}
 	r := helios(t, nil, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", t.TempDir())
 	want := []string{
-		"helios: " + path + " is not a valid job spec (3 problems):\n",
+		"helios: " + path + " is not a valid job spec (4 problems):\n",
 		"  - chunkTimeout: expected a duration such as \"90s\" or \"15m\", got the number 300\n",
 		"  - metadata.fps: expected a number, got the string \"30\"\n",
 		"  - metadata.frames: unknown field; did you mean metadata.totalFrames?\n",
+		// In the same round as the names and types (issue 22).
+		"  - args: must contain {output}, the file the command writes the segment to\n",
 	}
 	if r.code != exitUsage || r.stderr != strings.Join(want, "") {
 		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, strings.Join(want, ""))

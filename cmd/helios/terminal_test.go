@@ -95,16 +95,17 @@ func TestProgressBarRateAndCtrlC(t *testing.T) {
 	vf := slices.Index(spec.Args, "-vf") + 1
 	spec.Args[vf] += ",realtime" // a chunk takes half a second
 	path, storage := writeSpec(t, spec), t.TempDir()
-	start := func() (*exec.Cmd, *os.File, *syncBuffer) {
-		cmd := exec.CommandContext(t.Context(), exe, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1")
+	// copied is closed when the terminal has given everything the CLI wrote.
+	start := func() (cmd *exec.Cmd, tty *os.File, screen *syncBuffer, copied chan struct{}) {
+		cmd = exec.CommandContext(t.Context(), exe, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1")
 		cmd.Env = append(os.Environ(), "HELIOS_TEST_CLI=1")
 		tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
 		if err != nil {
 			t.Fatal(err)
 		}
-		screen := &syncBuffer{}
-		go io.Copy(screen, tty)
-		return cmd, tty, screen
+		screen, copied = &syncBuffer{}, make(chan struct{})
+		go func() { io.Copy(screen, tty); close(copied) }() // until EIO once the CLI has exited
+		return cmd, tty, screen, copied
 	}
 	waitFor := func(screen *syncBuffer, what string) {
 		t.Helper()
@@ -115,7 +116,7 @@ func TestProgressBarRateAndCtrlC(t *testing.T) {
 		}
 	}
 
-	cmd, tty, screen := start()
+	cmd, tty, screen, copied := start()
 	waitFor(screen, "frames/s")
 	if before := screen.String()[:strings.Index(screen.String(), "frames/s")]; !strings.Contains(before, "first chunks in flight") || strings.Contains(before, "left") {
 		t.Errorf("before the first chunk, the bar shows:\n%q", before)
@@ -124,6 +125,7 @@ func TestProgressBarRateAndCtrlC(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = cmd.Wait()
+	<-copied
 	tty.Close()
 	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 		t.Errorf("Ctrl-C: %v, want exit %d", err, exitInterrupted)
@@ -133,9 +135,10 @@ func TestProgressBarRateAndCtrlC(t *testing.T) {
 		t.Errorf("the message after Ctrl-C does not start a line of its own:\n%q", out[max(0, len(out)-300):])
 	}
 
-	cmd, tty, screen = start()
+	cmd, tty, screen, copied = start()
 	waitFor(screen, "frames/s")
 	err = cmd.Wait()
+	<-copied
 	tty.Close()
 	if err != nil {
 		t.Fatalf("resume: %v\n%s", err, screen.String())

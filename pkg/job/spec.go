@@ -178,6 +178,64 @@ func Decode(r io.Reader) (*Spec, error) {
 	return &s, nil
 }
 
+// DecodeProblems is Decode, then Normalize and ValidateRules, listing every
+// problem in one round: a spec that does not decode (unknown names, wrong
+// types) is also decoded as far as it goes, and validated, so the user
+// learns of a bad fps or an unknown placeholder with the misspelt field,
+// not one fix later. Problems that only restate a decode problem (a field
+// left zero because its value had the wrong type) are left out. id, if not
+// "", replaces the spec's id.
+func DecodeProblems(r io.Reader, id string, rules Rules) (*Spec, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSpecBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	spec, err := Decode(bytes.NewReader(data))
+	var decoded *ValidationError
+	if err != nil && (!errors.As(err, &decoded) || !json.Valid(data) || len(decoded.Problems) == 0 || decoded.Problems[0].Path == "") {
+		return nil, err // not JSON, or not an object: nothing more to say
+	}
+	if err != nil {
+		// As far as it goes: json.Unmarshal skips unknown names and leaves
+		// a value of the wrong type zero.
+		spec = new(Spec)
+		_ = json.Unmarshal(data, spec)
+	}
+	if id != "" {
+		spec.ID = id
+	}
+	spec.Normalize()
+	verr := spec.ValidateRules(rules)
+	if decoded == nil {
+		if verr != nil {
+			return nil, verr
+		}
+		return spec, nil
+	}
+	var more *ValidationError
+	if errors.As(verr, &more) {
+		for _, p := range more.Problems {
+			if !restates(p, decoded.Problems) {
+				decoded.Problems = append(decoded.Problems, p)
+			}
+		}
+	}
+	return nil, decoded
+}
+
+// restates reports whether p is about a field a decode problem already
+// names: the same path, a path under it, or the field an unknown name was
+// a misspelling of.
+func restates(p Problem, decoded []Problem) bool {
+	for _, d := range decoded {
+		if p.Path == d.Path || strings.HasPrefix(p.Path, d.Path+".") || strings.HasPrefix(p.Path, d.Path+"[") ||
+			strings.Contains(d.Message, "did you mean "+p.Path+"?") {
+			return true
+		}
+	}
+	return false
+}
+
 func decodeProblem(err error, data []byte) error {
 	var syn *json.SyntaxError
 	switch {

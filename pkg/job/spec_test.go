@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -431,5 +432,30 @@ func TestDecodeListsEveryProblem(t *testing.T) {
 	}
 	if want := []string{"bogus", "chunkTimeout", "metadata.fps", "metadata.frames"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("problems at %v, want %v: %v", got, want, ve.Problems)
+	}
+}
+
+// Every problem of a spec in one round: the names and types a decode finds,
+// and what validation finds in the rest (a bad fps, an unknown
+// placeholder), without restating a field the decode already named.
+func TestDecodeProblemsListsEverything(t *testing.T) {
+	doc := `{"id":"j","metadata":{"totalFrames":"100","fps":0,"width":64,"height":48},"command":"ffmpeg",
+		"args":["-i","x{foo}","{output}"],"framesPerChunck":10,"retry":{"maxAttempts":"3"}}`
+	_, err := job.DecodeProblems(strings.NewReader(doc), "", job.Rules{Programs: job.Allowlist{"ffmpeg"}})
+	var ve *job.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v, want a *ValidationError", err)
+	}
+	var paths []string
+	for _, p := range ve.Problems {
+		paths = append(paths, p.Path)
+	}
+	want := []string{"framesPerChunck", "metadata.totalFrames", "retry.maxAttempts", "metadata.fps", "args[1]"}
+	if !slices.Equal(paths, want) {
+		t.Errorf("problems at %q, want %q:\n%v", paths, want, ve)
+	}
+	// Not JSON: one problem, as Decode says it.
+	if _, err := job.DecodeProblems(strings.NewReader(`{"id":`), "", job.Rules{}); !errors.As(err, &ve) || len(ve.Problems) != 1 {
+		t.Errorf("truncated JSON: %v", err)
 	}
 }

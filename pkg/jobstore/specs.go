@@ -25,22 +25,15 @@ func (s *Store) PrepareAs(r io.Reader, id string) (*job.Spec, error) {
 }
 
 func (s *Store) prepare(r io.Reader, id string, override bool) (*job.Spec, error) {
-	spec, err := job.Decode(r)
+	data, err := io.ReadAll(io.LimitReader(r, job.MaxSpecBytes+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read spec: %w", err)
 	}
-	if id != "" {
-		if spec.ID != "" && spec.ID != id && !override {
-			return nil, &job.ValidationError{Problems: []job.Problem{{Path: "id",
-				Message: fmt.Sprintf("is %q but the job is submitted as %q; remove id or make them match", spec.ID, id)}}}
-		}
-		spec.ID = id
+	if named := job.PeekID(data); id != "" && named != "" && named != id && !override {
+		return nil, &job.ValidationError{Problems: []job.Problem{{Path: "id",
+			Message: fmt.Sprintf("is %q but the job is submitted as %q; remove id or make them match", named, id)}}}
 	}
-	spec.Normalize()
-	if err := spec.ValidateRules(s.rules); err != nil {
-		return nil, err
-	}
-	return spec, nil
+	return job.DecodeProblems(bytes.NewReader(data), id, s.rules)
 }
 
 // Submit uploads a valid spec to jobs/<id>.json, where the upload itself
