@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +28,9 @@ func newTimelineCommand(e *env) *cobra.Command {
 			if out == "" {
 				return usageError{errors.New("--out FILE.svg is required: where to write the picture")}
 			}
+			if err := checkOut(out); err != nil {
+				return usageError{err}
+			}
 			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
 				st, err := stack.Jobs.Lookup(cmd.Context(), args[0])
 				if err != nil {
@@ -41,7 +43,9 @@ func newTimelineCommand(e *env) *cobra.Command {
 					}
 					return err
 				}
-				tmp, err := os.CreateTemp(filepath.Dir(out), ".timeline-*.svg")
+				// Beside the final name, renamed when whole; 0666 less the
+				// umask, as any new file the user's shell would make.
+				tmp, err := os.OpenFile(fmt.Sprintf("%s.part-%d", out, os.Getpid()), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
 				if err != nil {
 					return err
 				}
@@ -57,7 +61,8 @@ func newTimelineCommand(e *env) *cobra.Command {
 				if err := os.Rename(tmp.Name(), out); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "%s: %d attempts, %d stitches\n", out, len(h.Attempts), len(h.Stitches))
+				fmt.Fprintf(e.stdout, "%s: %s, %s, %s\n", out, timeline.Count(len(h.Attempts), "attempt", "attempts"),
+					timeline.Count(len(h.Stitches), "stitch", "stitches"), timeline.Count(max(len(h.Runs), 1), "run", "runs"))
 				return nil
 			})
 		},

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"image/png"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -26,8 +31,14 @@ func TestTimelineRendersInChromium(t *testing.T) {
 		t.Errorf("without --out: exit %d, %q", r.code, r.stderr)
 	}
 	svg := filepath.Join(dir, "drawn.svg")
-	if r := helios(t, nil, "job", "timeline", "drawn", "--storage", storage, "--out", svg); r.code != 0 || !strings.Contains(r.stdout, "3 attempts, 1 stitches") {
+	if r := helios(t, nil, "job", "timeline", "drawn", "--storage", storage, "--out", svg); r.code != 0 || !strings.Contains(r.stdout, "3 attempts, 1 stitch, 1 run") {
 		t.Fatalf("job timeline: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	// The mode any new file gets: 0666 less the umask (not CreateTemp's 0600).
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	if fi, err := os.Stat(svg); err != nil || fi.Mode().Perm() != 0o666&^fs.FileMode(umask) {
+		t.Errorf("the SVG's mode: %v (%v), want %v", fi.Mode().Perm(), err, 0o666&^fs.FileMode(umask))
 	}
 	browser := func(args ...string) string {
 		cmd := exec.Command(chromium, append([]string{"--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -72,5 +83,37 @@ func TestTimelineRendersInChromium(t *testing.T) {
 	}
 	if done < 1000 {
 		t.Errorf("the screenshot shows %d pixels of done bars: blank?", done)
+	}
+}
+
+// A job stopped with Ctrl-C and resumed: its history has both runs, and
+// the timeline says so and marks where the second began.
+func TestTimelineMarksRuns(t *testing.T) {
+	testkit.RequireFFmpeg(t)
+	storage, dir := t.TempDir(), t.TempDir()
+	spec := testkit.NativeSpec("twice", 20, 5)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime"
+	path := writeSpec(t, spec)
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() {
+		for ctx.Err() == nil {
+			if keys, _ := filepath.Glob(filepath.Join(storage, "renders", "twice", "chunks", "*.json")); len(keys) > 0 {
+				stop()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var stdout, stderr strings.Builder
+	run(ctx, []string{"job", "run", path, "--out", filepath.Join(dir, "v.mp4"), "--storage", storage, "--concurrency", "1"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	if r := helios(t, nil, "job", "run", path, "--out", filepath.Join(dir, "v.mp4"), "--storage", storage); r.code != exitOK {
+		t.Fatalf("resume: exit %d %s", r.code, r.stderr)
+	}
+	svg := filepath.Join(dir, "twice.svg")
+	r := helios(t, nil, "job", "timeline", "twice", "--storage", storage, "--out", svg)
+	data, _ := os.ReadFile(svg)
+	if r.code != exitOK || !strings.Contains(r.stdout, ", 2 runs") || strings.Count(string(data), `class="run"`) != 1 {
+		t.Errorf("timeline of a resumed job: exit %d %q; %d run marks", r.code, r.stdout, strings.Count(string(data), `class="run"`))
 	}
 }

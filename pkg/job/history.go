@@ -7,6 +7,9 @@ type History struct {
 	JobID    string    `json:"jobId"`
 	Attempts []Attempt `json:"attempts"`
 	Stitches []Span    `json:"stitches,omitempty"`
+	// Runs are the job's runs (orchestrator invocations, a resume after
+	// Ctrl-C), from claim to end: where one stopped and the next began.
+	Runs []Span `json:"runs,omitempty"`
 }
 
 // Attempt is one invocation of the worker for a chunk. Keys are short: a

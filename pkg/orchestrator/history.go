@@ -16,10 +16,11 @@ type recorder struct {
 	lanes chan int
 	mu    sync.Mutex
 	tl    job.History
+	start time.Time // the run's
 }
 
 func newRecorder(id string, concurrency int) *recorder {
-	rec := &recorder{lanes: make(chan int, concurrency), tl: job.History{JobID: id}}
+	rec := &recorder{lanes: make(chan int, concurrency), tl: job.History{JobID: id}, start: time.Now()}
 	for i := range concurrency {
 		rec.lanes <- i
 	}
@@ -43,11 +44,13 @@ func (rec *recorder) save(ctx context.Context, r *run) {
 	rec.mu.Lock()
 	tl := rec.tl
 	rec.mu.Unlock()
+	tl.Runs = []job.Span{{Start: rec.start.UnixMilli(), End: time.Now().UnixMilli()}}
 	var prev job.History
 	switch err := storage.ReadJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), &prev); {
 	case err == nil:
 		tl.Attempts = append(prev.Attempts, tl.Attempts...)
 		tl.Stitches = append(prev.Stitches, tl.Stitches...)
+		tl.Runs = append(prev.Runs, tl.Runs...)
 	case !storage.IsNotFound(err):
 		// Unreadable now: writing this run alone would lose the earlier ones.
 		r.log.Warn("read the job's history; this run's is not added", "error", err)

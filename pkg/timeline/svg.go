@@ -66,7 +66,11 @@ func Render(w io.Writer, h job.History, opts Options) error {
 	if fold > 1 {
 		lanesLabel = fmt.Sprintf("%d lanes, %d to a row", lanes, fold)
 	}
-	fmt.Fprintf(bw, `<text x="%d" y="40" fill="#555">%d attempts, %s, %.1f s</text>`+"\n", left, len(h.Attempts), lanesLabel, secs)
+	runsLabel := ""
+	if len(h.Runs) > 1 {
+		runsLabel = fmt.Sprintf(", %d runs", len(h.Runs))
+	}
+	fmt.Fprintf(bw, `<text x="%d" y="40" fill="#555">%s, %s%s, %.1f s</text>`+"\n", left, Count(len(h.Attempts), "attempt", "attempts"), lanesLabel, runsLabel, secs)
 
 	// Bars: done ones first, so in a folded row a retry or failure is drawn
 	// over them, not hidden; then in time order.
@@ -95,6 +99,15 @@ func Render(w io.Writer, h job.History, opts Options) error {
 	for _, s := range h.Stitches {
 		fmt.Fprintf(bw, `<rect class="stitch" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"><title>stitch: %.2f s</title></rect>`+"\n",
 			x(s.Start), stitchY+rowH*0.1, math.Max(x(s.End)-x(s.Start), 1), rowH*0.8, stitchColour, float64(s.End-s.Start)/1000)
+	}
+	// Where each run after the first began (a resume after Ctrl-C, a
+	// continuation in a new invocation): the gap before it is no work.
+	for i, run := range h.Runs {
+		if i == 0 {
+			continue
+		}
+		fmt.Fprintf(bw, `<g class="run"><line x1="%.2f" y1="%.2f" x2="%.2f" y2="%.2f" stroke="#333" stroke-dasharray="4 3"/><text x="%.2f" y="%.2f" fill="#333">run %d</text></g>`+"\n",
+			x(run.Start), float64(top)-4, x(run.Start), float64(top)+plotH, x(run.Start)+3, float64(top)-6, i+1)
 	}
 	fmt.Fprintf(bw, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">lanes</text>`+"\n", left-6, top+rowH)
 	fmt.Fprintf(bw, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">stitch</text>`+"\n", left-6, stitchY+rowH*0.8)
@@ -142,6 +155,11 @@ func span(h job.History) (int64, int64) {
 	for _, s := range h.Stitches {
 		t0, t1 = min(t0, s.Start), max(t1, s.End)
 	}
+	for i, r := range h.Runs {
+		if i > 0 { // a later run's start is marked; the first one's is not
+			t0, t1 = min(t0, r.Start), max(t1, r.Start)
+		}
+	}
 	if t0 > t1 {
 		return 0, 1
 	}
@@ -164,4 +182,12 @@ func trim(s float64) string {
 		return fmt.Sprintf("%.0f", s)
 	}
 	return fmt.Sprintf("%g", math.Round(s*1000)/1000)
+}
+
+// Count is n and the word for it: "1 stitch", "2 stitches".
+func Count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -79,3 +79,27 @@ func TestEmptyHistory(t *testing.T) {
 		t.Errorf("elements: %v", n)
 	}
 }
+
+// A job run twice (a resume after Ctrl-C): where the second run began is
+// marked, and the subtitle counts the runs; one run is not marked.
+func TestRunBoundaries(t *testing.T) {
+	h := job.History{
+		Attempts: []job.Attempt{
+			{Chunk: 0, Attempt: 1, Start: 1_800_000_000_000, End: 1_800_000_001_000, Outcome: job.OutcomeDone},
+			{Chunk: 1, Attempt: 1, Start: 1_800_000_060_000, End: 1_800_000_061_000, Outcome: job.OutcomeDone},
+		},
+		Runs: []job.Span{{Start: 1_799_999_999_900, End: 1_800_000_001_500}, {Start: 1_800_000_059_800, End: 1_800_000_062_000}},
+	}
+	for _, runs := range []int{1, 2} {
+		h := h
+		h.Runs = h.Runs[:runs]
+		var buf bytes.Buffer
+		if err := timeline.Render(&buf, h, timeline.Options{Title: "twice"}); err != nil {
+			t.Fatal(err)
+		}
+		n := elements(t, buf.Bytes())
+		if n["run"] != runs-1 || strings.Contains(buf.String(), ">run 2<") != (runs == 2) || strings.Contains(buf.String(), "2 runs") != (runs == 2) {
+			t.Errorf("%d runs: %d marks (%v)\n%.600s", runs, n["run"], n, buf.String())
+		}
+	}
+}
