@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/compute/metadata"
+
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 )
@@ -36,7 +38,6 @@ func TestUsageMistakes(t *testing.T) {
 		{"the renderer's command", nil, []string{"render", "comp.html", "-o", "part_0.mov", "--start-frame", "0"}, exitUsage, "is the Helios renderer's command, not this CLI's"},
 		{"--assets names a file", nil, []string{"job", "run", spec, "--out", filepath.Join(dir, "v.mp4"), "--storage", dir, "--assets", spec}, exitUsage, "--assets: " + spec + " is not a directory"},
 		{"--id not an id", nil, []string{"job", "run", spec, "--out", filepath.Join(dir, "v.mp4"), "--storage", dir, "--id", "a b"}, exitUsage, `--id "a b": must be`},
-		{"s3 with no region", map[string]string{"HOME": t.TempDir()}, []string{"job", "status", "x", "--storage", "s3://bucket"}, exitUsage, "no AWS region: set AWS_REGION"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +146,49 @@ func TestWatchInterrupted(t *testing.T) {
 	want := "stopped watching job waiting; follow it again with: helios job watch waiting --storage " + storage
 	if code != exitInterrupted || strings.Contains(stderr.String(), "context canceled") || !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "goes on") {
 		t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), exitInterrupted, want)
+	}
+}
+
+// A bucket the CLI cannot reach as configured is a usage error before
+// anything runs, saying what to do, in the SDKs' own terms: the region of
+// AWS_CONFIG_FILE counts; missing credentials name the command that makes
+// them, not the SDK's chain of wrapped errors.
+func TestCloudStorageHints(t *testing.T) {
+	home := t.TempDir()
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(config, []byte("[default]\nregion = eu-west-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, storage string
+		env           map[string]string
+		want          string
+	}{
+		{"s3, no region", "s3://bucket", nil, "no AWS region: set AWS_REGION"},
+		{"s3, the region of AWS_CONFIG_FILE, no credentials", "s3://bucket", map[string]string{"AWS_CONFIG_FILE": config}, "no AWS credentials: run `aws configure`"},
+		{"s3, no credentials", "s3://bucket", map[string]string{"AWS_REGION": "us-east-1"}, "no AWS credentials: run `aws configure`"},
+		{"gs, no credentials", "gs://bucket", nil, "no Google Cloud credentials: run `gcloud auth application-default login`"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+				"AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"} {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			t.Setenv("HOME", home)
+			t.Setenv("CLOUDSDK_CONFIG", filepath.Join(home, "gcloud"))
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "true") // not on EC2: no instance role to ask
+			if strings.HasPrefix(c.storage, "gs://") && metadata.OnGCE() {
+				t.Skip("on Google Compute Engine the instance's credentials are found")
+			}
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			r := helios(t, c.env, "job", "status", "x", "--storage", c.storage)
+			if r.code != exitUsage || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "operation error") || strings.Contains(r.stderr, "code=Unknown") {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, exitUsage, c.want)
+			}
+		})
 	}
 }
 

@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/oauth2/google"
 
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
@@ -181,7 +183,7 @@ func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: level}))
-	if err := checkRegion(cfg.StorageURL, e.getenv); err != nil {
+	if err := checkCloud(ctx, cfg.StorageURL, e.getenv); err != nil {
 		return nil, usageError{err}
 	}
 	stack, err := pipeline.Open(ctx, cfg, log)
@@ -206,21 +208,42 @@ func (f *commonFlags) onStack(ctx context.Context, e *env, fn func(*pipeline.Sta
 	return err
 }
 
-// checkRegion refuses an s3:// storage URL when nothing says which region
-// the bucket is in: the SDK would fail later with "Invalid region: region
-// was not a valid DNS name", which does not say what to set.
-func checkRegion(storageURL string, getenv func(string) string) error {
+// checkCloud refuses a bucket the CLI cannot reach as configured, before
+// anything runs, and says what to do: an s3:// storage with no region (the
+// SDK would fail later with "Invalid region: region was not a valid DNS
+// name") or no credentials, a gs:// one with no credentials (gocloud falls
+// back to anonymous access, which fails with a key parse error). The region
+// and credentials are the SDKs' own: AWS_REGION, AWS_PROFILE,
+// AWS_CONFIG_FILE, SSO, GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC.
+func checkCloud(ctx context.Context, storageURL string, getenv func(string) string) error {
 	u, err := url.Parse(storageURL)
-	if err != nil || u.Scheme != "s3" || u.Query().Get("region") != "" {
+	if err != nil {
 		return nil
 	}
-	if getenv("AWS_REGION") != "" || getenv("AWS_DEFAULT_REGION") != "" || getenv("AWS_PROFILE") != "" {
-		return nil
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if _, err := os.Stat(filepath.Join(home, ".aws", "config")); err == nil {
-			return nil // a profile may name the region
+	switch u.Scheme {
+	case "s3":
+		if u.Query().Get("endpoint") != "" {
+			return nil // an S3-compatible server of its own
+		}
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return fmt.Errorf("--storage %s: the AWS configuration does not load: %v", storageURL, err)
+		}
+		if cfg.Region == "" && u.Query().Get("region") == "" {
+			return fmt.Errorf("--storage %s: no AWS region: set AWS_REGION (or a region in the AWS_PROFILE's config, or ?region=… in the URL)", storageURL)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			return fmt.Errorf("--storage %s: no AWS credentials: run `aws configure` (or `aws sso login`, or set AWS_PROFILE)", storageURL)
+		}
+	case "gs":
+		if getenv("STORAGE_EMULATOR_HOST") != "" {
+			return nil // an emulator needs none
+		}
+		if _, err := google.FindDefaultCredentials(ctx, "https://www.googleapis.com/auth/devstorage.read_write"); err != nil {
+			return fmt.Errorf("--storage %s: no Google Cloud credentials: run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS)", storageURL)
 		}
 	}
-	return fmt.Errorf("--storage %s: no AWS region: set AWS_REGION (or add ?region=… to the URL)", storageURL)
+	return nil
 }
