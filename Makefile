@@ -16,7 +16,11 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 
 # The ffmpeg layer: pinned static builds by default; FFMPEG_BIN=... FFPROBE_BIN=... to package given binaries.
 LAYER_ZIP   := layers/ffmpeg/build/ffmpeg-layer.zip
-CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --no-install cdk
+# The jsii runtime's Node.js version banners (deprecated; end of life, by
+# major version) are silenced: make deps-node has checked Node.js already.
+NODE_MAJOR   = $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
+CDK         := cd infra/cdk && JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=$(NODE_MAJOR) npx --no-install cdk --no-notices
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: fuzz test-faults all build demo demo-helios renderer test test-unit test-cdk bench deps-ffmpeg deps-node clean help package rie layer synth deploy-aws destroy-aws sam-local demo-aws-local demo-gcp-local deploy-gcp destroy-gcp
@@ -119,7 +123,7 @@ infra/cdk/node_modules: infra/cdk/package.json infra/cdk/package-lock.json
 
 synth: deps-node infra/cdk/node_modules package layer ## synthesize the CloudFormation template into infra/cdk/cdk.out
 	$(CDK) synth --quiet $(CDK_ARGS)
-	@ls infra/cdk/cdk.out/*.template.json
+	@node infra/cdk/resource-summary.mjs infra/cdk/cdk.out/*.template.json # what a deploy would create
 
 deploy-aws: deps-node infra/cdk/node_modules package layer ## deploy with the pinned CDK CLI (AWS credentials needed; CDK_ARGS="-c workerConcurrency=100")
 	$(CDK) deploy --require-approval broadening $(CDK_ARGS)
