@@ -1,7 +1,9 @@
 package helios
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,7 +15,8 @@ import (
 // The README's first composition, as a newcomer would make it from the
 // docs alone: its page and spec are the README's blocks, its node_modules
 // what `npm install @helios-project/core@5.13.2` gives (the examples' own
-// install, here without the network), and its command line the README's.
+// install, here without the network), and its command line the README's,
+// with this CLI before the renderer on PATH.
 // The job is done in 4 chunks, and the frames follow the page: the first
 // and the last differ.
 func TestReadmeFirstComposition(t *testing.T) {
@@ -51,7 +54,19 @@ func TestReadmeFirstComposition(t *testing.T) {
 			args[i] = filepath.Join(dir, a)
 		}
 	}
-	stdout, stderr, err := runCLI(t, r, append(args[1:], "--storage", t.TempDir())...)
+	// This CLI first on PATH, as bin/helios is for a user who put bin/ there:
+	// the chunks still run the renderer's helios, never the CLI itself.
+	own := t.TempDir()
+	if err := os.Symlink(cli, filepath.Join(own, "helios")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(own, "helios"), append(args[1:], "--storage", t.TempDir())...)
+	cmd.Env = append(os.Environ(), "PATH="+own+string(os.PathListSeparator)+r.Bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"HELIOS_ALLOWED_COMMANDS=ffmpeg,helios", "HELIOS_STORAGE_URL=")
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	stdout, stderr := o.String(), e.String()
 	if err != nil || !strings.Contains(stdout, "chunks:    4") {
 		t.Fatalf("the README's command: %v\n%s%s", err, stdout, stderr)
 	}

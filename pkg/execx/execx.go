@@ -42,6 +42,11 @@ type Runner struct {
 	// Confiner, if set, confines each command (pkg/sandbox): what it may
 	// write, read and reach, and that nothing it starts outlives it.
 	Confiner Confiner
+	// NotSelf passes over a program that resolves to this process's own
+	// executable for the next of its name on PATH: this repository's CLI
+	// and the Helios renderer are both called helios, and the CLI is never
+	// the command a job means, whatever the order of PATH.
+	NotSelf bool
 }
 
 // Confiner wraps a command so that it runs confined to its work dir and
@@ -95,7 +100,7 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 		return Result{}, job.Errorf(job.Permanent, job.CodeNotAllowed,
 			"program %q is not on the allowlist (%s)", program, strings.Join(r.Allowed, ","))
 	}
-	path, err := exec.LookPath(program)
+	path, err := lookPath(program, r.NotSelf)
 	if err != nil {
 		return Result{}, job.Errorf(job.Permanent, job.CodeNotAllowed, "program %q cannot be run here: %v", program, err)
 	}
@@ -250,4 +255,34 @@ func LastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return job.ShortenWords(strings.Join(lines, "\n"))
+}
+
+// lookPath is exec.LookPath, passing over this process's own executable
+// when notSelf is set.
+func lookPath(program string, notSelf bool) (string, error) {
+	path, err := exec.LookPath(program)
+	if err != nil || !notSelf || strings.ContainsRune(program, filepath.Separator) {
+		return path, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return path, nil
+	}
+	me, err := os.Stat(self)
+	if err != nil {
+		return path, nil
+	}
+	if fi, err := os.Stat(path); err != nil || !os.SameFile(fi, me) {
+		return path, nil
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if !filepath.IsAbs(dir) {
+			continue // as exec.LookPath: never a program of the current directory
+		}
+		p := filepath.Join(dir, program)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 && !os.SameFile(fi, me) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("the only %q on PATH is this program itself (%s); put the one the job means on PATH", program, self)
 }

@@ -666,3 +666,30 @@ func TestRunRefusesExtraInputsToAConfinedCommand(t *testing.T) {
 type confineNothing struct{}
 
 func (confineNothing) Confine(work, home string, argv []string) []string { return argv }
+
+// NotSelf: a program of this process's own name (the CLI and the Helios
+// renderer are both helios) is the next one on PATH, whatever the order;
+// if there is none, the error says so.
+func TestRunNotSelf(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := t.TempDir(), t.TempDir()
+	if err := os.Symlink(self, filepath.Join(first, "twin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second, "twin"), []byte("#!/bin/sh\necho the other twin\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &execx.Runner{Allowed: job.Allowlist{"twin"}, NotSelf: true}
+	t.Setenv("PATH", first+string(os.PathListSeparator)+second+string(os.PathListSeparator)+"/usr/bin:/bin")
+	res, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"twin"}, Dir: t.TempDir()})
+	if err != nil || strings.TrimSpace(res.Stdout) != "the other twin" {
+		t.Errorf("ran %q (%v), want the twin that is not this process", res.Stdout, err)
+	}
+	t.Setenv("PATH", first)
+	if _, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"twin"}, Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), `the only "twin" on PATH is this program itself`) {
+		t.Errorf("only this process on PATH: %v", err)
+	}
+}

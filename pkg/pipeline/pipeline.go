@@ -64,7 +64,7 @@ func (s *Stack) Close() error { return s.Bucket.Close() }
 // pkg/sandbox): the binary serving it must call sandbox.Main first.
 func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error) {
 	cfg, log := s.Config, s.Log
-	runner := &execx.Runner{Allowed: cfg.Allowed}
+	runner := &execx.Runner{Allowed: cfg.Allowed, NotSelf: true}
 	launcher, err := sandbox.Self(cfg.CommandNetwork)
 	switch {
 	case errors.Is(err, sandbox.ErrUnsupported):
