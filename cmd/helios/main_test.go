@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +38,35 @@ func writeSpec(t *testing.T, spec *job.Spec) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// slowSpec is a native spec whose chunks take real time (ffmpeg's
+// realtime filter: a frame a tenth of a second), so a test can stop a run
+// in the middle.
+func slowSpec(id string, frames, perChunk int) *job.Spec {
+	spec := testkit.NativeSpec(id, frames, perChunk)
+	vf := slices.Index(spec.Args, "-vf") + 1
+	spec.Args[vf] += ",realtime"
+	return spec
+}
+
+// runUntilFirstChunk runs `job run` of the spec at path on storage, one
+// chunk at a time, and stops it (as Ctrl-C does) once a chunk is done.
+func runUntilFirstChunk(t *testing.T, path, storage, id string) {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() {
+		for ctx.Err() == nil {
+			if keys, _ := filepath.Glob(filepath.Join(storage, "renders", id, "chunks", "*.json")); len(keys) > 0 {
+				stop()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var stdout, stderr bytes.Buffer
+	run(ctx, []string{"job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1"},
+		strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 }
 
 func TestJobRunStatus(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -239,10 +238,7 @@ func TestEditedSpecRendersUnderANewID(t *testing.T) {
 func TestCancelThenRestart(t *testing.T) {
 	testkit.RequireFFmpeg(t)
 	storage := t.TempDir()
-	spec := testkit.NativeSpec("long", 40, 5)
-	vf := slices.Index(spec.Args, "-vf") + 1
-	spec.Args[vf] += ",realtime" // half a second a chunk
-	path := writeSpec(t, spec)
+	path := writeSpec(t, slowSpec("long", 40, 5)) // half a second a chunk
 	out := filepath.Join(t.TempDir(), "v.mp4")
 
 	// A first run is stopped after a few chunks (Ctrl-C), then cancelled.
@@ -326,22 +322,7 @@ func TestLocalSubmitAndWatch(t *testing.T) {
 func TestInterruptedJobIsReported(t *testing.T) {
 	testkit.RequireFFmpeg(t)
 	storage := t.TempDir()
-	spec := testkit.NativeSpec("halted", 40, 5)
-	vf := slices.Index(spec.Args, "-vf") + 1
-	spec.Args[vf] += ",realtime"
-	path := writeSpec(t, spec)
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	go func() {
-		for ctx.Err() == nil {
-			if keys, _ := filepath.Glob(filepath.Join(storage, "renders", "halted", "chunks", "*.json")); len(keys) > 0 {
-				stop()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	var stdout, stderr bytes.Buffer
-	run(ctx, []string{"job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	runUntilFirstChunk(t, writeSpec(t, slowSpec("halted", 40, 5)), storage, "halted")
 
 	r := helios(t, nil, "job", "status", "halted", "--storage", storage)
 	resume := "helios job run " + filepath.Join(storage, "renders", "halted", "spec.json") + " --id halted --out PATH --storage " + storage

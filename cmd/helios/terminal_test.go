@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,10 +90,7 @@ func TestProgressBarRateAndCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := testkit.NativeSpec("bar", 60, 5)
-	vf := slices.Index(spec.Args, "-vf") + 1
-	spec.Args[vf] += ",realtime" // a chunk takes half a second
-	path, storage := writeSpec(t, spec), t.TempDir()
+	path, storage := writeSpec(t, slowSpec("bar", 60, 5)), t.TempDir() // a chunk takes half a second
 	// copied is closed when the terminal has given everything the CLI wrote.
 	start := func() (cmd *exec.Cmd, tty *os.File, screen *syncBuffer, copied chan struct{}) {
 		cmd = exec.CommandContext(t.Context(), exe, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1")

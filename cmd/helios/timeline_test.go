@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"image/png"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -91,22 +88,8 @@ func TestTimelineRendersInChromium(t *testing.T) {
 func TestTimelineMarksRuns(t *testing.T) {
 	testkit.RequireFFmpeg(t)
 	storage, dir := t.TempDir(), t.TempDir()
-	spec := testkit.NativeSpec("twice", 20, 5)
-	vf := slices.Index(spec.Args, "-vf") + 1
-	spec.Args[vf] += ",realtime"
-	path := writeSpec(t, spec)
-	ctx, stop := context.WithCancel(t.Context())
-	defer stop()
-	go func() {
-		for ctx.Err() == nil {
-			if keys, _ := filepath.Glob(filepath.Join(storage, "renders", "twice", "chunks", "*.json")); len(keys) > 0 {
-				stop()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	var stdout, stderr strings.Builder
-	run(ctx, []string{"job", "run", path, "--out", filepath.Join(dir, "v.mp4"), "--storage", storage, "--concurrency", "1"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	path := writeSpec(t, slowSpec("twice", 20, 5))
+	runUntilFirstChunk(t, path, storage, "twice")
 	if r := helios(t, nil, "job", "run", path, "--out", filepath.Join(dir, "v.mp4"), "--storage", storage); r.code != exitOK {
 		t.Fatalf("resume: exit %d %s", r.code, r.stderr)
 	}
