@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helios-project/infrastructure/internal/proc"
+	"github.com/helios-project/infrastructure/pkg/proc"
 	"github.com/helios-project/infrastructure/internal/testkit"
 )
 

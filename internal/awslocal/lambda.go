@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/helios-project/infrastructure/internal/proc"
+	"github.com/helios-project/infrastructure/pkg/proc"
 
 	"github.com/helios-project/infrastructure/internal/localnet"
 )

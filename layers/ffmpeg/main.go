@@ -26,7 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"github.com/helios-project/infrastructure/internal/zipfile"
+	"github.com/helios-project/infrastructure/pkg/zipfile"
 )
 
 // pinned is one npm package holding one static binary.

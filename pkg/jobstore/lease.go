@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/helios-project/infrastructure/internal/periodic"
+	"github.com/helios-project/infrastructure/pkg/periodic"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )

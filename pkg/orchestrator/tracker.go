@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/helios-project/infrastructure/internal/periodic"
+	"github.com/helios-project/infrastructure/pkg/periodic"
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"

@@ -43,7 +43,7 @@ import (
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/landlock-lsm/go-landlock/landlock"
 
-	"github.com/helios-project/infrastructure/internal/proc"
+	"github.com/helios-project/infrastructure/pkg/proc"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"

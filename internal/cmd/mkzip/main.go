@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/helios-project/infrastructure/internal/zipfile"
+	"github.com/helios-project/infrastructure/pkg/zipfile"
 )
 
 func main() {
