@@ -60,7 +60,7 @@ func newRenderCommand() *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			return usageError{errors.New("`helios render` is the Helios renderer's command, not this CLI's: " +
 				"install it with `make renderer` and put renderers/helios/bin before this CLI's directory on PATH " +
-				"(see README: Rendering Helios compositions)")}
+				"(see docs/HELIOS.md)")}
 		},
 	}
 }

@@ -19,7 +19,7 @@ const (
 )
 
 // What the stack costs a month with no job: its alarms and dashboard, and
-// the sweep invoking the orchestrator every 5 minutes. The README states
+// the sweep invoking the orchestrator every 5 minutes. docs/AWS.md states
 // the figure and what it is made of.
 func TestIdleCost(t *testing.T) {
 	_, doc := synth(t, nil)
@@ -50,7 +50,7 @@ func TestIdleCost(t *testing.T) {
 	sweeps := sweepsPerMonth * (sweepSeconds*orchestratorGB*lambdaARMGBSecond + lambdaRequest)
 	watch := float64(metrics)*alarmMetricMonth + float64(dashboards)*dashboardMonth
 	t.Logf("idle a month: $%.2f (%d alarms reading %d metrics, %d dashboard) + $%.2f (sweeps)", watch, alarms, metrics, dashboards, sweeps)
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/AWS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestIdleCost(t *testing.T) {
 		fmt.Sprintf("$%.2f a month for the sweep", sweeps),
 	} {
 		if !strings.Contains(string(readme), want) {
-			t.Errorf("the README's AWS costs do not say %q", want)
+			t.Errorf("docs/AWS.md's costs do not say %q", want)
 		}
 	}
 }

@@ -49,7 +49,7 @@ func idleCostPerMonth(t *testing.T, s service) float64 {
 
 // The sweep calls a request-billed service, so an idle deployment costs
 // cents a month in compute rather than what the orchestrator (billed per
-// instance) costs around the clock; the README states both figures.
+// instance) costs around the clock; docs/CLOUDRUN.md states both figures.
 func TestIdleCost(t *testing.T) {
 	c := newCloud(t)
 	r := c.run(t, "deploy.sh", deployEnv()...)
@@ -76,13 +76,13 @@ func TestIdleCost(t *testing.T) {
 	if idle > 1 {
 		t.Errorf("an idle deployment costs $%.2f a month in compute: the sweep's target %s keeps instances billed", idle, target)
 	}
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/CLOUDRUN.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, figure := range []string{fmt.Sprintf("$%.2f a month", idle), fmt.Sprintf("$%.0f a month", before)} {
 		if !strings.Contains(string(readme), figure) {
-			t.Errorf("the README's Cloud Run costs do not state %q", figure)
+			t.Errorf("docs/CLOUDRUN.md's costs do not state %q", figure)
 		}
 	}
 }

@@ -52,7 +52,7 @@ const PricesAsOf = "2026-11-29"
 
 // DefaultPrices is the table: AWS us-east-1 (Lambda, S3 Standard) and
 // Google Cloud tier 1 regions (Cloud Run, Cloud Storage Standard in a
-// region). README "Cost and budgets" lists the sources.
+// region). docs/SPEC.md, "Cost and budgets", lists the sources.
 func DefaultPrices() Prices {
 	return Prices{
 		AsOf:                       PricesAsOf,

@@ -3,7 +3,7 @@
 // retried with backoff, sent only to public addresses.
 //
 // A receiver checks a delivery with Verify (or the same few lines in any
-// language; see the README):
+// language; see docs/SPEC.md, "Webhooks"):
 //
 //	signature = hex(HMAC-SHA256(key, timestamp + "." + body))
 //

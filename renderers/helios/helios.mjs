@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // helios render: one chunk of a Helios composition, for Helios
-// infrastructure workers. See the repository README, "Rendering Helios
-// compositions".
+// infrastructure workers. See docs/HELIOS.md in the repository.
 import { parse, usage, UsageError } from './lib/options.mjs';
 import { CompositionError } from './lib/problems.mjs';
 import { render } from './lib/render.mjs';

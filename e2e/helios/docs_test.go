@@ -12,16 +12,16 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 )
 
-// The README's first composition, as a newcomer would make it from the
-// docs alone: its page and spec are the README's blocks, its node_modules
+// The first composition of docs/HELIOS.md, as a newcomer would make it
+// from the docs alone: its page and spec are the page's blocks, its node_modules
 // what `npm install @helios-project/core@5.13.2` gives (the examples' own
-// install, here without the network), and its command line the README's,
+// install, here without the network), and its command line the page's,
 // with this CLI before the renderer on PATH.
 // The job is done in 4 chunks, and the frames follow the page: the first
 // and the last differ.
-func TestReadmeFirstComposition(t *testing.T) {
+func TestDocsFirstComposition(t *testing.T) {
 	r := need(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "HELIOS.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestReadmeFirstComposition(t *testing.T) {
 	}
 	run, ok := blocks["run"]
 	if !ok || blocks["my-video/index.html"] == "" || blocks["my-video.json"] == "" {
-		t.Fatalf("the README's first composition is not all there: %v", keys(blocks))
+		t.Fatalf("docs/HELIOS.md's first composition is not all there: %v", keys(blocks))
 	}
 	dir := t.TempDir()
 	for _, name := range []string{"my-video/index.html", "my-video.json"} {
@@ -47,7 +47,7 @@ func TestReadmeFirstComposition(t *testing.T) {
 	}
 	args := strings.Fields(strings.TrimSpace(run))
 	if len(args) < 2 || args[0] != "bin/helios" {
-		t.Fatalf("the README's command: %q", run)
+		t.Fatalf("the page's command: %q", run)
 	}
 	for i, a := range args {
 		if strings.HasPrefix(a, "my-video") {
@@ -68,7 +68,7 @@ func TestReadmeFirstComposition(t *testing.T) {
 	err = cmd.Run()
 	stdout, stderr := o.String(), e.String()
 	if err != nil || !strings.Contains(stdout, "chunks:    4") {
-		t.Fatalf("the README's command: %v\n%s%s", err, stdout, stderr)
+		t.Fatalf("the page's command: %v\n%s%s", err, stdout, stderr)
 	}
 	out := filepath.Join(dir, "my-video.mp4")
 	frames := testkit.FrameMD5(t, out)
