@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -154,5 +155,26 @@ func TestDocsLinks(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The README's example job is examples/jobs/demo.json, as it is.
+func TestReadmeJobIsTheDemo(t *testing.T) {
+	readme := docPages(t)["../../README.md"]
+	m := regexp.MustCompile("(?s)## A job\n.*?```json\n(.*?)```").FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("no JSON block under the README's \"A job\"")
+	}
+	demo, err := os.ReadFile("../../examples/jobs/demo.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown, file any
+	if err := json.Unmarshal([]byte(m[1]), &shown); err != nil {
+		t.Fatalf("the README's job: %v", err)
+	}
+	json.Unmarshal(demo, &file)
+	if !reflect.DeepEqual(shown, file) {
+		t.Errorf("the README's job is not examples/jobs/demo.json:\n%s", m[1])
 	}
 }
