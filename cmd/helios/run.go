@@ -78,7 +78,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	if err != nil {
 		return err
 	}
-	if spec.Webhook != "" && cfg.WebhookSecret == "" { // this process is the orchestrator
+	if spec.Webhook != "" && cfg.WebhookSecret == "" && cfg.WebhookSecretARN == "" { // this process is the orchestrator
 		fmt.Fprintf(e.stderr, "helios: note: the spec names a webhook, but %s is not set: it will not be sent\n", config.EnvWebhookSecret)
 	}
 

@@ -90,7 +90,7 @@ func TestProgressBarRateAndCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, storage := writeSpec(t, slowSpec("bar", 60, 5)), t.TempDir() // a chunk takes half a second
+	path, storage := writeSpec(t, slowSpec("bar", 30, 5)), t.TempDir() // a chunk takes half a second
 	// copied is closed when the terminal has given everything the CLI wrote.
 	start := func() (cmd *exec.Cmd, tty *os.File, screen *syncBuffer, copied chan struct{}) {
 		cmd = exec.CommandContext(t.Context(), exe, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage, "--concurrency", "1")

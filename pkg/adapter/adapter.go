@@ -20,15 +20,16 @@ import (
 // Function names a deployed function.
 type Function string
 
-// The functions an orchestrator invokes.
+// The functions an orchestrator invokes, by the names pkg/job gives them
+// (in HELIOS_SIZES and the job's usage): one name for each kind.
 const (
-	Worker   Function = "worker"
-	Stitcher Function = "stitcher"
+	Worker   Function = job.FunctionWorker
+	Stitcher Function = job.FunctionStitcher
 	// BrowserWorker is a worker with Chromium, Node and the Helios renderer
 	// (renderers/helios), for jobs that run `helios`: a bigger image on
 	// x86_64 Lambda, so ffmpeg-only jobs keep the small arm64 worker. A
 	// driver without one sends those jobs to Worker.
-	BrowserWorker Function = "browser-worker"
+	BrowserWorker Function = job.FunctionBrowserWorker
 )
 
 // MaxPayload is Lambda's limit for a synchronous request or response
@@ -63,16 +64,23 @@ type Adapter struct {
 // New wraps a driver.
 func New(d Driver) *Adapter { return &Adapter{driver: d} }
 
-// Execute runs one chunk on a worker: the browser worker for a chunk that
-// renders a Helios composition, if the driver has one.
+// Execute runs one chunk on the function FunctionFor names.
 func (a *Adapter) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
-	fn := Worker
-	if d, ok := a.driver.(interface{ Has(Function) bool }); ok && w.NeedsBrowser() && d.Has(BrowserWorker) {
-		fn = BrowserWorker
-	}
 	var out job.WorkerResult
-	err := a.call(ctx, fn, w, &out)
+	err := a.call(ctx, a.route(w), w, &out)
 	return out, err
+}
+
+// FunctionFor is the function that runs w: the browser worker for a chunk
+// that renders a Helios composition, if the driver has one, else the
+// worker. The one decision, for the call and for its price.
+func (a *Adapter) FunctionFor(w job.WorkerJob) string { return string(a.route(w)) }
+
+func (a *Adapter) route(w job.WorkerJob) Function {
+	if d, ok := a.driver.(interface{ Has(Function) bool }); ok && w.NeedsBrowser() && d.Has(BrowserWorker) {
+		return BrowserWorker
+	}
+	return Worker
 }
 
 // Stitch runs the stitcher.

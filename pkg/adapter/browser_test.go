@@ -20,8 +20,15 @@ func routed(t *testing.T, a *adapter.Adapter, worker, browser func() int64) (hel
 		w0, b0 := worker(), browser()
 		// The probe answers only its own commands; which function got the
 		// call is what counts here.
-		_, _ = a.Execute(t.Context(), job.WorkerJob{JobID: "route", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: command})
-		return [2]int64{worker() - w0, browser() - b0}
+		w := job.WorkerJob{JobID: "route", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: command}
+		_, _ = a.Execute(t.Context(), w)
+		got := [2]int64{worker() - w0, browser() - b0}
+		// The function the orchestrator prices the call at is the one
+		// that got it.
+		if want := map[bool]string{false: job.FunctionWorker, true: job.FunctionBrowserWorker}[got[1] == 1]; a.FunctionFor(w) != want {
+			t.Errorf("%s chunk: FunctionFor says %q, the call went to %q", command, a.FunctionFor(w), want)
+		}
+		return got
 	}
 	return send(job.RendererProgram), send(adaptertest.ProbeEcho)
 }

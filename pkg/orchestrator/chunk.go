@@ -135,9 +135,9 @@ func (a *chunkAttempts) launch(ctx context.Context, answers chan<- call, lane in
 	r.tr.attemptStarted(a.c.Index, c.attempt, hedge)
 	w := r.spec.WorkerJob(a.c, r.lease.Gen, c.attempt)
 	limit := r.spec.ChunkTimeout.Duration + r.o.cfg.ChunkGrace
-	fn := job.FunctionWorker
-	if w.NeedsBrowser() {
-		fn = job.FunctionBrowserWorker
+	fn := job.FunctionWorker // priced as the function that runs it
+	if router, ok := r.o.workers.(functionRouter); ok {
+		fn = router.FunctionFor(w)
 	}
 	r.tr.callStarted(c.start)
 	go func() {

@@ -29,6 +29,13 @@ type WorkerAdapter interface {
 	Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error)
 }
 
+// functionRouter is a WorkerAdapter that says which function runs a chunk
+// (pkg/adapter: the browser worker for a Helios chunk, where there is one),
+// so the chunk is priced at that function's size. Without it: the worker.
+type functionRouter interface {
+	FunctionFor(w job.WorkerJob) string
+}
+
 // Stitcher joins a job's segments into its video: the stitcher function,
 // wherever it runs (pkg/stitch's VideoStitcher is what it uses inside).
 type Stitcher interface {

@@ -148,15 +148,23 @@ func (s *Stack) Orchestrator(ctx context.Context) (*orchestrator.Orchestrator, e
 	if err != nil {
 		return nil, err
 	}
-	if s.Config.WebhookSecret, err = webhookKey(ctx, s.Config); err != nil {
+	key, err := webhookKey(ctx, s.Config)
+	if err != nil {
 		return nil, err
 	}
-	return s.OrchestratorWith(a), nil
+	return s.orchestrator(a, key), nil
 }
 
 // OrchestratorWith runs the store's jobs through workers and stitcher of
-// the caller's choosing (tests put faults between them).
+// the caller's choosing (tests put faults between them), signing webhooks
+// with HELIOS_WEBHOOK_SECRET as it is.
 func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator {
+	return s.orchestrator(a, s.Config.WebhookSecret)
+}
+
+// orchestrator builds the orchestrator from the stack's configuration,
+// which it leaves as it is; key signs webhooks ("": none are sent).
+func (s *Stack) orchestrator(a *adapter.Adapter, key string) *orchestrator.Orchestrator {
 	cfg := s.Config
 	ocfg := orchestrator.Config{
 		Concurrency:    cfg.Concurrency,
@@ -170,8 +178,8 @@ func (s *Stack) OrchestratorWith(a *adapter.Adapter) *orchestrator.Orchestrator 
 	if cfg.HedgeShare == 0 {
 		ocfg.Hedge.Share = -1 // off
 	}
-	if cfg.WebhookSecret != "" {
-		ocfg.Webhooks = &webhook.Sender{Key: []byte(cfg.WebhookSecret), AllowPrivate: cfg.WebhookAllowPrivate}
+	if key != "" {
+		ocfg.Webhooks = &webhook.Sender{Key: []byte(key), AllowPrivate: cfg.WebhookAllowPrivate}
 	}
 	return orchestrator.New(s.Jobs, a, a, ocfg, s.Log)
 }
