@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helios-project/infrastructure/pkg/proc"
 	"github.com/helios-project/infrastructure/internal/testkit"
+	"github.com/helios-project/infrastructure/pkg/proc"
 )
 
 // readyLine is the renderer's summary: browser start-up, frames, their time.
