@@ -46,19 +46,24 @@ stop_on() {
   die "$(printf 'gcloud %s failed:\n%s\n%s' "$cmd" "$err" "$hint")"
 }
 
-# lookup DESCRIBE-ARGS...: 0 with the output in REPLY if the resource is
-# there, 1 if gcloud says it is not; anything else stops the script. (Not
-# for a command substitution: the stop would only end the subshell.)
-lookup() {
+# capture GCLOUD-ARGS...: gcloud for the project, its output in REPLY and
+# its error text in ERR; the status is gcloud's. (Not for a command
+# substitution: REPLY and ERR would stay in the subshell.)
+capture() {
   local errfile rc=0
   errfile=$(mktemp)
   REPLY=$("$GCLOUD" "$@" --project="$PROJECT" --quiet 2>"$errfile") || rc=$?
-  local err
-  err=$(<"$errfile")
+  ERR=$(<"$errfile")
   rm -f "$errfile"
-  ((rc == 0)) && return 0
-  not_found "$err" && return 1
-  stop_on "$*" "$err"
+  return "$rc"
+}
+
+# lookup DESCRIBE-ARGS...: 0 with the output in REPLY if the resource is
+# there, 1 if gcloud says it is not; anything else stops the script.
+lookup() {
+  capture "$@" && return 0
+  not_found "$ERR" && return 1
+  stop_on "$*" "$ERR"
 }
 
 # exists DESCRIBE-ARGS...: lookup, for the answer only.
@@ -67,36 +72,25 @@ exists() { lookup "$@"; }
 # gc_unless_absent WHAT GCLOUD-ARGS...: gc, where gcloud saying WHAT is not
 # there (a binding already removed) is not an error.
 gc_unless_absent() {
-  local what=$1 errfile rc=0
+  local what=$1
   shift
-  errfile=$(mktemp)
   printf '  $ gcloud %s\n' "$*"
-  "$GCLOUD" "$@" --project="$PROJECT" --quiet 2>"$errfile" || rc=$?
-  local err
-  err=$(<"$errfile")
-  rm -f "$errfile"
-  if ((rc == 0)); then
-    [[ -z $err ]] || printf '%s\n' "$err" >&2
+  if capture "$@"; then
+    [[ -z $REPLY ]] || printf '%s\n' "$REPLY"
+    [[ -z $ERR ]] || printf '%s\n' "$ERR" >&2
     return 0
   fi
-  if not_found "$err"; then
+  if not_found "$ERR"; then
     echo "  ($what: already gone)"
     return 0
   fi
-  stop_on "$*" "$err"
+  stop_on "$*" "$ERR"
 }
 
 # check_project stops unless gcloud can read PROJECT: a typo in it, or no
 # account, must not look like an empty project.
 check_project() {
-  local errfile rc=0
-  errfile=$(mktemp)
-  PROJECT_NUMBER=$("$GCLOUD" projects describe "$PROJECT" --format='value(projectNumber)' --project="$PROJECT" --quiet 2>"$errfile") || rc=$?
-  local err
-  err=$(<"$errfile")
-  rm -f "$errfile"
-  if ((rc != 0)); then
-    stop_on "projects describe $PROJECT" "$err"
-  fi
+  capture projects describe "$PROJECT" --format='value(projectNumber)' || stop_on "projects describe $PROJECT" "$ERR"
+  PROJECT_NUMBER=$REPLY
   [[ $PROJECT_NUMBER =~ ^[0-9]+$ ]] || die "could not read the project number of $PROJECT (got '$PROJECT_NUMBER')"
 }
