@@ -54,6 +54,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Region == "" {
 		return fail("no AWS region: set AWS_REGION (or `aws configure set region REGION`) to the region the stack was deployed to; nothing was destroyed")
 	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return fail("no AWS credentials found: run `aws configure` (or `aws sso login`, or set AWS_PROFILE); nothing was destroyed")
+	}
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return fail("%s; nothing was destroyed", explain(err, cfg.Region))
@@ -109,10 +112,6 @@ func explain(err error, region string) string {
 			return "access denied: " + api.ErrorMessage() + " (the identity needs cloudformation:DescribeStacks and the rights to delete the stack)"
 		}
 		return api.ErrorCode() + ": " + api.ErrorMessage()
-	}
-	if msg := err.Error(); strings.Contains(msg, "retrieve credentials") || strings.Contains(msg, "no EC2 IMDS role") ||
-		strings.Contains(msg, "SharedCredsLoad") || strings.Contains(msg, "refresh cached credentials") {
-		return "no AWS credentials found: run `aws configure` (or `aws sso login`, or set AWS_PROFILE)"
 	}
 	var netErr *net.OpError
 	if errors.As(err, &netErr) {
