@@ -267,21 +267,29 @@ func checkOut(out string) error {
 	return os.Remove(probe.Name())
 }
 
-// download copies the output to path, atomically: a partial file never
-// appears under the final name. The file gets the mode cp would give a new
-// file (0666 less the umask).
+// download copies the output to path (see replaceFile).
 func download(ctx context.Context, b *blob.Bucket, key, path string) error {
+	return replaceFile(path, func(tmp string) error {
+		_, err := storage.Download(ctx, b, key, tmp, 0o666)
+		return err
+	})
+}
+
+// replaceFile makes path with write, atomically: write fills a partial file
+// beside it, which is renamed only when whole, so a partial file never
+// appears under the final name. New files get the mode cp would give them
+// (0666 less the umask).
+func replaceFile(path string, write func(tmp string) error) error {
 	tmp := fmt.Sprintf("%s.part-%d", path, os.Getpid())
 	_ = os.Remove(tmp)
-	if _, err := storage.Download(ctx, b, key, tmp, 0o666); err != nil {
-		_ = os.Remove(tmp)
-		return err
+	err := write(tmp)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err != nil {
 		_ = os.Remove(tmp)
-		return err
 	}
-	return nil
+	return err
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -57,11 +57,12 @@ func newCancelCommand(e *env) *cobra.Command {
 		Args:  exactArgs(1, "one job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.onStack(cmd.Context(), e, func(stack *pipeline.Stack) error {
-				if st, err := stack.Jobs.Lookup(cmd.Context(), args[0]); err == nil && st.State == job.StateCancelled {
+				st, err := stack.Jobs.Lookup(cmd.Context(), args[0])
+				if err == nil && st.State == job.StateCancelled {
 					fmt.Fprintf(e.stderr, "helios: job %s is already cancelled; nothing to cancel\n", args[0])
 					return errJobFailed
 				}
-				err := stack.Jobs.Cancel(cmd.Context(), args[0])
+				err = stack.Jobs.Cancel(cmd.Context(), args[0])
 				if errors.Is(err, jobstore.ErrEnded) {
 					fmt.Fprintf(e.stderr, "helios: %v; nothing to cancel\n", err)
 					return errJobFailed
@@ -70,7 +71,9 @@ func newCancelCommand(e *env) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "cancel requested for job %s\n", args[0])
-				if st, err := stack.Jobs.Lookup(cmd.Context(), args[0]); err == nil {
+				// A job a run stopped (Ctrl-C) and nothing resumes: the request
+				// waits for the next run. (One never run is cancelled now.)
+				if st != nil && !st.Timings.StartedAt.IsZero() {
 					if _, stuck := idleHint(cmd.Context(), stack.Jobs, st, stack.Config.StorageURL); stuck {
 						fmt.Fprintf(e.stdout, "nothing is running it: it stays as it is (%d of %d chunks done), and a run of it ends at once, cancelled (--restart renders it anyway)\n", st.ChunksDone, st.ChunksTotal)
 					}

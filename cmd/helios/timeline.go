@@ -43,22 +43,19 @@ func newTimelineCommand(e *env) *cobra.Command {
 					}
 					return err
 				}
-				// Beside the final name, renamed when whole; 0666 less the
-				// umask, as any new file the user's shell would make.
-				tmp, err := os.OpenFile(fmt.Sprintf("%s.part-%d", out, os.Getpid()), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
-				if err != nil {
-					return err
-				}
-				defer os.Remove(tmp.Name())
 				title := fmt.Sprintf("job %s: %s, %d chunks, %d frames", st.JobID, st.State, st.ChunksTotal, st.TotalFrames)
-				if err := timeline.Render(tmp, h, timeline.Options{Title: title}); err != nil {
-					tmp.Close()
-					return err
-				}
-				if err := tmp.Close(); err != nil {
-					return err
-				}
-				if err := os.Rename(tmp.Name(), out); err != nil {
+				err = replaceFile(out, func(tmp string) error {
+					f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+					if err != nil {
+						return err
+					}
+					if err := timeline.Render(f, h, timeline.Options{Title: title}); err != nil {
+						f.Close()
+						return err
+					}
+					return f.Close()
+				})
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "%s: %s, %s, %s\n", out, timeline.Count(len(h.Attempts), "attempt", "attempts"),

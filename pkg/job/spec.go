@@ -185,11 +185,7 @@ func Decode(r io.Reader) (*Spec, error) {
 // not one fix later. Problems that only restate a decode problem (a field
 // left zero because its value had the wrong type) are left out. id, if not
 // "", replaces the spec's id.
-func DecodeProblems(r io.Reader, id string, rules Rules) (*Spec, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxSpecBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read spec: %w", err)
-	}
+func DecodeProblems(data []byte, id string, rules Rules) (*Spec, error) {
 	spec, err := Decode(bytes.NewReader(data))
 	var decoded *ValidationError
 	if err != nil && (!errors.As(err, &decoded) || !json.Valid(data) || len(decoded.Problems) == 0 || decoded.Problems[0].Path == "") {

@@ -441,7 +441,7 @@ func TestDecodeListsEveryProblem(t *testing.T) {
 func TestDecodeProblemsListsEverything(t *testing.T) {
 	doc := `{"id":"j","metadata":{"totalFrames":"100","fps":0,"width":64,"height":48},"command":"ffmpeg",
 		"args":["-i","x{foo}","{output}"],"framesPerChunck":10,"retry":{"maxAttempts":"3"}}`
-	_, err := job.DecodeProblems(strings.NewReader(doc), "", job.Rules{Programs: job.Allowlist{"ffmpeg"}})
+	_, err := job.DecodeProblems([]byte(doc), "", job.Rules{Programs: job.Allowlist{"ffmpeg"}})
 	var ve *job.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("err = %v, want a *ValidationError", err)
@@ -455,7 +455,7 @@ func TestDecodeProblemsListsEverything(t *testing.T) {
 		t.Errorf("problems at %q, want %q:\n%v", paths, want, ve)
 	}
 	// Not JSON: one problem, as Decode says it.
-	if _, err := job.DecodeProblems(strings.NewReader(`{"id":`), "", job.Rules{}); !errors.As(err, &ve) || len(ve.Problems) != 1 {
+	if _, err := job.DecodeProblems([]byte(`{"id":`), "", job.Rules{}); !errors.As(err, &ve) || len(ve.Problems) != 1 {
 		t.Errorf("truncated JSON: %v", err)
 	}
 }

@@ -33,7 +33,7 @@ func (s *Store) prepare(r io.Reader, id string, override bool) (*job.Spec, error
 		return nil, &job.ValidationError{Problems: []job.Problem{{Path: "id",
 			Message: fmt.Sprintf("is %q but the job is submitted as %q; remove id or make them match", named, id)}}}
 	}
-	return job.DecodeProblems(bytes.NewReader(data), id, s.rules)
+	return job.DecodeProblems(data, id, s.rules)
 }
 
 // Submit uploads a valid spec to jobs/<id>.json, where the upload itself
