@@ -520,7 +520,7 @@ func TestSweepFinishesAJobWhoseOrchestratorCrashed(t *testing.T) {
 	if ferr := <-crashed; ferr == "" {
 		t.Fatal("the orchestrator was not killed")
 	}
-	time.Sleep(31 * time.Second) // the dead run's lease expires
+	time.Sleep(awslocal.LeaseTTL + time.Second) // the dead run's lease expires
 	if st := status(t, "aws-orphan"); st.State.Final() {
 		t.Fatalf("the job should be stranded: %s", st.State)
 	}

@@ -553,7 +553,7 @@ func TestSweepFinishesAJobWhoseOrchestratorDied(t *testing.T) {
 	if code != http.StatusOK || strings.Contains(body, "gcs-orphan") {
 		t.Errorf("sweep while the lease is still valid: %d %s", code, body)
 	}
-	time.Sleep(31 * time.Second) // the lease's TTL
+	time.Sleep(gcplocal.LeaseTTL + time.Second) // the lease's TTL
 	if st, _ := jobstore.New(stack.Bucket, nil, nil).Status(t.Context(), "gcs-orphan"); st == nil || st.State.Final() {
 		t.Fatalf("the job should be stranded, status %+v", st)
 	}

@@ -48,6 +48,10 @@ type StackOptions struct {
 // BrowserWorkerFunction is the worker that renders Helios compositions.
 const BrowserWorkerFunction = "helios-browser-worker"
 
+// LeaseTTL is the orchestrators' HELIOS_LEASE_TTL: shorter than the
+// default, so a test whose orchestrator dies waits less for its job.
+const LeaseTTL = 15 * time.Second
+
 // ShortOrchestratorFunction is the orchestrator with a short time limit.
 const ShortOrchestratorFunction = "helios-orchestrator-short"
 
@@ -108,6 +112,7 @@ func StartStack(ctx context.Context, opts StackOptions) (*Stack, error) {
 		config.EnvStitcherFunction: StitcherFunction,
 		config.EnvConcurrency:      strconv.Itoa(workers),
 		config.EnvStatusInterval:   "200ms",
+		config.EnvLeaseTTL:         LeaseTTL.String(),
 	})
 	if opts.BrowserWorkers > 0 {
 		// The orchestrator accepts what either worker may run.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +50,7 @@ const (
 	EnvRenderOrigins         = "HELIOS_RENDER_ORIGINS"
 	EnvFFmpegFilters         = "HELIOS_FFMPEG_FILTERS"
 	EnvFFmpegOptions         = "HELIOS_FFMPEG_OPTIONS"
+	EnvLeaseTTL              = "HELIOS_LEASE_TTL"
 )
 
 // Names lists every variable, for documentation and infrastructure tests.
@@ -59,7 +59,7 @@ var Names = []string{
 	EnvStitchTimeout, EnvSizes, EnvPrices, EnvBudgetUSD, EnvBudgetWorkerSeconds, EnvLogLevel, EnvWorkerFunction, EnvStitcherFunction,
 	EnvWorkerURL, EnvStitcherURL, EnvRequestTimeout, EnvContinueTopic, EnvCommandNetwork, EnvHTTPToken,
 	EnvBrowserWorkerFunction, EnvBrowserWorkerURL, EnvWebhookSecret, EnvWebhookAllowPrivate, EnvWebhookSecretARN, EnvHedgeShare,
-	EnvRenderOrigins, EnvFFmpegFilters, EnvFFmpegOptions,
+	EnvRenderOrigins, EnvFFmpegFilters, EnvFFmpegOptions, EnvLeaseTTL,
 }
 
 // Variables the platforms set, read here too so one place knows the
@@ -90,11 +90,12 @@ type Config struct {
 	StorageURL            string
 	Adapter               string
 	Allowed               job.Allowlist
-	Concurrency           int
-	StatusInterval        time.Duration
-	StitchTimeout         time.Duration
-	Cost                  cost.Model // prices the platform's bill: the adapter's platform, HELIOS_SIZES and HELIOS_PRICES
-	Budget                job.Budget // every job's cap (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS)
+	Concurrency           int           // chunks in flight; 0: the orchestrator's default (CPUs)
+	StatusInterval        time.Duration // 0: the orchestrator's default
+	StitchTimeout         time.Duration // 0: the orchestrator's default
+	LeaseTTL              time.Duration // a job's lease without renewal; 0: the orchestrator's default
+	Cost                  cost.Model    // prices the platform's bill: the adapter's platform, HELIOS_SIZES and HELIOS_PRICES
+	Budget                job.Budget    // every job's cap (HELIOS_BUDGET_USD, HELIOS_BUDGET_WORKER_SECONDS)
 	LogLevel              slog.Level
 	WorkerFunction        string
 	StitcherFunction      string
@@ -122,147 +123,226 @@ type Config struct {
 
 // FromEnv reads the configuration through getenv (os.Getenv in a program).
 // Every bad value is reported, naming the variable and what it expects.
+// Settings left unset keep their zero value where the part that uses them
+// has the default (the orchestrator's concurrency, intervals and lease).
 func FromEnv(getenv func(string) string) (Config, error) {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
+	r := &envReader{getenv: getenv}
+	c := r.names()
+	r.platform(&c)
+	r.adapter(&c)
+	r.webhook(&c)
+	c.WebhookAllowPrivate = r.onOff(EnvWebhookAllowPrivate)
+	c.CommandNetwork = r.onOff(EnvCommandNetwork)
+	r.renderer(&c)
+	r.timing(&c)
+	r.spending(&c)
+	if v := r.get(EnvLogLevel, "info"); c.LogLevel.UnmarshalText([]byte(v)) != nil {
+		r.bad(EnvLogLevel, v, "debug, info, warn or error")
 	}
-	var problems []string
-	bad := func(name, value, want string) {
-		problems = append(problems, fmt.Sprintf("%s=%q: expected %s", name, value, want))
+	if len(r.problems) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(r.problems, "; "))
 	}
-	c := Config{
-		StorageURL:            get(EnvStorageURL, DefaultStorageURL),
-		Adapter:               get(EnvAdapter, AdapterLocal),
-		Allowed:               job.ParseAllowlist(get(EnvAllowedCommands, DefaultAllowedCommands)),
-		WorkerFunction:        get(EnvWorkerFunction, ""),
-		StitcherFunction:      get(EnvStitcherFunction, ""),
-		WorkerURL:             get(EnvWorkerURL, ""),
-		StitcherURL:           get(EnvStitcherURL, ""),
-		BrowserWorkerFunction: get(EnvBrowserWorkerFunction, ""),
-		BrowserWorkerURL:      get(EnvBrowserWorkerURL, ""),
-		ContinueTopic:         get(EnvContinueTopic, ""),
-		HTTPToken:             get(EnvHTTPToken, ""),
-		WebhookSecret:         get(EnvWebhookSecret, ""),
-		WebhookSecretARN:      get(EnvWebhookSecretARN, ""),
+	return c, nil
+}
 
-		OnLambda:           get(EnvLambdaRuntimeAPI, "") != "",
-		LambdaFunctionName: get(EnvLambdaFunctionName, ""),
-		Port:               get(EnvPort, "8080"),
-		OnCloudRun:         get(EnvCloudRunService, "") != "",
+// envReader reads variables and collects every problem, so that one run
+// reports them all.
+type envReader struct {
+	getenv   func(string) string
+	problems []string
+}
+
+// get is the trimmed value of name, or def when it is unset or blank.
+func (r *envReader) get(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
 	}
+	return def
+}
+
+func (r *envReader) bad(name, value, want string) {
+	r.problems = append(r.problems, fmt.Sprintf("%s=%q: expected %s", name, value, want))
+}
+
+func (r *envReader) problem(format string, args ...any) {
+	r.problems = append(r.problems, fmt.Sprintf(format, args...))
+}
+
+// names reads the variables taken as they are: names, URLs and keys.
+func (r *envReader) names() Config {
+	return Config{
+		StorageURL:            r.get(EnvStorageURL, DefaultStorageURL),
+		Adapter:               r.get(EnvAdapter, AdapterLocal),
+		Allowed:               job.ParseAllowlist(r.get(EnvAllowedCommands, DefaultAllowedCommands)),
+		WorkerFunction:        r.get(EnvWorkerFunction, ""),
+		StitcherFunction:      r.get(EnvStitcherFunction, ""),
+		WorkerURL:             r.get(EnvWorkerURL, ""),
+		StitcherURL:           r.get(EnvStitcherURL, ""),
+		BrowserWorkerFunction: r.get(EnvBrowserWorkerFunction, ""),
+		BrowserWorkerURL:      r.get(EnvBrowserWorkerURL, ""),
+		ContinueTopic:         r.get(EnvContinueTopic, ""),
+		HTTPToken:             r.get(EnvHTTPToken, ""),
+		WebhookSecret:         r.get(EnvWebhookSecret, ""),
+		WebhookSecretARN:      r.get(EnvWebhookSecretARN, ""),
+	}
+}
+
+// platform reads what the platform sets: where this process runs.
+func (r *envReader) platform(c *Config) {
+	c.OnLambda = r.get(EnvLambdaRuntimeAPI, "") != ""
+	c.LambdaFunctionName = r.get(EnvLambdaFunctionName, "")
+	c.Port = r.get(EnvPort, "8080")
+	c.OnCloudRun = r.get(EnvCloudRunService, "") != ""
 	if n, err := strconv.Atoi(c.Port); err != nil || n < 1 || n > 65535 {
-		bad(EnvPort, c.Port, "a TCP port number")
+		r.bad(EnvPort, c.Port, "a TCP port number")
 	}
+	if len(c.Allowed) == 0 {
+		r.bad(EnvAllowedCommands, r.getenv(EnvAllowedCommands), "a comma-separated list of program names")
+	}
+	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {
+		r.bad(EnvContinueTopic, c.ContinueTopic, "a Pub/Sub topic as projects/PROJECT/topics/TOPIC")
+	}
+}
+
+// adapter checks that the chosen adapter has the functions it calls.
+func (r *envReader) adapter(c *Config) {
 	switch c.Adapter {
 	case AdapterLocal:
 	case AdapterLambda:
 		if c.WorkerFunction == "" || c.StitcherFunction == "" {
-			problems = append(problems, fmt.Sprintf("%s=lambda needs %s and %s (function names or ARNs)", EnvAdapter, EnvWorkerFunction, EnvStitcherFunction))
+			r.problem("%s=lambda needs %s and %s (function names or ARNs)", EnvAdapter, EnvWorkerFunction, EnvStitcherFunction)
 		}
 	case AdapterCloudRun:
 		if c.WorkerURL == "" || c.StitcherURL == "" {
-			problems = append(problems, fmt.Sprintf("%s=cloudrun needs %s and %s (service URLs)", EnvAdapter, EnvWorkerURL, EnvStitcherURL))
+			r.problem("%s=cloudrun needs %s and %s (service URLs)", EnvAdapter, EnvWorkerURL, EnvStitcherURL)
 		}
 		for name, v := range map[string]string{EnvWorkerURL: c.WorkerURL, EnvStitcherURL: c.StitcherURL, EnvBrowserWorkerURL: c.BrowserWorkerURL} {
 			if v != "" && !ServiceURL(v) {
-				bad(name, v, "an https:// service URL (http:// only on loopback)")
+				r.bad(name, v, "an https:// service URL (http:// only on loopback)")
 			}
 		}
 	default:
-		bad(EnvAdapter, c.Adapter, "local, lambda or cloudrun")
+		r.bad(EnvAdapter, c.Adapter, "local, lambda or cloudrun")
 	}
-	if c.WebhookSecret != "" {
-		if err := CheckWebhookKey(c.WebhookSecret); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", EnvWebhookSecret, err))
-		}
-		if c.WebhookSecretARN != "" {
-			problems = append(problems, fmt.Sprintf("%s and %s are both set: give the key one way", EnvWebhookSecret, EnvWebhookSecretARN))
-		}
+}
+
+// webhook checks the signing key, given one way, without printing it.
+func (r *envReader) webhook(c *Config) {
+	if c.WebhookSecret == "" {
+		return
 	}
-	onOff := func(name string) bool {
-		switch v := get(name, "off"); v {
-		case "off":
-		case "on":
-			return true
-		default:
-			bad(name, v, "off or on")
-		}
-		return false
+	if err := CheckWebhookKey(c.WebhookSecret); err != nil {
+		r.problem("%s: %v", EnvWebhookSecret, err)
 	}
-	c.WebhookAllowPrivate = onOff(EnvWebhookAllowPrivate)
-	c.CommandNetwork = onOff(EnvCommandNetwork)
-	for _, o := range strings.Split(get(EnvRenderOrigins, ""), ",") {
+	if c.WebhookSecretARN != "" {
+		r.problem("%s and %s are both set: give the key one way", EnvWebhookSecret, EnvWebhookSecretARN)
+	}
+}
+
+func (r *envReader) onOff(name string) bool {
+	switch v := r.get(name, "off"); v {
+	case "off":
+	case "on":
+		return true
+	default:
+		r.bad(name, v, "off or on")
+	}
+	return false
+}
+
+// renderer reads what a chunk's command may reach: the origins fetched for
+// rendered pages and what the deployment adds to ffmpeg's allowlists.
+func (r *envReader) renderer(c *Config) {
+	for _, o := range strings.Split(r.get(EnvRenderOrigins, ""), ",") {
 		if strings.TrimSpace(o) == "" {
 			continue
 		}
 		if origin, err := pagefetch.Origin(o); err != nil {
-			bad(EnvRenderOrigins, o, "comma-separated origins such as https://fonts.googleapis.com,https://fonts.gstatic.com")
+			r.bad(EnvRenderOrigins, o, "comma-separated origins such as https://fonts.googleapis.com,https://fonts.gstatic.com")
 		} else {
 			c.RenderOrigins = append(c.RenderOrigins, origin)
 		}
 	}
 	for name, dst := range map[string]*[]string{EnvFFmpegFilters: &c.FFmpeg.Filters, EnvFFmpegOptions: &c.FFmpeg.Options} {
-		for _, n := range strings.FieldsFunc(get(name, ""), func(r rune) bool { return r == ',' || r == ' ' }) {
+		for _, n := range strings.FieldsFunc(r.get(name, ""), func(ch rune) bool { return ch == ',' || ch == ' ' }) {
 			if err := ffargs.CheckExtra(name == EnvFFmpegFilters, n); err != nil {
-				bad(name, n, err.Error())
+				r.bad(name, n, err.Error())
 				continue
 			}
 			*dst = append(*dst, n)
 		}
 	}
-	if c.ContinueTopic != "" && !topicName.MatchString(c.ContinueTopic) {
-		bad(EnvContinueTopic, c.ContinueTopic, "a Pub/Sub topic as projects/PROJECT/topics/TOPIC")
-	}
-	if v := get(EnvRequestTimeout, ""); v != "" {
-		c.RequestTimeout = duration(v, EnvRequestTimeout, bad)
+}
+
+// timing reads concurrency, intervals and limits. Unset ones stay zero: the
+// orchestrator's defaults apply (pkg/orchestrator.Config).
+func (r *envReader) timing(c *Config) {
+	if v := r.get(EnvRequestTimeout, ""); v != "" {
+		c.RequestTimeout = r.duration(EnvRequestTimeout, v)
 		if c.RequestTimeout > 0 && c.RequestTimeout < MinRequestTimeout {
-			bad(EnvRequestTimeout, v, "at least "+MinRequestTimeout.String()+" (the orchestrator stops 15s before it; Cloud Run allows up to 60m)")
+			r.bad(EnvRequestTimeout, v, "at least "+MinRequestTimeout.String()+" (the orchestrator stops 15s before it; Cloud Run allows up to 60m)")
 		}
 	} else if c.OnCloudRun {
 		c.RequestTimeout = 60 * time.Minute // Cloud Run's longest request; deploy sets it from the service
 	}
-	if len(c.Allowed) == 0 {
-		bad(EnvAllowedCommands, getenv(EnvAllowedCommands), "a comma-separated list of program names")
+	if v := r.get(EnvConcurrency, ""); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > MaxConcurrency {
+			r.bad(EnvConcurrency, v, "a whole number from 1 to "+strconv.Itoa(MaxConcurrency))
+		} else {
+			c.Concurrency = n
+		}
 	}
-	v := get(EnvConcurrency, strconv.Itoa(runtime.NumCPU()))
-	if n, err := strconv.Atoi(v); err != nil || n < 1 || n > MaxConcurrency {
-		bad(EnvConcurrency, v, "a whole number from 1 to "+strconv.Itoa(MaxConcurrency))
-	} else {
-		c.Concurrency = n
+	if v := r.get(EnvStatusInterval, ""); v != "" {
+		c.StatusInterval = r.duration(EnvStatusInterval, v)
 	}
-	c.StatusInterval = duration(get(EnvStatusInterval, "1s"), EnvStatusInterval, bad)
-	c.StitchTimeout = duration(get(EnvStitchTimeout, "15m"), EnvStitchTimeout, bad)
+	if v := r.get(EnvStitchTimeout, ""); v != "" {
+		c.StitchTimeout = r.duration(EnvStitchTimeout, v)
+	}
+	c.LeaseTTL = r.leaseTTL()
+}
+
+func (r *envReader) leaseTTL() time.Duration {
+	v := r.get(EnvLeaseTTL, "")
+	if v == "" {
+		return 0
+	}
+	d := r.duration(EnvLeaseTTL, v)
+	if d > 0 && (d < MinLeaseTTL || d > MaxLeaseTTL) {
+		r.bad(EnvLeaseTTL, v, "from "+MinLeaseTTL.String()+" to "+MaxLeaseTTL.String()+" (a lease is renewed every third of it; a crashed run's job waits it out)")
+	}
+	return d
+}
+
+// spending reads the price model of the platform and the caps on a job.
+func (r *envReader) spending(c *Config) {
 	platform := map[string]string{AdapterLambda: cost.Lambda, AdapterCloudRun: cost.CloudRun}[c.Adapter]
 	if m, err := cost.Default(cmp.Or(platform, cost.Local)); err == nil {
-		if c.Cost, err = m.Override(get(EnvSizes, ""), get(EnvPrices, "")); err != nil {
-			problems = append(problems, fmt.Sprintf("%s / %s: %v", EnvSizes, EnvPrices, err))
+		if c.Cost, err = m.Override(r.get(EnvSizes, ""), r.get(EnvPrices, "")); err != nil {
+			r.problem("%s / %s: %v", EnvSizes, EnvPrices, err)
 		}
 	}
 	for name, limit := range map[string]*float64{EnvBudgetUSD: &c.Budget.USD, EnvBudgetWorkerSeconds: &c.Budget.WorkerSeconds} {
-		v := get(name, "0")
+		v := r.get(name, "0")
 		if f, err := strconv.ParseFloat(v, 64); err != nil || !(f >= 0) {
-			bad(name, v, "a non-negative number (0: no cap)")
+			r.bad(name, v, "a non-negative number (0: no cap)")
 		} else {
 			*limit = f
 		}
 	}
-	v = get(EnvHedgeShare, strconv.FormatFloat(DefaultHedgeShare, 'g', -1, 64))
+	v := r.get(EnvHedgeShare, strconv.FormatFloat(DefaultHedgeShare, 'g', -1, 64))
 	if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0 || f > 1 {
-		bad(EnvHedgeShare, v, "a share from 0 (no hedging) to 1, such as 0.05")
+		r.bad(EnvHedgeShare, v, "a share from 0 (no hedging) to 1, such as 0.05")
 	} else {
 		c.HedgeShare = f
 	}
-	v = get(EnvLogLevel, "info")
-	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-		bad(EnvLogLevel, v, "debug, info, warn or error")
+}
+
+func (r *envReader) duration(name, v string) time.Duration {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.bad(name, v, "a positive duration such as 1s or 15m")
 	}
-	if len(problems) > 0 {
-		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
-	}
-	return c, nil
+	return d
 }
 
 // CheckWebhookKey refuses a key too short to sign with, without printing it.
@@ -275,6 +355,14 @@ func CheckWebhookKey(key string) error {
 
 // MaxConcurrency bounds the chunks in flight (HELIOS_CONCURRENCY, --concurrency).
 const MaxConcurrency = 10_000
+
+// MinLeaseTTL and MaxLeaseTTL bound HELIOS_LEASE_TTL: renewed every third
+// of its life, a lease shorter than a few seconds is lost to one slow
+// storage request; a long one keeps a crashed run's job waiting.
+const (
+	MinLeaseTTL = 3 * time.Second
+	MaxLeaseTTL = 5 * time.Minute
+)
 
 // MinRequestTimeout is the shortest HELIOS_REQUEST_TIMEOUT: a run stops 15 s
 // before the limit and must have time left to do something.
@@ -303,12 +391,4 @@ func ServiceURL(u string) bool {
 		return ip != nil && ip.IsLoopback()
 	}
 	return false
-}
-
-func duration(v, name string, bad func(name, value, want string)) time.Duration {
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		bad(name, v, "a positive duration such as 1s or 15m")
-	}
-	return d
 }

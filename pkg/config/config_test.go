@@ -18,8 +18,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.StorageURL != ".helios" || c.Adapter != "local" || strings.Join(c.Allowed, ",") != "ffmpeg" ||
-		c.Concurrency < 1 || c.StatusInterval != time.Second || c.StitchTimeout != 15*time.Minute || c.LogLevel != slog.LevelInfo || c.HedgeShare != 0.05 {
-		t.Errorf("defaults = %+v", c)
+		c.Concurrency != 0 || c.StatusInterval != 0 || c.StitchTimeout != 0 || c.LeaseTTL != 0 || c.LogLevel != slog.LevelInfo || c.HedgeShare != 0.05 {
+		t.Errorf("defaults = %+v (unset timings stay zero: the orchestrator's defaults apply)", c)
 	}
 }
 
@@ -27,7 +27,7 @@ func TestValues(t *testing.T) {
 	c, err := config.FromEnv(env(map[string]string{
 		config.EnvStorageURL: "s3://b", config.EnvAdapter: "lambda", config.EnvWorkerFunction: "w",
 		config.EnvStitcherFunction: "arn:aws:lambda:eu-west-1:1:function:s", config.EnvAllowedCommands: "ffmpeg, helios",
-		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvSizes: `{"worker": {"memoryMb": 1024, "arch": "x86_64"}}`,
+		config.EnvConcurrency: "64", config.EnvStatusInterval: "250ms", config.EnvLeaseTTL: "10s", config.EnvSizes: `{"worker": {"memoryMb": 1024, "arch": "x86_64"}}`,
 		config.EnvPrices: `{"lambdaRequest": 0.000001}`, config.EnvBudgetUSD: "2.5",
 		config.EnvLogLevel: "debug", config.EnvHedgeShare: "0",
 		config.EnvRenderOrigins: "https://fonts.googleapis.com, https://Fonts.GStatic.com:443",
@@ -36,7 +36,7 @@ func TestValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Adapter != "lambda" || c.WorkerFunction != "w" || strings.Join(c.Allowed, ",") != "ffmpeg,helios" ||
-		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.Cost.Platform != "lambda" || c.Cost.PerSecond("worker") != 0.0000166667 || c.Cost.Prices.LambdaRequest != 0.000001 ||
+		c.Concurrency != 64 || c.StatusInterval != 250*time.Millisecond || c.LeaseTTL != 10*time.Second || c.Cost.Platform != "lambda" || c.Cost.PerSecond("worker") != 0.0000166667 || c.Cost.Prices.LambdaRequest != 0.000001 ||
 		c.Budget != (job.Budget{USD: 2.5}) || c.LogLevel != slog.LevelDebug || c.HedgeShare != 0 ||
 		strings.Join(c.RenderOrigins, ",") != "https://fonts.googleapis.com,https://fonts.gstatic.com" {
 		t.Errorf("config = %+v", c)
@@ -54,6 +54,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{map[string]string{config.EnvConcurrency: "many"}, "HELIOS_CONCURRENCY"},
 		{map[string]string{config.EnvStatusInterval: "soon"}, "HELIOS_STATUS_INTERVAL=\"soon\": expected a positive duration"},
 		{map[string]string{config.EnvStitchTimeout: "-1m"}, "HELIOS_STITCH_TIMEOUT"},
+		{map[string]string{config.EnvLeaseTTL: "1s"}, `HELIOS_LEASE_TTL="1s": expected from 3s to 5m0s`},
+		{map[string]string{config.EnvLeaseTTL: "soon"}, `HELIOS_LEASE_TTL="soon": expected a positive duration`},
 		{map[string]string{config.EnvBudgetUSD: "-1"}, "HELIOS_BUDGET_USD=\"-1\": expected a non-negative number"},
 		{map[string]string{config.EnvBudgetWorkerSeconds: "NaN"}, "HELIOS_BUDGET_WORKER_SECONDS"},
 		{map[string]string{config.EnvSizes: `{"worker": {"memoryMb": -1}}`}, "HELIOS_SIZES / HELIOS_PRICES: sizes: worker: expected memoryMb > 0"},

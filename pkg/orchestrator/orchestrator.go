@@ -88,32 +88,38 @@ type WebhookSender interface {
 	Send(ctx context.Context, url, id string, body []byte) error
 }
 
+// The defaults of Config, in one place: the environment (pkg/config)
+// leaves a setting zero when it is not given.
+const (
+	DefaultStatusInterval     = time.Second
+	DefaultCancelPollInterval = 2 * time.Second
+	DefaultChunkGrace         = 2 * time.Minute
+	DefaultStitchTimeout      = 15 * time.Minute
+	DefaultLeaseTTL           = 30 * time.Second
+	DefaultThrottleBudget     = 30 * time.Minute
+)
+
 func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = runtime.NumCPU()
 	}
-	if c.StatusInterval <= 0 {
-		c.StatusInterval = time.Second
-	}
-	if c.CancelPollInterval <= 0 {
-		c.CancelPollInterval = 2 * time.Second
-	}
-	if c.ChunkGrace <= 0 {
-		c.ChunkGrace = 2 * time.Minute
-	}
-	if c.StitchTimeout <= 0 {
-		c.StitchTimeout = 15 * time.Minute
-	}
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 30 * time.Second
-	}
-	if c.ThrottleBudget <= 0 {
-		c.ThrottleBudget = 30 * time.Minute
-	}
+	c.StatusInterval = positiveOr(c.StatusInterval, DefaultStatusInterval)
+	c.CancelPollInterval = positiveOr(c.CancelPollInterval, DefaultCancelPollInterval)
+	c.ChunkGrace = positiveOr(c.ChunkGrace, DefaultChunkGrace)
+	c.StitchTimeout = positiveOr(c.StitchTimeout, DefaultStitchTimeout)
+	c.LeaseTTL = positiveOr(c.LeaseTTL, DefaultLeaseTTL)
+	c.ThrottleBudget = positiveOr(c.ThrottleBudget, DefaultThrottleBudget)
 	if c.Cost.Platform == "" {
 		c.Cost, _ = cost.Default(cost.Local)
 	}
 	return c
+}
+
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // Orchestrator runs the jobs of one store.

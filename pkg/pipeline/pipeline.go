@@ -6,11 +6,13 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"gocloud.dev/blob"
@@ -170,6 +172,7 @@ func (s *Stack) orchestrator(a *adapter.Adapter, key string) *orchestrator.Orche
 		Concurrency:    cfg.Concurrency,
 		StatusInterval: cfg.StatusInterval,
 		StitchTimeout:  cfg.StitchTimeout,
+		LeaseTTL:       cfg.LeaseTTL,
 		Cost:           cfg.Cost,
 		Budget:         cfg.Budget,
 		MetricsEMF:     cfg.OnLambda,
@@ -206,7 +209,10 @@ func (s *Stack) Trigger(ctx context.Context) (*trigger.Handler, error) {
 		Jobs:           s.Jobs,
 		BucketName:     storage.BucketName(cfg.StorageURL),
 		RequestTimeout: cfg.RequestTimeout,
-		Log:            s.Log,
+		// A continuation may find the run it continues still holding the
+		// lease: it waits a little longer than a lease lives.
+		ResumeWait: cmp.Or(cfg.LeaseTTL, orchestrator.DefaultLeaseTTL) + 10*time.Second,
+		Log:        s.Log,
 	}
 	switch {
 	case cfg.OnLambda && cfg.LambdaFunctionName != "":
@@ -252,7 +258,7 @@ func (s *Stack) Function(ctx context.Context, name string) (serve.Function, erro
 		// Over HTTP a stitch outlives an orchestrator that stopped waiting
 		// for it (as on Lambda): the run resuming the job finds its output.
 		// One at a time, as the service's concurrency says: /tmp is memory.
-		return serve.Function{Handler: h, HTTP: serve.DetachedHTTPHandler(h, s.Config.StitchTimeout, 1)}, nil
+		return serve.Function{Handler: h, HTTP: serve.DetachedHTTPHandler(h, cmp.Or(s.Config.StitchTimeout, orchestrator.DefaultStitchTimeout), 1)}, nil
 	}
 	return serve.Function{}, fmt.Errorf("no function %q: orchestrator, worker or stitcher", name)
 }
