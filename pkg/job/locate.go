@@ -23,80 +23,88 @@ func locate(data []byte, t reflect.Type) []Problem {
 	if dec.Decode(&doc) != nil {
 		return nil
 	}
-	var problems []Problem
-	walk(&problems, "", doc, t)
-	return problems
+	var w walker
+	w.walk("", doc, t)
+	return w.problems
 }
 
 var durationType = reflect.TypeFor[Duration]()
 
-func walk(problems *[]Problem, path string, v any, t reflect.Type) {
-	wrong := func() {
-		*problems = append(*problems, Problem{Path: path, Message: fmt.Sprintf("expected %s, got %s", kindWords(t), valueWords(v))})
-	}
+// walker collects the problems of one document.
+type walker struct{ problems []Problem }
+
+func (w *walker) add(path, format string, args ...any) {
+	w.problems = append(w.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// walk checks v, found at path, against t, and what v holds against t's
+// fields or elements.
+func (w *walker) walk(path string, v any, t reflect.Type) {
 	if t == durationType {
 		s, ok := v.(string)
 		if _, err := time.ParseDuration(s); !ok || err != nil {
-			*problems = append(*problems, Problem{Path: path, Message: fmt.Sprintf(`expected a duration such as "90s" or "15m", got %s`, valueWords(v))})
+			w.add(path, `expected a duration such as "90s" or "15m", got %s`, valueWords(v))
 		}
 		return
 	}
-	switch t.Kind() {
-	case reflect.Struct:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			wrong()
-			return
-		}
-		fields := jsonFields(t)
-		for _, key := range sortedKeys(obj) {
-			f, ok := fields[key]
-			if !ok {
-				msg := "unknown field"
-				if near := closest(key, fields); near != "" {
-					msg += "; did you mean " + join(path, near) + "?"
-				}
-				*problems = append(*problems, Problem{Path: join(path, key), Message: msg})
-				continue
-			}
-			walk(problems, join(path, key), obj[key], f)
-		}
-	case reflect.Slice:
-		list, ok := v.([]any)
-		if !ok {
-			wrong()
-			return
-		}
+	obj, isObject := v.(map[string]any)
+	list, isList := v.([]any)
+	switch kind := t.Kind(); {
+	case kind == reflect.Struct && isObject:
+		w.fields(path, obj, t)
+	case kind == reflect.Slice && isList:
 		for i, el := range list {
-			walk(problems, fmt.Sprintf("%s[%d]", path, i), el, t.Elem())
+			w.walk(fmt.Sprintf("%s[%d]", path, i), el, t.Elem())
 		}
-	case reflect.Map:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			wrong()
-			return
-		}
+	case kind == reflect.Map && isObject:
 		for _, key := range sortedKeys(obj) {
-			walk(problems, join(path, key), obj[key], t.Elem())
+			w.walk(join(path, key), obj[key], t.Elem())
 		}
+	case !fits(v, kind):
+		w.add(path, "expected %s, got %s", kindWords(t), valueWords(v))
+	}
+}
+
+// fields checks an object's members against the struct t: unknown names
+// with the closest known one, known ones against their fields' types.
+func (w *walker) fields(path string, obj map[string]any, t reflect.Type) {
+	fields := jsonFields(t)
+	for _, key := range sortedKeys(obj) {
+		f, ok := fields[key]
+		if !ok {
+			msg := "unknown field"
+			if near := closest(key, fields); near != "" {
+				msg += "; did you mean " + join(path, near) + "?"
+			}
+			w.add(join(path, key), "%s", msg)
+			continue
+		}
+		w.walk(join(path, key), obj[key], f)
+	}
+}
+
+// fits reports whether a decoded JSON value is of the kind a Go value of
+// kind takes. Structs, slices and maps fit only the values walk descends
+// into; kinds the spec does not use fit anything.
+func fits(v any, kind reflect.Kind) bool {
+	switch kind {
+	case reflect.Struct, reflect.Slice, reflect.Map:
+		return false
 	case reflect.String:
-		if _, ok := v.(string); !ok {
-			wrong()
-		}
+		_, ok := v.(string)
+		return ok
 	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
-			wrong()
-		}
+		_, ok := v.(bool)
+		return ok
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		n, ok := v.(json.Number)
-		if _, err := strconv.ParseInt(string(n), 10, 64); !ok || err != nil {
-			wrong()
-		}
+		_, err := strconv.ParseInt(string(n), 10, 64)
+		return ok && err == nil
 	case reflect.Float64, reflect.Float32:
-		if _, ok := v.(json.Number); !ok {
-			wrong()
-		}
+		_, ok := v.(json.Number)
+		return ok
 	}
+	return true
 }
 
 // jsonFields maps a struct's JSON names to their types.

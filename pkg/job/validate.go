@@ -175,6 +175,13 @@ func (v *validator) metadata(m Metadata) {
 }
 
 func (v *validator) native(s *Spec) {
+	v.nativeCommand(s)
+	v.nativeArgs(s)
+	v.chunking(s)
+}
+
+// nativeCommand checks the program a native spec runs for every chunk.
+func (v *validator) nativeCommand(s *Spec) {
 	switch {
 	case s.Command == "":
 		v.addf("command", "must name the program that renders a chunk (for example \"ffmpeg\")")
@@ -183,6 +190,11 @@ func (v *validator) native(s *Spec) {
 	default:
 		v.program("command", s.Command)
 	}
+}
+
+// nativeArgs checks the arguments: their number and size, what ffmpeg may
+// be told, the placeholders, and that the output is named.
+func (v *validator) nativeArgs(s *Spec) {
 	if len(s.Args) > MaxArgs {
 		v.addf("args", "must have at most %d entries; got %d", MaxArgs, len(s.Args))
 	}
@@ -196,6 +208,11 @@ func (v *validator) native(s *Spec) {
 	if !hasOutput && s.Command != "" {
 		v.addf("args", "must contain {output}, the file the command writes the segment to")
 	}
+}
+
+// chunking checks how a native spec cuts its frames: by size or by count,
+// within the limits on chunks.
+func (v *validator) chunking(s *Spec) {
 	total := s.Metadata.TotalFrames
 	switch {
 	case s.FramesPerChunk != 0 && s.ChunkCount != 0:
@@ -221,8 +238,7 @@ func (v *validator) heliosChunks(s *Spec) {
 		return
 	}
 	ids := map[int]int{}
-	outputs := map[string]int{}
-	ext, outputsOK := "", true
+	outs := chunkOutputs{seen: map[string]int{}, ok: true}
 	for i, c := range s.Chunks {
 		p := fmt.Sprintf("chunks[%d]", i)
 		if j, dup := ids[c.ID]; dup {
@@ -235,39 +251,58 @@ func (v *validator) heliosChunks(s *Spec) {
 		if c.FrameCount <= 0 || c.FrameCount > MaxTotalFrames {
 			v.addf(p+".frameCount", "must be between 1 and %d; got %d", MaxTotalFrames, c.FrameCount)
 		}
-		if !v.relativePath(p+".outputFile", c.OutputFile) {
-			outputsOK = false
-		} else {
-			if j, dup := outputs[c.OutputFile]; dup {
-				v.addf(p+".outputFile", "duplicates chunks[%d].outputFile (%q)", j, c.OutputFile)
-			}
-			outputs[c.OutputFile] = i
-			e := strings.TrimPrefix(path.Ext(c.OutputFile), ".")
-			if ext == "" {
-				ext = e
-			} else if e != ext {
-				v.addf(p+".outputFile", "must use the same container as the other chunks (.%s) so they can be joined without re-encoding; got %q", ext, c.OutputFile)
-			}
-		}
-		argv, err := SplitCommand(c.Command)
-		switch {
-		case err != nil:
-			v.addf(p+".command", "%v", err)
-		case len(argv) == 0:
-			v.addf(p+".command", "must not be empty")
-		default:
-			v.program(p+".command", argv[0])
-			for _, a := range argv {
-				v.placeholders(p+".command", a)
-			}
-			v.commandSize(p+".command", argv, s.Env)
-			v.ffmpegArgs(p+".command", argv[0], argv[1:], 1)
-		}
+		v.chunkOutput(&outs, p, i, c.OutputFile)
+		v.chunkCommand(p, c.Command, s.Env)
 	}
-	if outputsOK && ext != "" && ext != s.SegmentFormat {
-		v.addf("segmentFormat", "is %q but the chunks write .%s files; leave it out or make it %q", s.SegmentFormat, ext, ext)
+	if outs.ok && outs.ext != "" && outs.ext != s.SegmentFormat {
+		v.addf("segmentFormat", "is %q but the chunks write .%s files; leave it out or make it %q", s.SegmentFormat, outs.ext, outs.ext)
 	}
 	v.coverage(s)
+}
+
+// chunkOutputs is what the chunks' output files said so far: which chunk
+// named each, their container, and whether all were valid paths.
+type chunkOutputs struct {
+	seen map[string]int
+	ext  string
+	ok   bool
+}
+
+// chunkOutput checks chunk i's output file: a path in the work dir, named by
+// no other chunk, in the container of the others.
+func (v *validator) chunkOutput(outs *chunkOutputs, p string, i int, file string) {
+	if !v.relativePath(p+".outputFile", file) {
+		outs.ok = false
+		return
+	}
+	if j, dup := outs.seen[file]; dup {
+		v.addf(p+".outputFile", "duplicates chunks[%d].outputFile (%q)", j, file)
+	}
+	outs.seen[file] = i
+	switch e := strings.TrimPrefix(path.Ext(file), "."); {
+	case outs.ext == "":
+		outs.ext = e
+	case e != outs.ext:
+		v.addf(p+".outputFile", "must use the same container as the other chunks (.%s) so they can be joined without re-encoding; got %q", outs.ext, file)
+	}
+}
+
+// chunkCommand checks a chunk's command line as the worker will run it.
+func (v *validator) chunkCommand(p, command string, env map[string]string) {
+	argv, err := SplitCommand(command)
+	switch {
+	case err != nil:
+		v.addf(p+".command", "%v", err)
+	case len(argv) == 0:
+		v.addf(p+".command", "must not be empty")
+	default:
+		v.program(p+".command", argv[0])
+		for _, a := range argv {
+			v.placeholders(p+".command", a)
+		}
+		v.commandSize(p+".command", argv, env)
+		v.ffmpegArgs(p+".command", argv[0], argv[1:], 1)
+	}
 }
 
 // coverage checks that the chunks, in start order (Normalize sorted them),
