@@ -50,7 +50,7 @@ func (h *Handler) HTTP() http.Handler {
 // EventResponse is the answer to an event.
 type EventResponse struct {
 	Outcome
-	Event string `json:"event"` // what was understood: "gcs", "pubsub", "direct", …
+	Event string `json:"event"` // the envelope understood: "cloudevent", "pubsub" or "direct"
 }
 
 func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {

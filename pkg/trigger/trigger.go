@@ -42,7 +42,8 @@ type Handler struct {
 	Orch Orchestrator
 	// Jobs is the store the API submits to, looks up and cancels in.
 	Jobs *jobstore.Store
-	// BucketName is the bucket S3 events must come from; "" accepts any.
+	// BucketName is the bucket uploads (S3 or GCS events) must come from;
+	// "" accepts any.
 	BucketName string
 	// MaxBody bounds HTTP request bodies; 0 means DefaultMaxBody.
 	MaxBody int64
