@@ -92,44 +92,71 @@ type Result struct {
 // stderr tail; permanent for ExitUsage and ExitDataErr). If ctx ends first, the process group is killed and ctx's
 // error is returned.
 func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
-	if len(c.Argv) == 0 || c.Argv[0] == "" {
-		return Result{}, job.Errorf(job.Permanent, job.CodeInvalid, "empty command")
-	}
-	program := c.Argv[0]
-	if !r.Allowed.Allows(program) {
-		return Result{}, job.Errorf(job.Permanent, job.CodeNotAllowed,
-			"program %q is not on the allowlist (%s)", program, strings.Join(r.Allowed, ","))
-	}
-	path, err := lookPath(program, r.NotSelf)
+	path, err := r.resolve(c)
 	if err != nil {
-		return Result{}, job.Errorf(job.Permanent, job.CodeNotAllowed, "program %q cannot be run here: %v", program, err)
+		return Result{}, err
 	}
-
 	runCtx := ctx
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		runCtx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
+	p, err := r.prepare(runCtx, c, path)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := p.run()
+	return res, c.failure(ctx, runCtx, res, p.streams, err)
+}
+
+// resolve checks c's program against the allowlist and finds its path.
+func (r *Runner) resolve(c Cmd) (string, error) {
+	if len(c.Argv) == 0 || c.Argv[0] == "" {
+		return "", job.Errorf(job.Permanent, job.CodeInvalid, "empty command")
+	}
+	program := c.Argv[0]
+	if !r.Allowed.Allows(program) {
+		return "", job.Errorf(job.Permanent, job.CodeNotAllowed,
+			"program %q is not on the allowlist (%s)", program, strings.Join(r.Allowed, ","))
+	}
+	path, err := lookPath(program, r.NotSelf)
+	if err != nil {
+		return "", job.Errorf(job.Permanent, job.CodeNotAllowed, "program %q cannot be run here: %v", program, err)
+	}
+	return path, nil
+}
+
+// command is a Cmd ready to start: the process, the streams it is fed
+// and read through, and the tails its output is kept in.
+type command struct {
+	cmd            *exec.Cmd
+	streams        *streams
+	stdout, stderr *Tail
+}
+
+// prepare builds the process of c, the program at path, confined if r
+// says so, bounded by ctx.
+func (r *Runner) prepare(ctx context.Context, c Cmd, path string) (*command, error) {
+	if len(c.ExtraInputs) > 0 && r.Confiner != nil {
+		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "%s: extra inputs cannot reach a confined command", c.Argv[0])
+	}
 	limit := r.MaxOutput
 	if limit <= 0 {
 		limit = DefaultMaxOutput
 	}
-	stdout, stderr := &Tail{Max: limit}, &Tail{Max: limit}
+	p := &command{stdout: &Tail{Max: limit}, stderr: &Tail{Max: limit}}
 	argv := append([]string{path}, c.Argv[1:]...)
 	if r.Confiner != nil {
 		argv = r.Confiner.Confine(c.Dir, c.home(), argv)
 	}
-	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
 	cmd.Env = environment(c.home(), c.Env)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if len(c.ExtraInputs) > 0 && r.Confiner != nil {
-		return Result{}, job.Errorf(job.Permanent, job.CodeInvalid, "%s: extra inputs cannot reach a confined command", program)
-	}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	streams, err := newStreams(cmd, c.Stdin, c.ExtraInputs, c.Stdout)
 	if err != nil {
-		return Result{}, job.Errorf(job.Retryable, job.CodeInternal, "%s: %v", program, err)
+		return nil, job.Errorf(job.Retryable, job.CodeInternal, "%s: %v", c.Argv[0], err)
 	}
 	// Its own process group, killed whole when it ends; and it dies with
 	// this process.
@@ -142,42 +169,61 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	}
 	cmd.WaitDelay = 2 * time.Second // a grandchild holding the pipes cannot hang us
+	p.cmd, p.streams = cmd, streams
+	return p, nil
+}
 
+// run starts the command and waits for it and its streams.
+func (p *command) run() (Result, error) {
 	start := time.Now()
-	err = streams.run(cmd, func() {
-		if cmd.Process != nil {
-			_ = killGroup(cmd.Process.Pid) // leftovers the command started in the background
+	err := p.streams.run(p.cmd, func() {
+		if p.cmd.Process != nil {
+			_ = killGroup(p.cmd.Process.Pid) // leftovers the command started in the background
 		}
 	})
-	res := Result{Duration: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
-	if cmd.ProcessState != nil {
-		res.ExitCode = cmd.ProcessState.ExitCode()
+	res := Result{Duration: time.Since(start), Stdout: p.stdout.String(), Stderr: p.stderr.String(), ExitCode: -1}
+	if p.cmd.ProcessState != nil {
+		res.ExitCode = p.cmd.ProcessState.ExitCode()
 	}
+	return res, err
+}
+
+// failure is the error of a run of c that ended with res and err, nil if
+// it succeeded: ctx's if it ended, then a failed stream, the timeout
+// (runCtx), the exit status.
+func (c Cmd) failure(ctx, runCtx context.Context, res Result, s *streams, err error) error {
+	program := c.Argv[0]
 	switch {
 	case ctx.Err() != nil:
-		return res, fmt.Errorf("%s: %w", program, ctx.Err())
-	case streams.inErr != nil:
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%s: reading its input: %v", program, streams.inErr)
-	case streams.outErr != nil:
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%s: taking its output: %v", program, streams.outErr)
+		return fmt.Errorf("%s: %w", program, ctx.Err())
+	case s.inErr != nil:
+		return job.Errorf(job.Retryable, job.CodeStorage, "%s: reading its input: %v", program, s.inErr)
+	case s.outErr != nil:
+		return job.Errorf(job.Retryable, job.CodeStorage, "%s: taking its output: %v", program, s.outErr)
 	case runCtx.Err() != nil:
 		e := job.Errorf(job.Retryable, job.CodeTimeout, "%s did not finish within %s and was killed", program, c.Timeout)
 		e.StderrTail = LastLines(res.Stderr, 20)
-		return res, e
+		return e
 	case err != nil:
-		var exitErr *exec.ExitError
-		if !errors.As(err, &exitErr) {
-			return res, job.Errorf(job.Retryable, job.CodeCommandFailed, "%s could not run: %v", program, err)
-		}
-		e := job.Errorf(job.Retryable, job.CodeCommandFailed, "%s exited with status %d", program, res.ExitCode)
-		if res.ExitCode == ExitUsage || res.ExitCode == ExitDataErr {
-			e.Kind = job.Permanent
-		}
-		e.ExitCode = res.ExitCode
-		e.StderrTail = LastLines(res.Stderr, 20)
-		return res, e
+		return exitError(program, res, err)
 	}
-	return res, nil
+	return nil
+}
+
+// exitError is the error of a command that did not exit 0: permanent for
+// ExitUsage and ExitDataErr.
+func exitError(program string, res Result, err error) error {
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) {
+		return job.Errorf(job.Retryable, job.CodeCommandFailed, "%s could not run: %v", program, err)
+	}
+	e := job.Errorf(job.Retryable, job.CodeCommandFailed, "%s exited with status %d", program, res.ExitCode)
+	if res.ExitCode == ExitUsage || res.ExitCode == ExitDataErr {
+		e.Kind = job.Permanent
+	}
+	e.ExitCode = res.ExitCode
+	e.StderrTail = LastLines(res.Stderr, 20)
+	return e
 }
 
 func killGroup(pid int) error {

@@ -202,53 +202,24 @@ type entry struct {
 // HeaderRefused and the reason, or 502 when the origin could not be
 // reached (which a retry may change).
 func (f *Fetcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	refuse := func(why string) {
-		w.Header().Set(HeaderRefused, "1")
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusForbidden)
-		io.WriteString(w, why)
+	if why := f.forbidden(r); why != "" {
+		refuse(w, why)
+		return
 	}
 	u := r.URL
+	e, err := f.get(r)
+	var ref *refusal
+	var guard *netguard.RefusedError
 	switch {
-	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		refuse(fmt.Sprintf("a page may only GET from other origins, not %s", r.Method))
+	case errors.As(err, &ref):
+		refuse(w, fmt.Sprintf("%s: %s", u.Redacted(), ref.why))
 		return
-	case !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http"):
-		refuse("expected an absolute http(s) URL (a forward proxy's request)")
+	case errors.As(err, &guard):
+		refuse(w, fmt.Sprintf("%s: %s resolves to an address that is not public", u.Redacted(), u.Hostname()))
 		return
-	case u.User != nil:
-		refuse("a URL with a user or password is not fetched")
+	case err != nil:
+		http.Error(w, fmt.Sprintf("fetching %s: %v", u.Redacted(), err), http.StatusBadGateway)
 		return
-	case len(f.origins) == 0:
-		refuse(fmt.Sprintf("this deployment fetches no origin for pages (HELIOS_RENDER_ORIGINS is empty; add %s to it to allow this one)", origin(u)))
-		return
-	case !f.allowed(u):
-		refuse(fmt.Sprintf("%s is not an origin this deployment fetches for pages (HELIOS_RENDER_ORIGINS: %s)", origin(u), f.list))
-		return
-	}
-	ua, accept := r.Header.Get("User-Agent"), r.Header.Get("Accept")
-	key := u.String() + "\n" + ua + "\n" + accept
-	e, ok := f.cache.get(key, f.now())
-	if !ok {
-		v, err, _ := f.flight.Do(key, func() (any, error) {
-			f.slots <- struct{}{}
-			defer func() { <-f.slots }()
-			return f.fetch(r, u, ua, accept, key)
-		})
-		if err != nil {
-			var ref *refusal
-			var guard *netguard.RefusedError
-			switch {
-			case errors.As(err, &ref):
-				refuse(fmt.Sprintf("%s: %s", u.Redacted(), ref.why))
-			case errors.As(err, &guard):
-				refuse(fmt.Sprintf("%s: %s resolves to an address that is not public", u.Redacted(), u.Hostname()))
-			default:
-				http.Error(w, fmt.Sprintf("fetching %s: %v", u.Redacted(), err), http.StatusBadGateway)
-			}
-			return
-		}
-		e = v.(*entry)
 	}
 	for _, h := range passed {
 		if v := e.header.Get(h); v != "" {
@@ -259,6 +230,52 @@ func (f *Fetcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		w.Write(e.body)
 	}
+}
+
+// forbidden says why r is not a request the fetcher makes, or "".
+func (f *Fetcher) forbidden(r *http.Request) string {
+	u := r.URL
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return fmt.Sprintf("a page may only GET from other origins, not %s", r.Method)
+	case !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http"):
+		return "expected an absolute http(s) URL (a forward proxy's request)"
+	case u.User != nil:
+		return "a URL with a user or password is not fetched"
+	case len(f.origins) == 0:
+		return fmt.Sprintf("this deployment fetches no origin for pages (HELIOS_RENDER_ORIGINS is empty; add %s to it to allow this one)", origin(u))
+	case !f.allowed(u):
+		return fmt.Sprintf("%s is not an origin this deployment fetches for pages (HELIOS_RENDER_ORIGINS: %s)", origin(u), f.list)
+	}
+	return ""
+}
+
+// refuse answers 403 with HeaderRefused and why.
+func refuse(w http.ResponseWriter, why string) {
+	w.Header().Set(HeaderRefused, "1")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusForbidden)
+	io.WriteString(w, why)
+}
+
+// get returns the response to r from the cache, or fetched once for all
+// the requests that want it at the moment, a few fetches at a time.
+func (f *Fetcher) get(r *http.Request) (*entry, error) {
+	u := r.URL
+	ua, accept := r.Header.Get("User-Agent"), r.Header.Get("Accept")
+	key := u.String() + "\n" + ua + "\n" + accept
+	if e, ok := f.cache.get(key, f.now()); ok {
+		return e, nil
+	}
+	v, err, _ := f.flight.Do(key, func() (any, error) {
+		f.slots <- struct{}{}
+		defer func() { <-f.slots }()
+		return f.fetch(r, u, ua, accept, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*entry), nil
 }
 
 // fetch GETs u with the page's User-Agent and Accept (a font service

@@ -205,57 +205,71 @@ func launch(args []string) int {
 	if err != nil {
 		return fail(exitSetup, "%v", err)
 	}
-	// Die with the worker; if it is already gone, do not start anything.
-	parent := os.Getppid()
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
-		return fail(exitSetup, "parent-death signal: %v", err)
-	}
-	if os.Getppid() != parent {
-		return fail(exitSetup, "the worker is gone")
-	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fail(exitSetup, "child subreaper: %v", err)
+	if err := bindToParent(); err != nil {
+		return fail(exitSetup, "%v", err)
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	// The confine stage in a user and mount namespace of its own, where
-	// the work dir and home can be made noexec (noexec.go); where the
-	// kernel refuses the namespace, without.
-	start := func(nsAttr bool) (*exec.Cmd, error) {
-		q := p
-		q.NoExec = nsAttr
-		policy, _ := json.Marshal(q)
-		cmd := exec.Command(exe, append([]string{confineArg, string(policy)}, args[1:]...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		cmd.Dir = p.WorkDir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if nsAttr {
-			cmd.SysProcAttr = namespaceAttr()
-		}
-		return cmd, cmd.Start()
-	}
-	cmd, err := start(p.NoExec)
+	cmd, err := startConfine(exe, p, args[1:])
 	if err != nil && p.NoExec {
-		cmd, err = start(false)
+		// The kernel refuses the namespace: confine without it.
+		p.NoExec = false
+		cmd, err = startConfine(exe, p, args[1:])
 	}
 	if err != nil {
 		return fail(exitExec, "%v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	code := 0
-	select {
-	case err := <-done:
-		code = exitCode(cmd, err)
-	case sig := <-sigs:
-		_ = cmd.Process.Kill()
-		<-done
-		code = 128 + int(sig.(syscall.Signal))
-	}
+	code := wait(cmd, sigs)
 	// Whatever the command left behind (daemons, children of children)
 	// was reparented to this subreaper: end it with the chunk.
 	KillDescendants(5 * time.Second)
 	return code
+}
+
+// bindToParent makes this process die with the worker (and refuses to go
+// on if it is already gone) and the subreaper of what it starts.
+func bindToParent() error {
+	parent := os.Getppid()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("parent-death signal: %w", err)
+	}
+	if os.Getppid() != parent {
+		return errors.New("the worker is gone")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("child subreaper: %w", err)
+	}
+	return nil
+}
+
+// startConfine starts the confine stage (exe, with p and the rest of the
+// launcher's args), with p.NoExec in a user and mount namespace of its
+// own, where the work dir and home can be made noexec (noexec.go).
+func startConfine(exe string, p Policy, rest []string) (*exec.Cmd, error) {
+	policy, _ := json.Marshal(p)
+	cmd := exec.Command(exe, append([]string{confineArg, string(policy)}, rest...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Dir = p.WorkDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if p.NoExec {
+		cmd.SysProcAttr = namespaceAttr()
+	}
+	return cmd, cmd.Start()
+}
+
+// wait waits for cmd and returns its exit code; a signal to this process
+// kills it first, and the code says so.
+func wait(cmd *exec.Cmd, sigs <-chan os.Signal) int {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return exitCode(cmd, err)
+	case sig := <-sigs:
+		_ = cmd.Process.Kill()
+		<-done
+		return 128 + int(sig.(syscall.Signal))
+	}
 }
 
 func exitCode(cmd *exec.Cmd, err error) int {

@@ -1,77 +1,14 @@
 package trigger
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/jobstore"
-	"github.com/helios-project/infrastructure/pkg/orchestrator"
 )
-
-// CloudEvent types the orchestrator takes (Eventarc's names).
-const (
-	EventStorageFinalized = "google.cloud.storage.object.v1.finalized"
-	EventPubSubPublished  = "google.cloud.pubsub.topic.v1.messagePublished"
-)
-
-// GCSObject is what a GCS upload event says of the object: the data of a
-// google.cloud.storage.object.v1.finalized CloudEvent, and of a Pub/Sub
-// notification with payload format JSON_API_V1 (the JSON API's object
-// resource, which carries int64 fields as strings).
-type GCSObject struct {
-	Bucket      string     `json:"bucket"`
-	Name        string     `json:"name"`
-	Generation  Int64Field `json:"generation"`
-	Size        Int64Field `json:"size"`
-	ContentType string     `json:"contentType,omitempty"`
-}
-
-// Int64Field is an int64 that GCS sends as a JSON string ("1587627537231057");
-// a bare number is accepted too.
-type Int64Field int64
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (n *Int64Field) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if s == "" || s == "null" {
-		return nil
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("expected an integer (as a string), got %s", b)
-	}
-	*n = Int64Field(v)
-	return nil
-}
-
-// PubSubPush is the body of a Pub/Sub push request, and the data of an
-// Eventarc google.cloud.pubsub.topic.v1.messagePublished CloudEvent.
-type PubSubPush struct {
-	Message      PubSubMessage `json:"message"`
-	Subscription string        `json:"subscription"`
-}
-
-// PubSubMessage is one Pub/Sub message. A GCS notification carries the
-// object in Data and says what happened in Attributes (eventType, bucketId,
-// objectId); a continuation carries {"jobId": "<id>"} in Data.
-type PubSubMessage struct {
-	Data        []byte            `json:"data"` // base64 in JSON
-	Attributes  map[string]string `json:"attributes,omitempty"`
-	MessageID   string            `json:"messageId,omitempty"`
-	PublishTime time.Time         `json:"publishTime,omitzero"`
-}
 
 // HTTP is the orchestrator served over HTTP, as on Cloud Run:
 //
@@ -113,7 +50,7 @@ func (h *Handler) HTTP() http.Handler {
 // EventResponse is the answer to an event.
 type EventResponse struct {
 	Outcome
-	Event string `json:"event"` // what was understood: "gcs", "pubsub", "direct", …
+	Event string `json:"event"` // the envelope understood: "cloudevent", "pubsub" or "direct"
 }
 
 func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
@@ -126,47 +63,31 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer cancel()
-	var (
-		out   Outcome
-		kind  string
-		ctype string
-	)
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		ctype, _, _ = mime.ParseMediaType(ct)
-	}
-	switch {
-	case r.Header.Get("Ce-Specversion") != "" || ctype == "application/cloudevents+json":
-		kind = "cloudevent"
-		out, err = h.cloudEvent(ctx, r)
-	default:
-		body, rerr := io.ReadAll(r.Body)
-		if rerr != nil {
-			writeBodyError(w, rerr, h.maxBody())
-			return
-		}
-		kind, out, err = h.jsonEvent(ctx, body)
-	}
+	name, ev, err := h.decodeRequest(r)
 	var bad *badEvent
-	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooBig):
-		writeBodyError(w, err, h.maxBody())
 	case errors.As(err, &bad):
 		h.log().Warn("malformed event", "error", bad.msg)
 		writeJSON(w, http.StatusBadRequest, apiError{Error: bad.msg})
+		return
+	case err != nil:
+		writeBodyError(w, err, h.maxBody())
+		return
+	}
+	res, err := h.dispatch(ctx, ev, waitWhenHeld)
+	out := res.Outcome
+	switch {
 	case err != nil && !job.IsRetryable(err):
 		// The spec cannot run (invalid, or its id taken): a redelivery
 		// cannot change that, so the event is acknowledged.
-		writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: kind})
 	case err != nil && h.continuedAfterFailure(ctx, out, err, started):
 		out.Note = "continuing in a new request after: " + err.Error()
-		writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: kind})
 	case err != nil:
 		h.log().Error("event failed; the platform will retry it", "key", out.Key, "jobId", out.JobID, "error", err)
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
-	default:
-		writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: kind})
+		return
 	}
+	writeJSON(w, http.StatusOK, EventResponse{Outcome: out, Event: name})
 }
 
 // minWindow is the least time a run over HTTP must have before its margin;
@@ -225,144 +146,6 @@ func (h *Handler) requestContext(r *http.Request) (context.Context, context.Canc
 		return nil, nil, fmt.Errorf("%s leaves %s before the margin: too little to run (raise it)", "the request limit", time.Until(d).Round(time.Second))
 	}
 	return ctx, cancel, nil
-}
-
-// badEvent is a request that no retry can make right: a 4xx.
-type badEvent struct{ msg string }
-
-func (e *badEvent) Error() string { return e.msg }
-
-func badf(format string, args ...any) error { return &badEvent{msg: fmt.Sprintf(format, args...)} }
-
-func (h *Handler) cloudEvent(ctx context.Context, r *http.Request) (Outcome, error) {
-	ev, err := cehttp.NewEventFromHTTPRequest(r)
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return Outcome{}, err
-	}
-	if err != nil {
-		return Outcome{}, badf("not a CloudEvent: %v", err)
-	}
-	if err := ev.Validate(); err != nil {
-		return Outcome{}, badf("invalid CloudEvent: %v", err)
-	}
-	switch ev.Type() {
-	case EventStorageFinalized:
-		var obj GCSObject
-		if err := json.Unmarshal(ev.Data(), &obj); err != nil || obj.Name == "" || obj.Bucket == "" {
-			return Outcome{}, badf("CloudEvent %s %s: data is not a GCS object with bucket and name: %v", ev.Type(), ev.ID(), err)
-		}
-		return h.gcsUpload(ctx, obj.Bucket, obj.Name)
-	case EventPubSubPublished:
-		var push PubSubPush
-		if err := json.Unmarshal(ev.Data(), &push); err != nil {
-			return Outcome{}, badf("CloudEvent %s %s: data is not a Pub/Sub message: %v", ev.Type(), ev.ID(), err)
-		}
-		return h.pubsubMessage(ctx, push.Message)
-	}
-	return Outcome{}, badf("CloudEvent type %q is not handled: send %s (uploads under %s) or %s", ev.Type(),
-		EventStorageFinalized, job.JobsPrefix, EventPubSubPublished)
-}
-
-// jsonEvent handles a plain JSON body: a Pub/Sub push, or a direct call.
-func (h *Handler) jsonEvent(ctx context.Context, body []byte) (string, Outcome, error) {
-	var probe struct {
-		Message      json.RawMessage `json:"message"`
-		Subscription string          `json:"subscription"`
-		JobID        string          `json:"jobId"`
-		Key          string          `json:"key"`
-	}
-	if err := json.Unmarshal(body, &probe); err != nil {
-		return "", Outcome{}, badf("body is not a JSON object: %v", err)
-	}
-	switch {
-	case probe.Message != nil:
-		var push PubSubPush
-		if err := json.Unmarshal(body, &push); err != nil {
-			return "pubsub", Outcome{}, badf("Pub/Sub push does not decode: %v", err)
-		}
-		out, err := h.pubsubMessage(ctx, push.Message)
-		return "pubsub", out, err
-	case probe.JobID != "" || probe.Key != "":
-		var in Invoke
-		if err := decodeStrict(body, &in); err != nil {
-			return "direct", Outcome{}, badf(`expected {"jobId": "<id>"} or {"key": "jobs/<id>.json"}: %v`, err)
-		}
-		out, err := h.directHTTP(ctx, in)
-		return "direct", out, err
-	}
-	return "", Outcome{}, badf(`unrecognised event: expected a CloudEvent (ce-* headers or application/cloudevents+json), a Pub/Sub push {"message": …, "subscription": …}, {"jobId": "<id>"} or {"key": "jobs/<id>.json"}`)
-}
-
-// pubsubMessage handles one Pub/Sub message: a GCS notification, or a
-// continuation {"jobId"}.
-func (h *Handler) pubsubMessage(ctx context.Context, m PubSubMessage) (Outcome, error) {
-	if et := m.Attributes["eventType"]; et != "" {
-		if et != "OBJECT_FINALIZE" {
-			return Outcome{Key: m.Attributes["objectId"], Note: "ignored: GCS " + et + " is not an upload"}, nil
-		}
-		bucket, key := m.Attributes["bucketId"], m.Attributes["objectId"]
-		if bucket == "" || key == "" {
-			return Outcome{}, badf("GCS notification %s without bucketId and objectId attributes", m.MessageID)
-		}
-		return h.gcsUpload(ctx, bucket, key)
-	}
-	var in Invoke
-	if err := decodeStrict(m.Data, &in); err != nil || (in.JobID == "" && in.Key == "") {
-		return Outcome{}, badf(`Pub/Sub message %s is neither a GCS notification (eventType attribute) nor {"jobId": "<id>"}: %v`, m.MessageID, err)
-	}
-	return h.directHTTP(ctx, in)
-}
-
-// gcsUpload starts the job an upload names, if it is one of ours.
-func (h *Handler) gcsUpload(ctx context.Context, bucket, key string) (Outcome, error) {
-	if h.BucketName != "" && bucket != h.BucketName {
-		h.log().Info("GCS event ignored", "bucket", bucket, "key", key, "why", "not bucket "+h.BucketName)
-		return Outcome{Key: key, Note: "ignored: bucket " + bucket + " is not " + h.BucketName}, nil
-	}
-	return h.startUpload(ctx, key)
-}
-
-// directHTTP resumes or starts a job for a direct call over HTTP. Unlike on
-// Lambda, a job held by another run is an answer, not a failure: the
-// message is a duplicate, and the run holding it continues the job itself.
-func (h *Handler) directHTTP(ctx context.Context, in Invoke) (Outcome, error) {
-	if in.JobID != "" && in.Key != "" {
-		return Outcome{}, badf("give jobId or key, not both")
-	}
-	if in.Key != "" {
-		return h.startUpload(ctx, in.Key)
-	}
-	out := Outcome{JobID: in.JobID, Key: job.JobKey(in.JobID)}
-	if !job.ValidID(in.JobID) {
-		return out, badf("jobId %q: expected %s", in.JobID, job.IDRule)
-	}
-	st, err := h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
-	// A continuation can arrive before the run it continues has let its
-	// lease go (releasing is best effort): wait for the lease to run out
-	// before calling it a duplicate, or the job would be stranded.
-	for wait := time.Now().Add(h.resumeWait()); errors.Is(err, jobstore.ErrAlreadyRunning) && time.Now().Before(wait); {
-		select {
-		case <-ctx.Done():
-			return h.settle(ctx, out, st, err)
-		case <-time.After(2 * time.Second):
-		}
-		st, err = h.Orch.Resume(ctx, in.JobID, orchestrator.RunOptions{})
-	}
-	return h.settle(ctx, out, st, err)
-}
-
-func (h *Handler) resumeWait() time.Duration {
-	if h.ResumeWait > 0 {
-		return h.ResumeWait
-	}
-	return 40 * time.Second
-}
-
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }
 
 func writeBodyError(w http.ResponseWriter, err error, limit int64) {

@@ -2,19 +2,14 @@ package trigger
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
@@ -180,60 +175,4 @@ func NewID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
-}
-
-// httpV2 serves a Function URL / HTTP API (payload format 2.0) event with API.
-func (h *Handler) httpV2(ctx context.Context, payload json.RawMessage) (any, error) {
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(payload, &ev); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "HTTP event does not decode: %v", err)
-	}
-	body := []byte(ev.Body)
-	if ev.IsBase64Encoded {
-		var err error
-		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
-			return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: `{"error":"body is not valid base64"}`}, nil
-		}
-	}
-	target := ev.RawPath
-	if target == "" {
-		target = "/"
-	}
-	if ev.RawQueryString != "" {
-		target += "?" + ev.RawQueryString
-	}
-	req, err := http.NewRequestWithContext(ctx, ev.RequestContext.HTTP.Method, target, bytes.NewReader(body))
-	if err != nil {
-		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Body: `{"error":"bad request line"}`}, nil
-	}
-	for k, v := range ev.Headers {
-		req.Header.Set(k, v)
-	}
-	req.ContentLength = int64(len(body))
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	h.API().ServeHTTP(rec, req)
-	resp := events.APIGatewayV2HTTPResponse{StatusCode: rec.status, Headers: map[string]string{}, Body: rec.body.String()}
-	for k, v := range rec.header {
-		resp.Headers[k] = strings.Join(v, ", ")
-	}
-	return resp, nil
-}
-
-// recorder collects a net/http response for a Lambda HTTP answer.
-type recorder struct {
-	header      http.Header
-	body        bytes.Buffer
-	status      int
-	wroteHeader bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) Write(p []byte) (int, error) {
-	r.wroteHeader = true
-	return r.body.Write(p)
-}
-func (r *recorder) WriteHeader(status int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = status, true
-	}
 }

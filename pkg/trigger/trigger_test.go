@@ -273,3 +273,29 @@ func TestDirectWhileLeaseHeld(t *testing.T) {
 		t.Errorf("resume taken over: %v, want success", e)
 	}
 }
+
+// Whatever delivers it, an event that finds the lease held by a run that
+// has already written its final status reports the job done: a resume on
+// Lambda is not failed for the platform to retry, a resume over HTTP does
+// not wait for the lease to run out.
+func TestHeldButDone(t *testing.T) {
+	h, f := newHandler(t)
+	f.err = jobstore.ErrAlreadyRunning
+	if err := h.Jobs.WriteStatus(t.Context(), &job.Status{JobID: "finished", State: job.StateDone}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []map[string]string{{"jobId": "finished"}, {"key": "jobs/finished.json"}} {
+		if out, e := invoke(t, h, ev); e != nil || !strings.Contains(string(out), `"state":"done"`) {
+			t.Errorf("Lambda %v while the lease is held: %s %v, want the status, done", ev, out, e)
+		}
+	}
+	h.ResumeWait = time.Minute
+	start := time.Now()
+	code, body := post(t, h.HTTP(), nil, []byte(`{"jobId":"finished"}`))
+	if code != http.StatusOK || !strings.Contains(body, `"state": "done"`) {
+		t.Errorf("HTTP resume while the lease is held: %d %s, want state done", code, body)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("HTTP resume of a done job waited %s for the lease", d)
+	}
+}

@@ -93,7 +93,17 @@ func (s *Sender) Send(ctx context.Context, rawURL, id string, body []byte) error
 	if err := CheckURL(rawURL, s.AllowPrivate); err != nil {
 		return err
 	}
-	client := &http.Client{
+	client := s.client()
+	defer client.CloseIdleConnections()
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, s.deliver(ctx, client, rawURL, id, body)
+	}, s.retryOptions()...)
+	return err
+}
+
+// client follows no redirect and connects only where the guard allows.
+func (s *Sender) client() *http.Client {
+	return &http.Client{
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{
 			DialContext:         netguard.Dialer(10*time.Second, s.AllowPrivate).DialContext,
@@ -102,7 +112,10 @@ func (s *Sender) Send(ctx context.Context, rawURL, id string, body []byte) error
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	defer client.CloseIdleConnections()
+}
+
+// retryOptions are the tries and backoff of s, or their defaults.
+func (s *Sender) retryOptions() []backoff.RetryOption {
 	tries := s.Tries
 	if tries == 0 {
 		tries = 6
@@ -113,47 +126,50 @@ func (s *Sender) Send(ctx context.Context, rawURL, id string, body []byte) error
 			return &backoff.ExponentialBackOff{InitialInterval: time.Second, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 30 * time.Second}
 		}
 	}
+	return []backoff.RetryOption{backoff.WithBackOff(next()), backoff.WithMaxTries(tries), backoff.WithMaxElapsedTime(0)}
+}
+
+// deliver makes one try, signed now. The error is backoff.Permanent if
+// another try cannot help.
+func (s *Sender) deliver(ctx context.Context, client *http.Client, rawURL, id string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return backoff.Permanent(err)
+	}
 	now := s.Now
 	if now == nil {
 		now = time.Now
 	}
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
-		if err != nil {
-			return struct{}{}, backoff.Permanent(err)
+	ts := now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "helios-webhook/1")
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set(HeaderSignature, Sign(s.Key, ts, body))
+	req.Header.Set(HeaderID, id)
+	resp, err := client.Do(req)
+	if err != nil {
+		var refused *netguard.RefusedError
+		if errors.As(err, &refused) {
+			return backoff.Permanent(fmt.Errorf("webhook: %w", refused))
 		}
-		ts := now()
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("User-Agent", "helios-webhook/1")
-		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-		req.Header.Set(HeaderSignature, Sign(s.Key, ts, body))
-		req.Header.Set(HeaderID, id)
-		resp, err := client.Do(req)
-		if err != nil {
-			var refused *netguard.RefusedError
-			if errors.As(err, &refused) {
-				return struct{}{}, backoff.Permanent(fmt.Errorf("webhook: %w", refused))
-			}
-			// Not the *url.Error itself: it quotes the whole URL, and a
-			// receiver's token may be in its path or query.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			return struct{}{}, fmt.Errorf("webhook %s: %w", Redact(rawURL), err)
+		// Not the *url.Error itself: it quotes the whole URL, and a
+		// receiver's token may be in its path or query.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode >= 200 && resp.StatusCode < 300:
-			return struct{}{}, nil
-		case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-			return struct{}{}, fmt.Errorf("webhook %s answered %s", Redact(rawURL), resp.Status)
-		default:
-			return struct{}{}, backoff.Permanent(fmt.Errorf("webhook %s refused the delivery: %s", Redact(rawURL), resp.Status))
-		}
-	}, backoff.WithBackOff(next()), backoff.WithMaxTries(tries), backoff.WithMaxElapsedTime(0))
-	return err
+		return fmt.Errorf("webhook %s: %w", Redact(rawURL), err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return fmt.Errorf("webhook %s answered %s", Redact(rawURL), resp.Status)
+	default:
+		return backoff.Permanent(fmt.Errorf("webhook %s refused the delivery: %s", Redact(rawURL), resp.Status))
+	}
 }
 
 // Redact is what messages and logs say of a webhook URL: its scheme and
