@@ -67,7 +67,8 @@ type Handler struct {
 	Stopping context.Context
 	// ResumeWait is how long a direct call over HTTP that finds the job's
 	// lease held keeps trying before it answers that the job runs
-	// elsewhere (see waitWhenHeld; default 40s, more than the lease's 30 s
+	// elsewhere (see waitWhenHeld): longer than a lease lives (pkg/pipeline
+	// sets the lease's TTL plus 10 s; default 40s, for the default 30 s
 	// TTL). On Lambda such a call fails retryably instead (retryWhenHeld).
 	ResumeWait time.Duration
 	Log        *slog.Logger
