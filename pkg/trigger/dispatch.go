@@ -51,8 +51,9 @@ func (ev event) call() bool { return ev.kind == start || ev.kind == resume }
 // uploads are delivered at least once. A call is not: a continuation can
 // arrive before the run it continues has let its lease go (releasing is
 // best effort), so "held" is no proof that someone will finish the job,
-// and dropping the call could strand it. The lease (HELIOS_LEASE_TTL, 30 s by default) runs out if
-// its holder has stopped; the platforms differ in who waits for that.
+// and dropping the call could strand it. The lease (HELIOS_LEASE_TTL,
+// 30 s by default) runs out if its holder has stopped; the platforms
+// differ in who waits for that.
 type whenHeld int
 
 const (
