@@ -29,7 +29,6 @@ func newRunCommand(e *env) *cobra.Command {
 	var f commonFlags
 	var sf specFlags
 	var out string
-	var concurrency int
 	var restart bool
 	cmd := &cobra.Command{
 		Use:   "run SPEC.json --out PATH",
@@ -46,30 +45,27 @@ func newRunCommand(e *env) *cobra.Command {
 			if err := checkOut(out); err != nil {
 				return usageError{err}
 			}
-			return runJob(cmd.Context(), e, &f, args[0], out, sf, concurrency, restart)
+			if f.concurrency < 0 || f.concurrency > config.MaxConcurrency {
+				return usageError{fmt.Errorf("--concurrency must be from 1 to %d; got %d", config.MaxConcurrency, f.concurrency)}
+			}
+			return runJob(cmd.Context(), e, &f, args[0], out, sf, restart)
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "where to save the video (required)")
 	sf.register(cmd)
 	cmd.Flags().BoolVar(&restart, "restart", false, "run a cancelled job again, keeping its finished chunks")
-	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
 	return cmd
 }
 
-func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, sf specFlags, concurrency int, restart bool) error {
+func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, sf specFlags, restart bool) error {
 	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
-	cfg := &stack.Config
-	if concurrency < 0 || concurrency > config.MaxConcurrency {
-		return usageError{fmt.Errorf("--concurrency must be from 1 to %d; got %d", config.MaxConcurrency, concurrency)}
-	}
-	if concurrency > 0 {
-		cfg.Concurrency = concurrency
-	}
+	cfg := stack.Config
 	orch, err := stack.Orchestrator(ctx)
 	if err != nil {
 		return usageError{err}
