@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,6 +128,9 @@ type commonFlags struct {
 	storage string
 	json    bool
 	verbose bool
+	// concurrency is --concurrency, which only job run registers (checked
+	// there); 0 leaves the environment's.
+	concurrency int
 }
 
 func (f *commonFlags) register(cmd *cobra.Command, withJSON bool) {
@@ -171,12 +175,9 @@ func objectLocation(storageURL, key string) string {
 // open reads the configuration, with flags overriding the environment, and
 // opens the stack on its storage (the caller closes it).
 func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error) {
-	cfg, err := config.FromEnv(e.getenv)
+	cfg, err := config.FromEnv(f.overEnv(e.getenv))
 	if err != nil {
 		return nil, usageError{err}
-	}
-	if f.storage != "" {
-		cfg.StorageURL = f.storage
 	}
 	level := slog.LevelWarn
 	if f.verbose {
@@ -191,6 +192,26 @@ func (f *commonFlags) open(ctx context.Context, e *env) (*pipeline.Stack, error)
 		return nil, usageError{err}
 	}
 	return stack, nil
+}
+
+// overEnv is the environment the configuration is read from: getenv's,
+// with each flag given standing in for its variable. A flag thus decides
+// its setting as the configuration is built, rather than being written
+// into it afterwards.
+func (f *commonFlags) overEnv(getenv func(string) string) func(string) string {
+	flags := map[string]string{}
+	if f.storage != "" {
+		flags[config.EnvStorageURL] = f.storage
+	}
+	if f.concurrency > 0 {
+		flags[config.EnvConcurrency] = strconv.Itoa(f.concurrency)
+	}
+	return func(name string) string {
+		if v, ok := flags[name]; ok {
+			return v
+		}
+		return getenv(name)
+	}
 }
 
 // onStack opens the stack, runs fn and closes it; a job that does not

@@ -29,7 +29,6 @@ func newRunCommand(e *env) *cobra.Command {
 	var f commonFlags
 	var sf specFlags
 	var out string
-	var concurrency int
 	var restart bool
 	cmd := &cobra.Command{
 		Use:   "run SPEC.json --out PATH",
@@ -46,30 +45,28 @@ func newRunCommand(e *env) *cobra.Command {
 			if err := checkOut(out); err != nil {
 				return usageError{err}
 			}
-			return runJob(cmd.Context(), e, &f, args[0], out, sf, concurrency, restart)
+			if f.concurrency < 0 || f.concurrency > config.MaxConcurrency {
+				return usageError{fmt.Errorf("--concurrency must be from 1 to %d; got %d", config.MaxConcurrency, f.concurrency)}
+			}
+			return runJob(cmd.Context(), e, &f, args[0], out, sf, restart)
 		},
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "where to save the video (required)")
 	sf.register(cmd)
 	cmd.Flags().BoolVar(&restart, "restart", false, "run a cancelled job again, keeping its finished chunks")
-	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", 0, "chunks rendered at once (default $"+config.EnvConcurrency+" or the number of CPUs)")
 	return cmd
 }
 
-func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, sf specFlags, concurrency int, restart bool) error {
+// runJob renders the job of a spec file here, saves its video to out and
+// says how the run went.
+func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, sf specFlags, restart bool) error {
 	stack, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
-	cfg := &stack.Config
-	if concurrency < 0 || concurrency > config.MaxConcurrency {
-		return usageError{fmt.Errorf("--concurrency must be from 1 to %d; got %d", config.MaxConcurrency, concurrency)}
-	}
-	if concurrency > 0 {
-		cfg.Concurrency = concurrency
-	}
 	orch, err := stack.Orchestrator(ctx)
 	if err != nil {
 		return usageError{err}
@@ -78,24 +75,12 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	if err != nil {
 		return err
 	}
-	if spec.Webhook != "" && cfg.WebhookSecret == "" && cfg.WebhookSecretARN == "" { // this process is the orchestrator
-		fmt.Fprintf(e.stderr, "helios: note: the spec names a webhook, but %s is not set: it will not be sent\n", config.EnvWebhookSecret)
+	noteUnsentWebhook(e, stack.Config, spec)
+	exclusive, unlock, err := lockLocalJob(e, stack.Config.StorageURL, spec.ID)
+	if err != nil {
+		return err
 	}
-
-	// On a local folder the per-job file lock makes this the only
-	// orchestrator of the job: what an earlier, killed run left locked
-	// (its lease, its stitch lock) is taken over at once.
-	exclusive := false
-	if dir, ok := storage.LocalDir(cfg.StorageURL); ok {
-		unlock, err := lockJob(dir, spec.ID)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "helios: %v\n", err)
-			return errJobFailed
-		}
-		defer unlock()
-		exclusive = true
-	}
-
+	defer unlock()
 	if restart {
 		if err := stack.Jobs.Uncancel(ctx, spec.ID); err != nil {
 			return err
@@ -106,19 +91,8 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	start := time.Now()
 	st, err := orch.Run(ctx, spec, orchestrator.RunOptions{Progress: prog.update, Exclusive: exclusive})
 	prog.finish(ctx.Err() != nil)
-	if errors.Is(err, jobstore.ErrConflict) {
-		return usageError{fmt.Errorf("%w: the spec changed since job %s ran; render it as a new job with --id (for example --id %s-2)", err, spec.ID, spec.ID)}
-	}
-	if errors.Is(err, jobstore.ErrAlreadyRunning) || errors.Is(err, jobstore.ErrLeaseLost) {
-		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
-		return errJobFailed
-	}
 	if err != nil {
-		if st != nil && ctx.Err() != nil {
-			fmt.Fprintf(e.stderr, "helios: interrupted after %d of %d chunks; run the same command again to resume\n", st.ChunksDone, st.ChunksTotal)
-			return errInterrupted
-		}
-		return err
+		return explainRunError(ctx, e, spec, st, err)
 	}
 	wall := time.Since(start)
 	if st.State == job.StateDone {
@@ -126,23 +100,79 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 			return err
 		}
 	}
-	if f.json {
-		if err := printJSON(e.stdout, st); err != nil {
-			return err
-		}
-	} else {
-		printSummary(e.stdout, st, spec, out, wall, st.Timings.FinishedAt.Before(start))
+	if err := reportRun(e, f.json, st, spec, out, wall, st.Timings.FinishedAt.Before(start)); err != nil {
+		return err
 	}
 	if st.State != job.StateDone {
-		if f.json {
-			printFailure(e.stderr, st)
-		}
-		if st.State == job.StateCancelled {
-			fmt.Fprintf(e.stderr, "to render it anyway, keeping its %d finished chunks: helios job run %s --restart (with the same flags)\n", st.ChunksDone, specPath)
-		}
-		return errJobFailed
+		return explainUnfinished(e, f.json, st, specPath)
 	}
 	return nil
+}
+
+// noteUnsentWebhook warns that a spec's webhook will not be sent: this
+// process is the orchestrator, and it has no key to sign it with.
+func noteUnsentWebhook(e *env, cfg config.Config, spec *job.Spec) {
+	if spec.Webhook != "" && cfg.WebhookSecret == "" && cfg.WebhookSecretARN == "" {
+		fmt.Fprintf(e.stderr, "helios: note: the spec names a webhook, but %s is not set: it will not be sent\n", config.EnvWebhookSecret)
+	}
+}
+
+// lockLocalJob makes this process, on a local folder, the only
+// orchestrator of the job, with a per-job file lock: what an earlier,
+// killed run left locked (its lease, its stitch lock) is then taken over
+// at once (exclusive). Other storage has no such lock: unlock does nothing.
+func lockLocalJob(e *env, storageURL, id string) (exclusive bool, unlock func(), err error) {
+	dir, ok := storage.LocalDir(storageURL)
+	if !ok {
+		return false, func() {}, nil
+	}
+	unlock, err = lockJob(dir, id)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "helios: %v\n", err)
+		return false, nil, errJobFailed
+	}
+	return true, unlock, nil
+}
+
+// explainRunError says what a run that did not get to an end means for
+// the user: a spec changed under an existing job id (exit 2), a job
+// another process runs (exit 1, and how to follow it), an interruption
+// (exit 130, and how to resume), or any other error as it is.
+func explainRunError(ctx context.Context, e *env, spec *job.Spec, st *job.Status, err error) error {
+	switch {
+	case errors.Is(err, jobstore.ErrConflict):
+		return usageError{fmt.Errorf("%w: the spec changed since job %s ran; render it as a new job with --id (for example --id %s-2)", err, spec.ID, spec.ID)}
+	case errors.Is(err, jobstore.ErrAlreadyRunning) || errors.Is(err, jobstore.ErrLeaseLost):
+		fmt.Fprintf(e.stderr, "helios: %v\nfollow it with: helios job watch %s\n", err, spec.ID)
+		return errJobFailed
+	case st != nil && ctx.Err() != nil:
+		fmt.Fprintf(e.stderr, "helios: interrupted after %d of %d chunks; run the same command again to resume\n", st.ChunksDone, st.ChunksTotal)
+		return errInterrupted
+	}
+	return err
+}
+
+// reportRun prints the job's final status on stdout: as JSON, or as a
+// summary. earlier is true when the job was done before this run began.
+func reportRun(e *env, asJSON bool, st *job.Status, spec *job.Spec, out string, wall time.Duration, earlier bool) error {
+	if asJSON {
+		return printJSON(e.stdout, st)
+	}
+	printSummary(e.stdout, st, spec, out, wall, earlier)
+	return nil
+}
+
+// explainUnfinished says, for a job that failed or was cancelled, why on
+// stderr (when stdout has the JSON status), and for a cancelled one how to
+// render it anyway; it is the run's exit status.
+func explainUnfinished(e *env, asJSON bool, st *job.Status, specPath string) error {
+	if asJSON {
+		printFailure(e.stderr, st)
+	}
+	if st.State == job.StateCancelled {
+		fmt.Fprintf(e.stderr, "to render it anyway, keeping its %d finished chunks: helios job run %s --restart (with the same flags)\n", st.ChunksDone, specPath)
+	}
+	return errJobFailed
 }
 
 // specFlags are the flags that make a job of a spec file.

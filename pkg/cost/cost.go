@@ -124,27 +124,9 @@ func Default(platform string) (Model, error) {
 // Prices fields to change). Unknown fields are refused.
 func (m Model) Override(sizes, prices string) (Model, error) {
 	if strings.TrimSpace(sizes) != "" {
-		var s map[string]Size
-		if err := strictJSON(sizes, &s); err != nil {
+		merged, err := mergeSizes(m.Sizes, sizes)
+		if err != nil {
 			return m, fmt.Errorf("sizes: %w", err)
-		}
-		merged := maps.Clone(m.Sizes)
-		if merged == nil {
-			merged = map[string]Size{}
-		}
-		for fn, size := range s {
-			switch fn {
-			case job.FunctionOrchestrator, job.FunctionWorker, job.FunctionBrowserWorker, job.FunctionStitcher:
-			default:
-				return m, fmt.Errorf("sizes: unknown function %q: expected %s, %s, %s or %s", fn,
-					job.FunctionOrchestrator, job.FunctionWorker, job.FunctionBrowserWorker, job.FunctionStitcher)
-			}
-			if size.MemoryMB <= 0 || size.CPU < 0 || (size.Arch != "" && size.Arch != ARM64 && size.Arch != X8664) ||
-				(size.Billing != "" && size.Billing != BillingRequest && size.Billing != BillingInstance) {
-				return m, fmt.Errorf("sizes: %s: expected memoryMb > 0, cpu >= 0, arch %s or %s, billing %s or %s; got %+v",
-					fn, ARM64, X8664, BillingRequest, BillingInstance, size)
-			}
-			merged[fn] = size
 		}
 		m.Sizes = merged
 	}
@@ -157,6 +139,43 @@ func (m Model) Override(sizes, prices string) (Model, error) {
 		m.Prices = p
 	}
 	return m, nil
+}
+
+// mergeSizes is sizes with the JSON object of function to size over it,
+// each checked; sizes itself is left as it was.
+func mergeSizes(sizes map[string]Size, override string) (map[string]Size, error) {
+	var s map[string]Size
+	if err := strictJSON(override, &s); err != nil {
+		return nil, err
+	}
+	merged := maps.Clone(sizes)
+	if merged == nil {
+		merged = map[string]Size{}
+	}
+	for fn, size := range s {
+		if err := checkSize(fn, size); err != nil {
+			return nil, err
+		}
+		merged[fn] = size
+	}
+	return merged, nil
+}
+
+// checkSize refuses a size for a function the model does not price, or
+// one with a memory, CPU, architecture or billing no platform has.
+func checkSize(fn string, size Size) error {
+	switch fn {
+	case job.FunctionOrchestrator, job.FunctionWorker, job.FunctionBrowserWorker, job.FunctionStitcher:
+	default:
+		return fmt.Errorf("unknown function %q: expected %s, %s, %s or %s", fn,
+			job.FunctionOrchestrator, job.FunctionWorker, job.FunctionBrowserWorker, job.FunctionStitcher)
+	}
+	if size.MemoryMB <= 0 || size.CPU < 0 || (size.Arch != "" && size.Arch != ARM64 && size.Arch != X8664) ||
+		(size.Billing != "" && size.Billing != BillingRequest && size.Billing != BillingInstance) {
+		return fmt.Errorf("%s: expected memoryMb > 0, cpu >= 0, arch %s or %s, billing %s or %s; got %+v",
+			fn, ARM64, X8664, BillingRequest, BillingInstance, size)
+	}
+	return nil
 }
 
 func strictJSON(s string, v any) error {

@@ -136,6 +136,8 @@ func describeTracks(moov *mp4.MoovBox, entries [][]*rawBox) ([]Track, error) {
 	return tracks, nil
 }
 
+// describeTrack is what a trak says of its track: its ID, handler,
+// timescale, edit and its single sample description.
 func describeTrack(trak *mp4.TrakBox, entries []*rawBox) (Track, error) {
 	if trak.Tkhd == nil || trak.Mdia == nil || trak.Mdia.Mdhd == nil || trak.Mdia.Hdlr == nil ||
 		trak.Mdia.Minf == nil || trak.Mdia.Minf.Stbl == nil || trak.Mdia.Minf.Stbl.Stsd == nil {
@@ -146,21 +148,41 @@ func describeTrack(trak *mp4.TrakBox, entries []*rawBox) (Track, error) {
 		Handler:   trak.Mdia.Hdlr.HandlerType,
 		Timescale: trak.Mdia.Mdhd.Timescale,
 	}
-	if trak.Edts != nil {
-		var edits []mp4.ElstEntry
-		for _, elst := range trak.Edts.Elst {
-			edits = append(edits, elst.Entries...)
-		}
-		if len(edits) > 1 {
-			return Track{}, fmt.Errorf("track ID %d has an edit list of %d edits; one is supported", t.ID, len(edits))
-		}
-		if len(edits) == 1 {
-			t.EditMediaTime = edits[0].MediaTime
-		}
+	var err error
+	if t.EditMediaTime, err = editMediaTime(t.ID, trak.Edts); err != nil {
+		return Track{}, err
 	}
-	stsd := trak.Mdia.Minf.Stbl.Stsd
+	if err := describeSampleEntry(&t, trak.Mdia.Minf.Stbl.Stsd, entries); err != nil {
+		return Track{}, err
+	}
+	return t, nil
+}
+
+// editMediaTime is where the track's single edit starts in its media; 0
+// without an edit list. More than one edit is refused.
+func editMediaTime(trackID uint32, edts *mp4.EdtsBox) (int64, error) {
+	if edts == nil {
+		return 0, nil
+	}
+	var edits []mp4.ElstEntry
+	for _, elst := range edts.Elst {
+		edits = append(edits, elst.Entries...)
+	}
+	if len(edits) > 1 {
+		return 0, fmt.Errorf("track ID %d has an edit list of %d edits; one is supported", trackID, len(edits))
+	}
+	if len(edits) == 1 {
+		return edits[0].MediaTime, nil
+	}
+	return 0, nil
+}
+
+// describeSampleEntry sets t's codec, its configuration boxes as written
+// and, for video, its size, from its one sample description (entries is
+// that description as written).
+func describeSampleEntry(t *Track, stsd *mp4.StsdBox, entries []*rawBox) error {
 	if len(stsd.Children) != 1 || len(entries) != 1 {
-		return Track{}, fmt.Errorf("track ID %d has %d sample descriptions; one is expected", t.ID, len(stsd.Children))
+		return fmt.Errorf("track ID %d has %d sample descriptions; one is expected", t.ID, len(stsd.Children))
 	}
 	entry := stsd.Children[0]
 	t.Codec = entry.Type()
@@ -171,7 +193,7 @@ func describeTrack(trak *mp4.TrakBox, entries []*rawBox) (Track, error) {
 			t.Config = config
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // visualEntryFields is the size of a VisualSampleEntry's fields before

@@ -113,6 +113,7 @@ type placer struct {
 	moofSeen bool // the last box was a moof, so an mdat may follow
 }
 
+// run places the chunk's boxes, in order, and checks the whole at its end.
 func (pl *placer) run() error {
 	for {
 		b, err := pl.br.next()
@@ -122,43 +123,58 @@ func (pl *placer) run() error {
 		if err != nil {
 			return err
 		}
-		afterMoof := pl.moofSeen
-		pl.moofSeen = false
-		switch b.Name {
-		case "ftyp":
-			if pl.ftyp != nil || pl.out.Init != nil {
-				return fmt.Errorf("%s: the chunk's ftyp must come first, once", b)
-			}
-			if pl.ftyp, err = pl.br.read(b); err != nil {
-				return err
-			}
-		case "moov":
-			if err := pl.readMoov(b); err != nil {
-				return err
-			}
-		case "moof":
-			if err := pl.placeMoof(b); err != nil {
-				return err
-			}
-			pl.moofSeen = true
-		case "mdat":
-			if !afterMoof {
-				return fmt.Errorf("%s is not after a moof: the chunk is not fragmented (stream-copy it with FragmentArgs)", b)
-			}
-			if err := writeHeader(pl.dst, b); err != nil {
-				return err
-			}
-			if err := pl.br.copyBody(pl.dst, b); err != nil {
-				return err
-			}
-		case "sidx", "mfra", "styp", "free", "skip":
-			if err := pl.br.skip(b); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("unexpected box %q at byte %d: a fragmented chunk has ftyp, moov, then moof+mdat pairs", b.Name, b.start)
+		if err := pl.placeBox(b); err != nil {
+			return err
 		}
 	}
+}
+
+// placeBox handles one top-level box of the chunk: its ftyp and moov make
+// the init, each moof is placed and its mdat copied after it, the boxes
+// about the chunk alone are dropped, and anything else is refused.
+func (pl *placer) placeBox(b box) error {
+	afterMoof := pl.moofSeen
+	pl.moofSeen = false
+	switch b.Name {
+	case "ftyp":
+		return pl.readFtyp(b)
+	case "moov":
+		return pl.readMoov(b)
+	case "moof":
+		if err := pl.placeMoof(b); err != nil {
+			return err
+		}
+		pl.moofSeen = true
+		return nil
+	case "mdat":
+		return pl.copyMdat(b, afterMoof)
+	case "sidx", "mfra", "styp", "free", "skip":
+		return pl.br.skip(b)
+	default:
+		return fmt.Errorf("unexpected box %q at byte %d: a fragmented chunk has ftyp, moov, then moof+mdat pairs", b.Name, b.start)
+	}
+}
+
+// readFtyp keeps the chunk's ftyp for its init, which the moov completes.
+func (pl *placer) readFtyp(b box) error {
+	if pl.ftyp != nil || pl.out.Init != nil {
+		return fmt.Errorf("%s: the chunk's ftyp must come first, once", b)
+	}
+	var err error
+	pl.ftyp, err = pl.br.read(b)
+	return err
+}
+
+// copyMdat copies a sample data box as it is read: the moof before it
+// addresses its samples from the moof's start, so it needs no change.
+func (pl *placer) copyMdat(b box, afterMoof bool) error {
+	if !afterMoof {
+		return fmt.Errorf("%s is not after a moof: the chunk is not fragmented (stream-copy it with FragmentArgs)", b)
+	}
+	if err := writeHeader(pl.dst, b); err != nil {
+		return err
+	}
+	return pl.br.copyBody(pl.dst, b)
 }
 
 func (pl *placer) readMoov(b box) error {
@@ -294,7 +310,39 @@ func (pl *placer) placeMoof(b box) error {
 // placeTraf shifts the decode time and the composition offsets of one
 // track fragment and checks its samples.
 func (pl *placer) placeTraf(traf *mp4.TrafBox) error {
-	tfhd, tfdt := traf.Tfhd, traf.Tfdt
+	if err := pl.checkTraf(traf); err != nil {
+		return err
+	}
+	defaultDur := pl.track.Defaults.Duration
+	if traf.Tfhd.HasDefaultSampleDuration() {
+		defaultDur = traf.Tfhd.DefaultSampleDuration
+	}
+	rel, err := pl.placeDecodeTime(traf, defaultDur)
+	if err != nil {
+		return err
+	}
+	for _, trun := range traf.Truns {
+		for i := range trun.Samples {
+			s := &trun.Samples[i]
+			if !trun.HasSampleDuration() {
+				s.Dur = defaultDur
+			}
+			if err := pl.placeSample(trun, s, rel); err != nil {
+				return err
+			}
+			rel += uint64(s.Dur)
+			pl.out.Samples++
+		}
+	}
+	pl.nextDecode = pl.firstDecode + rel
+	return nil
+}
+
+// checkTraf refuses a track fragment that cannot be placed: not of the
+// moov's track, its sample data at an absolute offset (which would not
+// move with the fragment), or without a decode time or samples.
+func (pl *placer) checkTraf(traf *mp4.TrafBox) error {
+	tfhd := traf.Tfhd
 	switch {
 	case tfhd == nil:
 		return errors.New("traf has no tfhd")
@@ -302,16 +350,21 @@ func (pl *placer) placeTraf(traf *mp4.TrafBox) error {
 		return fmt.Errorf("traf of track ID %d; the moov's track is %d", tfhd.TrackID, pl.track.ID)
 	case tfhd.HasBaseDataOffset():
 		return errors.New("tfhd has an absolute base data offset: sample data would not move with the fragment (fragment with default_base_moof)")
-	case tfdt == nil:
+	case traf.Tfdt == nil:
 		return errors.New("traf has no tfdt: its decode time is unknown")
 	case len(traf.Truns) == 0:
 		return errors.New("traf has no trun")
 	}
-	defaultDur := pl.track.Defaults.Duration
-	if tfhd.HasDefaultSampleDuration() {
-		defaultDur = tfhd.DefaultSampleDuration
-	}
+	return nil
+}
 
+// placeDecodeTime moves the fragment's decode time (tfdt) to its place on
+// the job's timeline, after checking that it follows the fragment before
+// without a gap or an overlap. The first fragment sets the chunk's own
+// start and the composition offset shift. rel is the fragment's decode
+// time after the chunk's first.
+func (pl *placer) placeDecodeTime(traf *mp4.TrafBox, defaultDur uint32) (rel uint64, err error) {
+	tfdt := traf.Tfdt
 	decode := tfdt.BaseMediaDecodeTime()
 	if pl.out.Fragments == 0 {
 		pl.firstDecode, pl.nextDecode = decode, decode
@@ -321,53 +374,61 @@ func (pl *placer) placeTraf(traf *mp4.TrafBox) error {
 		pl.ctoShift = int64(pl.p.Delay)*int64(pl.ticks) - earliestPresentation(traf.Truns, defaultDur)
 	}
 	if decode != pl.nextDecode {
-		return fmt.Errorf("tfdt %d, but the fragments before end at %d: decode times must be contiguous", decode, pl.nextDecode)
+		return 0, fmt.Errorf("tfdt %d, but the fragments before end at %d: decode times must be contiguous", decode, pl.nextDecode)
 	}
 	// Times from here on are relative to the chunk's first decode time.
-	rel := decode - pl.firstDecode
+	rel = decode - pl.firstDecode
 	version := tfdt.Version
 	tfdt.SetBaseMediaDecodeTime(pl.out.FirstDecodeTime + rel)
 	tfdt.Version = max(tfdt.Version, version) // keep the size if the value fits
+	return rel, nil
+}
 
-	delay := int64(pl.p.Delay) * int64(pl.ticks)
-	for _, trun := range traf.Truns {
-		for i := range trun.Samples {
-			s := &trun.Samples[i]
-			nr := pl.out.Samples + 1
-			if !trun.HasSampleDuration() {
-				s.Dur = defaultDur
-			}
-			if uint64(s.Dur) != pl.ticks {
-				return fmt.Errorf("sample %d lasts %d ticks; a frame at %s fps is %d ticks of timescale %d: the chunk is not at the job's frame rate, or its frame durations vary",
-					nr, s.Dur, pl.p.Rate, pl.ticks, pl.out.Timescale)
-			}
-			cto := int64(s.CompositionTimeOffset) + pl.ctoShift
-			if cto < 0 {
-				return fmt.Errorf("sample %d would be presented %d ticks before it is decoded: the chunk reorders frames by more than the delay of %d frames", nr, -cto, pl.p.Delay)
-			}
-			if cto > math.MaxInt32 {
-				return fmt.Errorf("sample %d: composition offset %d does not fit 32 bits", nr, cto)
-			}
-			presented := int64(rel) + cto - delay // after the chunk's start
-			if presented < 0 || uint64(presented)%pl.ticks != 0 {
-				return fmt.Errorf("sample %d is presented %d ticks after the chunk's first frame, not on a frame of %d ticks at or after it", nr, presented, pl.ticks)
-			}
-			frame := uint64(presented) / pl.ticks
-			if frame >= uint64(nr)+maxReorder {
-				return fmt.Errorf("sample %d is presented on frame %d of the chunk, more than %d frames after it is decoded", nr, frame, maxReorder)
-			}
-			if !pl.shown.add(frame) {
-				return fmt.Errorf("sample %d is presented on frame %d of the chunk, as an earlier sample is", nr, frame)
-			}
-			s.CompositionTimeOffset = int32(cto)
-			if cto != 0 {
-				trun.Flags |= mp4.TrunSampleCompositionTimeOffsetPresentFlag
-			}
-			rel += uint64(s.Dur)
-			pl.out.Samples++
-		}
+// placeSample checks that sample s of trun, decoded rel ticks after the
+// chunk's first, lasts one frame and is presented on a frame of the chunk
+// no other sample is, and shifts its composition offset by the placement's
+// delay.
+func (pl *placer) placeSample(trun *mp4.TrunBox, s *mp4.Sample, rel uint64) error {
+	nr := pl.out.Samples + 1
+	if uint64(s.Dur) != pl.ticks {
+		return fmt.Errorf("sample %d lasts %d ticks; a frame at %s fps is %d ticks of timescale %d: the chunk is not at the job's frame rate, or its frame durations vary",
+			nr, s.Dur, pl.p.Rate, pl.ticks, pl.out.Timescale)
 	}
-	pl.nextDecode = pl.firstDecode + rel
+	cto := int64(s.CompositionTimeOffset) + pl.ctoShift
+	if cto < 0 {
+		return fmt.Errorf("sample %d would be presented %d ticks before it is decoded: the chunk reorders frames by more than the delay of %d frames", nr, -cto, pl.p.Delay)
+	}
+	if cto > math.MaxInt32 {
+		return fmt.Errorf("sample %d: composition offset %d does not fit 32 bits", nr, cto)
+	}
+	if err := pl.showFrame(nr, rel, cto); err != nil {
+		return err
+	}
+	s.CompositionTimeOffset = int32(cto)
+	if cto != 0 {
+		trun.Flags |= mp4.TrunSampleCompositionTimeOffsetPresentFlag
+	}
+	return nil
+}
+
+// showFrame records the frame of the chunk that sample nr, decoded rel
+// ticks after the chunk's first and presented cto ticks after that, is
+// presented on: it must be a whole frame at or after the chunk's start,
+// within maxReorder frames of the sample's decode, and no earlier
+// sample's.
+func (pl *placer) showFrame(nr int, rel uint64, cto int64) error {
+	delay := int64(pl.p.Delay) * int64(pl.ticks)
+	presented := int64(rel) + cto - delay // after the chunk's start
+	if presented < 0 || uint64(presented)%pl.ticks != 0 {
+		return fmt.Errorf("sample %d is presented %d ticks after the chunk's first frame, not on a frame of %d ticks at or after it", nr, presented, pl.ticks)
+	}
+	frame := uint64(presented) / pl.ticks
+	if frame >= uint64(nr)+maxReorder {
+		return fmt.Errorf("sample %d is presented on frame %d of the chunk, more than %d frames after it is decoded", nr, frame, maxReorder)
+	}
+	if !pl.shown.add(frame) {
+		return fmt.Errorf("sample %d is presented on frame %d of the chunk, as an earlier sample is", nr, frame)
+	}
 	return nil
 }
 

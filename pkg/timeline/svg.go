@@ -45,36 +45,79 @@ type Options struct {
 // Render writes h as an SVG document.
 func Render(w io.Writer, h job.History, opts Options) error {
 	bw := bufio.NewWriter(w)
-	t0, t1 := span(h)
-	secs := math.Max(float64(t1-t0)/1000, 0.001)
-	lanes := 0
-	for _, a := range h.Attempts {
-		lanes = max(lanes, a.Lane+1)
-	}
-	fold := max(1, (lanes+maxRows-1)/maxRows) // lanes per row
-	rows := max(1, (lanes+fold-1)/fold)
-	rowH := math.Min(18, math.Max(2, float64(plotHeight)/float64(rows+1)))
-	plotH := rowH * float64(rows+1) // one more row for the stitch
-	height := int(top + plotH + 90)
-	plotW := float64(width - left - right)
-	x := func(ms int64) float64 { return left + float64(ms-t0)/1000/secs*plotW }
+	l := newLayout(h)
+	l.header(bw, h, opts)
+	l.attempts(bw, h.Attempts)
+	l.stitches(bw, h.Stitches)
+	l.runs(bw, h.Runs)
+	l.rowLabels(bw)
+	l.axis(bw)
+	l.legend(bw)
+	fmt.Fprintln(bw, `</svg>`)
+	return bw.Flush()
+}
 
-	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
-	fmt.Fprintf(bw, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
-	fmt.Fprintf(bw, `<text x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(opts.Title))
-	lanesLabel := fmt.Sprintf("%d lanes", lanes)
-	if fold > 1 {
-		lanesLabel = fmt.Sprintf("%d lanes, %d to a row", lanes, fold)
+// layout is where things go in the picture of a history: its time span,
+// its lanes folded into rows, and the sizes that follow from them.
+type layout struct {
+	t0     int64   // the first start, at the plot's left edge
+	secs   float64 // the span, in seconds
+	lanes  int
+	fold   int     // lanes per row
+	rows   int     // of lanes; the stitch has one more below them
+	rowH   float64 // a row's height
+	plotH  float64 // the rows' and the stitch's
+	plotW  float64
+	height int // of the picture
+}
+
+func newLayout(h job.History) *layout {
+	t0, t1 := span(h)
+	l := &layout{t0: t0, secs: math.Max(float64(t1-t0)/1000, 0.001)}
+	for _, a := range h.Attempts {
+		l.lanes = max(l.lanes, a.Lane+1)
+	}
+	l.fold = max(1, (l.lanes+maxRows-1)/maxRows)
+	l.rows = max(1, (l.lanes+l.fold-1)/l.fold)
+	l.rowH = math.Min(18, math.Max(2, float64(plotHeight)/float64(l.rows+1)))
+	l.plotH = l.rowH * float64(l.rows+1) // one more row for the stitch
+	l.height = int(top + l.plotH + 90)
+	l.plotW = float64(width - left - right)
+	return l
+}
+
+// x is where time ms is on the plot.
+func (l *layout) x(ms int64) float64 { return left + float64(ms-l.t0)/1000/l.secs*l.plotW }
+
+// stitchY is the top of the stitch's row, below the lanes.
+func (l *layout) stitchY() float64 { return top + float64(l.rows)*l.rowH }
+
+// axisY is the height of the time axis, below the plot.
+func (l *layout) axisY() float64 { return top + l.plotH + 8 }
+
+// header opens the document: a white page, the title, and a line that
+// sums the history up (attempts, lanes and their folding, runs, seconds).
+func (l *layout) header(w io.Writer, h job.History, opts Options) {
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, l.height, width, l.height)
+	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
+	fmt.Fprintf(w, `<text x="%d" y="22" font-size="16" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(opts.Title))
+	lanesLabel := fmt.Sprintf("%d lanes", l.lanes)
+	if l.fold > 1 {
+		lanesLabel = fmt.Sprintf("%d lanes, %d to a row", l.lanes, l.fold)
 	}
 	runsLabel := ""
 	if len(h.Runs) > 1 {
 		runsLabel = fmt.Sprintf(", %d runs", len(h.Runs))
 	}
-	fmt.Fprintf(bw, `<text x="%d" y="40" fill="#555">%s, %s%s, %.1f s</text>`+"\n", left, Count(len(h.Attempts), "attempt", "attempts"), lanesLabel, runsLabel, secs)
+	fmt.Fprintf(w, `<text x="%d" y="40" fill="#555">%s, %s%s, %.1f s</text>`+"\n", left, Count(len(h.Attempts), "attempt", "attempts"), lanesLabel, runsLabel, l.secs)
+}
 
-	// Bars: done ones first, so in a folded row a retry or failure is drawn
-	// over them, not hidden; then in time order.
-	attempts := slices.Clone(h.Attempts)
+// attempts draws a bar per worker invocation on its lane's row, coloured
+// by outcome, a hedge's outlined. Done ones are drawn first, so in a
+// folded row a retry or failure is drawn over them, not hidden; then in
+// time order.
+func (l *layout) attempts(w io.Writer, attempts []job.Attempt) {
+	attempts = slices.Clone(attempts)
 	slices.SortFunc(attempts, func(a, b job.Attempt) int {
 		if da, db := a.Outcome == job.OutcomeDone, b.Outcome == job.OutcomeDone; da != db {
 			if da {
@@ -85,45 +128,62 @@ func Render(w io.Writer, h job.History, opts Options) error {
 		return cmp.Compare(a.Start, b.Start)
 	})
 	for _, a := range attempts {
-		row := a.Lane / fold
-		y := top + float64(row)*rowH
+		row := a.Lane / l.fold
+		y := top + float64(row)*l.rowH
 		class, stroke, what := "attempt", `stroke="#fff" stroke-width="0.5"`, "attempt"
 		if a.Hedge {
 			class, stroke, what = "attempt hedge", `stroke="`+hedgeStroke+`" stroke-width="1.5"`, "hedge"
 		}
-		fmt.Fprintf(bw, `<rect class="%s %s" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s" %s><title>chunk %d, %s %d, lane %d: %.2f s, %s</title></rect>`+"\n",
-			class, html.EscapeString(string(a.Outcome)), x(a.Start), y+rowH*0.1, math.Max(x(a.End)-x(a.Start), 1), rowH*0.8, colour(a.Outcome), stroke,
+		fmt.Fprintf(w, `<rect class="%s %s" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s" %s><title>chunk %d, %s %d, lane %d: %.2f s, %s</title></rect>`+"\n",
+			class, html.EscapeString(string(a.Outcome)), l.x(a.Start), y+l.rowH*0.1, math.Max(l.x(a.End)-l.x(a.Start), 1), l.rowH*0.8, colour(a.Outcome), stroke,
 			a.Chunk, what, a.Attempt, a.Lane, float64(a.End-a.Start)/1000, html.EscapeString(string(a.Outcome)))
 	}
-	stitchY := top + float64(rows)*rowH
-	for _, s := range h.Stitches {
-		fmt.Fprintf(bw, `<rect class="stitch" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"><title>stitch: %.2f s</title></rect>`+"\n",
-			x(s.Start), stitchY+rowH*0.1, math.Max(x(s.End)-x(s.Start), 1), rowH*0.8, stitchColour, float64(s.End-s.Start)/1000)
+}
+
+// stitches draws a bar per stitch on the row below the lanes.
+func (l *layout) stitches(w io.Writer, stitches []job.Span) {
+	stitchY := l.stitchY()
+	for _, s := range stitches {
+		fmt.Fprintf(w, `<rect class="stitch" x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"><title>stitch: %.2f s</title></rect>`+"\n",
+			l.x(s.Start), stitchY+l.rowH*0.1, math.Max(l.x(s.End)-l.x(s.Start), 1), l.rowH*0.8, stitchColour, float64(s.End-s.Start)/1000)
 	}
-	// Where each run after the first began (a resume after Ctrl-C, a
-	// continuation in a new invocation): the gap before it is no work.
-	for i, run := range h.Runs {
+}
+
+// runs marks where each run after the first began (a resume after Ctrl-C,
+// a continuation in a new invocation): the gap before it is no work.
+func (l *layout) runs(w io.Writer, runs []job.Span) {
+	for i, run := range runs {
 		if i == 0 {
 			continue
 		}
-		fmt.Fprintf(bw, `<g class="run"><line x1="%.2f" y1="%.2f" x2="%.2f" y2="%.2f" stroke="#333" stroke-dasharray="4 3"/><text x="%.2f" y="%.2f" fill="#333">run %d</text></g>`+"\n",
-			x(run.Start), float64(top)-4, x(run.Start), float64(top)+plotH, x(run.Start)+3, float64(top)-6, i+1)
+		fmt.Fprintf(w, `<g class="run"><line x1="%.2f" y1="%.2f" x2="%.2f" y2="%.2f" stroke="#333" stroke-dasharray="4 3"/><text x="%.2f" y="%.2f" fill="#333">run %d</text></g>`+"\n",
+			l.x(run.Start), float64(top)-4, l.x(run.Start), float64(top)+l.plotH, l.x(run.Start)+3, float64(top)-6, i+1)
 	}
-	fmt.Fprintf(bw, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">lanes</text>`+"\n", left-6, top+rowH)
-	fmt.Fprintf(bw, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">stitch</text>`+"\n", left-6, stitchY+rowH*0.8)
+}
 
-	// The axis, in seconds from the first invocation.
-	axisY := top + plotH + 8
-	fmt.Fprintf(bw, `<line x1="%d" y1="%.2f" x2="%d" y2="%.2f" stroke="#333"/>`+"\n", left, axisY, width-right, axisY)
-	step := niceStep(secs / 10)
-	for s := 0.0; s <= secs+1e-9; s += step {
-		px := left + s/secs*plotW
-		fmt.Fprintf(bw, `<line x1="%.2f" y1="%.2f" x2="%.2f" y2="%.2f" stroke="#333"/><text class="tick" x="%.2f" y="%.2f" text-anchor="middle">%s s</text>`+"\n",
+// rowLabels names the lanes' rows and the stitch's, left of the plot.
+func (l *layout) rowLabels(w io.Writer) {
+	fmt.Fprintf(w, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">lanes</text>`+"\n", left-6, top+l.rowH)
+	fmt.Fprintf(w, `<text x="%d" y="%.2f" text-anchor="end" fill="#555">stitch</text>`+"\n", left-6, l.stitchY()+l.rowH*0.8)
+}
+
+// axis draws the time axis, in seconds from the first invocation, with a
+// tick at every round step.
+func (l *layout) axis(w io.Writer) {
+	axisY := l.axisY()
+	fmt.Fprintf(w, `<line x1="%d" y1="%.2f" x2="%d" y2="%.2f" stroke="#333"/>`+"\n", left, axisY, width-right, axisY)
+	step := niceStep(l.secs / 10)
+	for s := 0.0; s <= l.secs+1e-9; s += step {
+		px := left + s/l.secs*l.plotW
+		fmt.Fprintf(w, `<line x1="%.2f" y1="%.2f" x2="%.2f" y2="%.2f" stroke="#333"/><text class="tick" x="%.2f" y="%.2f" text-anchor="middle">%s s</text>`+"\n",
 			px, axisY, px, axisY+5, px, axisY+18, trim(s))
 	}
+}
 
-	// The legend.
-	lx, ly := float64(left), axisY+44
+// legend shows, below the axis, the colour of each outcome, a hedge's
+// outline and the stitch's colour.
+func (l *layout) legend(w io.Writer) {
+	lx, ly := float64(left), l.axisY()+44
 	for _, o := range append(job.Outcomes, "hedge", "stitch") {
 		c, label, stroke := colour(o), string(o), ""
 		switch o {
@@ -132,11 +192,9 @@ func Render(w io.Writer, h job.History, opts Options) error {
 		case "stitch":
 			c = stitchColour
 		}
-		fmt.Fprintf(bw, `<g class="legend"><rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"%s/><text x="%.0f" y="%.0f">%s</text></g>`+"\n", lx, ly-11, c, stroke, lx+19, ly, label)
+		fmt.Fprintf(w, `<g class="legend"><rect x="%.0f" y="%.0f" width="14" height="14" fill="%s"%s/><text x="%.0f" y="%.0f">%s</text></g>`+"\n", lx, ly-11, c, stroke, lx+19, ly, label)
 		lx += 125
 	}
-	fmt.Fprintln(bw, `</svg>`)
-	return bw.Flush()
 }
 
 func colour(o job.Outcome) string {

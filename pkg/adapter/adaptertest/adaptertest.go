@@ -127,85 +127,125 @@ func probeJob(command string, args ...string) job.WorkerJob {
 // RunConformance runs the suite against adapters made by open, which must
 // wire ProbeWorker and ProbeStitcher as the worker and stitcher functions.
 func RunConformance(t *testing.T, opts Options, open func(t *testing.T) *adapter.Adapter) {
-	t.Run("RoundTrip", func(t *testing.T) {
-		a := open(t)
-		w := probeJob(ProbeEcho, "-i", "quote's \"and\" ünicode", "{}")
-		got, err := a.Execute(t.Context(), w)
-		if err != nil {
-			t.Fatalf("Execute: %v", err)
-		}
-		want := job.WorkerResult{JobID: w.JobID, Chunk: w.Chunk, Attempt: 2, SegmentKey: w.SegmentKey(),
-			Frames: 10, Bytes: int64(len(strings.Join(w.Args, " "))), Winner: true, Requests: probeRequests()}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("Execute = %+v, want %+v", got, want)
-		}
-	})
-	t.Run("StitchRoundTrip", func(t *testing.T) {
-		a := open(t)
-		req := job.StitchRequest{JobID: "conformance", OutputKey: "renders/conformance/output.mp4",
-			Segments: []job.Segment{{Key: "a", Frames: 3}, {Key: "b", Frames: 4}}}
-		got, err := a.Stitch(t.Context(), req)
-		if err != nil {
-			t.Fatalf("Stitch: %v", err)
-		}
-		if got.OutputKey != req.OutputKey || got.Frames != 7 || got.Bytes != 2 {
-			t.Errorf("Stitch = %+v", got)
-		}
-	})
-	t.Run("PermanentError", func(t *testing.T) {
-		e := wantJobError(t, open(t), probeJob(ProbePermanent, "rm", "-rf"), job.Permanent, job.CodeNotAllowed)
-		if e.StderrTail != "probe: permanent failure\nlast line" || e.Chunk == nil || *e.Chunk != 7 ||
-			!strings.Contains(e.Message, `"rm -rf"`) {
-			t.Errorf("error lost detail in transit: %#v", e)
-		}
-	})
-	t.Run("RetryableError", func(t *testing.T) {
-		e := wantJobError(t, open(t), probeJob(ProbeRetryable), job.Retryable, job.CodeCommandFailed)
-		if e.ExitCode != 3 || e.StderrTail != "probe: transient failure" {
-			t.Errorf("error lost detail in transit: %#v", e)
-		}
-	})
-	t.Run("UntypedErrorIsRetryable", func(t *testing.T) {
-		wantJobError(t, open(t), probeJob(ProbeUntyped), job.Retryable, job.CodeInternal)
-	})
-	t.Run("CrashIsRetryable", func(t *testing.T) {
-		wantJobError(t, open(t), probeJob(ProbePanic), job.Retryable, job.CodeWorkerLost)
-	})
-	t.Run("PayloadTooLarge", func(t *testing.T) {
-		wantJobError(t, open(t), probeJob(ProbeEcho, strings.Repeat("x", adapter.MaxPayload)), job.Permanent, job.CodePayloadTooLarge)
-	})
-	t.Run("Cancellation", func(t *testing.T) {
-		a := open(t)
-		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(200*time.Millisecond, cancel)
-		start := time.Now()
-		_, err := a.Execute(ctx, probeJob(ProbeBlock))
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Execute after cancel: err = %v, want context.Canceled", err)
-		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Errorf("Execute returned %s after cancellation", d)
-		}
-	})
-	t.Run("Concurrency", func(t *testing.T) {
-		n := opts.Concurrency
-		if n < 2 {
-			t.Skip("driver runs one invocation at a time")
-		}
-		a := open(t)
-		dir := t.TempDir()
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		for i := range n {
-			wg.Go(func() {
-				_, errs[i] = a.Execute(t.Context(), probeJob(ProbeBarrier, dir, strconv.Itoa(n), fmt.Sprintf("call-%d", i)))
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			t.Fatalf("%d concurrent invocations: %v", n, err)
-		}
-	})
+	checks := []struct {
+		name  string
+		check func(t *testing.T, a *adapter.Adapter)
+	}{
+		{"RoundTrip", checkRoundTrip},
+		{"StitchRoundTrip", checkStitchRoundTrip},
+		{"PermanentError", checkPermanentError},
+		{"RetryableError", checkRetryableError},
+		{"UntypedErrorIsRetryable", checkUntypedErrorIsRetryable},
+		{"CrashIsRetryable", checkCrashIsRetryable},
+		{"PayloadTooLarge", checkPayloadTooLarge},
+		{"Cancellation", checkCancellation},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) { c.check(t, open(t)) })
+	}
+	t.Run("Concurrency", func(t *testing.T) { checkConcurrency(t, opts.Concurrency, open) })
+}
+
+// checkRoundTrip: a job crosses the transport whole (arguments with quotes
+// and non-ASCII, environment), and so does its result, the probe's storage
+// requests included.
+func checkRoundTrip(t *testing.T, a *adapter.Adapter) {
+	w := probeJob(ProbeEcho, "-i", "quote's \"and\" ünicode", "{}")
+	got, err := a.Execute(t.Context(), w)
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	want := job.WorkerResult{JobID: w.JobID, Chunk: w.Chunk, Attempt: 2, SegmentKey: w.SegmentKey(),
+		Frames: 10, Bytes: int64(len(strings.Join(w.Args, " "))), Winner: true, Requests: probeRequests()}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Execute = %+v, want %+v", got, want)
+	}
+}
+
+// checkStitchRoundTrip: a stitch request reaches the stitcher and its
+// result comes back.
+func checkStitchRoundTrip(t *testing.T, a *adapter.Adapter) {
+	req := job.StitchRequest{JobID: "conformance", OutputKey: "renders/conformance/output.mp4",
+		Segments: []job.Segment{{Key: "a", Frames: 3}, {Key: "b", Frames: 4}}}
+	got, err := a.Stitch(t.Context(), req)
+	if err != nil {
+		t.Fatalf("Stitch: %v", err)
+	}
+	if got.OutputKey != req.OutputKey || got.Frames != 7 || got.Bytes != 2 {
+		t.Errorf("Stitch = %+v", got)
+	}
+}
+
+// checkPermanentError: a permanent *job.Error arrives as one, with its
+// stderr tail, chunk and message.
+func checkPermanentError(t *testing.T, a *adapter.Adapter) {
+	e := wantJobError(t, a, probeJob(ProbePermanent, "rm", "-rf"), job.Permanent, job.CodeNotAllowed)
+	if e.StderrTail != "probe: permanent failure\nlast line" || e.Chunk == nil || *e.Chunk != 7 ||
+		!strings.Contains(e.Message, `"rm -rf"`) {
+		t.Errorf("error lost detail in transit: %#v", e)
+	}
+}
+
+// checkRetryableError: a retryable *job.Error arrives as one, with its
+// exit code and stderr tail.
+func checkRetryableError(t *testing.T, a *adapter.Adapter) {
+	e := wantJobError(t, a, probeJob(ProbeRetryable), job.Retryable, job.CodeCommandFailed)
+	if e.ExitCode != 3 || e.StderrTail != "probe: transient failure" {
+		t.Errorf("error lost detail in transit: %#v", e)
+	}
+}
+
+// checkUntypedErrorIsRetryable: a plain error is worth another attempt.
+func checkUntypedErrorIsRetryable(t *testing.T, a *adapter.Adapter) {
+	wantJobError(t, a, probeJob(ProbeUntyped), job.Retryable, job.CodeInternal)
+}
+
+// checkCrashIsRetryable: a worker that crashes is lost, worth another
+// attempt.
+func checkCrashIsRetryable(t *testing.T, a *adapter.Adapter) {
+	wantJobError(t, a, probeJob(ProbePanic), job.Retryable, job.CodeWorkerLost)
+}
+
+// checkPayloadTooLarge: a job over adapter.MaxPayload is refused for good.
+func checkPayloadTooLarge(t *testing.T, a *adapter.Adapter) {
+	wantJobError(t, a, probeJob(ProbeEcho, strings.Repeat("x", adapter.MaxPayload)), job.Permanent, job.CodePayloadTooLarge)
+}
+
+// checkCancellation: cancelling the context ends an invocation promptly,
+// with context.Canceled.
+func checkCancellation(t *testing.T, a *adapter.Adapter) {
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := a.Execute(ctx, probeJob(ProbeBlock))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Execute after cancel: err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Execute returned %s after cancellation", d)
+	}
+}
+
+// checkConcurrency: n invocations run at once, each waiting at a barrier
+// until all n are in flight. Skipped, with no adapter opened, for a driver
+// that runs one at a time.
+func checkConcurrency(t *testing.T, n int, open func(t *testing.T) *adapter.Adapter) {
+	if n < 2 {
+		t.Skip("driver runs one invocation at a time")
+	}
+	a := open(t)
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = a.Execute(t.Context(), probeJob(ProbeBarrier, dir, strconv.Itoa(n), fmt.Sprintf("call-%d", i)))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("%d concurrent invocations: %v", n, err)
+	}
 }
 
 func wantJobError(t *testing.T, a *adapter.Adapter, w job.WorkerJob, kind job.Kind, code string) *job.Error {
