@@ -87,13 +87,58 @@ func (s *Store) Markers(ctx context.Context, spec *job.Spec) (map[int]job.Worker
 	return results, nil
 }
 
+// CreateMarker creates the completion marker of r's chunk holding r, if
+// the chunk has none: the first attempt to create it wins, the others get
+// storage.ErrExists. Other storage errors come back as they are.
+func (s *Store) CreateMarker(ctx context.Context, r job.WorkerResult) error {
+	return storage.CreateJSON(ctx, s.bucket, job.MarkerKey(r.JobID, r.Chunk.Index), r)
+}
+
+// ErrNoMarker means a chunk has no completion marker: it is not complete.
+var ErrNoMarker = errors.New("no completion marker")
+
+// StrayMarkerError is a completion marker that does not describe the chunk
+// the accepted spec plans (stray, or forged): it is never trusted.
+type StrayMarkerError struct {
+	Index int
+	Why   error // what spec.CheckMarker found
+}
+
+func (e *StrayMarkerError) Error() string {
+	return fmt.Sprintf("the completion marker of chunk %d does not describe the planned chunk: %v", e.Index, e.Why)
+}
+
+func (e *StrayMarkerError) Unwrap() error { return e.Why }
+
+// Marker reads the completion marker of chunk index of job id and, if spec
+// is not nil, checks that it describes that planned chunk. Errors:
+// ErrNoMarker (wrapped) if there is none; *StrayMarkerError, with the
+// marker read, if spec does not plan it; a storage error as it is
+// otherwise, so that callers classify and word it as they did.
+func (s *Store) Marker(ctx context.Context, id string, index int, spec *job.Spec) (job.WorkerResult, error) {
+	var r job.WorkerResult
+	err := storage.ReadJSON(ctx, s.bucket, job.MarkerKey(id, index), &r)
+	if storage.IsNotFound(err) {
+		return r, fmt.Errorf("chunk %d of job %q: %w", index, id, ErrNoMarker)
+	}
+	if err != nil {
+		return r, err
+	}
+	if spec != nil {
+		if err := spec.CheckMarker(index, r); err != nil {
+			return r, &StrayMarkerError{Index: index, Why: err}
+		}
+	}
+	return r, nil
+}
+
 // ForgetChunk removes chunk i's completion marker, so no run trusts it
 // again, then its segment (best effort): the chunk is to be rendered again.
 func (s *Store) ForgetChunk(ctx context.Context, id string, i int, damaged job.WorkerResult) error {
 	if err := s.bucket.Delete(ctx, job.MarkerKey(id, i)); err != nil && !storage.IsNotFound(err) {
 		return fmt.Errorf("remove the marker of chunk %d: %w", i, err)
 	}
-	if err := storage.DeleteKeys(ctx, s.bucket, damaged.UploadKeys()); err != nil {
+	if err := s.RemoveUpload(ctx, damaged); err != nil {
 		s.log.Warn("remove a damaged segment", "error", err)
 	}
 	return nil

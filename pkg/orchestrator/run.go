@@ -368,7 +368,7 @@ func (o *Orchestrator) notify(caller context.Context, webhookURL string, st *job
 	}
 	var outputURL string
 	if st.State == job.StateDone && st.Output != "" {
-		if u, err := storage.PresignGet(ctx, o.store.Bucket(), st.Output, webhookURLExpiry); err == nil {
+		if u, err := o.store.OutputURL(ctx, st.Output, webhookURLExpiry); err == nil {
 			outputURL = u
 		}
 	}

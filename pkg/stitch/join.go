@@ -10,12 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -51,7 +50,7 @@ func (h *Handler) join(ctx context.Context, req job.StitchRequest, markers []job
 	for i, seg := range req.Segments {
 		keys[i] = seg.Key
 	}
-	stats, err := storage.Concat(ctx, h.Bucket, req.OutputKey, keys, storage.ConcatOptions{})
+	stats, err := h.Store.JoinOutput(ctx, req.OutputKey, keys)
 	res.Method, res.Bytes, res.BytesStreamed = string(stats.Method), stats.Bytes, stats.BytesStreamed
 	if err != nil {
 		return h.published(ctx, res, err)
@@ -73,7 +72,7 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 		}
 		if a := m.Audio; a != nil {
 			share := rate.Samples(m.Chunk.Start, m.Chunk.End(), grid.SampleRate)
-			if a.Key != job.AudioKeyFor(m.SegmentKey) || a.Samples != share || a.Bytes != share*int64(grid.Channels)*2 {
+			if a.Key != jobstore.AudioKey(m.SegmentKey) || a.Samples != share || a.Bytes != share*int64(grid.Channels)*2 {
 				return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's audio (%s, %d samples, %d bytes) is not its segment's, %d samples of %d channels",
 					i, a.Key, a.Samples, a.Bytes, share, grid.Channels).WithChunk(i)
 			}
@@ -97,18 +96,14 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 // like an MD5 but is not one for a multipart or KMS-encrypted object.
 // (The remux path checks every byte's SHA-256 as it reads them anyway.)
 func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) error {
-	objs, err := storage.ListObjects(ctx, h.Bucket, job.ChunksPrefix(req.JobID))
+	stored, err := h.Store.StoredChunks(ctx, req.JobID)
 	if err != nil {
 		return job.Errorf(job.Retryable, job.CodeStorage, "list the segments: %v", err)
 	}
-	stored := make(map[string]*blob.ListObject, len(objs))
-	for _, obj := range objs {
-		stored[obj.Key] = obj
-	}
 	check := func(i int, key string, size int64, md5hex, sha string) error {
-		obj := stored[key]
+		obj, ok := stored[key]
 		switch {
-		case obj == nil:
+		case !ok:
 			return job.Errorf(job.Permanent, job.CodeMissingOutput, "%s does not exist", key).WithChunk(i)
 		case obj.Size != size:
 			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", key, obj.Size, size).WithChunk(i)
@@ -132,7 +127,7 @@ func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, marker
 
 // verify reads p whole and checks it against its marker.
 func (h *Handler) verify(ctx context.Context, p part) error {
-	o := newObjects(ctx, h.Bucket, []part{p})
+	o := newObjects(ctx, h.Store, []part{p})
 	defer o.release()
 	if _, err := io.Copy(io.Discard, o); err != nil {
 		if o.damaged != nil {
@@ -152,13 +147,13 @@ func (h *Handler) verify(ctx context.Context, p part) error {
 // published only if ffmpeg read them all to their ends.
 func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, rate framerate.Rate, res job.StitchResult) (job.StitchResult, error) {
 	res.Method = MethodRemux
-	if exists, err := h.Bucket.Exists(ctx, req.OutputKey); err != nil || exists {
+	if exists, err := h.Store.Exists(ctx, req.OutputKey); err != nil || exists {
 		if err == nil {
 			err = storage.ErrExists
 		}
 		return h.published(ctx, res, err)
 	}
-	video := newObjects(ctx, h.Bucket, segmentParts(markers))
+	video := newObjects(ctx, h.Store, segmentParts(markers))
 	defer video.release()
 	r := ffmpeg.Remux{Video: video, Format: strings.TrimPrefix(filepath.Ext(req.OutputKey), ".")}
 	streams := []*objects{video}
@@ -191,7 +186,7 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 			err = complete()
 		}
 		if err == nil {
-			res.Bytes, err = storage.UploadFileOnce(ctx, h.Bucket, r.OutputFile, req.OutputKey)
+			res.Bytes, err = h.Store.PublishOutputFile(ctx, req.OutputKey, r.OutputFile)
 		}
 	} else {
 		// ffmpeg writes into the upload as it goes. The upload is
@@ -212,7 +207,7 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 			}
 			done <- err
 		}()
-		res.Bytes, err = storage.WriteOnce(ctx, h.Bucket, req.OutputKey, pr)
+		res.Bytes, err = h.Store.PublishOutput(ctx, req.OutputKey, pr)
 		pr.CloseWithError(fmt.Errorf("the upload ended: %w", err))
 		if ferr := <-done; err == nil {
 			err = ferr
@@ -264,7 +259,7 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 			codec = job.AudioPCM // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
 		}
 	}
-	audio := newObjects(ctx, h.Bucket, parts)
+	audio := newObjects(ctx, h.Store, parts)
 	return &ffmpeg.PCM{Data: audio, SampleRate: grid.SampleRate, Channels: grid.Channels, Codec: codec}, audio
 }
 
@@ -278,11 +273,11 @@ func (h *Handler) published(ctx context.Context, res job.StitchResult, err error
 		}
 		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
-	attrs, aerr := h.Bucket.Attributes(ctx, res.OutputKey)
-	if aerr != nil {
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", aerr)
+	size, serr := h.Store.OutputSize(ctx, res.OutputKey)
+	if serr != nil {
+		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", serr)
 	}
 	h.logger().Info("output already published by an earlier stitch; left as it is", "output", res.OutputKey)
-	res.Bytes = attrs.Size
+	res.Bytes = size
 	return res, nil
 }

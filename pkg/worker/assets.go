@@ -30,7 +30,7 @@ func (h *Handler) fetchAssets(ctx context.Context, key, tmp, work string) error 
 		return job.Errorf(job.Permanent, job.CodeBadAssets, "asset key %q is not assets/<sha256>.tar.gz", key)
 	}
 	bundle := filepath.Join(tmp, "assets.tar.gz")
-	if _, err := storage.DownloadFile(ctx, h.Bucket, key, bundle); err != nil {
+	if _, err := storage.DownloadFile(ctx, h.Store.Bucket(), key, bundle); err != nil {
 		if storage.IsNotFound(err) {
 			return job.Errorf(job.Permanent, job.CodeBadAssets, "asset bundle %s does not exist", key)
 		}

@@ -19,7 +19,7 @@ type segment struct {
 	frames      int
 	sha256, md5 string
 	init        []byte         // MP4 family: the placed init
-	audio       *job.AudioPart // MP4 family with audio
+	audio       *job.AudioPart // MP4 family with audio; its Key once stored
 	audioPath   string
 }
 
@@ -121,7 +121,7 @@ func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string
 		return job.Errorf(job.Retryable, job.CodeInternal, "checksum the audio of %s: %v", w.OutputFile, err)
 	}
 	seg.audioPath = cut.Path
-	seg.audio = &job.AudioPart{Key: w.AudioKey(), Samples: cut.Samples, Bytes: info.Size(), SHA256: sum, Codec: codec}
+	seg.audio = &job.AudioPart{Samples: cut.Samples, Bytes: info.Size(), SHA256: sum, Codec: codec}
 	return nil
 }
 

@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -32,7 +30,9 @@ type Media interface {
 
 // Handler renders chunks.
 type Handler struct {
-	Bucket *blob.Bucket
+	// Store holds the chunk's markers and segments (and, in its bucket,
+	// the assets).
+	Store  *jobstore.Store
 	Runner *execx.Runner // its allowlist is the worker's own: a worker may be invoked directly
 	Media  Media
 	// TempDir holds the per-attempt work dirs; "" means os.TempDir() (/tmp on Lambda).
@@ -172,20 +172,14 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 			return fail(err)
 		}
 	}
-	key := w.SegmentKey()
-	var tags []storage.Tag
-	if !w.KeepSegment {
-		tags = append(tags, storage.SegmentTag) // expires if the job never cleans it up
-	}
-	n, err := storage.UploadFile(ctx, h.Bucket, seg.path, key, tags...)
+	up, err := h.Store.UploadAttempt(ctx, w, seg.path, seg.audioPath)
 	if err != nil {
 		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
 	}
 	if seg.audio != nil {
-		if _, err := storage.UploadFile(ctx, h.Bucket, seg.audioPath, seg.audio.Key, tags...); err != nil {
-			return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
-		}
+		seg.audio.Key = up.AudioKey
 	}
+	key, n := up.SegmentKey, up.Bytes
 	result := job.WorkerResult{
 		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
 		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
@@ -194,7 +188,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	if seg.audio != nil && !seg.audio.Lossless() && len(result.Warnings) < job.MaxWarnings {
 		result.Warnings = append(result.Warnings, job.LossyAudioWarning(seg.audio.Codec))
 	}
-	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
+	err = h.Store.CreateMarker(ctx, result)
 	if errors.Is(err, storage.ErrExists) {
 		// Another attempt finished first; its segment is the one that counts,
 		// and ours (a key no marker names) is removed.
@@ -216,7 +210,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 // removeUpload deletes an attempt's segment and audio. Best effort: the
 // orchestrator's clean-up and the segment tag's expiry catch what is left.
 func (h *Handler) removeUpload(ctx context.Context, r job.WorkerResult) {
-	if err := storage.DeleteKeys(ctx, h.Bucket, r.UploadKeys()); err != nil {
+	if err := h.Store.RemoveUpload(ctx, r); err != nil {
 		h.logger().Warn("remove the upload of an attempt that lost", "error", err)
 	}
 }
@@ -233,19 +227,16 @@ func (h *Handler) plan(ctx context.Context, w job.WorkerJob) (*job.Spec, error) 
 // describe the planned chunk (a stray or forged one) is not trusted: the
 // chunk is not complete, and the orchestrator's next run removes it.
 func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob, spec *job.Spec) (job.WorkerResult, bool, error) {
-	var r job.WorkerResult
-	err := storage.ReadJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), &r)
-	if storage.IsNotFound(err) {
+	r, err := h.Store.Marker(ctx, w.JobID, w.Chunk.Index, spec)
+	var stray *jobstore.StrayMarkerError
+	switch {
+	case errors.Is(err, jobstore.ErrNoMarker):
 		return r, false, nil
-	}
-	if err != nil {
+	case errors.As(err, &stray):
+		h.logger().Warn("ignoring a completion marker that does not describe the planned chunk", "jobId", w.JobID, "chunk", w.Chunk.Index, "why", stray.Why)
+		return r, false, nil
+	case err != nil:
 		return r, false, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
-	}
-	if spec != nil {
-		if err := spec.CheckMarker(w.Chunk.Index, r); err != nil {
-			h.logger().Warn("ignoring a completion marker that does not describe the planned chunk", "jobId", w.JobID, "chunk", w.Chunk.Index, "why", err)
-			return r, false, nil
-		}
 	}
 	r.Winner = false
 	return r, true, nil
