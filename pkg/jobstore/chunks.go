@@ -38,8 +38,7 @@ func (s *Store) chunkObjects(ctx context.Context, id string) (markers, segments 
 // a planned chunk of this job (stray, or written by someone else): it is
 // logged, never trusted.
 func (s *Store) Markers(ctx context.Context, spec *job.Spec) (map[int]job.WorkerResult, error) {
-	id := spec.ID
-	markers, segments, err := s.chunkObjects(ctx, id)
+	markers, segments, err := s.chunkObjects(ctx, spec.ID)
 	if err != nil {
 		return nil, fmt.Errorf("load completion markers: %w", err)
 	}
@@ -53,27 +52,9 @@ func (s *Store) Markers(ctx context.Context, spec *job.Spec) (map[int]job.Worker
 	g.SetLimit(32)
 	for _, key := range markers {
 		g.Go(func() error {
-			index, ok := job.MarkerIndex(id, key)
-			var r job.WorkerResult
-			err := storage.ReadJSON(gctx, s.bucket, key, &r)
-			if err != nil && !storage.IsNotFound(err) && !errors.As(err, new(*json.SyntaxError)) && !errors.As(err, new(*json.UnmarshalTypeError)) {
+			index, r, ok, err := s.completed(gctx, spec, key, exists)
+			if err != nil || !ok {
 				return err
-			}
-			if err == nil && ok {
-				err = spec.CheckMarker(index, r)
-			}
-			switch {
-			case storage.IsNotFound(err):
-				return nil
-			case !ok || err != nil:
-				s.log.Warn("ignoring and removing a completion marker that does not describe a planned chunk", "jobId", id, "key", key, "why", err)
-				if derr := s.bucket.Delete(gctx, key); derr != nil && !storage.IsNotFound(derr) {
-					s.log.Warn("could not remove the stray marker", "key", key, "error", derr)
-				}
-				return nil
-			case !exists[r.SegmentKey]:
-				s.log.Info("segment of a completed chunk is gone; rendering it again", "jobId", id, "chunk", index)
-				return s.bucket.Delete(gctx, key)
 			}
 			mu.Lock()
 			results[index] = r
@@ -85,6 +66,49 @@ func (s *Store) Markers(ctx context.Context, spec *job.Spec) (map[int]job.Worker
 		return nil, fmt.Errorf("load completion markers: %w", err)
 	}
 	return results, nil
+}
+
+// completed reads the marker at key, one of Markers' listing, and says
+// whether it stands for a completed chunk whose segment exists. One that
+// went meanwhile is not; one that does not describe a planned chunk, or
+// whose segment is gone, is removed.
+func (s *Store) completed(ctx context.Context, spec *job.Spec, key string, exists map[string]bool) (int, job.WorkerResult, bool, error) {
+	id := spec.ID
+	index, planned := job.MarkerIndex(id, key)
+	var r job.WorkerResult
+	err := storage.ReadJSON(ctx, s.bucket, key, &r)
+	if err != nil && !storage.IsNotFound(err) && !malformed(err) {
+		return index, r, false, err
+	}
+	if err == nil && planned {
+		err = spec.CheckMarker(index, r)
+	}
+	switch {
+	case storage.IsNotFound(err):
+		return index, r, false, nil
+	case !planned || err != nil:
+		s.removeStray(ctx, id, key, err)
+		return index, r, false, nil
+	case !exists[r.SegmentKey]:
+		s.log.Info("segment of a completed chunk is gone; rendering it again", "jobId", id, "chunk", index)
+		return index, r, false, s.bucket.Delete(ctx, key)
+	}
+	return index, r, true, nil
+}
+
+// malformed reports whether err is a marker's JSON that does not decode: a
+// stray object, not a failure of the store.
+func malformed(err error) bool {
+	return errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError))
+}
+
+// removeStray deletes a marker that is not to be trusted (why says how it
+// failed), logging both.
+func (s *Store) removeStray(ctx context.Context, id, key string, why error) {
+	s.log.Warn("ignoring and removing a completion marker that does not describe a planned chunk", "jobId", id, "key", key, "why", why)
+	if err := s.bucket.Delete(ctx, key); err != nil && !storage.IsNotFound(err) {
+		s.log.Warn("could not remove the stray marker", "key", key, "error", err)
+	}
 }
 
 // CreateMarker creates the completion marker of r's chunk holding r, if

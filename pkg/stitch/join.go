@@ -156,18 +156,10 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 	video := newObjects(ctx, h.Store, segmentParts(markers))
 	defer video.release()
 	r := ffmpeg.Remux{Video: video, Format: strings.TrimPrefix(filepath.Ext(req.OutputKey), ".")}
-	streams := []*objects{video}
+	in := streams{video}
 	if pcm, audio := h.audio(ctx, req, markers, rate); pcm != nil {
 		defer audio.release()
-		r.Audio, streams = pcm, append(streams, audio)
-	}
-	complete := func() error {
-		for _, s := range streams {
-			if err := s.complete(); err != nil {
-				return err
-			}
-		}
-		return nil
+		r.Audio, in = pcm, append(in, audio)
 	}
 
 	var err error
@@ -176,53 +168,88 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 	// progressive file; a fragmented one would start early and last
 	// longer. So AAC audio goes to a progressive, faststart output.
 	if req.Faststart || (r.Audio != nil && r.Audio.Codec == job.AudioAAC) {
-		var dir string
-		if dir, err = os.MkdirTemp(h.TempDir, "helios-stitch-*"); err != nil {
-			return res, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
-		}
-		defer os.RemoveAll(dir)
-		r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(req.OutputKey))
-		if err = h.Media.Remux(ctx, r); err == nil {
-			err = complete()
-		}
-		if err == nil {
-			res.Bytes, err = h.Store.PublishOutputFile(ctx, req.OutputKey, r.OutputFile)
-		}
+		res.Bytes, err = h.remuxFile(ctx, req.OutputKey, r, in)
 	} else {
-		// ffmpeg writes into the upload as it goes. The upload is
-		// published only when ffmpeg ends well having read everything;
-		// any failure of either aborts the other.
-		pr, pw := io.Pipe()
-		done := make(chan error, 1)
-		go func() {
-			r.Output = pw
-			err := h.Media.Remux(ctx, r)
-			if err == nil {
-				err = complete()
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-			} else {
-				pw.Close()
-			}
-			done <- err
-		}()
-		res.Bytes, err = h.Store.PublishOutput(ctx, req.OutputKey, pr)
-		pr.CloseWithError(fmt.Errorf("the upload ended: %w", err))
-		if ferr := <-done; err == nil {
-			err = ferr
-		}
+		res.Bytes, err = h.remuxStream(ctx, req.OutputKey, r, in)
 	}
 	res.BytesStreamed = video.n
 	if err != nil {
-		for _, s := range streams {
-			if s.damaged != nil {
-				return res, s.damaged // the chunk is rendered again
-			}
+		if damaged := in.damaged(); damaged != nil {
+			return res, damaged // the chunk is rendered again
 		}
 		return h.published(ctx, res, err)
 	}
 	return res, nil
+}
+
+// remuxFile has ffmpeg write a local file, which a progressive output
+// needs for its index, and publishes it at key once ffmpeg has read every
+// stream of in whole.
+func (h *Handler) remuxFile(ctx context.Context, key string, r ffmpeg.Remux, in streams) (int64, error) {
+	dir, err := os.MkdirTemp(h.TempDir, "helios-stitch-*")
+	if err != nil {
+		return 0, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(key))
+	if err := h.Media.Remux(ctx, r); err != nil {
+		return 0, err
+	}
+	if err := in.complete(); err != nil {
+		return 0, err
+	}
+	return h.Store.PublishOutputFile(ctx, key, r.OutputFile)
+}
+
+// remuxStream has ffmpeg write into the upload of key as it goes. The
+// upload is published only when ffmpeg ends well having read every stream
+// of in whole; any failure of either aborts the other.
+func (h *Handler) remuxStream(ctx context.Context, key string, r ffmpeg.Remux, in streams) (int64, error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		r.Output = pw
+		err := h.Media.Remux(ctx, r)
+		if err == nil {
+			err = in.complete()
+		}
+		if err != nil {
+			pw.CloseWithError(err)
+		} else {
+			pw.Close()
+		}
+		done <- err
+	}()
+	n, err := h.Store.PublishOutput(ctx, key, pr)
+	pr.CloseWithError(fmt.Errorf("the upload ended: %w", err))
+	if ferr := <-done; err == nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// streams are the inputs of a remux, each checked against its markers as
+// it is read.
+type streams []*objects
+
+// complete reports whether every stream was read to its end and matched.
+func (in streams) complete() error {
+	for _, s := range in {
+		if err := s.complete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// damaged is the first part found not to be what its marker promises.
+func (in streams) damaged() *job.Error {
+	for _, s := range in {
+		if s.damaged != nil {
+			return s.damaged
+		}
+	}
+	return nil
 }
 
 // segmentParts are the segments, in order, as their markers describe them.

@@ -138,7 +138,17 @@ func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
+	output, frames, err := h.concat(ctx, req, markers, dir)
+	if err != nil {
+		return job.StitchResult{}, err
+	}
+	return h.publish(ctx, req, output, frames, start, log)
+}
 
+// concat downloads the segments into dir in parallel, each one checked,
+// joins them with the Stitcher and checks the total: it returns the
+// joined file and its frames.
+func (h *Handler) concat(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, dir string) (string, int, error) {
 	local := make([]string, len(req.Segments))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cmp.Or(h.Downloads, 8))
@@ -147,24 +157,30 @@ func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 		g.Go(func() error { return h.fetch(gctx, seg, i, local[i], markers) })
 	}
 	if err := g.Wait(); err != nil {
-		return job.StitchResult{}, job.AsError(err)
+		return "", 0, job.AsError(err)
 	}
 
 	output := filepath.Join(dir, "output"+path.Ext(req.OutputKey))
 	if err := h.Stitcher.Stitch(ctx, local, output); err != nil {
-		return job.StitchResult{}, job.AsError(err)
+		return "", 0, job.AsError(err)
 	}
 	want := req.TotalFrames()
 	got, err := h.Media.CountFrames(ctx, output)
 	if err != nil {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
+		return "", 0, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
 	}
 	if got != want {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeFrameMismatch,
+		return "", 0, job.Errorf(job.Retryable, job.CodeFrameMismatch,
 			"stitched output has %d frames, the segments add up to %d; nothing was published", got, want)
 	}
-	// Never replace a published video: an earlier stitch of this job got
-	// there first (only this job's stitcher writes its output key).
+	return output, got, nil
+}
+
+// publish publishes the joined file output, of frames frames, as the
+// request's output. It never replaces a published video: an earlier
+// stitch of this job got there first (only this job's stitcher writes its
+// output key).
+func (h *Handler) publish(ctx context.Context, req job.StitchRequest, output string, frames int, start time.Time, log *slog.Logger) (job.StitchResult, error) {
 	n, err := h.Store.PublishOutputFile(ctx, req.OutputKey, output)
 	if errors.Is(err, storage.ErrExists) {
 		size, serr := h.Store.OutputSize(ctx, req.OutputKey)
@@ -172,13 +188,13 @@ func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 			return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", serr)
 		}
 		log.Info("output already published by an earlier stitch; left as it is", "output", req.OutputKey)
-		return job.StitchResult{OutputKey: req.OutputKey, Bytes: size, Frames: got, DurationMs: time.Since(start).Milliseconds()}, nil
+		return job.StitchResult{OutputKey: req.OutputKey, Bytes: size, Frames: frames, DurationMs: time.Since(start).Milliseconds()}, nil
 	}
 	if err != nil {
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
-	res := job.StitchResult{OutputKey: req.OutputKey, Bytes: n, Frames: got, DurationMs: time.Since(start).Milliseconds()}
-	log.Info("stitched", "output", req.OutputKey, "bytes", n, "frames", got, "ms", res.DurationMs)
+	res := job.StitchResult{OutputKey: req.OutputKey, Bytes: n, Frames: frames, DurationMs: time.Since(start).Milliseconds()}
+	log.Info("stitched", "output", req.OutputKey, "bytes", n, "frames", frames, "ms", res.DurationMs)
 	return res, nil
 }
 

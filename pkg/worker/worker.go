@@ -68,54 +68,90 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 	entered := time.Now()
 	log := h.logger().With("jobId", w.JobID, "chunk", w.Chunk.Index, "attempt", w.Attempt)
-	fail := func(err error) (job.WorkerResult, error) {
-		e := job.AsError(err).WithChunk(w.Chunk.Index)
-		if errors.Is(ctx.Err(), context.Canceled) {
-			// The caller gave up on this invocation (the job was cancelled,
-			// or the orchestrator stopped): not a failure of the chunk.
-			log.Info("chunk abandoned: the invocation was cancelled")
-			return job.WorkerResult{}, e
-		}
-		log.Warn("chunk failed", "code", e.Code, "kind", e.Kind, "error", e.Message)
-		return job.WorkerResult{}, e
+	res, err := h.render(ctx, w, entered, log)
+	if err != nil {
+		return job.WorkerResult{}, failed(ctx, w, log, err)
 	}
+	return res, nil
+}
 
+// failed is err as the chunk's *job.Error, logged.
+func failed(ctx context.Context, w job.WorkerJob, log *slog.Logger, err error) *job.Error {
+	e := job.AsError(err).WithChunk(w.Chunk.Index)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The caller gave up on this invocation (the job was cancelled,
+		// or the orchestrator stopped): not a failure of the chunk.
+		log.Info("chunk abandoned: the invocation was cancelled")
+		return e
+	}
+	log.Warn("chunk failed", "code", e.Code, "kind", e.Kind, "error", e.Message)
+	return e
+}
+
+// render takes the chunk from its payload to its completion marker: check
+// the plan, skip a chunk already complete, then render it.
+func (h *Handler) render(ctx context.Context, w job.WorkerJob, entered time.Time, log *slog.Logger) (job.WorkerResult, error) {
 	spec, err := h.plan(ctx, w)
 	if err != nil {
-		return fail(err)
+		return job.WorkerResult{}, err
 	}
 	// A duplicate invocation of a finished chunk does no work.
-	if prev, ok, err := h.readMarker(ctx, w, spec); err != nil {
-		return fail(err)
-	} else if ok {
-		log.Info("chunk already complete", "segment", prev.SegmentKey)
-		return prev, nil
+	if prev, ok, err := h.readMarker(ctx, w, spec); err != nil || ok {
+		if ok {
+			log.Info("chunk already complete", "segment", prev.SegmentKey)
+		}
+		return prev, err
 	}
+	return h.renderAttempt(ctx, w, spec, entered, log)
+}
 
+// renderAttempt is this attempt's work, in a fresh work dir: fetch the
+// assets, run the command, make its output a segment, store it.
+func (h *Handler) renderAttempt(ctx context.Context, w job.WorkerJob, spec *job.Spec, entered time.Time, log *slog.Logger) (job.WorkerResult, error) {
 	dir, err := os.MkdirTemp(h.TempDir, "helios-chunk-*")
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	at, err := h.newAttempt(dir)
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create the attempt's dirs: %v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create the attempt's dirs: %v", err)
 	}
 	defer at.close()
-	work := at.work
 	if w.Assets != "" {
-		if err := h.fetchAssets(ctx, w.Assets, dir, work); err != nil {
-			return fail(err)
+		if err := h.fetchAssets(ctx, w.Assets, dir, at.work); err != nil {
+			return job.WorkerResult{}, err
 		}
 	}
+	ran, err := h.run(ctx, w, at, entered, log)
+	if err != nil {
+		return job.WorkerResult{}, err
+	}
+	output, err := commandOutput(w, at.work, ran.Stderr)
+	if err != nil {
+		return job.WorkerResult{}, err
+	}
+	seg, err := h.segment(ctx, w, output, dir)
+	if err != nil {
+		return job.WorkerResult{}, err
+	}
+	if w.Timeline != nil && w.Chunk.Index > 0 {
+		if err := h.checkJoinable(ctx, w, spec, seg.init); err != nil {
+			return job.WorkerResult{}, err
+		}
+	}
+	return h.complete(ctx, w, spec, seg, ran, at.warnings(), log)
+}
 
-	// The command must end in time to check and upload the segment before
-	// the platform's own deadline (Lambda's function timeout) kills us.
+// run runs the chunk's command in the attempt's work dir. It must end in
+// time to check and upload the segment before the platform's own deadline
+// (Lambda's function timeout) kills us.
+func (h *Handler) run(ctx context.Context, w job.WorkerJob, at *attempt, entered time.Time, log *slog.Logger) (execx.Result, error) {
 	timeout, capped := w.Timeout.Duration, false
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline) - h.uploadReserve()
 		if left <= 0 {
-			return fail(job.Errorf(job.Retryable, job.CodeTimeout, "no time left before the worker's deadline"))
+			return execx.Result{}, job.Errorf(job.Retryable, job.CodeTimeout, "no time left before the worker's deadline")
 		}
 		if timeout == 0 || left < timeout {
 			timeout, capped = left, true
@@ -124,7 +160,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count, "timeout", timeout)
 	res, err := h.Runner.Run(ctx, execx.Cmd{
 		Argv:    append([]string{w.Command}, w.Args...),
-		Dir:     work,
+		Dir:     at.work,
 		Home:    at.home,
 		Env:     at.env(w.Env),
 		Timeout: timeout,
@@ -137,73 +173,68 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		e := job.Errorf(job.Permanent, job.CodeTimeout,
 			"%s needed more than the %s this worker has per invocation; use smaller chunks (framesPerChunk)", w.Command, timeout.Round(time.Second))
 		e.StderrTail = te.StderrTail
-		return fail(e)
+		return res, e
 	}
-	if err != nil {
-		return fail(err)
-	}
+	return res, err
+}
 
-	// Resolve the output inside the work dir only: a symlinked directory in
-	// outputFile must not lead the upload out of it.
+// commandOutput returns the path of the file the command wrote, resolved
+// inside the work dir only: a symlinked directory in outputFile must not
+// lead the upload out of it. stderr is the command's, for a missing file.
+func commandOutput(w job.WorkerJob, work, stderr string) (string, error) {
 	root, err := os.OpenRoot(work)
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "open work dir: %v", err))
+		return "", job.Errorf(job.Retryable, job.CodeInternal, "open work dir: %v", err)
 	}
 	defer root.Close()
-	segment := filepath.Join(work, filepath.FromSlash(w.OutputFile))
 	info, err := root.Lstat(filepath.FromSlash(w.OutputFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		e := job.Errorf(job.Retryable, job.CodeMissingOutput, "%s exited 0 but wrote no %s", w.Command, w.OutputFile)
-		e.StderrTail = execx.LastLines(res.Stderr, 20)
-		return fail(e)
+		e.StderrTail = execx.LastLines(stderr, 20)
+		return "", e
 	case err != nil:
-		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err))
+		return "", job.Errorf(job.Permanent, job.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err)
 	case !info.Mode().IsRegular():
 		// A symlink could point anywhere on the worker; never upload one.
-		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile))
+		return "", job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile)
 	}
-	seg, err := h.segment(ctx, w, segment, dir)
-	if err != nil {
-		return fail(err)
-	}
-	if w.Timeline != nil && w.Chunk.Index > 0 {
-		if err := h.checkJoinable(ctx, w, spec, seg.init); err != nil {
-			return fail(err)
-		}
-	}
+	return filepath.Join(work, filepath.FromSlash(w.OutputFile)), nil
+}
+
+// complete uploads the segment and creates the chunk's completion marker.
+// If another attempt created it first, that attempt's segment is the one
+// that counts, and ours (a key no marker names) is removed.
+func (h *Handler) complete(ctx context.Context, w job.WorkerJob, spec *job.Spec, seg segment, ran execx.Result, warnings []string, log *slog.Logger) (job.WorkerResult, error) {
 	up, err := h.Store.UploadAttempt(ctx, w, seg.path, seg.audioPath)
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
 	if seg.audio != nil {
 		seg.audio.Key = up.AudioKey
 	}
-	key, n := up.SegmentKey, up.Bytes
 	result := job.WorkerResult{
-		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
-		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
-		Init: seg.init, Audio: seg.audio, Warnings: at.warnings(),
+		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: up.SegmentKey,
+		Bytes: up.Bytes, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: ran.ExitCode, DurationMs: ran.Duration.Milliseconds(), Winner: true,
+		Init: seg.init, Audio: seg.audio, Warnings: warnings,
 	}
 	if seg.audio != nil && !seg.audio.Lossless() && len(result.Warnings) < job.MaxWarnings {
 		result.Warnings = append(result.Warnings, job.LossyAudioWarning(seg.audio.Codec))
 	}
 	err = h.Store.CreateMarker(ctx, result)
 	if errors.Is(err, storage.ErrExists) {
-		// Another attempt finished first; its segment is the one that counts,
-		// and ours (a key no marker names) is removed.
 		prev, ok, rerr := h.readMarker(ctx, w, spec)
 		if rerr != nil || !ok {
-			return fail(job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr))
+			return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr)
 		}
 		log.Info("another attempt completed the chunk first", "winner", prev.SegmentKey)
 		h.removeUpload(context.WithoutCancel(ctx), result)
 		return prev, nil
 	}
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
-	log.Info("chunk done", "segment", key, "bytes", n, "frames", seg.frames, "audio", seg.audio != nil, "ms", res.Duration.Milliseconds(), "warnings", len(result.Warnings))
+	log.Info("chunk done", "segment", up.SegmentKey, "bytes", up.Bytes, "frames", seg.frames, "audio", seg.audio != nil, "ms", ran.Duration.Milliseconds(), "warnings", len(result.Warnings))
 	return result, nil
 }
 
