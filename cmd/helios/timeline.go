@@ -7,9 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
-	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/timeline"
 )
 
@@ -36,9 +35,9 @@ func newTimelineCommand(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var h job.History
-				if err := storage.ReadJSON(cmd.Context(), stack.Bucket, job.HistoryKey(st.JobID), &h); err != nil {
-					if storage.IsNotFound(err) {
+				h, err := stack.Jobs.History(cmd.Context(), st.JobID)
+				if err != nil {
+					if errors.Is(err, jobstore.ErrNotFound) {
 						return fmt.Errorf("job %s has no history yet: it is written when a run of the job ends", st.JobID)
 					}
 					return err

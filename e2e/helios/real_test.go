@@ -30,6 +30,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -363,7 +364,7 @@ func workerRender(t *testing.T, r testkit.Renderer, dir, comp string, count int,
 		t.Fatal(err)
 	}
 	spec.Normalize()
-	h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"helios"}, Confiner: launcher}, Media: ffmpeg.New(), Fetcher: fetcher, TempDir: t.TempDir()}
+	h := &worker.Handler{Store: jobstore.New(b, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"helios"}, Confiner: launcher}, Media: ffmpeg.New(), Fetcher: fetcher, TempDir: t.TempDir()}
 	t.Setenv("PATH", r.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	res, err := h.Handle(t.Context(), spec.WorkerJob(spec.Plan()[0], 1, 1))
 	if err != nil {

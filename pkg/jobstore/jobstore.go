@@ -1,13 +1,15 @@
 // Package jobstore is the stored state of jobs in one bucket, and the only
 // code that knows its layout (pkg/job names the keys): uploaded and
 // accepted specs, status, cancel requests, leases, completion markers and
-// segments, the stitch lock, and the marks of active jobs the sweep reads.
-// The CLI, the triggers, the orchestrator, the worker and the stitcher all
-// go through a Store.
+// segments, the history, the output, the stitch lock, and the marks of
+// active jobs the sweep reads. The CLI, the triggers, the orchestrator, the
+// worker and the stitcher all go through a Store; internal/archtest fails
+// if another package builds the keys of markers, segments, the history or
+// the output.
 //
 // Every write that a duplicate would hurt is create-if-not-exists: the
 // accepted spec, each lease generation, completion markers, the stitch lock,
-// the cancel request.
+// the cancel request, the output.
 package jobstore
 
 import (

@@ -70,86 +70,132 @@ func (s *Store) AcquireLease(ctx context.Context, id string, opts LeaseOptions) 
 	if log == nil {
 		log = s.log
 	}
-	host, _ := os.Hostname()
-	owner := fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
-	ttl := opts.TTL
-	until := func(t time.Time) leaseDoc { return leaseDoc{Owner: owner, ExpiresAt: t.UTC()} }
-
-	gens, err := s.leaseGens(ctx, id)
+	current, err := s.currentLease(ctx, id, opts.Exclusive, log)
 	if err != nil {
 		return nil, err
 	}
-	current := 0
-	if len(gens) > 0 {
-		current = gens[len(gens)-1]
-		var held leaseDoc
-		err := storage.ReadJSON(ctx, s.bucket, job.LeaseKey(id, current), &held)
-		if err != nil && !storage.IsNotFound(err) {
-			return nil, err
-		}
-		if err == nil && time.Now().Before(held.ExpiresAt) && opts.Exclusive {
-			log.Info("taking over the lease of an earlier run whose process is gone", "holder", held.Owner)
-		} else if err == nil && time.Now().Before(held.ExpiresAt) {
-			return nil, fmt.Errorf("job %q: %w (lease held by %s until %s)", id, ErrAlreadyRunning, held.Owner, held.ExpiresAt.Format(time.RFC3339))
-		}
-	}
-	gen := current + 1
-	key := job.LeaseKey(id, gen)
-	err = storage.CreateJSON(ctx, s.bucket, key, until(time.Now().Add(ttl)))
-	if errors.Is(err, storage.ErrExists) {
-		return nil, fmt.Errorf("job %q: %w (lease generation %d taken first by another)", id, ErrAlreadyRunning, gen)
-	}
-	if err != nil {
+	h := s.newHolder(id, current+1, opts.TTL, log)
+	if err := h.create(ctx); err != nil {
 		return nil, err
 	}
-	l := &Lease{Gen: gen, Exclusive: opts.Exclusive, ttl: ttl}
+	l := &Lease{Gen: h.gen, Exclusive: opts.Exclusive, ttl: opts.TTL}
 	l.renewed.Store(time.Now().UnixNano())
 	// A contender that listed long ago may have created a stale generation
 	// after a newer one: the highest generation is the holder.
-	if newer, err := s.newerLease(ctx, id, gen); err != nil || newer {
-		s.expire(context.WithoutCancel(ctx), key, until, log)
+	if newer, err := s.newerLease(ctx, id, h.gen); err != nil || newer {
+		h.expire(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("job %q: %w (a newer lease generation exists)", id, ErrAlreadyRunning)
 	}
-
-	lost := func(cause error) {
-		if opts.OnLost != nil {
-			opts.OnLost(cause)
-		}
-	}
-	stopRenewing := periodic.Every(context.WithoutCancel(ctx), ttl/3, func(ctx context.Context) bool {
-		if !l.Valid() {
-			// Stalled (a paused process, a hung call): someone may have taken
-			// over already; renewing now could revive a lease they replaced.
-			log.Error("lease not renewed for half its life; stopping", "generation", gen)
-			lost(ErrLeaseNotRenewed)
-			return false
-		}
-		ctx, cancel := context.WithTimeout(ctx, ttl/3)
-		defer cancel()
-		if newer, err := s.newerLease(ctx, id, gen); err == nil && newer {
-			log.Error("another orchestrator took over the job; stopping", "generation", gen)
-			lost(ErrLeaseLost)
-			return false
-		}
-		if err := storage.WriteJSON(ctx, s.bucket, key, until(time.Now().Add(ttl))); err != nil {
-			log.Warn("renew lease", "error", err)
-			return true
-		}
-		l.renewed.Store(time.Now().UnixNano())
-		return true
-	})
-	l.release = func() {
-		stopRenewing()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/3)
-		defer cancel()
-		if newer, err := s.newerLease(ctx, id, gen); err == nil && !newer {
-			s.expire(ctx, key, until, log)
-		}
-	}
+	l.release = h.keep(ctx, l, opts.OnLost)
 	return l, nil
+}
+
+// currentLease returns the job's highest lease generation (0 if none) once
+// it may be taken over: expired, gone, or live but exclusive (its holder's
+// process is gone). Live otherwise, it is ErrAlreadyRunning.
+func (s *Store) currentLease(ctx context.Context, id string, exclusive bool, log *slog.Logger) (int, error) {
+	gens, err := s.leaseGens(ctx, id)
+	if err != nil || len(gens) == 0 {
+		return 0, err
+	}
+	current := gens[len(gens)-1]
+	var held leaseDoc
+	err = storage.ReadJSON(ctx, s.bucket, job.LeaseKey(id, current), &held)
+	if err != nil && !storage.IsNotFound(err) {
+		return 0, err
+	}
+	live := err == nil && time.Now().Before(held.ExpiresAt)
+	switch {
+	case live && exclusive:
+		log.Info("taking over the lease of an earlier run whose process is gone", "holder", held.Owner)
+	case live:
+		return 0, fmt.Errorf("job %q: %w (lease held by %s until %s)", id, ErrAlreadyRunning, held.Owner, held.ExpiresAt.Format(time.RFC3339))
+	}
+	return current, nil
+}
+
+// holder writes one lease generation of a job, as its owner.
+type holder struct {
+	s     *Store
+	id    string
+	gen   int
+	key   string
+	owner string
+	ttl   time.Duration
+	log   *slog.Logger
+}
+
+func (s *Store) newHolder(id string, gen int, ttl time.Duration, log *slog.Logger) *holder {
+	host, _ := os.Hostname()
+	return &holder{s: s, id: id, gen: gen, key: job.LeaseKey(id, gen), ttl: ttl, log: log,
+		owner: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())}
+}
+
+func (h *holder) until(t time.Time) leaseDoc { return leaseDoc{Owner: h.owner, ExpiresAt: t.UTC()} }
+
+// create creates the generation; ErrAlreadyRunning if another got it first.
+func (h *holder) create(ctx context.Context) error {
+	err := storage.CreateJSON(ctx, h.s.bucket, h.key, h.until(time.Now().Add(h.ttl)))
+	if errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("job %q: %w (lease generation %d taken first by another)", h.id, ErrAlreadyRunning, h.gen)
+	}
+	return err
+}
+
+// keep renews l every third of its life until the release it returns,
+// which marks it expired unless a newer generation has taken over. onLost
+// (if not nil) hears once why it stopped being surely l's holder's.
+func (h *holder) keep(ctx context.Context, l *Lease, onLost func(cause error)) (release func()) {
+	lost := func(cause error) {
+		if onLost != nil {
+			onLost(cause)
+		}
+	}
+	stopRenewing := periodic.Every(context.WithoutCancel(ctx), h.ttl/3, func(ctx context.Context) bool {
+		return h.renew(ctx, l, lost)
+	})
+	return func() {
+		stopRenewing()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.ttl/3)
+		defer cancel()
+		if newer, err := h.s.newerLease(ctx, h.id, h.gen); err == nil && !newer {
+			h.expire(ctx)
+		}
+	}
+}
+
+// renew renews l once; false stops the renewals, after telling lost why.
+func (h *holder) renew(ctx context.Context, l *Lease, lost func(cause error)) bool {
+	if !l.Valid() {
+		// Stalled (a paused process, a hung call): someone may have taken
+		// over already; renewing now could revive a lease they replaced.
+		h.log.Error("lease not renewed for half its life; stopping", "generation", h.gen)
+		lost(ErrLeaseNotRenewed)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.ttl/3)
+	defer cancel()
+	if newer, err := h.s.newerLease(ctx, h.id, h.gen); err == nil && newer {
+		h.log.Error("another orchestrator took over the job; stopping", "generation", h.gen)
+		lost(ErrLeaseLost)
+		return false
+	}
+	if err := storage.WriteJSON(ctx, h.s.bucket, h.key, h.until(time.Now().Add(h.ttl))); err != nil {
+		h.log.Warn("renew lease", "error", err)
+		return true
+	}
+	l.renewed.Store(time.Now().UnixNano())
+	return true
+}
+
+// expire marks the lease expired, so the next run takes over at once.
+func (h *holder) expire(ctx context.Context) {
+	if err := storage.WriteJSON(ctx, h.s.bucket, h.key, h.until(time.Unix(0, 0))); err != nil {
+		h.log.Warn("release lease", "key", h.key, "error", err)
+	}
 }
 
 // LeaseLive reports whether an orchestrator holds the job's lease.
@@ -164,13 +210,6 @@ func (s *Store) LeaseLive(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	return err == nil && time.Now().Before(held.ExpiresAt), err
-}
-
-// expire marks a lease expired, so the next run takes over at once.
-func (s *Store) expire(ctx context.Context, key string, until func(time.Time) leaseDoc, log *slog.Logger) {
-	if err := storage.WriteJSON(ctx, s.bucket, key, until(time.Unix(0, 0))); err != nil {
-		log.Warn("release lease", "key", key, "error", err)
-	}
 }
 
 // leaseGens lists the job's lease generations in ascending order.

@@ -38,9 +38,3 @@ func (s *Store) UnlockStitch(ctx context.Context, id string) error {
 	}
 	return nil
 }
-
-// Exists reports whether a job's object exists: its published video,
-// typically.
-func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
-	return s.bucket.Exists(ctx, key)
-}

@@ -10,7 +10,6 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // renderChunk renders one chunk, retrying retryable errors with backoff
@@ -280,10 +279,7 @@ func (a *chunkAttempts) failed(ctx context.Context, err error) error {
 func (r *run) removeLoser(w job.WorkerJob, winner job.WorkerResult) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), windDown)
 	defer cancel()
-	keys := slices.DeleteFunc([]string{w.SegmentKey(), w.AudioKey()}, func(k string) bool {
-		return slices.Contains(winner.UploadKeys(), k)
-	})
-	if err := storage.DeleteKeys(ctx, r.store.Bucket(), keys); err != nil {
+	if err := r.store.RemoveAttempt(ctx, w, winner); err != nil {
 		r.log.Warn("remove a losing attempt's upload", "error", err)
 	}
 }

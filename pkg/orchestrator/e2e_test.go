@@ -141,7 +141,7 @@ func newRigConfined(t *testing.T, confined bool, allowed ...string) *rig {
 		t.Fatal(err)
 	}
 	if !confined {
-		h := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: allowed}, Media: ffmpeg.New(), Logger: log}
+		h := &worker.Handler{Store: jobstore.New(b, nil, nil), Runner: &execx.Runner{Allowed: allowed}, Media: ffmpeg.New(), Logger: log}
 		w = h.Handle
 	}
 	a := adapter.New(adapter.NewLocal(w, stack.Stitcher(), 4))

@@ -2,11 +2,12 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
-	"github.com/helios-project/infrastructure/pkg/storage"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 )
 
 // recorder keeps a run's invocations for the job's history, and hands out
@@ -45,18 +46,18 @@ func (rec *recorder) save(ctx context.Context, r *run) {
 	tl := rec.tl
 	rec.mu.Unlock()
 	tl.Runs = []job.Span{{Start: rec.start.UnixMilli(), End: time.Now().UnixMilli()}}
-	var prev job.History
-	switch err := storage.ReadJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), &prev); {
+	prev, err := r.store.History(ctx, r.spec.ID)
+	switch {
 	case err == nil:
 		tl.Attempts = append(prev.Attempts, tl.Attempts...)
 		tl.Stitches = append(prev.Stitches, tl.Stitches...)
 		tl.Runs = append(prev.Runs, tl.Runs...)
-	case !storage.IsNotFound(err):
+	case !errors.Is(err, jobstore.ErrNotFound):
 		// Unreadable now: writing this run alone would lose the earlier ones.
 		r.log.Warn("read the job's history; this run's is not added", "error", err)
 		return
 	}
-	if err := storage.WriteJSON(ctx, r.store.Bucket(), job.HistoryKey(r.spec.ID), tl); err != nil {
+	if err := r.store.SaveHistory(ctx, tl); err != nil {
 		r.log.Warn("write the job's history", "error", err)
 	}
 }

@@ -188,29 +188,12 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	ctx, cancel := context.WithCancelCause(r.ctx)
 	defer cancel(nil)
 	r.stopDispatch = cancel
-	stopWatch := periodic.Every(ctx, r.o.cfg.CancelPollInterval, func(ctx context.Context) bool {
-		if ok, err := r.store.CancelRequested(ctx, r.spec.ID); err == nil && ok {
-			r.log.Info("cancel requested")
-			cancel(errCancelRequested)
-			return false
-		}
-		// The invocations running count: one that runs away is stopped here.
-		return r.overBudget() == nil
-	})
+	stopWatch := r.watch(ctx, cancel)
 	var mu sync.Mutex
 	results := make(map[int]job.WorkerResult, len(pending))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.o.cfg.Concurrency)
-	if r.spec.Hedged() {
-		r.hedge = newHedger(r.o.cfg.Hedge, len(pending))
-	}
-	hedging := make(chan struct{})
-	go func() {
-		defer close(hedging)
-		if r.hedge != nil {
-			r.hedge.run(gctx, r.rec.lanes)
-		}
-	}()
+	hedging := r.startHedging(gctx, len(pending))
 	for _, c := range pending {
 		if gctx.Err() != nil {
 			break
@@ -239,14 +222,50 @@ func (r *run) render(pending []job.Chunk) (map[int]job.WorkerResult, error) {
 	if err == nil {
 		return results, nil // every chunk is in, whatever stopped after
 	}
+	return results, stopCause(ctx, err)
+}
+
+// watch polls, while the render runs, for a cancel request, which cancels
+// it with errCancelRequested, and for the budget (the invocations running
+// count: one that runs away is stopped here). It returns what stops it.
+func (r *run) watch(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	return periodic.Every(ctx, r.o.cfg.CancelPollInterval, func(ctx context.Context) bool {
+		if ok, err := r.store.CancelRequested(ctx, r.spec.ID); err == nil && ok {
+			r.log.Info("cancel requested")
+			cancel(errCancelRequested)
+			return false
+		}
+		return r.overBudget() == nil
+	})
+}
+
+// startHedging starts the hedger of a hedged job's render of chunks
+// chunks, until ctx ends; the channel is closed once it has stopped.
+func (r *run) startHedging(ctx context.Context, chunks int) <-chan struct{} {
+	if r.spec.Hedged() {
+		r.hedge = newHedger(r.o.cfg.Hedge, chunks)
+	}
+	hedging := make(chan struct{})
+	go func() {
+		defer close(hedging)
+		if r.hedge != nil {
+			r.hedge.run(ctx, r.rec.lanes)
+		}
+	}()
+	return hedging
+}
+
+// stopCause is the error of a render that stopped with err: the reason the
+// dispatch was stopped for (a cancel request, the budget), if any.
+func stopCause(ctx context.Context, err error) error {
 	var stopped *job.Error
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errCancelRequested):
-		return results, errCancelRequested
+		return errCancelRequested
 	case errors.As(cause, &stopped) && stopped.Code == job.CodeBudgetExceeded:
-		return results, stopped
+		return stopped
 	}
-	return results, err
+	return err
 }
 
 // overBudget returns the reason the job stops if it has reached its
@@ -368,7 +387,7 @@ func (o *Orchestrator) notify(caller context.Context, webhookURL string, st *job
 	}
 	var outputURL string
 	if st.State == job.StateDone && st.Output != "" {
-		if u, err := storage.PresignGet(ctx, o.store.Bucket(), st.Output, webhookURLExpiry); err == nil {
+		if u, err := o.store.OutputURL(ctx, st.Output, webhookURLExpiry); err == nil {
 			outputURL = u
 		}
 	}

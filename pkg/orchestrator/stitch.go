@@ -196,8 +196,8 @@ func (r *run) waitFor(key string, d time.Duration) (bool, error) {
 // they say which chunks were done).
 func (r *run) succeed(res job.StitchResult) (*job.Status, error) {
 	if res.Bytes == 0 {
-		if attrs, err := r.store.Bucket().Attributes(r.ctx, res.OutputKey); err == nil {
-			res.Bytes = attrs.Size
+		if size, err := r.store.OutputSize(r.ctx, res.OutputKey); err == nil {
+			res.Bytes = size
 		}
 	}
 	st, err := r.finish(job.StateDone, nil, func(s *job.Status) {

@@ -82,7 +82,7 @@ func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error)
 		}
 		log.Log(context.Background(), level, "job commands are confined", "landlockABI", support.LandlockABI, "seccomp", support.Seccomp, "noexec", support.NoExec, "network", cfg.CommandNetwork, "limits", support.Limits)
 	}
-	h := &worker.Handler{Bucket: s.Bucket, Runner: runner, Media: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
+	h := &worker.Handler{Store: s.Jobs, Runner: runner, Media: ffmpeg.New(), Plans: s.Jobs.Plans(), Logger: log}
 	if !cfg.CommandNetwork {
 		// Commands have no network: rendered pages get the allowed origins
 		// from the worker, or a refusal that says how to allow one.
@@ -101,7 +101,7 @@ func (s *Stack) Worker() (serve.Handler[job.WorkerJob, job.WorkerResult], error)
 // Stitcher is the stitcher function.
 func (s *Stack) Stitcher() serve.Handler[job.StitchRequest, job.StitchResult] {
 	tool := ffmpeg.New()
-	h := &stitch.Handler{Bucket: s.Bucket, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Media: tool, Plans: s.Jobs.Plans(), Logger: s.Log}
+	h := &stitch.Handler{Store: s.Jobs, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Media: tool, Plans: s.Jobs.Plans(), Logger: s.Log}
 	return h.Handle
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
@@ -38,7 +39,7 @@ func BenchmarkStitch(b *testing.B) {
 	testkit.RequireFFmpeg(b)
 	dir := b.TempDir()
 	bucket := testkit.Bucket(b, "file://"+filepath.Join(dir, "store"))
-	w := &worker.Handler{Bucket: bucket, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+	w := &worker.Handler{Store: jobstore.New(bucket, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)}
 	timeline := &job.Timeline{FPS: 30, Audio: job.AudioFormat{SampleRate: 48000, Channels: 2}}
 	req := job.StitchRequest{JobID: "bench", OutputKey: "renders/bench/output.mp4", Timeline: timeline}
 	var plain, placed []string
@@ -66,7 +67,7 @@ func BenchmarkStitch(b *testing.B) {
 
 	quiet := slog.New(slog.DiscardHandler)
 	b.Run("join", func(b *testing.B) {
-		h := &stitch.Handler{Bucket: bucket, Media: ffmpeg.New(), Logger: quiet}
+		h := &stitch.Handler{Store: jobstore.New(bucket, nil, nil), Media: ffmpeg.New(), Logger: quiet}
 		b.SetBytes(total)
 		for b.Loop() {
 			res, err := h.Handle(b.Context(), req)
@@ -84,7 +85,7 @@ func BenchmarkStitch(b *testing.B) {
 		}
 	})
 	b.Run("faststart", func(b *testing.B) {
-		h := &stitch.Handler{Bucket: bucket, Media: ffmpeg.New(), Logger: quiet}
+		h := &stitch.Handler{Store: jobstore.New(bucket, nil, nil), Media: ffmpeg.New(), Logger: quiet}
 		progressive := req
 		progressive.Faststart = true
 		b.SetBytes(total)
@@ -146,7 +147,7 @@ func BenchmarkStitch10kSegments(b *testing.B) {
 		b.Run(fmt.Sprintf("%s-%d", store.name, store.chunks), func(b *testing.B) {
 			bucket := testkit.Bucket(b, store.url)
 			req := bigJob(b, bucket, store.chunks)
-			h := &stitch.Handler{Bucket: bucket, Media: ffmpeg.New(), Logger: slog.New(slog.DiscardHandler)}
+			h := &stitch.Handler{Store: jobstore.New(bucket, nil, nil), Media: ffmpeg.New(), Logger: slog.New(slog.DiscardHandler)}
 			var peak uint64
 			for b.Loop() {
 				stop := samplePeakHeap(&peak)
@@ -173,7 +174,7 @@ func BenchmarkStitch10kSegments(b *testing.B) {
 // a real placed chunk, and returns the stitch request.
 func bigJob(b *testing.B, bucket *blob.Bucket, n int) job.StitchRequest {
 	b.Helper()
-	w := &worker.Handler{Bucket: bucket, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: b.TempDir()}
+	w := &worker.Handler{Store: jobstore.New(bucket, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: b.TempDir()}
 	timeline := &job.Timeline{FPS: 30, Audio: job.AudioFormat{SampleRate: 48000, Channels: 2}}
 	first, err := w.Handle(b.Context(), job.WorkerJob{JobID: "big", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: "ffmpeg",
 		Args: []string{"-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "1",

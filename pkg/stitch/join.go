@@ -10,12 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -51,7 +50,7 @@ func (h *Handler) join(ctx context.Context, req job.StitchRequest, markers []job
 	for i, seg := range req.Segments {
 		keys[i] = seg.Key
 	}
-	stats, err := storage.Concat(ctx, h.Bucket, req.OutputKey, keys, storage.ConcatOptions{})
+	stats, err := h.Store.JoinOutput(ctx, req.OutputKey, keys)
 	res.Method, res.Bytes, res.BytesStreamed = string(stats.Method), stats.Bytes, stats.BytesStreamed
 	if err != nil {
 		return h.published(ctx, res, err)
@@ -73,7 +72,7 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 		}
 		if a := m.Audio; a != nil {
 			share := rate.Samples(m.Chunk.Start, m.Chunk.End(), grid.SampleRate)
-			if a.Key != job.AudioKeyFor(m.SegmentKey) || a.Samples != share || a.Bytes != share*int64(grid.Channels)*2 {
+			if a.Key != jobstore.AudioKey(m.SegmentKey) || a.Samples != share || a.Bytes != share*int64(grid.Channels)*2 {
 				return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's audio (%s, %d samples, %d bytes) is not its segment's, %d samples of %d channels",
 					i, a.Key, a.Samples, a.Bytes, share, grid.Channels).WithChunk(i)
 			}
@@ -97,18 +96,14 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 // like an MD5 but is not one for a multipart or KMS-encrypted object.
 // (The remux path checks every byte's SHA-256 as it reads them anyway.)
 func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) error {
-	objs, err := storage.ListObjects(ctx, h.Bucket, job.ChunksPrefix(req.JobID))
+	stored, err := h.Store.StoredChunks(ctx, req.JobID)
 	if err != nil {
 		return job.Errorf(job.Retryable, job.CodeStorage, "list the segments: %v", err)
 	}
-	stored := make(map[string]*blob.ListObject, len(objs))
-	for _, obj := range objs {
-		stored[obj.Key] = obj
-	}
 	check := func(i int, key string, size int64, md5hex, sha string) error {
-		obj := stored[key]
+		obj, ok := stored[key]
 		switch {
-		case obj == nil:
+		case !ok:
 			return job.Errorf(job.Permanent, job.CodeMissingOutput, "%s does not exist", key).WithChunk(i)
 		case obj.Size != size:
 			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", key, obj.Size, size).WithChunk(i)
@@ -132,7 +127,7 @@ func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, marker
 
 // verify reads p whole and checks it against its marker.
 func (h *Handler) verify(ctx context.Context, p part) error {
-	o := newObjects(ctx, h.Bucket, []part{p})
+	o := newObjects(ctx, h.Store, []part{p})
 	defer o.release()
 	if _, err := io.Copy(io.Discard, o); err != nil {
 		if o.damaged != nil {
@@ -152,27 +147,19 @@ func (h *Handler) verify(ctx context.Context, p part) error {
 // published only if ffmpeg read them all to their ends.
 func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, rate framerate.Rate, res job.StitchResult) (job.StitchResult, error) {
 	res.Method = MethodRemux
-	if exists, err := h.Bucket.Exists(ctx, req.OutputKey); err != nil || exists {
+	if exists, err := h.Store.Exists(ctx, req.OutputKey); err != nil || exists {
 		if err == nil {
 			err = storage.ErrExists
 		}
 		return h.published(ctx, res, err)
 	}
-	video := newObjects(ctx, h.Bucket, segmentParts(markers))
+	video := newObjects(ctx, h.Store, segmentParts(markers))
 	defer video.release()
 	r := ffmpeg.Remux{Video: video, Format: strings.TrimPrefix(filepath.Ext(req.OutputKey), ".")}
-	streams := []*objects{video}
+	in := streams{video}
 	if pcm, audio := h.audio(ctx, req, markers, rate); pcm != nil {
 		defer audio.release()
-		r.Audio, streams = pcm, append(streams, audio)
-	}
-	complete := func() error {
-		for _, s := range streams {
-			if err := s.complete(); err != nil {
-				return err
-			}
-		}
-		return nil
+		r.Audio, in = pcm, append(in, audio)
 	}
 
 	var err error
@@ -181,53 +168,88 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 	// progressive file; a fragmented one would start early and last
 	// longer. So AAC audio goes to a progressive, faststart output.
 	if req.Faststart || (r.Audio != nil && r.Audio.Codec == job.AudioAAC) {
-		var dir string
-		if dir, err = os.MkdirTemp(h.TempDir, "helios-stitch-*"); err != nil {
-			return res, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
-		}
-		defer os.RemoveAll(dir)
-		r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(req.OutputKey))
-		if err = h.Media.Remux(ctx, r); err == nil {
-			err = complete()
-		}
-		if err == nil {
-			res.Bytes, err = storage.UploadFileOnce(ctx, h.Bucket, r.OutputFile, req.OutputKey)
-		}
+		res.Bytes, err = h.remuxFile(ctx, req.OutputKey, r, in)
 	} else {
-		// ffmpeg writes into the upload as it goes. The upload is
-		// published only when ffmpeg ends well having read everything;
-		// any failure of either aborts the other.
-		pr, pw := io.Pipe()
-		done := make(chan error, 1)
-		go func() {
-			r.Output = pw
-			err := h.Media.Remux(ctx, r)
-			if err == nil {
-				err = complete()
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-			} else {
-				pw.Close()
-			}
-			done <- err
-		}()
-		res.Bytes, err = storage.WriteOnce(ctx, h.Bucket, req.OutputKey, pr)
-		pr.CloseWithError(fmt.Errorf("the upload ended: %w", err))
-		if ferr := <-done; err == nil {
-			err = ferr
-		}
+		res.Bytes, err = h.remuxStream(ctx, req.OutputKey, r, in)
 	}
 	res.BytesStreamed = video.n
 	if err != nil {
-		for _, s := range streams {
-			if s.damaged != nil {
-				return res, s.damaged // the chunk is rendered again
-			}
+		if damaged := in.damaged(); damaged != nil {
+			return res, damaged // the chunk is rendered again
 		}
 		return h.published(ctx, res, err)
 	}
 	return res, nil
+}
+
+// remuxFile has ffmpeg write a local file, which a progressive output
+// needs for its index, and publishes it at key once ffmpeg has read every
+// stream of in whole.
+func (h *Handler) remuxFile(ctx context.Context, key string, r ffmpeg.Remux, in streams) (int64, error) {
+	dir, err := os.MkdirTemp(h.TempDir, "helios-stitch-*")
+	if err != nil {
+		return 0, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(key))
+	if err := h.Media.Remux(ctx, r); err != nil {
+		return 0, err
+	}
+	if err := in.complete(); err != nil {
+		return 0, err
+	}
+	return h.Store.PublishOutputFile(ctx, key, r.OutputFile)
+}
+
+// remuxStream has ffmpeg write into the upload of key as it goes. The
+// upload is published only when ffmpeg ends well having read every stream
+// of in whole; any failure of either aborts the other.
+func (h *Handler) remuxStream(ctx context.Context, key string, r ffmpeg.Remux, in streams) (int64, error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		r.Output = pw
+		err := h.Media.Remux(ctx, r)
+		if err == nil {
+			err = in.complete()
+		}
+		if err != nil {
+			pw.CloseWithError(err)
+		} else {
+			pw.Close()
+		}
+		done <- err
+	}()
+	n, err := h.Store.PublishOutput(ctx, key, pr)
+	pr.CloseWithError(fmt.Errorf("the upload ended: %w", err))
+	if ferr := <-done; err == nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// streams are the inputs of a remux, each checked against its markers as
+// it is read.
+type streams []*objects
+
+// complete reports whether every stream was read to its end and matched.
+func (in streams) complete() error {
+	for _, s := range in {
+		if err := s.complete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// damaged is the first part found not to be what its marker promises.
+func (in streams) damaged() *job.Error {
+	for _, s := range in {
+		if s.damaged != nil {
+			return s.damaged
+		}
+	}
+	return nil
 }
 
 // segmentParts are the segments, in order, as their markers describe them.
@@ -264,7 +286,7 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 			codec = job.AudioPCM // QuickTime keeps PCM; ffmpeg's MP4 muxer does not take it
 		}
 	}
-	audio := newObjects(ctx, h.Bucket, parts)
+	audio := newObjects(ctx, h.Store, parts)
 	return &ffmpeg.PCM{Data: audio, SampleRate: grid.SampleRate, Channels: grid.Channels, Codec: codec}, audio
 }
 
@@ -278,11 +300,11 @@ func (h *Handler) published(ctx context.Context, res job.StitchResult, err error
 		}
 		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
-	attrs, aerr := h.Bucket.Attributes(ctx, res.OutputKey)
-	if aerr != nil {
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", aerr)
+	size, serr := h.Store.OutputSize(ctx, res.OutputKey)
+	if serr != nil {
+		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", serr)
 	}
 	h.logger().Info("output already published by an earlier stitch; left as it is", "output", res.OutputKey)
-	res.Bytes = attrs.Size
+	res.Bytes = size
 	return res, nil
 }

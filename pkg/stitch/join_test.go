@@ -24,6 +24,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
@@ -119,7 +120,7 @@ func (r render) job(t *testing.T, bucketURL string, sizes []int, faststart bool)
 	b := testkit.Bucket(t, bucketURL)
 	dir := t.TempDir()
 	media := &countingMedia{Tool: ffmpeg.New()}
-	w := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: media, TempDir: t.TempDir()}
+	w := &worker.Handler{Store: jobstore.New(b, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: media, TempDir: t.TempDir()}
 	timeline := &job.Timeline{FPS: r.rate.FPS(), Audio: job.AudioFormat{SampleRate: sampleRate, Channels: 2}}
 	req := job.StitchRequest{JobID: "j", OutputKey: "renders/j/output." + r.format, Timeline: timeline, Faststart: faststart}
 	out := joined{bucket: b}
@@ -146,7 +147,7 @@ func (r render) job(t *testing.T, bucketURL string, sizes []int, faststart bool)
 	progressive := r
 	progressive.fragmented = false // ffmpeg 5.1 presents its own fragmented B-frames late (no edit list)
 	ffmpegRun(t, progressive.argv(0, 0, start, out.reference))
-	h := &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: ffmpeg.New()}, Media: ffmpeg.New(), TempDir: t.TempDir()}
+	h := &stitch.Handler{Store: jobstore.New(b, nil, nil), Stitcher: &stitch.FfmpegStitcher{Tool: ffmpeg.New()}, Media: ffmpeg.New(), TempDir: t.TempDir()}
 	res, err := h.Handle(t.Context(), req)
 	if err != nil {
 		t.Fatalf("stitch: %v", err)
@@ -508,14 +509,14 @@ func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 		sizeOf: func(chunk int) string { return map[bool]string{true: "32x24", false: "64x48"}[chunk == 1] }}
 	timeline := &job.Timeline{FPS: 25, Audio: job.AudioFormat{SampleRate: sampleRate, Channels: 2}}
 	work := func(t *testing.T, b *blob.Bucket, i, start, n int) (job.WorkerResult, error) {
-		w := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: t.TempDir()}
+		w := &worker.Handler{Store: jobstore.New(b, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: t.TempDir()}
 		file := fmt.Sprintf("c%d.mp4", i)
 		argv := r.argv(i, start, start+n, file)
 		return w.Handle(t.Context(), job.WorkerJob{JobID: "j", Chunk: job.Chunk{Index: i, Start: start, Count: n}, Attempt: 1,
 			Command: argv[0], Args: argv[1:], OutputFile: file, Timeline: timeline})
 	}
 	stitcher := func(b *blob.Bucket) *stitch.Handler {
-		return &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: ffmpeg.New()}, Media: ffmpeg.New()}
+		return &stitch.Handler{Store: jobstore.New(b, nil, nil), Stitcher: &stitch.FfmpegStitcher{Tool: ffmpeg.New()}, Media: ffmpeg.New()}
 	}
 	request := func(results ...job.WorkerResult) job.StitchRequest {
 		req := job.StitchRequest{JobID: "j", OutputKey: "renders/j/output.mp4", Timeline: timeline}
@@ -614,7 +615,7 @@ func TestRemuxRefusesAChangedSegment(t *testing.T) {
 	b := testkit.Bucket(t, "file://"+t.TempDir())
 	r := render{rate: framerate.Rate{Num: 25, Den: 1}, size: "32x24", video: x264BFrames, audio: "sine", acodec: []string{"-c:a", "pcm_s16le"}, format: "mov"}
 	timeline := &job.Timeline{FPS: 25, Audio: job.AudioFormat{SampleRate: sampleRate, Channels: 2}}
-	w := &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: t.TempDir()}
+	w := &worker.Handler{Store: jobstore.New(b, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: t.TempDir()}
 	req := job.StitchRequest{JobID: "j", OutputKey: "renders/j/output.mov", Timeline: timeline}
 	for i, c := range []job.Chunk{{Index: 0, Start: 0, Count: 5}, {Index: 1, Start: 5, Count: 4}} {
 		file := fmt.Sprintf("c%d.mov", i)
@@ -634,7 +635,7 @@ func TestRemuxRefusesAChangedSegment(t *testing.T) {
 	if err := b.WriteAll(t.Context(), changed, data, nil); err != nil {
 		t.Fatal(err)
 	}
-	h := &stitch.Handler{Bucket: b, Media: ffmpeg.New(), TempDir: t.TempDir()}
+	h := &stitch.Handler{Store: jobstore.New(b, nil, nil), Media: ffmpeg.New(), TempDir: t.TempDir()}
 	_, err = h.Handle(t.Context(), req)
 	if e := job.AsError(err); e == nil || e.Kind != job.Permanent || e.Code != job.CodeFrameMismatch || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, "SHA-256") {
 		t.Errorf("stitch = %v; want chunk 1 reported damaged by its SHA-256", err)

@@ -9,8 +9,6 @@ import (
 	"hash"
 	"io"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/job"
 )
 
@@ -31,12 +29,12 @@ type part struct {
 type objects struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	b      *blob.Bucket
+	store  opener
 	parts  []part
 
-	next int          // the next part to open
-	cur  io.Reader    // the part being read (nil between parts)
-	obj  *blob.Reader // its object, if stored
+	next int           // the next part to open
+	cur  io.Reader     // the part being read (nil between parts)
+	obj  io.ReadCloser // its object, if stored
 	sum  hash.Hash
 	got  int64 // bytes of the current part read
 	n    int64 // bytes of stored objects read
@@ -44,9 +42,15 @@ type objects struct {
 	damaged *job.Error // why a part was refused
 }
 
-func newObjects(ctx context.Context, b *blob.Bucket, parts []part) *objects {
+// opener opens the stored segments and audio parts markers name
+// (jobstore.Store does).
+type opener interface {
+	OpenSegment(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
+func newObjects(ctx context.Context, store opener, parts []part) *objects {
 	ctx, cancel := context.WithCancel(ctx)
-	return &objects{ctx: ctx, cancel: cancel, b: b, parts: parts, sum: sha256.New()}
+	return &objects{ctx: ctx, cancel: cancel, store: store, parts: parts, sum: sha256.New()}
 }
 
 func (o *objects) Read(p []byte) (int, error) {
@@ -85,7 +89,7 @@ func (o *objects) open(p part) error {
 		o.cur = io.LimitReader(zeros{}, p.size)
 		return nil
 	}
-	r, err := o.b.NewReader(o.ctx, p.key, nil)
+	r, err := o.store.OpenSegment(o.ctx, p.key)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", p.key, err)
 	}

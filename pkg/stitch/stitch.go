@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
@@ -84,7 +83,8 @@ const markerReads = 64
 
 // Handler is the stitcher function.
 type Handler struct {
-	Bucket   *blob.Bucket
+	// Store holds the job's markers and segments, and takes the output.
+	Store    *jobstore.Store
 	Stitcher VideoStitcher
 	Media    Media
 	TempDir  string // "" means os.TempDir()
@@ -138,7 +138,17 @@ func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
+	output, frames, err := h.concat(ctx, req, markers, dir)
+	if err != nil {
+		return job.StitchResult{}, err
+	}
+	return h.publish(ctx, req, output, frames, start, log)
+}
 
+// concat downloads the segments into dir in parallel, each one checked,
+// joins them with the Stitcher and checks the total: it returns the
+// joined file and its frames.
+func (h *Handler) concat(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult, dir string) (string, int, error) {
 	local := make([]string, len(req.Segments))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cmp.Or(h.Downloads, 8))
@@ -147,38 +157,44 @@ func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 		g.Go(func() error { return h.fetch(gctx, seg, i, local[i], markers) })
 	}
 	if err := g.Wait(); err != nil {
-		return job.StitchResult{}, job.AsError(err)
+		return "", 0, job.AsError(err)
 	}
 
 	output := filepath.Join(dir, "output"+path.Ext(req.OutputKey))
 	if err := h.Stitcher.Stitch(ctx, local, output); err != nil {
-		return job.StitchResult{}, job.AsError(err)
+		return "", 0, job.AsError(err)
 	}
 	want := req.TotalFrames()
 	got, err := h.Media.CountFrames(ctx, output)
 	if err != nil {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
+		return "", 0, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
 	}
 	if got != want {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeFrameMismatch,
+		return "", 0, job.Errorf(job.Retryable, job.CodeFrameMismatch,
 			"stitched output has %d frames, the segments add up to %d; nothing was published", got, want)
 	}
-	// Never replace a published video: an earlier stitch of this job got
-	// there first (only this job's stitcher writes its output key).
-	n, err := storage.UploadFileOnce(ctx, h.Bucket, output, req.OutputKey)
+	return output, got, nil
+}
+
+// publish publishes the joined file output, of frames frames, as the
+// request's output. It never replaces a published video: an earlier
+// stitch of this job got there first (only this job's stitcher writes its
+// output key).
+func (h *Handler) publish(ctx context.Context, req job.StitchRequest, output string, frames int, start time.Time, log *slog.Logger) (job.StitchResult, error) {
+	n, err := h.Store.PublishOutputFile(ctx, req.OutputKey, output)
 	if errors.Is(err, storage.ErrExists) {
-		attrs, aerr := h.Bucket.Attributes(ctx, req.OutputKey)
-		if aerr != nil {
-			return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", aerr)
+		size, serr := h.Store.OutputSize(ctx, req.OutputKey)
+		if serr != nil {
+			return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", serr)
 		}
 		log.Info("output already published by an earlier stitch; left as it is", "output", req.OutputKey)
-		return job.StitchResult{OutputKey: req.OutputKey, Bytes: attrs.Size, Frames: got, DurationMs: time.Since(start).Milliseconds()}, nil
+		return job.StitchResult{OutputKey: req.OutputKey, Bytes: size, Frames: frames, DurationMs: time.Since(start).Milliseconds()}, nil
 	}
 	if err != nil {
 		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
-	res := job.StitchResult{OutputKey: req.OutputKey, Bytes: n, Frames: got, DurationMs: time.Since(start).Milliseconds()}
-	log.Info("stitched", "output", req.OutputKey, "bytes", n, "frames", got, "ms", res.DurationMs)
+	res := job.StitchResult{OutputKey: req.OutputKey, Bytes: n, Frames: frames, DurationMs: time.Since(start).Milliseconds()}
+	log.Info("stitched", "output", req.OutputKey, "bytes", n, "frames", frames, "ms", res.DurationMs)
 	return res, nil
 }
 
@@ -199,24 +215,11 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest, always boo
 	markers := make([]job.WorkerResult, len(req.Segments))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(markerReads)
-	for i, seg := range req.Segments {
+	for i := range req.Segments {
 		g.Go(func() error {
-			var m job.WorkerResult
-			err := storage.ReadJSON(gctx, h.Bucket, job.MarkerKey(req.JobID, i), &m)
-			switch {
-			case storage.IsNotFound(err):
-				return job.Errorf(job.Permanent, job.CodeMissingOutput, "chunk %d has no completion marker", i).WithChunk(i)
-			case err != nil:
-				return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
-			}
-			if spec != nil {
-				err = spec.CheckMarker(i, m)
-			}
-			if err != nil || m.SegmentKey != seg.Key {
-				return job.Errorf(job.Permanent, job.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
-			}
+			m, err := h.marker(gctx, req, i, spec)
 			markers[i] = m
-			return nil
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -225,8 +228,28 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest, always boo
 	return markers, nil
 }
 
+// marker reads chunk i's completion marker, which must name the request's
+// segment i and, with spec, describe the planned chunk.
+func (h *Handler) marker(ctx context.Context, req job.StitchRequest, i int, spec *job.Spec) (job.WorkerResult, error) {
+	seg := req.Segments[i]
+	m, err := h.Store.Marker(ctx, req.JobID, i, spec)
+	var stray *jobstore.StrayMarkerError
+	switch {
+	case errors.Is(err, jobstore.ErrNoMarker):
+		return m, job.Errorf(job.Permanent, job.CodeMissingOutput, "chunk %d has no completion marker", i).WithChunk(i)
+	case errors.As(err, &stray):
+		err = stray.Why
+	case err != nil:
+		return m, job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
+	}
+	if err != nil || m.SegmentKey != seg.Key {
+		return m, job.Errorf(job.Permanent, job.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
+	}
+	return m, nil
+}
+
 func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string, markers []job.WorkerResult) error {
-	n, err := storage.DownloadFile(ctx, h.Bucket, seg.Key, dst)
+	n, err := h.Store.DownloadSegment(ctx, seg.Key, dst)
 	if err != nil {
 		if storage.IsNotFound(err) {
 			return job.Errorf(job.Permanent, job.CodeMissingOutput, "segment %s does not exist", seg.Key).WithChunk(i)

@@ -12,6 +12,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -50,7 +51,7 @@ func newHandler(t *testing.T) (*stitch.Handler, *blob.Bucket, string) {
 	b := testkit.Bucket(t, "mem://")
 	tool := ffmpeg.New()
 	tmp := t.TempDir()
-	return &stitch.Handler{Bucket: b, Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Media: tool, TempDir: tmp}, b, tmp
+	return &stitch.Handler{Store: jobstore.New(b, nil, nil), Stitcher: &stitch.FfmpegStitcher{Tool: tool}, Media: tool, TempDir: tmp}, b, tmp
 }
 
 func TestStitchIsFrameExact(t *testing.T) {

@@ -30,7 +30,7 @@ func (h *Handler) fetchAssets(ctx context.Context, key, tmp, work string) error 
 		return job.Errorf(job.Permanent, job.CodeBadAssets, "asset key %q is not assets/<sha256>.tar.gz", key)
 	}
 	bundle := filepath.Join(tmp, "assets.tar.gz")
-	if _, err := storage.DownloadFile(ctx, h.Bucket, key, bundle); err != nil {
+	if _, err := storage.DownloadFile(ctx, h.Store.Bucket(), key, bundle); err != nil {
 		if storage.IsNotFound(err) {
 			return job.Errorf(job.Permanent, job.CodeBadAssets, "asset bundle %s does not exist", key)
 		}
@@ -84,35 +84,39 @@ func Extract(r io.Reader, dir string, maxBytes int64) error {
 		if entries >= maxAssetEntries {
 			return fmt.Errorf("more than %d entries", maxAssetEntries)
 		}
-		name := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
-		if name == "" || name == "." {
-			continue
+		if err := extractEntry(tr, hdr, dir, &total, maxBytes); err != nil {
+			return err
 		}
-		if !job.IsSafeRelative(name) {
-			return fmt.Errorf("entry %q escapes the work dir", hdr.Name)
+	}
+}
+
+// extractEntry unpacks the entry hdr, read from r, into dir, adding a
+// file's size to total (which may not exceed maxBytes).
+func extractEntry(r io.Reader, hdr *tar.Header, dir string, total *int64, maxBytes int64) error {
+	name := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
+	if name == "" || name == "." {
+		return nil
+	}
+	if !job.IsSafeRelative(name) {
+		return fmt.Errorf("entry %q escapes the work dir", hdr.Name)
+	}
+	target := filepath.Join(dir, filepath.FromSlash(name))
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil // metadata (git archive writes one), not a file
+	case tar.TypeDir:
+		return os.MkdirAll(target, 0o755)
+	case tar.TypeReg:
+		*total += hdr.Size
+		if *total > maxBytes {
+			return fmt.Errorf("unpacks to more than %d bytes", maxBytes)
 		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		switch hdr.Typeflag {
-		case tar.TypeXGlobalHeader:
-			continue // metadata (git archive writes one), not a file
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			total += hdr.Size
-			if total > maxBytes {
-				return fmt.Errorf("unpacks to more than %d bytes", maxBytes)
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			if err := writeEntry(target, tr, hdr); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("entry %q is a %s; only files and directories are allowed", hdr.Name, typeName(hdr.Typeflag))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
 		}
+		return writeEntry(target, r, hdr)
+	default:
+		return fmt.Errorf("entry %q is a %s; only files and directories are allowed", hdr.Name, typeName(hdr.Typeflag))
 	}
 }
 

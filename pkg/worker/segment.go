@@ -19,7 +19,7 @@ type segment struct {
 	frames      int
 	sha256, md5 string
 	init        []byte         // MP4 family: the placed init
-	audio       *job.AudioPart // MP4 family with audio
+	audio       *job.AudioPart // MP4 family with audio; its Key once stored
 	audioPath   string
 }
 
@@ -51,9 +51,11 @@ func (h *Handler) segment(ctx context.Context, w job.WorkerJob, output, dir stri
 	return seg, nil
 }
 
+// place puts the command's output on the job's timeline as seg: its
+// fragments as written when they can be, otherwise stream-copied into
+// fragments first, cutting the audio.
 func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string, seg *segment) error {
-	t := w.Timeline
-	rate, err := framerate.Of(t.FPS)
+	rate, err := framerate.Of(w.Timeline.FPS)
 	if err != nil {
 		return job.Errorf(job.Permanent, job.CodeInvalid, "timeline: %v", err)
 	}
@@ -84,31 +86,55 @@ func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string
 	}
 	var cut *fmp4.AudioCut
 	if placed == nil {
-		fragmented := filepath.Join(dir, "fragmented.mp4")
-		if codec != "" {
-			cut = &fmp4.AudioCut{Path: filepath.Join(dir, "audio.pcm"), SampleRate: t.Audio.SampleRate, Channels: t.Audio.Channels,
-				Samples: rate.Samples(w.Chunk.Start, w.Chunk.End(), t.Audio.SampleRate)}
-		}
-		if err := h.Media.Fragment(ctx, output, fragmented, cut); err != nil {
-			e := job.AsError(err)
-			if e.Code == job.CodeCommandFailed {
-				// ffmpeg could not read what the command wrote.
-				e.Code = job.CodeFrameMismatch
-			}
-			return e
-		}
-		if placed, err = placeFile(seg.path, fragmented, placement); err != nil {
-			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-				return job.Errorf(job.Retryable, job.CodeInternal, "place %s: %v", w.OutputFile, err) // the disk, not the video
-			}
-			// The same command renders the same frames: not worth a retry.
-			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s cannot be placed on the job's timeline: %v", w.OutputFile, err)
+		cut = audioCut(w, rate, codec, dir)
+		if placed, err = h.fragment(ctx, w, output, dir, cut, seg.path, placement); err != nil {
+			return err
 		}
 	}
 	seg.frames, seg.init = placed.Samples, placed.Init.Bytes()
 	if cut == nil {
 		return nil
 	}
+	return checkAudio(w, cut, codec, seg)
+}
+
+// audioCut is where and how the chunk's audio is cut: its exact share of
+// the job's samples; nil if the output has no audio (codec "").
+func audioCut(w job.WorkerJob, rate framerate.Rate, codec, dir string) *fmp4.AudioCut {
+	if codec == "" {
+		return nil
+	}
+	a := w.Timeline.Audio
+	return &fmp4.AudioCut{Path: filepath.Join(dir, "audio.pcm"), SampleRate: a.SampleRate, Channels: a.Channels,
+		Samples: rate.Samples(w.Chunk.Start, w.Chunk.End(), a.SampleRate)}
+}
+
+// fragment stream-copies output into fragments with ffmpeg, cutting its
+// audio if cut is not nil, and places them at dst.
+func (h *Handler) fragment(ctx context.Context, w job.WorkerJob, output, dir string, cut *fmp4.AudioCut, dst string, p fmp4.Placement) (*fmp4.Placed, error) {
+	fragmented := filepath.Join(dir, "fragmented.mp4")
+	if err := h.Media.Fragment(ctx, output, fragmented, cut); err != nil {
+		e := job.AsError(err)
+		if e.Code == job.CodeCommandFailed {
+			// ffmpeg could not read what the command wrote.
+			e.Code = job.CodeFrameMismatch
+		}
+		return nil, e
+	}
+	placed, err := placeFile(dst, fragmented, p)
+	if err != nil {
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return nil, job.Errorf(job.Retryable, job.CodeInternal, "place %s: %v", w.OutputFile, err) // the disk, not the video
+		}
+		// The same command renders the same frames: not worth a retry.
+		return nil, job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s cannot be placed on the job's timeline: %v", w.OutputFile, err)
+	}
+	return placed, nil
+}
+
+// checkAudio checks the cut audio is exactly the chunk's share and makes
+// it seg's audio part (its key is given when it is stored).
+func checkAudio(w job.WorkerJob, cut *fmp4.AudioCut, codec string, seg *segment) error {
 	info, err := os.Stat(cut.Path)
 	if err != nil {
 		return job.Errorf(job.Retryable, job.CodeInternal, "audio of %s: %v", w.OutputFile, err)
@@ -121,7 +147,7 @@ func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string
 		return job.Errorf(job.Retryable, job.CodeInternal, "checksum the audio of %s: %v", w.OutputFile, err)
 	}
 	seg.audioPath = cut.Path
-	seg.audio = &job.AudioPart{Key: w.AudioKey(), Samples: cut.Samples, Bytes: info.Size(), SHA256: sum, Codec: codec}
+	seg.audio = &job.AudioPart{Samples: cut.Samples, Bytes: info.Size(), SHA256: sum, Codec: codec}
 	return nil
 }
 

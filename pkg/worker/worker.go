@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/job"
@@ -32,7 +30,9 @@ type Media interface {
 
 // Handler renders chunks.
 type Handler struct {
-	Bucket *blob.Bucket
+	// Store holds the chunk's markers and segments (and, in its bucket,
+	// the assets).
+	Store  *jobstore.Store
 	Runner *execx.Runner // its allowlist is the worker's own: a worker may be invoked directly
 	Media  Media
 	// TempDir holds the per-attempt work dirs; "" means os.TempDir() (/tmp on Lambda).
@@ -68,54 +68,90 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	}
 	entered := time.Now()
 	log := h.logger().With("jobId", w.JobID, "chunk", w.Chunk.Index, "attempt", w.Attempt)
-	fail := func(err error) (job.WorkerResult, error) {
-		e := job.AsError(err).WithChunk(w.Chunk.Index)
-		if errors.Is(ctx.Err(), context.Canceled) {
-			// The caller gave up on this invocation (the job was cancelled,
-			// or the orchestrator stopped): not a failure of the chunk.
-			log.Info("chunk abandoned: the invocation was cancelled")
-			return job.WorkerResult{}, e
-		}
-		log.Warn("chunk failed", "code", e.Code, "kind", e.Kind, "error", e.Message)
-		return job.WorkerResult{}, e
+	res, err := h.render(ctx, w, entered, log)
+	if err != nil {
+		return job.WorkerResult{}, failed(ctx, w, log, err)
 	}
+	return res, nil
+}
 
+// failed is err as the chunk's *job.Error, logged.
+func failed(ctx context.Context, w job.WorkerJob, log *slog.Logger, err error) *job.Error {
+	e := job.AsError(err).WithChunk(w.Chunk.Index)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The caller gave up on this invocation (the job was cancelled,
+		// or the orchestrator stopped): not a failure of the chunk.
+		log.Info("chunk abandoned: the invocation was cancelled")
+		return e
+	}
+	log.Warn("chunk failed", "code", e.Code, "kind", e.Kind, "error", e.Message)
+	return e
+}
+
+// render takes the chunk from its payload to its completion marker: check
+// the plan, skip a chunk already complete, then render it.
+func (h *Handler) render(ctx context.Context, w job.WorkerJob, entered time.Time, log *slog.Logger) (job.WorkerResult, error) {
 	spec, err := h.plan(ctx, w)
 	if err != nil {
-		return fail(err)
+		return job.WorkerResult{}, err
 	}
 	// A duplicate invocation of a finished chunk does no work.
-	if prev, ok, err := h.readMarker(ctx, w, spec); err != nil {
-		return fail(err)
-	} else if ok {
-		log.Info("chunk already complete", "segment", prev.SegmentKey)
-		return prev, nil
+	if prev, ok, err := h.readMarker(ctx, w, spec); err != nil || ok {
+		if ok {
+			log.Info("chunk already complete", "segment", prev.SegmentKey)
+		}
+		return prev, err
 	}
+	return h.renderAttempt(ctx, w, spec, entered, log)
+}
 
+// renderAttempt is this attempt's work, in a fresh work dir: fetch the
+// assets, run the command, make its output a segment, store it.
+func (h *Handler) renderAttempt(ctx context.Context, w job.WorkerJob, spec *job.Spec, entered time.Time, log *slog.Logger) (job.WorkerResult, error) {
 	dir, err := os.MkdirTemp(h.TempDir, "helios-chunk-*")
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	at, err := h.newAttempt(dir)
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "create the attempt's dirs: %v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create the attempt's dirs: %v", err)
 	}
 	defer at.close()
-	work := at.work
 	if w.Assets != "" {
-		if err := h.fetchAssets(ctx, w.Assets, dir, work); err != nil {
-			return fail(err)
+		if err := h.fetchAssets(ctx, w.Assets, dir, at.work); err != nil {
+			return job.WorkerResult{}, err
 		}
 	}
+	ran, err := h.run(ctx, w, at, entered, log)
+	if err != nil {
+		return job.WorkerResult{}, err
+	}
+	output, err := commandOutput(w, at.work, ran.Stderr)
+	if err != nil {
+		return job.WorkerResult{}, err
+	}
+	seg, err := h.segment(ctx, w, output, dir)
+	if err != nil {
+		return job.WorkerResult{}, err
+	}
+	if w.Timeline != nil && w.Chunk.Index > 0 {
+		if err := h.checkJoinable(ctx, w, spec, seg.init); err != nil {
+			return job.WorkerResult{}, err
+		}
+	}
+	return h.complete(ctx, w, spec, seg, ran, at.warnings(), log)
+}
 
-	// The command must end in time to check and upload the segment before
-	// the platform's own deadline (Lambda's function timeout) kills us.
+// run runs the chunk's command in the attempt's work dir. It must end in
+// time to check and upload the segment before the platform's own deadline
+// (Lambda's function timeout) kills us.
+func (h *Handler) run(ctx context.Context, w job.WorkerJob, at *attempt, entered time.Time, log *slog.Logger) (execx.Result, error) {
 	timeout, capped := w.Timeout.Duration, false
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline) - h.uploadReserve()
 		if left <= 0 {
-			return fail(job.Errorf(job.Retryable, job.CodeTimeout, "no time left before the worker's deadline"))
+			return execx.Result{}, job.Errorf(job.Retryable, job.CodeTimeout, "no time left before the worker's deadline")
 		}
 		if timeout == 0 || left < timeout {
 			timeout, capped = left, true
@@ -124,7 +160,7 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	log.Info("running chunk", "command", w.Command, "start", w.Chunk.Start, "count", w.Chunk.Count, "timeout", timeout)
 	res, err := h.Runner.Run(ctx, execx.Cmd{
 		Argv:    append([]string{w.Command}, w.Args...),
-		Dir:     work,
+		Dir:     at.work,
 		Home:    at.home,
 		Env:     at.env(w.Env),
 		Timeout: timeout,
@@ -137,86 +173,75 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 		e := job.Errorf(job.Permanent, job.CodeTimeout,
 			"%s needed more than the %s this worker has per invocation; use smaller chunks (framesPerChunk)", w.Command, timeout.Round(time.Second))
 		e.StderrTail = te.StderrTail
-		return fail(e)
+		return res, e
 	}
-	if err != nil {
-		return fail(err)
-	}
+	return res, err
+}
 
-	// Resolve the output inside the work dir only: a symlinked directory in
-	// outputFile must not lead the upload out of it.
+// commandOutput returns the path of the file the command wrote, resolved
+// inside the work dir only: a symlinked directory in outputFile must not
+// lead the upload out of it. stderr is the command's, for a missing file.
+func commandOutput(w job.WorkerJob, work, stderr string) (string, error) {
 	root, err := os.OpenRoot(work)
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeInternal, "open work dir: %v", err))
+		return "", job.Errorf(job.Retryable, job.CodeInternal, "open work dir: %v", err)
 	}
 	defer root.Close()
-	segment := filepath.Join(work, filepath.FromSlash(w.OutputFile))
 	info, err := root.Lstat(filepath.FromSlash(w.OutputFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		e := job.Errorf(job.Retryable, job.CodeMissingOutput, "%s exited 0 but wrote no %s", w.Command, w.OutputFile)
-		e.StderrTail = execx.LastLines(res.Stderr, 20)
-		return fail(e)
+		e.StderrTail = execx.LastLines(stderr, 20)
+		return "", e
 	case err != nil:
-		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err))
+		return "", job.Errorf(job.Permanent, job.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err)
 	case !info.Mode().IsRegular():
 		// A symlink could point anywhere on the worker; never upload one.
-		return fail(job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile))
+		return "", job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile)
 	}
-	seg, err := h.segment(ctx, w, segment, dir)
+	return filepath.Join(work, filepath.FromSlash(w.OutputFile)), nil
+}
+
+// complete uploads the segment and creates the chunk's completion marker.
+// If another attempt created it first, that attempt's segment is the one
+// that counts, and ours (a key no marker names) is removed.
+func (h *Handler) complete(ctx context.Context, w job.WorkerJob, spec *job.Spec, seg segment, ran execx.Result, warnings []string, log *slog.Logger) (job.WorkerResult, error) {
+	up, err := h.Store.UploadAttempt(ctx, w, seg.path, seg.audioPath)
 	if err != nil {
-		return fail(err)
-	}
-	if w.Timeline != nil && w.Chunk.Index > 0 {
-		if err := h.checkJoinable(ctx, w, spec, seg.init); err != nil {
-			return fail(err)
-		}
-	}
-	key := w.SegmentKey()
-	var tags []storage.Tag
-	if !w.KeepSegment {
-		tags = append(tags, storage.SegmentTag) // expires if the job never cleans it up
-	}
-	n, err := storage.UploadFile(ctx, h.Bucket, seg.path, key, tags...)
-	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
 	if seg.audio != nil {
-		if _, err := storage.UploadFile(ctx, h.Bucket, seg.audioPath, seg.audio.Key, tags...); err != nil {
-			return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
-		}
+		seg.audio.Key = up.AudioKey
 	}
 	result := job.WorkerResult{
-		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key,
-		Bytes: n, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: res.ExitCode, DurationMs: res.Duration.Milliseconds(), Winner: true,
-		Init: seg.init, Audio: seg.audio, Warnings: at.warnings(),
+		JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: up.SegmentKey,
+		Bytes: up.Bytes, SHA256: seg.sha256, MD5: seg.md5, Frames: seg.frames, ExitCode: ran.ExitCode, DurationMs: ran.Duration.Milliseconds(), Winner: true,
+		Init: seg.init, Audio: seg.audio, Warnings: warnings,
 	}
 	if seg.audio != nil && !seg.audio.Lossless() && len(result.Warnings) < job.MaxWarnings {
 		result.Warnings = append(result.Warnings, job.LossyAudioWarning(seg.audio.Codec))
 	}
-	err = storage.CreateJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), result)
+	err = h.Store.CreateMarker(ctx, result)
 	if errors.Is(err, storage.ErrExists) {
-		// Another attempt finished first; its segment is the one that counts,
-		// and ours (a key no marker names) is removed.
 		prev, ok, rerr := h.readMarker(ctx, w, spec)
 		if rerr != nil || !ok {
-			return fail(job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr))
+			return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr)
 		}
 		log.Info("another attempt completed the chunk first", "winner", prev.SegmentKey)
 		h.removeUpload(context.WithoutCancel(ctx), result)
 		return prev, nil
 	}
 	if err != nil {
-		return fail(job.Errorf(job.Retryable, job.CodeStorage, "%v", err))
+		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
 	}
-	log.Info("chunk done", "segment", key, "bytes", n, "frames", seg.frames, "audio", seg.audio != nil, "ms", res.Duration.Milliseconds(), "warnings", len(result.Warnings))
+	log.Info("chunk done", "segment", up.SegmentKey, "bytes", up.Bytes, "frames", seg.frames, "audio", seg.audio != nil, "ms", ran.Duration.Milliseconds(), "warnings", len(result.Warnings))
 	return result, nil
 }
 
 // removeUpload deletes an attempt's segment and audio. Best effort: the
 // orchestrator's clean-up and the segment tag's expiry catch what is left.
 func (h *Handler) removeUpload(ctx context.Context, r job.WorkerResult) {
-	if err := storage.DeleteKeys(ctx, h.Bucket, r.UploadKeys()); err != nil {
+	if err := h.Store.RemoveUpload(ctx, r); err != nil {
 		h.logger().Warn("remove the upload of an attempt that lost", "error", err)
 	}
 }
@@ -233,19 +258,16 @@ func (h *Handler) plan(ctx context.Context, w job.WorkerJob) (*job.Spec, error) 
 // describe the planned chunk (a stray or forged one) is not trusted: the
 // chunk is not complete, and the orchestrator's next run removes it.
 func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob, spec *job.Spec) (job.WorkerResult, bool, error) {
-	var r job.WorkerResult
-	err := storage.ReadJSON(ctx, h.Bucket, job.MarkerKey(w.JobID, w.Chunk.Index), &r)
-	if storage.IsNotFound(err) {
+	r, err := h.Store.Marker(ctx, w.JobID, w.Chunk.Index, spec)
+	var stray *jobstore.StrayMarkerError
+	switch {
+	case errors.Is(err, jobstore.ErrNoMarker):
 		return r, false, nil
-	}
-	if err != nil {
+	case errors.As(err, &stray):
+		h.logger().Warn("ignoring a completion marker that does not describe the planned chunk", "jobId", w.JobID, "chunk", w.Chunk.Index, "why", stray.Why)
+		return r, false, nil
+	case err != nil:
 		return r, false, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
-	}
-	if spec != nil {
-		if err := spec.CheckMarker(w.Chunk.Index, r); err != nil {
-			h.logger().Warn("ignoring a completion marker that does not describe the planned chunk", "jobId", w.JobID, "chunk", w.Chunk.Index, "why", err)
-			return r, false, nil
-		}
 	}
 	r.Winner = false
 	return r, true, nil

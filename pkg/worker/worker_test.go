@@ -21,6 +21,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
@@ -31,7 +32,7 @@ func newHandler(t *testing.T) (*worker.Handler, *blob.Bucket, string) {
 	testkit.RequireFFmpeg(t)
 	b := testkit.Bucket(t, "mem://")
 	tmp := t.TempDir()
-	return &worker.Handler{Bucket: b, Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: tmp}, b, tmp
+	return &worker.Handler{Store: jobstore.New(b, nil, nil), Runner: &execx.Runner{Allowed: job.Allowlist{"ffmpeg"}}, Media: ffmpeg.New(), TempDir: tmp}, b, tmp
 }
 
 func chunkJob(start, count, attempt int) job.WorkerJob {
