@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/assets"
 	"github.com/helios-project/infrastructure/pkg/config"
@@ -96,7 +95,7 @@ func runJob(ctx context.Context, e *env, f *commonFlags, specPath, out string, s
 	}
 	wall := time.Since(start)
 	if st.State == job.StateDone {
-		if err := download(ctx, stack.Bucket, st.Output, out); err != nil {
+		if err := download(ctx, stack.Jobs, st.Output, out); err != nil {
 			return err
 		}
 	}
@@ -298,9 +297,9 @@ func checkOut(out string) error {
 }
 
 // download copies the output to path (see replaceFile).
-func download(ctx context.Context, b *blob.Bucket, key, path string) error {
+func download(ctx context.Context, jobs *jobstore.Store, key, path string) error {
 	return replaceFile(path, func(tmp string) error {
-		_, err := storage.Download(ctx, b, key, tmp, 0o666)
+		_, err := jobs.DownloadOutput(ctx, key, tmp, 0o666)
 		return err
 	})
 }

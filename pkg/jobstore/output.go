@@ -3,6 +3,7 @@ package jobstore
 import (
 	"context"
 	"io"
+	"os"
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -43,6 +44,13 @@ func (s *Store) OutputSize(ctx context.Context, key string) (int64, error) {
 // passes.
 func (s *Store) OutputURL(ctx context.Context, key string, expiry time.Duration) (string, error) {
 	return storage.PresignGet(ctx, s.bucket, key, expiry)
+}
+
+// DownloadOutput writes the published output at key to the file path
+// (created with mode perm less the umask); a failed download leaves a
+// partial file for the caller to remove.
+func (s *Store) DownloadOutput(ctx context.Context, key, path string, perm os.FileMode) (int64, error) {
+	return storage.Download(ctx, s.bucket, key, path, perm)
 }
 
 // Exists reports whether a job's object exists: its published video,

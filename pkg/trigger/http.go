@@ -13,7 +13,6 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
-	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // API is the orchestrator's HTTP API:
@@ -135,7 +134,7 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := StatusResponse{Status: st}
 	if st.State == job.StateDone && st.Output != "" {
-		if u, err := storage.PresignGet(r.Context(), h.Jobs.Bucket(), st.Output, time.Hour); err == nil {
+		if u, err := h.Jobs.OutputURL(r.Context(), st.Output, time.Hour); err == nil {
 			resp.OutputURL = u
 		}
 	}
