@@ -100,42 +100,81 @@ func (m *multipartRules) copyPart(w http.ResponseWriter, r *http.Request, upload
 		writeS3Error(w, http.StatusBadRequest, "InvalidArgument", "partNumber is not a number")
 		return
 	}
+	data, ok := m.readCopySource(w, r)
+	if !ok {
+		return
+	}
+	rec := httptest.NewRecorder()
+	m.next.ServeHTTP(rec, uploadPartRequest(r, data))
+	if rec.Code != http.StatusOK {
+		writeRecorded(w, rec)
+		return
+	}
+	m.note(uploadID, part, int64(len(data)))
+	w.Header().Set("Content-Type", "application/xml")
+	xml.NewEncoder(w).Encode(copyPartResult{
+		ETag:         rec.Header().Get("ETag"),
+		LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+	})
+}
+
+// readCopySource reads what x-amz-copy-source names from the backend: the
+// whole object, or the range x-amz-copy-source-range gives. If it cannot,
+// it has answered w with S3's error and returns false.
+func (m *multipartRules) readCopySource(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	bucket, key, err := parseCopySource(r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		writeS3Error(w, http.StatusBadRequest, "InvalidArgument", err.Error())
-		return
+		return nil, false
 	}
 	head, err := m.backend.HeadObject(bucket, key)
 	if err != nil {
 		writeBackendError(w, err, key)
-		return
+		return nil, false
 	}
-	var rng *gofakes3.ObjectRangeRequest
-	if h := r.Header.Get("X-Amz-Copy-Source-Range"); h != "" {
-		first, last, err := parseCopyRange(h)
-		if err != nil {
-			writeS3Error(w, http.StatusBadRequest, "InvalidArgument", err.Error())
-			return
-		}
-		if last >= head.Size {
-			writeS3Error(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange",
-				fmt.Sprintf("range %s is not within %s/%s of %d bytes", h, bucket, key, head.Size))
-			return
-		}
-		rng = &gofakes3.ObjectRangeRequest{Start: first, End: last}
+	rng, ok := copyRange(w, r.Header.Get("X-Amz-Copy-Source-Range"), bucket, key, head.Size)
+	if !ok {
+		return nil, false
 	}
 	obj, err := m.backend.GetObject(bucket, key, rng)
 	if err != nil {
 		writeBackendError(w, err, key)
-		return
+		return nil, false
 	}
 	data, err := io.ReadAll(obj.Contents)
 	obj.Contents.Close()
 	if err != nil {
 		writeS3Error(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
+		return nil, false
 	}
+	return data, true
+}
 
+// copyRange is the range to read of bucket/key, of size bytes, given the
+// x-amz-copy-source-range header h: nil for the whole object when h is
+// empty. A range that is malformed or runs past the object is answered on
+// w (InvalidArgument, InvalidRange) and copyRange returns false.
+func copyRange(w http.ResponseWriter, h, bucket, key string, size int64) (*gofakes3.ObjectRangeRequest, bool) {
+	if h == "" {
+		return nil, true
+	}
+	first, last, err := parseCopyRange(h)
+	if err != nil {
+		writeS3Error(w, http.StatusBadRequest, "InvalidArgument", err.Error())
+		return nil, false
+	}
+	if last >= size {
+		writeS3Error(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange",
+			fmt.Sprintf("range %s is not within %s/%s of %d bytes", h, bucket, key, size))
+		return nil, false
+	}
+	return &gofakes3.ObjectRangeRequest{Start: first, End: last}, true
+}
+
+// uploadPartRequest turns the UploadPartCopy r into the UploadPart of
+// data that gofakes3 understands: without the copy-source headers, and
+// without the checksums and lengths that were about r's (empty) body.
+func uploadPartRequest(r *http.Request, data []byte) *http.Request {
 	put := r.Clone(r.Context())
 	put.Body = io.NopCloser(bytes.NewReader(data))
 	put.ContentLength = int64(len(data))
@@ -149,22 +188,16 @@ func (m *multipartRules) copyPart(w http.ResponseWriter, r *http.Request, upload
 	put.Header.Del("X-Amz-Decoded-Content-Length")
 	put.Header.Set("Content-Length", strconv.Itoa(len(data)))
 	put.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
-	rec := httptest.NewRecorder()
-	m.next.ServeHTTP(rec, put)
-	if rec.Code != http.StatusOK {
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-		return
+	return put
+}
+
+// writeRecorded passes gofakes3's recorded answer on to w as it is.
+func writeRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
 	}
-	m.note(uploadID, part, int64(len(data)))
-	w.Header().Set("Content-Type", "application/xml")
-	xml.NewEncoder(w).Encode(copyPartResult{
-		ETag:         rec.Header().Get("ETag"),
-		LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-	})
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
 }
 
 // complete enforces the part size rule and If-None-Match: *, then lets
@@ -226,11 +259,7 @@ func (m *multipartRules) listUploads(w http.ResponseWriter, r *http.Request) {
 		xml.NewEncoder(w).Encode(gofakes3.ListMultipartUploadsResult{Bucket: bucket, Prefix: r.URL.Query().Get("prefix")})
 		return
 	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	w.Write(rec.Body.Bytes())
+	writeRecorded(w, rec)
 }
 
 func (m *multipartRules) note(uploadID string, part int, size int64) {

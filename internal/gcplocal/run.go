@@ -102,66 +102,103 @@ func (s *Service) startInstance(ctx context.Context, i int) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := os.Environ()
-	for k, v := range s.opts.Env {
-		env = append(env, k+"="+v)
+	c := &container{
+		s:       s,
+		env:     s.containerEnv(port),
+		logPath: filepath.Join(s.opts.LogDir, fmt.Sprintf("%s-%d.log", s.opts.Name, i)),
 	}
-	env = append(env, "PORT="+strconv.Itoa(port))
-	logPath := filepath.Join(s.opts.LogDir, fmt.Sprintf("%s-%d.log", s.opts.Name, i))
-	start := func() (chan struct{}, error) {
-		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(s.opts.Binary)
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		s.mu.Lock() // Close must see every process started
-		defer s.mu.Unlock()
-		if s.closing {
-			logFile.Close()
-			return nil, errors.New("service closed")
-		}
-		if err := cmd.Start(); err != nil {
-			logFile.Close()
-			return nil, fmt.Errorf("start %s: %w", s.opts.Binary, err)
-		}
-		s.procs = append(s.procs, cmd)
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-		return exited, nil
-	}
-	exited, err := start()
+	exited, err := c.start()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := waitServing(ctx, addr, exited); err != nil {
+		return nil, fmt.Errorf("%s instance %d: %w (log: %s)", s.opts.Name, i, err, c.logPath)
+	}
+	s.wg.Go(func() { c.restartOnExit(exited) })
+	return &instance{proxy: newInstanceProxy(addr)}, nil
+}
+
+// containerEnv is an instance's environment: this process's, the
+// service's, and the PORT functions-framework serves on.
+func (s *Service) containerEnv(port int) []string {
+	env := os.Environ()
+	for k, v := range s.opts.Env {
+		env = append(env, k+"="+v)
+	}
+	return append(env, "PORT="+strconv.Itoa(port))
+}
+
+// container is one instance's process, as it is started the first time
+// and again after each exit: same environment (so same port), same log.
+type container struct {
+	s       *Service
+	env     []string
+	logPath string
+}
+
+// start starts the process, appending to its log, and returns a channel
+// closed when it exits. It starts nothing once the service is closing.
+func (c *container) start() (chan struct{}, error) {
+	s := c.s
+	logFile, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(s.opts.Binary)
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	s.mu.Lock() // Close must see every process started
+	defer s.mu.Unlock()
+	if s.closing {
+		logFile.Close()
+		return nil, errors.New("service closed")
+	}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", s.opts.Binary, err)
+	}
+	s.procs = append(s.procs, cmd)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	return exited, nil
+}
+
+// restartOnExit starts the process again 100ms after each exit, as Cloud
+// Run replaces a crashed container, until a start fails (the service is
+// closing).
+func (c *container) restartOnExit(exited chan struct{}) {
+	for done := exited; ; {
+		<-done
+		time.Sleep(100 * time.Millisecond)
+		var err error
+		if done, err = c.start(); err != nil {
+			return
+		}
+	}
+}
+
+// waitServing waits up to 30s for the instance to listen on addr, and no
+// longer than it runs: a container that exits first fails at once.
+func waitServing(ctx context.Context, addr string, exited <-chan struct{}) error {
 	wctx, cancel := context.WithCancel(ctx)
-	firstExit := exited
 	go func() {
 		select {
-		case <-firstExit:
+		case <-exited:
 			cancel()
 		case <-wctx.Done():
 		}
 	}()
-	err = localnet.WaitListening(wctx, addr, 30*time.Second)
+	err := localnet.WaitListening(wctx, addr, 30*time.Second)
 	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("%s instance %d: %w (log: %s)", s.opts.Name, i, err, logPath)
-	}
-	s.wg.Go(func() {
-		for done := exited; ; {
-			<-done
-			time.Sleep(100 * time.Millisecond)
-			var err error
-			if done, err = start(); err != nil {
-				return
-			}
-		}
-	})
-	target := &url.URL{Scheme: "http", Host: addr}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	return err
+}
+
+// newInstanceProxy forwards to the instance at addr, answering as Cloud
+// Run does when it gets no answer: 504 past the request timeout, 502 when
+// the connection breaks.
+func newInstanceProxy(addr string) *httputil.ReverseProxy {
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
 	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		switch {
 		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
@@ -171,7 +208,7 @@ func (s *Service) startInstance(ctx context.Context, i int) (*instance, error) {
 			http.Error(w, "the connection to the instance broke: "+err.Error(), http.StatusBadGateway)
 		}
 	}
-	return &instance{proxy: proxy}, nil
+	return proxy
 }
 
 // ServeHTTP is the front: take a free instance (waiting up to Pending),

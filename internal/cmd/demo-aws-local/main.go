@@ -45,16 +45,9 @@ func run(ctx context.Context, specPath, eventPath, out string) error {
 	if err != nil {
 		return err
 	}
-	var ev events.S3Event
-	if data, err := os.ReadFile(eventPath); err != nil {
+	ev, key, id, err := readEvent(eventPath)
+	if err != nil {
 		return err
-	} else if err := json.Unmarshal(data, &ev); err != nil {
-		return fmt.Errorf("%s: %w", eventPath, err)
-	}
-	key := ev.Records[0].S3.Object.Key
-	id, ok := job.JobIDFromKey(key)
-	if !ok {
-		return fmt.Errorf("%s names %q, not jobs/<id>.json", eventPath, key)
 	}
 
 	work, err := os.MkdirTemp("", "helios-aws-local-")
@@ -75,28 +68,11 @@ func run(ctx context.Context, specPath, eventPath, out string) error {
 		return err
 	}
 	step("invoking " + awslocal.OrchestratorFunction + " with " + eventPath)
-	payload, _ := json.Marshal(ev)
-	start := time.Now()
-	res, err := stack.Client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(awslocal.OrchestratorFunction), Payload: payload})
+	st, wall, err := invokeOrchestrator(ctx, stack, ev, id)
 	if err != nil {
 		return err
 	}
-	if res.FunctionError != nil {
-		return fmt.Errorf("orchestrator failed: %s", res.Payload)
-	}
-	wall := time.Since(start)
-	st, err := jobstore.New(stack.Bucket, nil, nil).Status(ctx, id)
-	if err != nil {
-		return err
-	}
-	if st.State != job.StateDone {
-		return fmt.Errorf("job %s ended %s: %v", id, st.State, st.Error)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	os.Remove(out)
-	if _, err := storage.DownloadFile(ctx, stack.Bucket, st.Output, out); err != nil {
+	if err := download(ctx, stack, st.Output, out); err != nil {
 		return err
 	}
 	fmt.Printf("  %s: %d frames in %d chunks, %d worker and %d stitcher invocations, %.2f s\n", out, st.FramesDone, st.ChunksTotal,
@@ -109,6 +85,59 @@ func run(ctx context.Context, specPath, eventPath, out string) error {
 	}
 	fmt.Printf("  frame-exact: all %d frames match the local render\n", n)
 	return nil
+}
+
+// readEvent reads the S3 put event to fire and the job it is about: the
+// key it names must be jobs/<id>.json, as the orchestrator requires.
+func readEvent(eventPath string) (ev events.S3Event, key, id string, err error) {
+	data, err := os.ReadFile(eventPath)
+	if err != nil {
+		return ev, "", "", err
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return ev, "", "", fmt.Errorf("%s: %w", eventPath, err)
+	}
+	key = ev.Records[0].S3.Object.Key
+	id, ok := job.JobIDFromKey(key)
+	if !ok {
+		return ev, "", "", fmt.Errorf("%s names %q, not jobs/<id>.json", eventPath, key)
+	}
+	return ev, key, id, nil
+}
+
+// invokeOrchestrator fires the orchestrator with ev, synchronously as S3's
+// notification would, and returns the job's status, which must be done,
+// with how long the invocation took.
+func invokeOrchestrator(ctx context.Context, stack *awslocal.Stack, ev events.S3Event, id string) (*job.Status, time.Duration, error) {
+	payload, _ := json.Marshal(ev)
+	start := time.Now()
+	res, err := stack.Client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(awslocal.OrchestratorFunction), Payload: payload})
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.FunctionError != nil {
+		return nil, 0, fmt.Errorf("orchestrator failed: %s", res.Payload)
+	}
+	wall := time.Since(start)
+	st, err := jobstore.New(stack.Bucket, nil, nil).Status(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	if st.State != job.StateDone {
+		return nil, 0, fmt.Errorf("job %s ended %s: %v", id, st.State, st.Error)
+	}
+	return st, wall, nil
+}
+
+// download saves the video at key in the stack's bucket to out, replacing
+// any file there.
+func download(ctx context.Context, stack *awslocal.Stack, key, out string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	os.Remove(out)
+	_, err := storage.DownloadFile(ctx, stack.Bucket, key, out)
+	return err
 }
 
 func step(msg string) { demo.Step(msg) }
