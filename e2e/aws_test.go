@@ -27,6 +27,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -86,7 +87,7 @@ func invoke(t *testing.T, fn string, payload any) (out []byte, funcErr string) {
 // upload puts a spec at jobs/<id>.json, as a user's `aws s3 cp` does.
 func upload(t *testing.T, id, spec string) {
 	t.Helper()
-	if err := stack.Bucket.WriteAll(t.Context(), job.JobKey(id), []byte(spec), nil); err != nil {
+	if err := stack.Bucket.WriteAll(t.Context(), layout.JobKey(id), []byte(spec), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -209,7 +210,7 @@ func TestHTTPTrigger(t *testing.T) {
 	}
 
 	// S3 notifies the orchestrator of the upload the POST made.
-	if _, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, job.JobKey(id))); ferr != "" {
+	if _, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, layout.JobKey(id))); ferr != "" {
 		t.Fatalf("render: %s", ferr)
 	}
 	out, _ = invoke(t, awslocal.OrchestratorFunction, get)
@@ -329,7 +330,7 @@ func TestPermanentFailureFailsJob(t *testing.T) {
 	if st.State != job.StateFailed || st.Error == nil || st.Error.Chunk == nil || !strings.Contains(st.Error.StderrTail, "no-such-input.mov") {
 		t.Fatalf("status = %s %#v", st.State, st.Error)
 	}
-	if ok, _ := stack.Bucket.Exists(t.Context(), job.DefaultOutputKey("aws-broken", "mp4")); ok {
+	if ok, _ := stack.Bucket.Exists(t.Context(), layout.DefaultOutputKey("aws-broken", "mp4")); ok {
 		t.Error("a failed job published an output")
 	}
 }
@@ -435,7 +436,7 @@ func TestSampleEventsMatchTheDemo(t *testing.T) {
 	}
 	var s3ev events.S3Event
 	event(t, "s3-put.json", &s3ev)
-	if s3ev.Records[0].S3.Object.Key != job.JobKey(spec.ID) || s3ev.Records[0].S3.Bucket.Name != awslocal.BucketName {
+	if s3ev.Records[0].S3.Object.Key != layout.JobKey(spec.ID) || s3ev.Records[0].S3.Bucket.Name != awslocal.BucketName {
 		t.Errorf("events/s3-put.json names %s in %s", s3ev.Records[0].S3.Object.Key, s3ev.Records[0].S3.Bucket.Name)
 	}
 }
@@ -449,13 +450,13 @@ func TestSegmentTags(t *testing.T) {
 		spec := testkit.NativeSpec(id, 8, 4)
 		spec.KeepChunks = keep
 		upload(t, id, specJSON(t, spec))
-		if _, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, job.JobKey(id))); ferr != "" {
+		if _, ferr := invoke(t, awslocal.OrchestratorFunction, s3Event(t, layout.JobKey(id))); ferr != "" {
 			t.Fatal(ferr)
 		}
 		st := status(t, id)
 		for _, c := range st.Chunks {
 			var m job.WorkerResult // the markers stay, and name each chunk's segment
-			if err := storage.ReadJSON(t.Context(), stack.Bucket, job.MarkerKey(id, c.Index), &m); err != nil {
+			if err := storage.ReadJSON(t.Context(), stack.Bucket, layout.MarkerKey(id, c.Index), &m); err != nil {
 				t.Fatal(err)
 			}
 			tagging := stack.S3.Tagging(awslocal.BucketName, m.SegmentKey)

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/helios-project/infrastructure/pkg/config"
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // loadTemplate reads template.yaml; CloudFormation's short tags (!Ref,
@@ -188,7 +188,7 @@ func TestSAMTemplateSweepAndFailures(t *testing.T) {
 
 	// active/*: read, write and delete for the orchestrator, nothing for the
 	// worker and the stitcher.
-	key := job.ActiveKey("demo")
+	key := layout.ActiveKey("demo")
 	grants := func(fn string) map[string]bool {
 		actions := map[string]bool{}
 		walkStatements(get(res, fn, "Properties", "Policies"), func(st map[string]any) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -30,11 +31,11 @@ func idleHint(ctx context.Context, jobs *jobstore.Store, st *job.Status, storage
 		if !local {
 			return "", false // the upload event starts it
 		}
-		return "nothing runs jobs submitted to a local folder; render it here with: " + localRunCommand(dir, job.JobKey(st.JobID), st.JobID), true
+		return "nothing runs jobs submitted to a local folder; render it here with: " + localRunCommand(dir, layout.JobKey(st.JobID), st.JobID), true
 	}
 	if local {
 		return fmt.Sprintf("job %s is interrupted after %d of %d chunks: nothing is running it; resume it with: %s",
-			st.JobID, st.ChunksDone, st.ChunksTotal, localRunCommand(dir, job.SpecKey(st.JobID), st.JobID)), true
+			st.JobID, st.ChunksDone, st.ChunksTotal, localRunCommand(dir, layout.SpecKey(st.JobID), st.JobID)), true
 	}
 	if orphaned, err := jobs.Orphaned(ctx, st); err != nil || !orphaned {
 		return "", false

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/internal/testkit"
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // A run killed by SIGKILL leaves its lease (valid for 30 s more) and, if it
@@ -34,9 +34,9 @@ func TestRunAfterAKilledRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(job.SpecKey("killed"), canonical)
-	write(job.LeaseKey("killed", 1), map[string]any{"owner": "host/999999/1", "expiresAt": time.Now().Add(30 * time.Second).UTC()})
-	write(job.StitchLockKey("killed"), map[string]any{"createdAt": time.Now().UTC(), "run": 1})
+	write(layout.SpecKey("killed"), canonical)
+	write(layout.LeaseKey("killed", 1), map[string]any{"owner": "host/999999/1", "expiresAt": time.Now().Add(30 * time.Second).UTC()})
+	write(layout.StitchLockKey("killed"), map[string]any{"createdAt": time.Now().UTC(), "run": 1})
 
 	start := time.Now()
 	r := helios(t, nil, "job", "run", path, "--out", filepath.Join(t.TempDir(), "v.mp4"), "--storage", storage)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // Exit codes and small messages a newcomer meets (issue 13, point 6).
@@ -90,7 +91,7 @@ func TestAfterTheJobIsDone(t *testing.T) {
 	if r.code != exitFailed || !strings.Contains(r.stderr, `job "finished" is done`) || !strings.Contains(r.stderr, "nothing to cancel") {
 		t.Errorf("cancel of a done job: exit %d, %q", r.code, r.stderr)
 	}
-	if _, err := os.Stat(filepath.Join(storage, filepath.FromSlash(job.CancelKey("finished")))); err == nil {
+	if _, err := os.Stat(filepath.Join(storage, filepath.FromSlash(layout.CancelKey("finished")))); err == nil {
 		t.Error("a cancel request was left for a done job")
 	}
 }

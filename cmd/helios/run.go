@@ -18,7 +18,9 @@ import (
 	"github.com/helios-project/infrastructure/pkg/assets"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -194,15 +196,15 @@ func prepare(ctx context.Context, e *env, stack *pipeline.Stack, specPath string
 		return nil, usageError{err}
 	}
 	var spec *job.Spec
-	if sf.id != "" && !job.ValidID(sf.id) {
-		return nil, usageError{fmt.Errorf("--id %q: must be %s", sf.id, job.IDRule)}
+	if sf.id != "" && !layout.ValidID(sf.id) {
+		return nil, usageError{fmt.Errorf("--id %q: must be %s", sf.id, layout.IDRule)}
 	}
 	if sf.id != "" {
 		spec, err = stack.Jobs.PrepareAs(bytes.NewReader(data), sf.id) // --id wins over the spec's id
 	} else {
 		spec, err = stack.Jobs.Prepare(bytes.NewReader(data), idFromSpec(data, specPath))
 	}
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	switch {
 	case errors.As(err, &ve):
 		problems := "1 problem"

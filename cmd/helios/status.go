@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 )
@@ -151,7 +152,7 @@ func describeBudget(b job.Budget) string {
 // asFlagProblems words a spec validation of values that came from flags
 // as the flags: "--usd -1: must be ...", not "budget.usd: ...".
 func asFlagProblems(err error, flags map[string]string) error {
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) {
 		return err
 	}

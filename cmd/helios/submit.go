@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -34,15 +34,15 @@ func newSubmitCommand(e *env) *cobra.Command {
 				return err
 			}
 			if f.json {
-				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": job.JobKey(spec.ID)})
+				return printJSON(e.stdout, map[string]string{"jobId": spec.ID, "key": layout.JobKey(spec.ID)})
 			}
 			if dir, local := storage.LocalDir(stack.Config.StorageURL); local {
 				// Nothing would ever run it: watching it would wait forever.
 				fmt.Fprintf(e.stdout, "submitted job %s as %s\nnothing watches a local folder for uploads; render it here with:\n  %s\n",
-					spec.ID, objectLocation(stack.Config.StorageURL, job.JobKey(spec.ID)), localRunCommand(dir, job.JobKey(spec.ID), spec.ID))
+					spec.ID, objectLocation(stack.Config.StorageURL, layout.JobKey(spec.ID)), localRunCommand(dir, layout.JobKey(spec.ID), spec.ID))
 				return nil
 			}
-			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s%s\n", spec.ID, job.JobKey(spec.ID), spec.ID, f.storageFlag())
+			fmt.Fprintf(e.stdout, "submitted job %s as %s\nfollow it with: helios job watch %s%s\n", spec.ID, layout.JobKey(spec.ID), spec.ID, f.storageFlag())
 			return nil
 		},
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -77,7 +78,7 @@ func specJSON(t *testing.T, s *job.Spec) []byte {
 // notification then pushes the upload to the orchestrator.
 func upload(t *testing.T, id string, spec []byte) {
 	t.Helper()
-	if err := stack.Bucket.WriteAll(t.Context(), job.JobKey(id), spec, nil); err != nil {
+	if err := stack.Bucket.WriteAll(t.Context(), layout.JobKey(id), spec, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -215,7 +216,7 @@ func pubsubPush(t *testing.T, key string) (http.Header, []byte) {
 func TestSameEventThreeTimesRendersOnce(t *testing.T) {
 	needStack(t)
 	workers, stitches := stack.Worker.Calls(), stack.Stitcher.Calls()
-	key := job.JobKey("gcs-dup")
+	key := layout.JobKey("gcs-dup")
 	upload(t, "gcs-dup", specJSON(t, testkit.NativeSpec("gcs-dup", 30, 10)))
 	var wg sync.WaitGroup
 	for _, shape := range []func(*testing.T, string) (http.Header, []byte){binaryCloudEvent, structuredCloudEvent, pubsubPush} {
@@ -289,7 +290,7 @@ func TestAlwaysFailingWorkerFailsJob(t *testing.T) {
 	if st.State != job.StateFailed || st.Error == nil || st.Error.Chunk == nil || !strings.Contains(st.Error.StderrTail, "no-such-input.mov") {
 		t.Fatalf("status = %s %#v", st.State, st.Error)
 	}
-	if ok, _ := stack.Bucket.Exists(t.Context(), job.DefaultOutputKey("gcs-broken", "mp4")); ok {
+	if ok, _ := stack.Bucket.Exists(t.Context(), layout.DefaultOutputKey("gcs-broken", "mp4")); ok {
 		t.Error("a failed job published an output")
 	}
 }
@@ -317,7 +318,7 @@ func TestCancelThroughDelete(t *testing.T) {
 	if st.State != job.StateCancelled || st.ChunksDone == st.ChunksTotal {
 		t.Fatalf("state %s, %d of %d chunks", st.State, st.ChunksDone, st.ChunksTotal)
 	}
-	if ok, _ := stack.Bucket.Exists(t.Context(), job.DefaultOutputKey("gcs-cancel", "mp4")); ok {
+	if ok, _ := stack.Bucket.Exists(t.Context(), layout.DefaultOutputKey("gcs-cancel", "mp4")); ok {
 		t.Error("a cancelled job published an output")
 	}
 }
@@ -378,7 +379,7 @@ func TestMalformedRequests(t *testing.T) {
 	// An uploaded spec that can never run is acknowledged (no redelivery
 	// can fix it); nothing is written, and its status says why.
 	upload(t, "gcs-bad-spec", []byte(`{"metadata":{"totalFrames":10,"fps":30,"width":8,"height":8},"command":"ffmpeg","args":["{frame}","{output}"],"framesPerChunk":3}`))
-	h, b := pubsubPush(t, job.JobKey("gcs-bad-spec"))
+	h, b := pubsubPush(t, layout.JobKey("gcs-bad-spec"))
 	if code, body := request(t, "POST", stack.Orchestrator.URL+"/", h, b); code != 200 || !strings.Contains(body, "unknown placeholder {frame}") {
 		t.Errorf("event for an invalid spec: %d %s", code, body)
 	}
@@ -566,7 +567,7 @@ func TestSweepFinishesAJobWhoseOrchestratorDied(t *testing.T) {
 		t.Fatalf("state %s: %v", st.State, st.Error)
 	}
 	testkit.AssertFrameExact(t, download(t, st.Output), testkit.SinglePass(t, t.TempDir(), 120))
-	if ok, _ := stack.Bucket.Exists(t.Context(), job.ActiveKey("gcs-orphan")); ok {
+	if ok, _ := stack.Bucket.Exists(t.Context(), layout.ActiveKey("gcs-orphan")); ok {
 		t.Error("the finished job is still marked active")
 	}
 }

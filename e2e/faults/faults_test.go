@@ -37,7 +37,9 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
@@ -179,7 +181,7 @@ func (r *rig) uploadSpec(spec *job.Spec) {
 	spec.Normalize()
 	data, _ := spec.Canonical()
 	for {
-		err := r.bucket.WriteAll(r.t.Context(), job.JobKey(id), data, nil)
+		err := r.bucket.WriteAll(r.t.Context(), layout.JobKey(id), data, nil)
 		if err == nil {
 			return
 		}
@@ -192,7 +194,7 @@ func (r *rig) uploadSpec(spec *job.Spec) {
 // run runs (or resumes) the uploaded job, riding out what a platform would
 // retry: an orchestrator that stopped is started again, as the sweep does.
 func (r *rig) run(ctx context.Context, id string) (*job.Status, error) {
-	return r.orch.RunKey(ctx, job.JobKey(id), orchestrator.RunOptions{})
+	return r.orch.RunKey(ctx, layout.JobKey(id), orchestrator.RunOptions{})
 }
 
 // verdict checks the end of a case: a video that is frame-exact, or a
@@ -261,7 +263,7 @@ func TestThrottlingBurst(t *testing.T) {
 	r := newRig(t, nil)
 	r.driver.before = func(ctx context.Context, fn adapter.Function, n int64) (context.Context, error) {
 		if fn == adapter.Worker && n <= 6 {
-			return ctx, job.Errorf(job.Retryable, job.CodeThrottled, "injected throttle %d", n)
+			return ctx, joberr.Errorf(joberr.Retryable, joberr.CodeThrottled, "injected throttle %d", n)
 		}
 		return ctx, nil
 	}
@@ -449,7 +451,7 @@ func TestDamagedSegment(t *testing.T) {
 // marker names.
 func damageSegment(ctx context.Context, b *blob.Bucket, id string, i int, damage string) error {
 	var m job.WorkerResult
-	if err := storage.ReadJSON(ctx, b, job.MarkerKey(id, i), &m); err != nil {
+	if err := storage.ReadJSON(ctx, b, layout.MarkerKey(id, i), &m); err != nil {
 		return err
 	}
 	data, err := b.ReadAll(ctx, m.SegmentKey)

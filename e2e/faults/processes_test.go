@@ -27,7 +27,9 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // The orchestrator is a real process (`helios job run`, the whole pipeline
@@ -128,7 +130,7 @@ func buildCLI(t *testing.T) string {
 
 // phaseOf says where the job is by its status: the state and chunks done.
 func phaseOf(store, id string) string {
-	data, err := os.ReadFile(filepath.Join(store, filepath.FromSlash(job.StatusKey(id))))
+	data, err := os.ReadFile(filepath.Join(store, filepath.FromSlash(layout.StatusKey(id))))
 	if err != nil {
 		return "no status yet"
 	}
@@ -229,7 +231,7 @@ func TestLambdaWorkersKilledMidChunk(t *testing.T) {
 		return ctx, nil
 	}
 	r.driver.after = func(fn adapter.Function, err error) {
-		if e := (*job.Error)(nil); errors.As(err, &e) && e.Code == job.CodeWorkerLost {
+		if e := (*joberr.Error)(nil); errors.As(err, &e) && e.Code == joberr.CodeWorkerLost {
 			lost.Add(1)
 		}
 	}

@@ -31,7 +31,9 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/assets"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -271,11 +273,11 @@ func TestLambdaBrowserWorker(t *testing.T) {
 	doc["assets"] = key
 	data, _ = json.Marshal(doc)
 	workers, browsers := stack.Lambda.Calls(awslocal.WorkerFunction), stack.Lambda.Calls(awslocal.BrowserWorkerFunction)
-	if err := stack.Bucket.WriteAll(t.Context(), job.JobKey("lambda-canvas"), data, nil); err != nil {
+	if err := stack.Bucket.WriteAll(t.Context(), layout.JobKey("lambda-canvas"), data, nil); err != nil {
 		t.Fatal(err)
 	}
 	ev := events.S3Event{Records: []events.S3EventRecord{{EventSource: "aws:s3", EventName: "ObjectCreated:Put", AWSRegion: awslocal.Region,
-		S3: events.S3Entity{Bucket: events.S3Bucket{Name: awslocal.BucketName}, Object: events.S3Object{Key: job.JobKey("lambda-canvas")}}}}}
+		S3: events.S3Entity{Bucket: events.S3Bucket{Name: awslocal.BucketName}, Object: events.S3Object{Key: layout.JobKey("lambda-canvas")}}}}}
 	payload, _ := json.Marshal(ev)
 	res, err := stack.Client.Invoke(t.Context(), &lambda.InvokeInput{FunctionName: aws.String(awslocal.OrchestratorFunction), Payload: payload})
 	if err != nil || res.FunctionError != nil {
@@ -358,7 +360,7 @@ func TestBrokenCompositionFailsWithThePageError(t *testing.T) {
 			if st.State != job.StateFailed || c.Error == nil || !strings.Contains(c.Error.StderrTail, tc.want) {
 				t.Fatalf("status: state %s, chunk 0 error %+v; want the page's error %q", st.State, c.Error, tc.want)
 			}
-			if tc.permanent && (c.Error.Kind != job.Permanent || c.Attempts != 1 || took > 20*time.Second) {
+			if tc.permanent && (c.Error.Kind != joberr.Permanent || c.Attempts != 1 || took > 20*time.Second) {
 				t.Errorf("%s after %d attempt(s) in %s; want permanent after 1, within seconds", c.Error.Kind, c.Attempts, took.Round(time.Millisecond))
 			}
 		})

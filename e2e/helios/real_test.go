@@ -30,6 +30,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
@@ -403,8 +404,8 @@ func TestRemoteFonts(t *testing.T) {
 		}
 		start := time.Now()
 		_, err = workerRender(t, r, dir, "font-remote", 10, none)
-		var e *job.Error
-		if !errors.As(err, &e) || e.Kind != job.Permanent {
+		var e *joberr.Error
+		if !errors.As(err, &e) || e.Kind != joberr.Permanent {
 			t.Fatalf("err = %v; want a permanent error", err)
 		}
 		for _, want := range []string{"https://fonts.example.test/css2?family=Helios+Test", "was refused", "HELIOS_RENDER_ORIGINS is empty; add https://fonts.example.test", "--assets"} {

@@ -27,6 +27,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/metrics"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -364,7 +365,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	if s.OutputExpiryDays > 0 {
 		rules = append(rules, &awss3.LifecycleRule{
 			Id:         jsii.String("expire-outputs"),
-			Prefix:     jsii.String(job.OutputsPrefix),
+			Prefix:     jsii.String(layout.OutputsPrefix),
 			Expiration: awscdk.Duration_Days(jsii.Number(float64(s.OutputExpiryDays))),
 		})
 	}
@@ -508,8 +509,8 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	// object per running job, which the sweep looks at), reads outputs,
 	// lists (so a missing key is a 404, not a 403), and invokes exactly the
 	// workers, the stitcher and itself.
-	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"), objects(job.ActivePrefix+"*"))
-	allow(orchestrator, []string{"s3:GetObject"}, objects(job.OutputsPrefix+"*"))
+	allow(orchestrator, []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, objects("jobs/*"), objects("renders/*"), objects(layout.ActivePrefix+"*"))
+	allow(orchestrator, []string{"s3:GetObject"}, objects(layout.OutputsPrefix+"*"))
 	allow(orchestrator, []string{"s3:ListBucket"}, bucketArn)
 	invokable := []*string{stitcher.FunctionArn(), orchestratorArn}
 	for _, w := range workers {
@@ -525,7 +526,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	// A worker reads assets and completion markers, writes only segments
 	// (tagged for expiry) and markers.
 	for _, w := range workers {
-		allow(w, []string{"s3:GetObject"}, objects(job.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
+		allow(w, []string{"s3:GetObject"}, objects(layout.AssetsPrefix+"*"), objects("renders/*/chunks/*"))
 		// Delete: an attempt that loses the race to complete its chunk (a
 		// hedge, or the attempt it hedged) removes its own upload.
 		allow(w, []string{"s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:DeleteObject"}, objects("renders/*/chunks/*"))
@@ -536,8 +537,8 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 	// goes through intermediate objects <output>.<hex>.tmp, which it
 	// removes.
 	allow(stitcher, []string{"s3:GetObject"}, objects("renders/*/chunks/*"))
-	allow(stitcher, []string{"s3:PutObject", "s3:AbortMultipartUpload"}, objects("renders/*"), objects(job.OutputsPrefix+"*"))
-	allow(stitcher, []string{"s3:DeleteObject"}, objects("renders/*.tmp"), objects(job.OutputsPrefix+"*.tmp"))
+	allow(stitcher, []string{"s3:PutObject", "s3:AbortMultipartUpload"}, objects("renders/*"), objects(layout.OutputsPrefix+"*"))
+	allow(stitcher, []string{"s3:DeleteObject"}, objects("renders/*.tmp"), objects(layout.OutputsPrefix+"*.tmp"))
 	allow(stitcher, []string{"s3:ListBucket"}, bucketArn)
 
 	// Uploads of jobs/*.json start the orchestrator; nothing under renders/
@@ -555,7 +556,7 @@ func NewHeliosRenderStack(scope constructs.Construct, s Settings) awscdk.Stack {
 			Event:    jsii.String("s3:ObjectCreated:*"),
 			Function: orchestrator.FunctionArn(),
 			Filter: &awss3.CfnBucket_NotificationFilterProperty{S3Key: &awss3.CfnBucket_S3KeyFilterProperty{Rules: &[]any{
-				&awss3.CfnBucket_FilterRuleProperty{Name: jsii.String("prefix"), Value: jsii.String(job.JobsPrefix)},
+				&awss3.CfnBucket_FilterRuleProperty{Name: jsii.String("prefix"), Value: jsii.String(layout.JobsPrefix)},
 				&awss3.CfnBucket_FilterRuleProperty{Name: jsii.String("suffix"), Value: jsii.String(".json")},
 			}}},
 		}},

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/helios-project/infrastructure/pkg/config"
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // synth builds the stack with stand-in asset zips and returns its template.
@@ -584,7 +584,7 @@ func s3Match(pattern, key string) bool {
 func TestActivePrefixIsTheOrchestrators(t *testing.T) {
 	_, doc := synth(t, nil)
 	patterns := objectPatterns(doc)
-	key := job.ActiveKey("demo")
+	key := layout.ActiveKey("demo")
 	can := func(fn, action string) bool {
 		for _, p := range patterns[fn][action] {
 			if s3Match(p, key) {
@@ -607,7 +607,7 @@ func TestActivePrefixIsTheOrchestrators(t *testing.T) {
 	}
 	// The patterns are real: the orchestrator's own objects match, a
 	// neighbour's do not.
-	if !s3Match("renders/*/chunks/*", job.MarkerKey("demo", 0)) || s3Match("active/*", job.JobKey("demo")) {
+	if !s3Match("renders/*/chunks/*", layout.MarkerKey("demo", 0)) || s3Match("active/*", layout.JobKey("demo")) {
 		t.Error("s3Match is wrong")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/config"
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // The deployment under test. The stand-in gcloud answers for any project.
@@ -1322,29 +1323,29 @@ func checkBucketIAM(t *testing.T, calls []call) {
 	}
 	// The keys the functions use (pkg/job), and a few that must stay out of reach.
 	objects := []string{
-		job.JobKey("demo"),
-		job.AssetsPrefix + "0123abcd.tar.gz",
-		job.SpecKey("demo"),
-		job.StatusKey("demo"),
-		job.LeaseKey("demo", 1),
-		job.CancelKey("demo"),
-		job.SegmentKey("demo", 0, 1, 1, "mp4"),
-		job.MarkerKey("demo", 0),
-		job.StitchLockKey("demo"),
-		job.DefaultOutputKey("demo", "mp4"),
-		job.OutputsPrefix + "demo/final.mp4",
+		layout.JobKey("demo"),
+		layout.AssetsPrefix + "0123abcd.tar.gz",
+		layout.SpecKey("demo"),
+		layout.StatusKey("demo"),
+		layout.LeaseKey("demo", 1),
+		layout.CancelKey("demo"),
+		layout.SegmentKey("demo", 0, 1, 1, "mp4"),
+		layout.MarkerKey("demo", 0),
+		layout.StitchLockKey("demo"),
+		layout.DefaultOutputKey("demo", "mp4"),
+		layout.OutputsPrefix + "demo/final.mp4",
 		"elsewhere/renders/demo/chunks/x",
 		// Only startsWith pins extract's template to the start of the name.
 		"jobs/projects/_/buckets/" + bucket + "/objects/renders/demo/chunks/x",
-		job.ActiveKey("demo"),
+		layout.ActiveKey("demo"),
 		"actives/demo",
 	}
-	chunk := func(o string) bool { return strings.HasPrefix(o, job.ChunksPrefix("demo")) }
+	chunk := func(o string) bool { return strings.HasPrefix(o, layout.ChunksPrefix("demo")) }
 	render := func(o string) bool { return strings.HasPrefix(o, "renders/") }
 	jobs := func(o string) bool { return strings.HasPrefix(o, "jobs/") }
 	outputs := func(o string) bool { return strings.HasPrefix(o, "outputs/") }
 	assets := func(o string) bool { return strings.HasPrefix(o, "assets/") }
-	active := func(o string) bool { return strings.HasPrefix(o, job.ActivePrefix) }
+	active := func(o string) bool { return strings.HasPrefix(o, layout.ActivePrefix) }
 	want := []struct {
 		sa, access string
 		allowed    func(string) bool

@@ -58,8 +58,11 @@ func TestLayering(t *testing.T) {
 		{"internal/ is test and demo scaffolding: only it and e2e/ import it", func(pkg, imp string) bool {
 			return under(imp, "internal") && !under(pkg, "internal", "e2e")
 		}},
-		{"pkg/job imports nothing of ours but pkg/framerate and pkg/ffargs", func(pkg, imp string) bool {
-			return pkg == "pkg/job" && imp != "pkg/framerate" && imp != "pkg/ffargs"
+		{"pkg/job imports nothing of ours but pkg/joberr, pkg/layout, pkg/framerate and pkg/ffargs", func(pkg, imp string) bool {
+			return pkg == "pkg/job" && !slices.Contains([]string{"pkg/joberr", "pkg/layout", "pkg/framerate", "pkg/ffargs"}, imp)
+		}},
+		{"pkg/joberr and pkg/layout import nothing of ours", func(pkg, imp string) bool {
+			return (pkg == "pkg/joberr" || pkg == "pkg/layout") && under(imp, "pkg", "cmd", "functions", "internal", "layers", "e2e")
 		}},
 		{"the functions' mains know pkg/pipeline only", func(pkg, imp string) bool {
 			return under(pkg, "functions") && imp != "pkg/pipeline"

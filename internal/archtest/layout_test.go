@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,14 +16,12 @@ import (
 	"testing"
 )
 
-// layoutFuncs are the functions of pkg/job that build or parse the keys of
-// the stored state pkg/jobstore owns: completion markers, segments and
+// layoutFuncs are the functions, by package, that build or parse the keys
+// of the stored state pkg/jobstore owns: completion markers, segments and
 // their audio, the chunks folder, the history and the default output.
-var layoutFuncs = []string{
-	"MarkerKey", "MarkerIndex",
-	"SegmentKey", "SegmentIndex", "IsSegmentKey", "AudioKeyFor", "ChunksPrefix",
-	"HistoryKey",
-	"DefaultOutputKey",
+var layoutFuncs = map[string][]string{
+	"pkg/layout": {"MarkerKey", "SegmentKey", "AudioKeyFor", "ChunksPrefix", "HistoryKey", "DefaultOutputKey"},
+	"pkg/job":    {"MarkerIndex", "SegmentIndex", "IsSegmentKey"},
 }
 
 // layoutMethods are the methods of job.WorkerJob that build an attempt's
@@ -30,10 +29,10 @@ var layoutFuncs = []string{
 // for one of them.
 var layoutMethods = []string{"SegmentKey", "AudioKey"}
 
-// layoutOwners may build those keys: the store, pkg/job that names them,
-// and the adapter's conformance suite, whose fake worker stores nothing.
-// internal/ (scaffolding) and tests are not checked.
-var layoutOwners = []string{"pkg/jobstore", "pkg/job", "pkg/adapter/adaptertest"}
+// layoutOwners may build those keys: the store, pkg/layout and pkg/job
+// that name them, and the adapter's conformance suite, whose fake worker
+// stores nothing. internal/ (scaffolding) and tests are not checked.
+var layoutOwners = []string{"pkg/jobstore", "pkg/layout", "pkg/job", "pkg/adapter/adaptertest"}
 
 // TestOneOwnerOfTheLayout checks that markers, segments, history and the
 // output are read and written through pkg/jobstore only: no other package
@@ -72,29 +71,32 @@ func TestLayoutCallsFound(t *testing.T) {
 
 import (
 	j "github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/job/other"
 )
 
 func f(w j.WorkerJob, job other.T) {
-	_ = j.MarkerKey("a", 1)
-	_ = j.HistoryKey
+	_ = layout.MarkerKey("a", 1)
+	_ = layout.HistoryKey
 	_ = w.SegmentKey()
 	_ = w.AudioKey()
-	_ = j.JobKey("a")          // not the layout jobstore owns alone
-	_ = job.MarkerKey("a", 1)  // another package's
-	_ = w.SegmentKey           // a field, say WorkerResult's
-	_ = w.AudioKey("x")        // another method
+	_ = j.MarkerIndex("a", "k")
+	_ = layout.JobKey("a")    // not the layout jobstore owns alone
+	_ = job.MarkerKey("a", 1) // another package's
+	_ = j.SegmentKey("a")     // not pkg/job's
+	_ = w.SegmentKey          // a field, say WorkerResult's
+	_ = w.AudioKey("x")       // another method
 }
 `
 	got := layoutCalls(t, "p.go", []byte(src))
-	want := []string{"p.go:9:6: job.MarkerKey", "p.go:10:6: job.HistoryKey", "p.go:11:6: SegmentKey()", "p.go:12:6: AudioKey()"}
+	want := []string{"p.go:10:6: layout.MarkerKey", "p.go:11:6: layout.HistoryKey", "p.go:12:6: SegmentKey()", "p.go:13:6: AudioKey()", "p.go:14:6: job.MarkerIndex"}
 	if !slices.Equal(got, want) {
 		t.Errorf("found %q, want %q", got, want)
 	}
 }
 
 // layoutCalls returns where file (src if not nil) uses a layout function
-// of pkg/job or calls a layout method.
+// of pkg/layout or pkg/job, or calls a layout method.
 func layoutCalls(t *testing.T, file string, src []byte) []string {
 	t.Helper()
 	fset := token.NewFileSet()
@@ -106,21 +108,27 @@ func layoutCalls(t *testing.T, file string, src []byte) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobName := ""
+	// The names this file gives the packages of layoutFuncs.
+	names := map[string]string{}
 	for _, imp := range f.Imports {
-		if path, _ := strconv.Unquote(imp.Path.Value); path == module+"pkg/job" {
-			jobName = "job"
-			if imp.Name != nil {
-				jobName = imp.Name.Name
-			}
+		path, _ := strconv.Unquote(imp.Path.Value)
+		pkg, ok := strings.CutPrefix(path, module)
+		if _, layout := layoutFuncs[pkg]; !ok || !layout {
+			continue
 		}
+		name := pkg[strings.LastIndex(pkg, "/")+1:]
+		if imp.Name != nil {
+			name = imp.Name.Name
+		}
+		names[name] = pkg
 	}
 	var found []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.SelectorExpr:
-			if x, ok := n.X.(*ast.Ident); ok && jobName != "" && x.Name == jobName && slices.Contains(layoutFuncs, n.Sel.Name) {
-				found = append(found, fmt.Sprintf("%s: job.%s", fset.Position(n.Pos()), n.Sel.Name))
+			if x, ok := n.X.(*ast.Ident); ok && slices.Contains(layoutFuncs[names[x.Name]], n.Sel.Name) {
+				pkg := names[x.Name]
+				found = append(found, fmt.Sprintf("%s: %s.%s", fset.Position(n.Pos()), path.Base(pkg), n.Sel.Name))
 			}
 		case *ast.CallExpr:
 			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && len(n.Args) == 0 && slices.Contains(layoutMethods, sel.Sel.Name) {

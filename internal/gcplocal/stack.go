@@ -14,7 +14,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/pkg/config"
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	storagex "github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -177,7 +177,7 @@ func (s *stackStart) notifyUploads(ctx context.Context) error {
 		}
 	}
 	if _, err := s.st.GCS.Client().Bucket(BucketName).AddNotification(ctx, &storage.Notification{
-		TopicProjectID: Project, TopicID: JobsTopic, ObjectNamePrefix: job.JobsPrefix,
+		TopicProjectID: Project, TopicID: JobsTopic, ObjectNamePrefix: layout.JobsPrefix,
 		EventTypes: []string{storage.ObjectFinalizeEvent}, PayloadFormat: storage.JSONPayload,
 	}); err != nil {
 		return fmt.Errorf("add the upload notification: %w", err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/localnet"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -197,7 +198,7 @@ func WaitStatus(t testing.TB, b *blob.Bucket, id string, limit time.Duration, ok
 	var last *job.Status
 	for {
 		var st job.Status
-		if err := storage.ReadJSON(context.Background(), b, job.StatusKey(id), &st); err == nil {
+		if err := storage.ReadJSON(context.Background(), b, layout.StatusKey(id), &st); err == nil {
 			last = &st
 			if ok(&st) {
 				return &st
@@ -223,7 +224,7 @@ func Accept(t testing.TB, b *blob.Bucket, spec *job.Spec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := storage.Create(context.Background(), b, job.SpecKey(spec.ID), data); err != nil {
+	if err := storage.Create(context.Background(), b, layout.SpecKey(spec.ID), data); err != nil {
 		t.Fatal(err)
 	}
 }

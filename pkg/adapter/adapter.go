@@ -5,7 +5,7 @@
 // over HTTPS with an identity token. Every driver passes the same
 // conformance suite, adaptertest.RunConformance.
 //
-// Errors come back typed: a *job.Error whose Kind says whether another
+// Errors come back typed: a *joberr.Error whose Kind says whether another
 // attempt can help, or the context's error when the caller gave up.
 package adapter
 
@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // Function names a deployed function.
@@ -38,7 +39,7 @@ const (
 const MaxPayload = 6 * 1024 * 1024
 
 // Driver moves one invocation's bytes. It returns the function's response
-// payload, or an error: a *job.Error for a function error or a classified
+// payload, or an error: a *joberr.Error for a function error or a classified
 // transport failure, or the context's error.
 type Driver interface {
 	Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error)
@@ -93,10 +94,10 @@ func (a *Adapter) Stitch(ctx context.Context, r job.StitchRequest) (job.StitchRe
 func (a *Adapter) call(ctx context.Context, fn Function, in, out any) error {
 	payload, err := json.Marshal(in)
 	if err != nil {
-		return job.Errorf(job.Permanent, job.CodeInvalid, "encode %s payload: %v", fn, err)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "encode %s payload: %v", fn, err)
 	}
 	if len(payload) > MaxPayload {
-		return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "%s payload is %d bytes; the limit is %d", fn, len(payload), MaxPayload)
+		return joberr.Errorf(joberr.Permanent, joberr.CodePayloadTooLarge, "%s payload is %d bytes; the limit is %d", fn, len(payload), MaxPayload)
 	}
 	resp, err := a.driver.Invoke(ctx, fn, payload)
 	if err != nil {
@@ -106,7 +107,7 @@ func (a *Adapter) call(ctx context.Context, fn Function, in, out any) error {
 		return err
 	}
 	if err := json.Unmarshal(resp, out); err != nil {
-		return job.Errorf(job.Retryable, job.CodeTransport, "decode %s response: %v", fn, err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeTransport, "decode %s response: %v", fn, err)
 	}
 	return nil
 }

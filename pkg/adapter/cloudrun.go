@@ -16,7 +16,7 @@ import (
 	"google.golang.org/api/idtoken"
 
 	"github.com/helios-project/infrastructure/pkg/config"
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // IDTokenSource returns a source of Google ID tokens whose audience is a
@@ -146,13 +146,13 @@ var errThrottled = errors.New("throttled")
 func (a *CloudRun) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
 	svc, ok := a.services[fn]
 	if !ok {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no Cloud Run service configured for %s", fn)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "no Cloud Run service configured for %s", fn)
 	}
-	var last *job.Error
+	var last *joberr.Error
 	out, err := backoff.Retry(ctx, func() ([]byte, error) {
 		out, err := a.post(ctx, svc, payload)
-		var e *job.Error
-		if errors.As(err, &e) && e.Code == job.CodeThrottled {
+		var e *joberr.Error
+		if errors.As(err, &e) && e.Code == joberr.CodeThrottled {
 			last = e
 			return nil, errThrottled
 		}
@@ -174,14 +174,14 @@ func (a *CloudRun) Invoke(ctx context.Context, fn Function, payload []byte) ([]b
 func (a *CloudRun) post(ctx context.Context, svc cloudRunService, payload []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc.url, bytes.NewReader(payload))
 	if err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "request to %s: %v", svc.url, err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "request to %s: %v", svc.url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if svc.tokens != nil {
 		tok, err := svc.tokens.Token()
 		if err != nil {
 			// The metadata server or the IAM API did not answer: transient.
-			return nil, job.Errorf(job.Retryable, job.CodeTransport, "ID token for %s: %v", svc.url, err)
+			return nil, joberr.Errorf(joberr.Retryable, joberr.CodeTransport, "ID token for %s: %v", svc.url, err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	}
@@ -190,7 +190,7 @@ func (a *CloudRun) post(ctx context.Context, svc cloudRunService, payload []byte
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: %v", svc.url, err)
+		return nil, joberr.Errorf(joberr.Retryable, joberr.CodeWorkerLost, "invoke %s: %v", svc.url, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPayload+1))
@@ -198,11 +198,11 @@ func (a *CloudRun) post(ctx context.Context, svc cloudRunService, payload []byte
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: reading the answer: %v", svc.url, err)
+		return nil, joberr.Errorf(joberr.Retryable, joberr.CodeWorkerLost, "invoke %s: reading the answer: %v", svc.url, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		if len(body) > MaxPayload {
-			return nil, job.Errorf(job.Permanent, job.CodePayloadTooLarge, "%s answered over %d bytes", svc.url, MaxPayload)
+			return nil, joberr.Errorf(joberr.Permanent, joberr.CodePayloadTooLarge, "%s answered over %d bytes", svc.url, MaxPayload)
 		}
 		return body, nil
 	}
@@ -210,10 +210,10 @@ func (a *CloudRun) post(ctx context.Context, svc cloudRunService, payload []byte
 }
 
 // classifyHTTPAnswer turns a non-200 answer of a service into a typed error.
-func classifyHTTPAnswer(url string, resp *http.Response, body []byte) *job.Error {
-	if resp.Header.Get("X-Helios-Error") == job.ErrorType {
-		var e job.Error
-		if json.Unmarshal(body, &e) == nil && (e.Kind == job.Retryable || e.Kind == job.Permanent) {
+func classifyHTTPAnswer(url string, resp *http.Response, body []byte) *joberr.Error {
+	if resp.Header.Get("X-Helios-Error") == joberr.ErrorType {
+		var e joberr.Error
+		if json.Unmarshal(body, &e) == nil && (e.Kind == joberr.Retryable || e.Kind == joberr.Permanent) {
 			return &e
 		}
 	}
@@ -227,16 +227,16 @@ func classifyHTTPAnswer(url string, resp *http.Response, body []byte) *job.Error
 		code >= 500 && strings.Contains(strings.ToLower(snippet), "no available instance"):
 		// Cloud Run found no instance to take the request (max instances,
 		// or scaling up too slowly): capacity, not the chunk.
-		return job.Errorf(job.Retryable, job.CodeThrottled, "invoke %s: %s: no instance available: %s", url, resp.Status, snippet)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeThrottled, "invoke %s: %s: no instance available: %s", url, resp.Status, snippet)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %s: the caller's service account needs roles/run.invoker on the service: %s", url, resp.Status, snippet)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "invoke %s: %s: the caller's service account needs roles/run.invoker on the service: %s", url, resp.Status, snippet)
 	case code == http.StatusRequestEntityTooLarge:
-		return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "invoke %s: %s", url, resp.Status)
+		return joberr.Errorf(joberr.Permanent, joberr.CodePayloadTooLarge, "invoke %s: %s", url, resp.Status)
 	case code >= 500:
 		// 500 with no HeliosError (a panic), 502 or 503 (the container's
 		// connection broke, it crashed), 504 (request timeout): the worker
 		// was lost.
-		return job.Errorf(job.Retryable, job.CodeWorkerLost, "invoke %s: %s: %s", url, resp.Status, snippet)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeWorkerLost, "invoke %s: %s: %s", url, resp.Status, snippet)
 	}
-	return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %s: %s", url, resp.Status, snippet)
+	return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "invoke %s: %s: %s", url, resp.Status, snippet)
 }

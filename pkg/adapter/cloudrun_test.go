@@ -16,6 +16,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/adapter/adaptertest"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // startProbeServices serves the probe function binary as two Cloud Run
@@ -121,8 +122,8 @@ func TestCloudRunThrottling(t *testing.T) {
 	w.Throttle(100)
 	defer w.Throttle(0)
 	_, err = a.Execute(t.Context(), wj)
-	var e *job.Error
-	if !errors.As(err, &e) || e.Kind != job.Retryable || e.Code != job.CodeThrottled {
+	var e *joberr.Error
+	if !errors.As(err, &e) || e.Kind != joberr.Retryable || e.Code != joberr.CodeThrottled {
 		t.Fatalf("Execute while throttled: %v, want retryable throttled", err)
 	}
 }
@@ -133,19 +134,19 @@ func TestCloudRunStatusCodes(t *testing.T) {
 	cases := []struct {
 		status int
 		body   string
-		kind   job.Kind
+		kind   joberr.Kind
 		code   string
 	}{
-		{http.StatusTooManyRequests, "slow down", job.Retryable, job.CodeThrottled},
-		{http.StatusServiceUnavailable, noInstance, job.Retryable, job.CodeThrottled},
-		{http.StatusInternalServerError, noInstance, job.Retryable, job.CodeThrottled},
-		{http.StatusServiceUnavailable, "The request failed because the instance crashed", job.Retryable, job.CodeWorkerLost},
-		{http.StatusInternalServerError, "platform says no", job.Retryable, job.CodeWorkerLost},
-		{http.StatusBadGateway, "platform says no", job.Retryable, job.CodeWorkerLost},
-		{http.StatusGatewayTimeout, "upstream request timeout", job.Retryable, job.CodeWorkerLost},
-		{http.StatusForbidden, "platform says no", job.Permanent, job.CodeInvalid},
-		{http.StatusUnauthorized, "platform says no", job.Permanent, job.CodeInvalid},
-		{http.StatusNotFound, "platform says no", job.Permanent, job.CodeInvalid},
+		{http.StatusTooManyRequests, "slow down", joberr.Retryable, joberr.CodeThrottled},
+		{http.StatusServiceUnavailable, noInstance, joberr.Retryable, joberr.CodeThrottled},
+		{http.StatusInternalServerError, noInstance, joberr.Retryable, joberr.CodeThrottled},
+		{http.StatusServiceUnavailable, "The request failed because the instance crashed", joberr.Retryable, joberr.CodeWorkerLost},
+		{http.StatusInternalServerError, "platform says no", joberr.Retryable, joberr.CodeWorkerLost},
+		{http.StatusBadGateway, "platform says no", joberr.Retryable, joberr.CodeWorkerLost},
+		{http.StatusGatewayTimeout, "upstream request timeout", joberr.Retryable, joberr.CodeWorkerLost},
+		{http.StatusForbidden, "platform says no", joberr.Permanent, joberr.CodeInvalid},
+		{http.StatusUnauthorized, "platform says no", joberr.Permanent, joberr.CodeInvalid},
+		{http.StatusNotFound, "platform says no", joberr.Permanent, joberr.CodeInvalid},
 	}
 	for _, c := range cases {
 		t.Run(http.StatusText(c.status)+" "+c.body, func(t *testing.T) {
@@ -158,7 +159,7 @@ func TestCloudRunStatusCodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = adapter.New(d).Execute(t.Context(), job.WorkerJob{JobID: "t", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: "x", OutputFile: "a.mp4"})
-			var e *job.Error
+			var e *joberr.Error
 			if !errors.As(err, &e) || e.Kind != c.kind || e.Code != c.code {
 				t.Errorf("%d: %v, want %s/%s", c.status, err, c.kind, c.code)
 			}
@@ -172,8 +173,8 @@ func TestCloudRunStatusCodes(t *testing.T) {
 	defer srv.Close()
 	d, _ := adapter.NewCloudRun(t.Context(), srv.URL, srv.URL, nil)
 	_, err := adapter.New(d).Execute(t.Context(), job.WorkerJob{JobID: "t", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: "x", OutputFile: "a.mp4"})
-	var e *job.Error
-	if !errors.As(err, &e) || e.Kind != job.Retryable || e.Code != job.CodeWorkerLost {
+	var e *joberr.Error
+	if !errors.As(err, &e) || e.Kind != joberr.Retryable || e.Code != joberr.CodeWorkerLost {
 		t.Errorf("reset connection: %v, want retryable worker_lost", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // NewLambdaClient loads the AWS configuration the usual way (environment,
@@ -53,7 +53,7 @@ type LambdaInvoker interface {
 // Lambda invokes the functions on AWS Lambda, synchronously
 // (RequestResponse). Throttling, 5xx answers and dropped connections are
 // retried with backoff by the SDK's retryer (see NewLambdaClient); what is
-// still failing after that comes back as a retryable *job.Error, so the
+// still failing after that comes back as a retryable *joberr.Error, so the
 // orchestrator's own retries take over.
 type Lambda struct {
 	client    LambdaInvoker
@@ -82,7 +82,7 @@ func (a *Lambda) Has(fn Function) bool { return a.functions[fn] != "" }
 func (a *Lambda) Invoke(ctx context.Context, fn Function, payload []byte) ([]byte, error) {
 	name := a.functions[fn]
 	if name == "" {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no Lambda function configured for %s", fn)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "no Lambda function configured for %s", fn)
 	}
 	out, err := a.client.Invoke(ctx, &lambda.InvokeInput{
 		FunctionName:   aws.String(name),
@@ -101,9 +101,9 @@ func (a *Lambda) Invoke(ctx context.Context, fn Function, payload []byte) ([]byt
 			ErrorType    string `json:"errorType"`
 		}
 		if err := json.Unmarshal(out.Payload, &doc); err != nil {
-			return nil, job.Errorf(job.Retryable, job.CodeWorkerLost, "%s failed (%s) with an unreadable error: %.200s", name, *out.FunctionError, out.Payload)
+			return nil, joberr.Errorf(joberr.Retryable, joberr.CodeWorkerLost, "%s failed (%s) with an unreadable error: %.200s", name, *out.FunctionError, out.Payload)
 		}
-		return nil, job.DecodeFunctionError(doc.ErrorType, doc.ErrorMessage)
+		return nil, joberr.DecodeFunctionError(doc.ErrorType, doc.ErrorMessage)
 	}
 	return out.Payload, nil
 }
@@ -130,22 +130,22 @@ func classifyLambdaError(name string, err error) error {
 		switch apiErr.ErrorCode() {
 		case "TooManyRequestsException", "EC2ThrottledException", "ENILimitReachedException":
 			// Refused before running: capacity, not the chunk.
-			return job.Errorf(job.Retryable, job.CodeThrottled, "invoke %s: %s: %s", name, apiErr.ErrorCode(), apiErr.ErrorMessage())
+			return joberr.Errorf(joberr.Retryable, joberr.CodeThrottled, "invoke %s: %s: %s", name, apiErr.ErrorCode(), apiErr.ErrorMessage())
 		case "ResourceNotReadyException", "ResourceConflictException", "ServiceException",
 			"SnapStartTimeoutException", "EFSMountTimeoutException":
 			// The function may have run: an ordinary retryable failure.
-			return job.Errorf(job.Retryable, job.CodeTransport, "invoke %s: %s: %s", name, apiErr.ErrorCode(), apiErr.ErrorMessage())
+			return joberr.Errorf(joberr.Retryable, joberr.CodeTransport, "invoke %s: %s: %s", name, apiErr.ErrorCode(), apiErr.ErrorMessage())
 		case "RequestTooLargeException":
-			return job.Errorf(job.Permanent, job.CodePayloadTooLarge, "invoke %s: %s", name, apiErr.ErrorMessage())
+			return joberr.Errorf(joberr.Permanent, joberr.CodePayloadTooLarge, "invoke %s: %s", name, apiErr.ErrorMessage())
 		}
 	}
 	var respErr *awshttp.ResponseError
 	if errors.As(err, &respErr) {
 		if respErr.HTTPStatusCode() >= http.StatusInternalServerError || respErr.HTTPStatusCode() == http.StatusTooManyRequests {
-			return job.Errorf(job.Retryable, job.CodeTransport, "invoke %s: %v", name, err)
+			return joberr.Errorf(joberr.Retryable, joberr.CodeTransport, "invoke %s: %v", name, err)
 		}
 		// 4xx: bad name, no permission, invalid request: repeating cannot help.
-		return job.Errorf(job.Permanent, job.CodeInvalid, "invoke %s: %v", name, err)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "invoke %s: %v", name, err)
 	}
-	return job.Errorf(job.Retryable, job.CodeTransport, "invoke %s: %v", name, fmt.Errorf("%w", err))
+	return joberr.Errorf(joberr.Retryable, joberr.CodeTransport, "invoke %s: %v", name, fmt.Errorf("%w", err))
 }

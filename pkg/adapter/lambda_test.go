@@ -16,6 +16,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/adapter/adaptertest"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // startProbeLambda runs the probe function under the Lambda emulator:
@@ -80,8 +81,8 @@ func TestLambdaThrottlingIsRetried(t *testing.T) {
 	// Past the SDK's retries, throttling is a retryable error for the orchestrator.
 	l.Throttle("probe-worker", 100)
 	_, err = a.Execute(t.Context(), w)
-	var e *job.Error
-	if !errors.As(err, &e) || e.Kind != job.Retryable || e.Code != job.CodeThrottled {
+	var e *joberr.Error
+	if !errors.As(err, &e) || e.Kind != joberr.Retryable || e.Code != joberr.CodeThrottled {
 		t.Fatalf("Execute while throttled: %v, want retryable throttled", err)
 	}
 	l.Throttle("probe-worker", 0)
@@ -91,8 +92,8 @@ func TestLambdaUnknownFunctionIsPermanent(t *testing.T) {
 	l := startProbeLambda(t, 1)
 	a := adapter.New(adapter.NewLambda(lambdaClient(l.URL), "no-such-function", "probe-stitcher"))
 	_, err := a.Execute(t.Context(), job.WorkerJob{JobID: "t", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: "echo", OutputFile: "a.mp4"})
-	var e *job.Error
-	if !errors.As(err, &e) || e.Kind != job.Permanent {
+	var e *joberr.Error
+	if !errors.As(err, &e) || e.Kind != joberr.Permanent {
 		t.Fatalf("Execute on a missing function: %v, want a permanent error", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // Local runs the functions in this process, through the same
@@ -36,7 +36,7 @@ func NewLocal(worker, stitcher lambda.Handler, concurrency int) *Local {
 func (l *Local) Invoke(ctx context.Context, fn Function, payload []byte) (out []byte, err error) {
 	h := l.handlers[fn]
 	if h == nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "no local handler for function %q", fn)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "no local handler for function %q", fn)
 	}
 	select {
 	case l.slots <- struct{}{}:
@@ -47,16 +47,16 @@ func (l *Local) Invoke(ctx context.Context, fn Function, payload []byte) (out []
 	defer func() {
 		// A panic is what a crashed Lambda runtime reports as Runtime.ExitError.
 		if p := recover(); p != nil {
-			out, err = nil, job.DecodeFunctionError("Runtime.ExitError", fmt.Sprint(p))
+			out, err = nil, joberr.DecodeFunctionError("Runtime.ExitError", fmt.Sprint(p))
 		}
 	}()
 	out, err = h.Invoke(ctx, payload)
 	if err != nil {
 		var fe messages.InvokeResponse_Error
 		if errors.As(err, &fe) {
-			return nil, job.DecodeFunctionError(fe.Type, fe.Message)
+			return nil, joberr.DecodeFunctionError(fe.Type, fe.Message)
 		}
-		return nil, job.AsError(err)
+		return nil, joberr.AsError(err)
 	}
 	return out, nil
 }

@@ -18,7 +18,7 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -103,7 +103,7 @@ func isDir(dir string) error {
 	return nil
 }
 
-func keyOf(sum []byte) string { return job.AssetsPrefix + hex.EncodeToString(sum) + ".tar.gz" }
+func keyOf(sum []byte) string { return layout.AssetsPrefix + hex.EncodeToString(sum) + ".tar.gz" }
 
 // Bundle is a folder packed once: the tar.gz in a temporary file, and the
 // key it is stored at. Close removes the file.

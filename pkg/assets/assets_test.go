@@ -9,7 +9,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/assets"
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
 
@@ -85,7 +85,7 @@ func TestUploadIsContentAddressedAndIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := job.AssetDigest(key); !ok {
+	if _, ok := layout.AssetDigest(key); !ok {
 		t.Fatalf("key %q is not assets/<sha256>.tar.gz", key)
 	}
 	if k, err := assets.Key(dir); err != nil || k != key {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // A command that exits with one of these (sysexits.h EX_USAGE and
@@ -87,7 +88,7 @@ type Result struct {
 	Duration time.Duration
 }
 
-// Run runs c and waits for it. Errors are *job.Error: command_not_allowed
+// Run runs c and waits for it. Errors are *joberr.Error: command_not_allowed
 // (permanent), timeout and command_failed (retryable, with the exit code and
 // stderr tail; permanent for ExitUsage and ExitDataErr). If ctx ends first, the process group is killed and ctx's
 // error is returned.
@@ -113,16 +114,16 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 // resolve checks c's program against the allowlist and finds its path.
 func (r *Runner) resolve(c Cmd) (string, error) {
 	if len(c.Argv) == 0 || c.Argv[0] == "" {
-		return "", job.Errorf(job.Permanent, job.CodeInvalid, "empty command")
+		return "", joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "empty command")
 	}
 	program := c.Argv[0]
 	if !r.Allowed.Allows(program) {
-		return "", job.Errorf(job.Permanent, job.CodeNotAllowed,
+		return "", joberr.Errorf(joberr.Permanent, joberr.CodeNotAllowed,
 			"program %q is not on the allowlist (%s)", program, strings.Join(r.Allowed, ","))
 	}
 	path, err := lookPath(program, r.NotSelf)
 	if err != nil {
-		return "", job.Errorf(job.Permanent, job.CodeNotAllowed, "program %q cannot be run here: %v", program, err)
+		return "", joberr.Errorf(joberr.Permanent, joberr.CodeNotAllowed, "program %q cannot be run here: %v", program, err)
 	}
 	return path, nil
 }
@@ -139,7 +140,7 @@ type command struct {
 // says so, bounded by ctx.
 func (r *Runner) prepare(ctx context.Context, c Cmd, path string) (*command, error) {
 	if len(c.ExtraInputs) > 0 && r.Confiner != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "%s: extra inputs cannot reach a confined command", c.Argv[0])
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "%s: extra inputs cannot reach a confined command", c.Argv[0])
 	}
 	limit := r.MaxOutput
 	if limit <= 0 {
@@ -156,7 +157,7 @@ func (r *Runner) prepare(ctx context.Context, c Cmd, path string) (*command, err
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	streams, err := newStreams(cmd, c.Stdin, c.ExtraInputs, c.Stdout)
 	if err != nil {
-		return nil, job.Errorf(job.Retryable, job.CodeInternal, "%s: %v", c.Argv[0], err)
+		return nil, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "%s: %v", c.Argv[0], err)
 	}
 	// Its own process group, killed whole when it ends; and it dies with
 	// this process.
@@ -197,11 +198,11 @@ func (c Cmd) failure(ctx, runCtx context.Context, res Result, s *streams, err er
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", program, ctx.Err())
 	case s.inErr != nil:
-		return job.Errorf(job.Retryable, job.CodeStorage, "%s: reading its input: %v", program, s.inErr)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%s: reading its input: %v", program, s.inErr)
 	case s.outErr != nil:
-		return job.Errorf(job.Retryable, job.CodeStorage, "%s: taking its output: %v", program, s.outErr)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%s: taking its output: %v", program, s.outErr)
 	case runCtx.Err() != nil:
-		e := job.Errorf(job.Retryable, job.CodeTimeout, "%s did not finish within %s and was killed", program, c.Timeout)
+		e := joberr.Errorf(joberr.Retryable, joberr.CodeTimeout, "%s did not finish within %s and was killed", program, c.Timeout)
 		e.StderrTail = LastLines(res.Stderr, 20)
 		return e
 	case err != nil:
@@ -215,11 +216,11 @@ func (c Cmd) failure(ctx, runCtx context.Context, res Result, s *streams, err er
 func exitError(program string, res Result, err error) error {
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) {
-		return job.Errorf(job.Retryable, job.CodeCommandFailed, "%s could not run: %v", program, err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeCommandFailed, "%s could not run: %v", program, err)
 	}
-	e := job.Errorf(job.Retryable, job.CodeCommandFailed, "%s exited with status %d", program, res.ExitCode)
+	e := joberr.Errorf(joberr.Retryable, joberr.CodeCommandFailed, "%s exited with status %d", program, res.ExitCode)
 	if res.ExitCode == ExitUsage || res.ExitCode == ExitDataErr {
-		e.Kind = job.Permanent
+		e.Kind = joberr.Permanent
 	}
 	e.ExitCode = res.ExitCode
 	e.StderrTail = LastLines(res.Stderr, 20)
@@ -290,7 +291,7 @@ func (t *Tail) String() string {
 }
 
 // LastLines returns at most n trailing lines of s, trimmed, with long
-// values shortened (job.ShortenWords).
+// values shortened (joberr.ShortenWords).
 func LastLines(s string, n int) string {
 	s = strings.TrimRight(s, "\n\r ")
 	lines := strings.Split(s, "\n")
@@ -300,7 +301,7 @@ func LastLines(s string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return job.ShortenWords(strings.Join(lines, "\n"))
+	return joberr.ShortenWords(strings.Join(lines, "\n"))
 }
 
 // lookPath is exec.LookPath, passing over this process's own executable

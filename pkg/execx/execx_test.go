@@ -21,13 +21,14 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
-func asJobError(t *testing.T, err error) *job.Error {
+func asJobError(t *testing.T, err error) *joberr.Error {
 	t.Helper()
-	var e *job.Error
+	var e *joberr.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error is %T (%v), want *job.Error", err, err)
+		t.Fatalf("error is %T (%v), want *joberr.Error", err, err)
 	}
 	return e
 }
@@ -58,7 +59,7 @@ func TestRunRefusesProgramsNotAllowed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := r.Run(context.Background(), execx.Cmd{Argv: tt.argv, Dir: dir})
 			e := asJobError(t, err)
-			if e.Kind != job.Permanent || e.Code != job.CodeNotAllowed {
+			if e.Kind != joberr.Permanent || e.Code != joberr.CodeNotAllowed {
 				t.Errorf("error = {%s %s %q}, want {permanent command_not_allowed}", e.Kind, e.Code, e.Message)
 			}
 			if !strings.Contains(e.Message, strconv.Quote(tt.argv[0])) {
@@ -82,7 +83,7 @@ func TestRunEmptyCommand(t *testing.T) {
 	for _, argv := range [][]string{nil, {}, {""}, {"", "x"}} {
 		_, err := r.Run(context.Background(), execx.Cmd{Argv: argv})
 		e := asJobError(t, err)
-		if e.Kind != job.Permanent || e.Code != job.CodeInvalid {
+		if e.Kind != joberr.Permanent || e.Code != joberr.CodeInvalid {
 			t.Errorf("argv %q: error = {%s %s}, want {permanent invalid}", argv, e.Kind, e.Code)
 		}
 	}
@@ -92,7 +93,7 @@ func TestRunAllowedButMissing(t *testing.T) {
 	r := &execx.Runner{Allowed: job.Allowlist{"helios-no-such-program-xyz"}}
 	_, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"helios-no-such-program-xyz"}, Dir: t.TempDir()})
 	e := asJobError(t, err)
-	if e.Kind != job.Permanent || e.Code != job.CodeNotAllowed || !strings.Contains(e.Message, "cannot be run here") {
+	if e.Kind != joberr.Permanent || e.Code != joberr.CodeNotAllowed || !strings.Contains(e.Message, "cannot be run here") {
 		t.Errorf("error = %+v, want permanent command_not_allowed 'cannot be run here'", e)
 	}
 }
@@ -180,7 +181,7 @@ func TestRunNonZeroExit(t *testing.T) {
 	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
 	res, err := r.Run(context.Background(), execx.Cmd{Argv: []string{"sh", "-c", "echo partial; echo boom >&2; exit 7"}, Dir: t.TempDir()})
 	e := asJobError(t, err)
-	if e.Kind != job.Retryable || e.Code != job.CodeCommandFailed {
+	if e.Kind != joberr.Retryable || e.Code != joberr.CodeCommandFailed {
 		t.Errorf("error = {%s %s}, want {retryable command_failed}", e.Kind, e.Code)
 	}
 	if e.ExitCode != 7 || res.ExitCode != 7 {
@@ -195,7 +196,7 @@ func TestRunNonZeroExit(t *testing.T) {
 	if res.Stdout != "partial\n" || res.Stderr != "boom\n" {
 		t.Errorf("result = %+v; output must be kept on failure", res)
 	}
-	if !job.IsRetryable(err) {
+	if !joberr.IsRetryable(err) {
 		t.Error("IsRetryable = false for a failed command")
 	}
 }
@@ -205,7 +206,7 @@ func TestRunNonZeroExit(t *testing.T) {
 // in its stderr are shortened.
 func TestRunExitStatusSaysPermanent(t *testing.T) {
 	r := &execx.Runner{Allowed: job.Allowlist{"sh"}}
-	for status, kind := range map[int]job.Kind{1: job.Retryable, 2: job.Retryable, 64: job.Permanent, 65: job.Permanent, 66: job.Retryable} {
+	for status, kind := range map[int]joberr.Kind{1: joberr.Retryable, 2: joberr.Retryable, 64: joberr.Permanent, 65: joberr.Permanent, 66: joberr.Retryable} {
 		_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"sh", "-c", fmt.Sprintf("echo 'media data:video/mp4;base64,%s failed' >&2; exit %d", strings.Repeat("A", 5000), status)}, Dir: t.TempDir()})
 		e := asJobError(t, err)
 		if e.Kind != kind || e.ExitCode != status {
@@ -262,7 +263,7 @@ func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 		t.Errorf("Run returned after %v, before the timeout", elapsed)
 	}
 	e := asJobError(t, err)
-	if e.Kind != job.Retryable || e.Code != job.CodeTimeout {
+	if e.Kind != joberr.Retryable || e.Code != joberr.CodeTimeout {
 		t.Errorf("error = {%s %s %q}, want {retryable timeout}", e.Kind, e.Code, e.Message)
 	}
 	if !strings.Contains(e.Message, "300ms") {
@@ -332,8 +333,8 @@ func TestRunContextCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error = %v, want one wrapping context.Canceled", err)
 	}
-	if e := job.AsError(err); e.Code != job.CodeCancelled {
-		t.Errorf("AsError(err).Code = %q, want %q", e.Code, job.CodeCancelled)
+	if e := joberr.AsError(err); e.Code != joberr.CodeCancelled {
+		t.Errorf("AsError(err).Code = %q, want %q", e.Code, joberr.CodeCancelled)
 	}
 
 	// Already cancelled: nothing runs.
@@ -597,7 +598,7 @@ func TestRunFailsOnAnInputCutShort(t *testing.T) {
 	r := &execx.Runner{Allowed: job.Allowlist{"cat"}}
 	broken := io.MultiReader(strings.NewReader("first half"), iotest.ErrReader(errors.New("connection reset")))
 	_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"cat"}, Dir: t.TempDir(), Stdin: broken, Stdout: io.Discard})
-	if e := asJobError(t, err); e.Code != job.CodeStorage || !strings.Contains(e.Message, "connection reset") {
+	if e := asJobError(t, err); e.Code != joberr.CodeStorage || !strings.Contains(e.Message, "connection reset") {
 		t.Errorf("Run with a failing input = %v; want a storage error naming it", err)
 	}
 }
@@ -658,7 +659,7 @@ func TestRunUnblocksAStalledInput(t *testing.T) {
 func TestRunRefusesExtraInputsToAConfinedCommand(t *testing.T) {
 	r := &execx.Runner{Allowed: job.Allowlist{"cat"}, Confiner: confineNothing{}}
 	_, err := r.Run(t.Context(), execx.Cmd{Argv: []string{"cat"}, Dir: t.TempDir(), ExtraInputs: []io.Reader{strings.NewReader("x")}})
-	if e := asJobError(t, err); e.Kind != job.Permanent || !strings.Contains(e.Message, "cannot reach a confined command") {
+	if e := asJobError(t, err); e.Kind != joberr.Permanent || !strings.Contains(e.Message, "cannot reach a confined command") {
 		t.Errorf("Run = %v", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -36,7 +38,7 @@ func (v *validator) env(env map[string]string) {
 		case strings.ContainsRune(val, 0):
 			v.addf("env."+k, "must not contain a NUL byte")
 		case (k == "LANG" || k == "LANGUAGE" || strings.HasPrefix(k, "LC_")) && !localeValue.MatchString(val):
-			v.addf("env."+k, "%s: expected a locale name such as en_US.UTF-8 (not a path)", fmt.Sprintf("%q", Shorten(val, 60)))
+			v.addf("env."+k, "%s: expected a locale name such as en_US.UTF-8 (not a path)", fmt.Sprintf("%q", joberr.Shorten(val, 60)))
 		}
 	}
 }

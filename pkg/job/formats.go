@@ -2,7 +2,10 @@ package job
 
 import (
 	"path"
+	"regexp"
 	"strings"
+
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // Format is a container the chunk segments, and so the output, may use:
@@ -52,4 +55,13 @@ func formatExts() []string {
 		exts[i] = f.Ext
 	}
 	return exts
+}
+
+// segmentName matches a segment's name in ChunksPrefix, in one of Formats.
+var segmentName = regexp.MustCompile(`^[0-9]{6}\.[0-9]+-[0-9]+\.(` + strings.Join(formatExts(), "|") + `)$`)
+
+// IsSegmentKey reports whether key names a segment of job id.
+func IsSegmentKey(id, key string) bool {
+	rest, ok := strings.CutPrefix(key, layout.ChunksPrefix(id))
+	return ok && segmentName.MatchString(rest)
 }

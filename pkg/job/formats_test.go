@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 func TestFormatOf(t *testing.T) {
@@ -49,10 +50,10 @@ func TestFormatsAreSegmentFormats(t *testing.T) {
 			if err := s.Validate(testAllow); err != nil {
 				t.Errorf("segmentFormat %q: %v", f.Ext, err)
 			}
-			if s.Output != job.DefaultOutputKey(s.ID, f.Ext) {
+			if s.Output != layout.DefaultOutputKey(s.ID, f.Ext) {
 				t.Errorf("default output %q", s.Output)
 			}
-			if key := job.SegmentKey("j", 3, 1, 2, f.Ext); !job.IsSegmentKey("j", key) {
+			if key := layout.SegmentKey("j", 3, 1, 2, f.Ext); !job.IsSegmentKey("j", key) {
 				t.Errorf("IsSegmentKey(%q) = false", key)
 			}
 			h := heliosSpec()
@@ -66,7 +67,7 @@ func TestFormatsAreSegmentFormats(t *testing.T) {
 		})
 	}
 	for _, ext := range []string{"avi", "MP4", ""} {
-		if job.IsSegmentKey("j", job.SegmentKey("j", 3, 1, 2, ext)) {
+		if job.IsSegmentKey("j", layout.SegmentKey("j", 3, 1, 2, ext)) {
 			t.Errorf("IsSegmentKey accepts a .%s segment", ext)
 		}
 	}

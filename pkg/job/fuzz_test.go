@@ -10,6 +10,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // FuzzSpec decodes and validates arbitrary specs (both forms). Whatever the
@@ -61,7 +62,7 @@ func FuzzSpec(f *testing.F) {
 		if next != spec.Metadata.TotalFrames {
 			t.Fatalf("chunks end at %d, totalFrames %d", next, spec.Metadata.TotalFrames)
 		}
-		if !job.ValidOutputKey(spec.ID, spec.Output) {
+		if !layout.ValidOutputKey(spec.ID, spec.Output) {
 			t.Fatalf("valid spec with output %q", spec.Output)
 		}
 	})
@@ -95,24 +96,24 @@ func FuzzKeys(f *testing.F) {
 		f.Add("j", k)
 	}
 	f.Fuzz(func(t *testing.T, id, key string) {
-		if got, ok := job.JobIDFromKey(key); ok && (job.JobKey(got) != key || !job.ValidID(got)) {
+		if got, ok := layout.JobIDFromKey(key); ok && (layout.JobKey(got) != key || !layout.ValidID(got)) {
 			t.Fatalf("JobIDFromKey(%q) = %q", key, got)
 		}
-		if !job.ValidID(id) {
+		if !layout.ValidID(id) {
 			return
 		}
-		if i, ok := job.MarkerIndex(id, key); ok && job.MarkerKey(id, i) != key {
+		if i, ok := job.MarkerIndex(id, key); ok && layout.MarkerKey(id, i) != key {
 			t.Fatalf("MarkerIndex(%q) = %d", key, i)
 		}
-		if i, ok := job.SegmentIndex(id, key); ok && !strings.HasPrefix(key, fmt.Sprintf("%s%06d.", job.ChunksPrefix(id), i)) {
+		if i, ok := job.SegmentIndex(id, key); ok && !strings.HasPrefix(key, fmt.Sprintf("%s%06d.", layout.ChunksPrefix(id), i)) {
 			t.Fatalf("SegmentIndex(%q) = %d", key, i)
 		}
-		if job.ValidOutputKey(id, key) {
+		if layout.ValidOutputKey(id, key) {
 			clean := path.Clean(key)
 			if clean != key || !(strings.HasPrefix(key, "renders/"+id+"/") || strings.HasPrefix(key, "outputs/"+id+"/")) {
 				t.Fatalf("ValidOutputKey(%q, %q) leaves the job's prefixes", id, key)
 			}
-			if key == job.SpecKey(id) || key == job.StatusKey(id) || strings.HasPrefix(key, job.LeasePrefix(id)) || strings.HasPrefix(key, job.ChunksPrefix(id)) {
+			if key == layout.SpecKey(id) || key == layout.StatusKey(id) || strings.HasPrefix(key, layout.LeasePrefix(id)) || strings.HasPrefix(key, layout.ChunksPrefix(id)) {
 				t.Fatalf("ValidOutputKey(%q, %q): one of the job's own objects", id, key)
 			}
 		}

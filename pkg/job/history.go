@@ -45,6 +45,3 @@ type Span struct {
 	Start int64 `json:"s"`
 	End   int64 `json:"e"`
 }
-
-// HistoryKey is where a job's history is kept.
-func HistoryKey(id string) string { return renders(id) + "history.json" }

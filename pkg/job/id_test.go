@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 func TestValidID(t *testing.T) {
@@ -13,7 +14,7 @@ func TestValidID(t *testing.T) {
 		"": false, ".": false, "..": false, ".a": false, "_a": false, "-a": false, "a/b": false,
 		"a b": false, "a\n": false, "é": false, strings.Repeat("a", 128): true, strings.Repeat("a", 129): false,
 	} {
-		if got := job.ValidID(id); got != want {
+		if got := layout.ValidID(id); got != want {
 			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
 		}
 	}
@@ -39,7 +40,7 @@ func TestIDRuleInMessages(t *testing.T) {
 		for _, p := range problemsOf(t, tt.err) {
 			if p.Path == tt.path {
 				found = true
-				if want := "must be " + job.IDRule + `; got "` + bad + `"`; p.Message != want {
+				if want := "must be " + layout.IDRule + `; got "` + bad + `"`; p.Message != want {
 					t.Errorf("%s: %s: %q, want %q", tt.name, p.Path, p.Message, want)
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // locate explains why a document does not decode into t in the words of
@@ -16,7 +18,7 @@ import (
 // name, values of the wrong kind ("a number", "a list of strings"), and
 // durations that do not parse. encoding/json names a nested unknown field
 // by its last name only, and a duration by nothing at all.
-func locate(data []byte, t reflect.Type) []Problem {
+func locate(data []byte, t reflect.Type) []joberr.Problem {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var doc any
@@ -31,10 +33,10 @@ func locate(data []byte, t reflect.Type) []Problem {
 var durationType = reflect.TypeFor[Duration]()
 
 // walker collects the problems of one document.
-type walker struct{ problems []Problem }
+type walker struct{ problems []joberr.Problem }
 
 func (w *walker) add(path, format string, args ...any) {
-	w.problems = append(w.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	w.problems = append(w.problems, joberr.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 // walk checks v, found at path, against t, and what v holds against t's

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // The job's own objects are never an output: a spec naming one is refused,
@@ -20,19 +20,19 @@ func TestReservedOutputKeys(t *testing.T) {
 		key         string
 		valid       bool
 	}{
-		{"JobKey", job.JobKey(id), false},
-		{"ActiveKey", job.ActiveKey(id), false},
-		{"SpecKey", job.SpecKey(id), false},
-		{"StatusKey", job.StatusKey(id), false},
-		{"StitchLockKey", job.StitchLockKey(id), false},
-		{"CancelKey", job.CancelKey(id), false},
-		{"ChunksPrefix", job.ChunksPrefix(id), false},
-		{"MarkerKey", job.MarkerKey(id, 7), false},
-		{"SegmentKey", job.SegmentKey(id, 7, 2, 1, "mp4"), false},
-		{"AudioKeyFor", job.AudioKeyFor(job.SegmentKey(id, 7, 2, 1, "mp4")), false},
-		{"LeasePrefix", job.LeasePrefix(id), false},
-		{"LeaseKey", job.LeaseKey(id, 7), false},
-		{"DefaultOutputKey", job.DefaultOutputKey(id, "mp4"), true},
+		{"JobKey", layout.JobKey(id), false},
+		{"ActiveKey", layout.ActiveKey(id), false},
+		{"SpecKey", layout.SpecKey(id), false},
+		{"StatusKey", layout.StatusKey(id), false},
+		{"StitchLockKey", layout.StitchLockKey(id), false},
+		{"CancelKey", layout.CancelKey(id), false},
+		{"ChunksPrefix", layout.ChunksPrefix(id), false},
+		{"MarkerKey", layout.MarkerKey(id, 7), false},
+		{"SegmentKey", layout.SegmentKey(id, 7, 2, 1, "mp4"), false},
+		{"AudioKeyFor", layout.AudioKeyFor(layout.SegmentKey(id, 7, 2, 1, "mp4")), false},
+		{"LeasePrefix", layout.LeasePrefix(id), false},
+		{"LeaseKey", layout.LeaseKey(id, 7), false},
+		{"DefaultOutputKey", layout.DefaultOutputKey(id, "mp4"), true},
 		// Names no constructor makes, next to those it does.
 		{"", "renders/job-1/lease.7", false},
 		{"", "renders/job-1/lease.000007.mp4", false},
@@ -45,7 +45,7 @@ func TestReservedOutputKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
-			if got := job.ValidOutputKey(id, tt.key); got != tt.valid {
+			if got := layout.ValidOutputKey(id, tt.key); got != tt.valid {
 				t.Errorf("ValidOutputKey(%q, %q) = %v, want %v", id, tt.key, got, tt.valid)
 			}
 			s := nativeSpec()
@@ -68,8 +68,9 @@ func TestReservedOutputKeysCoverKeys(t *testing.T) {
 	covered := map[string]bool{
 		"JobKey": true, "ActiveKey": true, "SpecKey": true, "StatusKey": true, "StitchLockKey": true, "CancelKey": true,
 		"ChunksPrefix": true, "MarkerKey": true, "SegmentKey": true, "LeasePrefix": true, "LeaseKey": true, "DefaultOutputKey": true,
+		"JobDir": true, "HistoryKey": true, "BudgetKey": true, "WebhookKey": true,
 	}
-	f, err := parser.ParseFile(token.NewFileSet(), "keys.go", nil, 0)
+	f, err := parser.ParseFile(token.NewFileSet(), "../layout/keys.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

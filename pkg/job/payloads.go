@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // WorkerJob is the payload of the chunk worker: run one command that renders
@@ -44,22 +47,22 @@ type Timeline struct {
 
 // AudioKey is where this attempt's audio goes, as raw PCM (s16le) on the
 // job's audio grid, when its segment has audio.
-func (w WorkerJob) AudioKey() string { return AudioKeyFor(w.SegmentKey()) }
+func (w WorkerJob) AudioKey() string { return layout.AudioKeyFor(w.SegmentKey()) }
 
 // Format is the segment container, from OutputFile's extension.
 func (w WorkerJob) Format() string { return strings.TrimPrefix(path.Ext(w.OutputFile), ".") }
 
 // SegmentKey is where this attempt's segment is uploaded.
 func (w WorkerJob) SegmentKey() string {
-	return SegmentKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt, w.Format())
+	return layout.SegmentKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt, w.Format())
 }
 
 // Validate checks what a worker must trust before it acts: it may be invoked
 // directly, not only by the orchestrator.
 func (w WorkerJob) Validate() error {
 	v := &validator{allowed: nil}
-	if !idPattern.MatchString(w.JobID) {
-		v.addf("jobId", "must be %s; got %q", IDRule, w.JobID)
+	if !layout.ValidID(w.JobID) {
+		v.addf("jobId", "must be %s; got %q", layout.IDRule, w.JobID)
 	}
 	if w.Chunk.Index < 0 || w.Chunk.Start < 0 || w.Chunk.Count <= 0 {
 		v.addf("chunk", "needs index >= 0, start >= 0 and count >= 1; got %+v", w.Chunk)
@@ -75,7 +78,7 @@ func (w WorkerJob) Validate() error {
 	}
 	v.relativePath("outputFile", w.OutputFile)
 	v.env(w.Env)
-	if w.Assets != "" && !assetKeyPattern.MatchString(w.Assets) {
+	if w.Assets != "" && !layout.ValidAssetKey(w.Assets) {
 		v.addf("assets", "must be a key of the form assets/<64 hex sha256>.tar.gz; got %q", w.Assets)
 	}
 	if w.Timeout.Duration < 0 {
@@ -83,7 +86,7 @@ func (w WorkerJob) Validate() error {
 	}
 	v.timeline(w.Timeline, w.Format())
 	if len(v.problems) > 0 {
-		return &ValidationError{Problems: v.problems}
+		return &joberr.ValidationError{Problems: v.problems}
 	}
 	return nil
 }
@@ -237,22 +240,22 @@ func (r StitchRequest) TotalFrames() int {
 // Validate checks the request before the stitcher reads or writes anything.
 func (r StitchRequest) Validate() error {
 	v := &validator{}
-	if !idPattern.MatchString(r.JobID) {
-		v.addf("jobId", "must be %s; got %q", IDRule, r.JobID)
+	if !layout.ValidID(r.JobID) {
+		v.addf("jobId", "must be %s; got %q", layout.IDRule, r.JobID)
 	}
 	if len(r.Segments) == 0 || len(r.Segments) > MaxChunks {
 		v.addf("segments", "must have between 1 and %d entries; got %d", MaxChunks, len(r.Segments))
 	}
 	for i, s := range r.Segments {
 		if !IsSegmentKey(r.JobID, s.Key) {
-			v.addf(fmt.Sprintf("segments[%d].key", i), "must be a segment key %s<index>.<run>-<attempt>.<ext>; got %q", ChunksPrefix(r.JobID), s.Key)
+			v.addf(fmt.Sprintf("segments[%d].key", i), "must be a segment key %s<index>.<run>-<attempt>.<ext>; got %q", layout.ChunksPrefix(r.JobID), s.Key)
 		}
 		if s.Frames <= 0 {
 			v.addf(fmt.Sprintf("segments[%d].frames", i), "must be at least 1; got %d", s.Frames)
 		}
 	}
-	if !ValidOutputKey(r.JobID, r.OutputKey) {
-		v.addf("outputKey", "must be a file directly in %s or a key under %s%s/; got %q", renders(r.JobID), OutputsPrefix, r.JobID, r.OutputKey)
+	if !layout.ValidOutputKey(r.JobID, r.OutputKey) {
+		v.addf("outputKey", "must be a file directly in %s or a key under %s%s/; got %q", layout.JobDir(r.JobID), layout.OutputsPrefix, r.JobID, r.OutputKey)
 	} else {
 		v.timeline(r.Timeline, strings.TrimPrefix(path.Ext(r.OutputKey), "."))
 	}
@@ -260,7 +263,7 @@ func (r StitchRequest) Validate() error {
 		v.addf("faststart", "applies to the MP4 family (mp4, mov, m4v) only; got output %q", r.OutputKey)
 	}
 	if len(v.problems) > 0 {
-		return &ValidationError{Problems: v.problems}
+		return &joberr.ValidationError{Problems: v.problems}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // checkCover asserts that chunks cover [0,total) exactly once, in order, with
@@ -407,7 +408,7 @@ func TestStitchRequestValidate(t *testing.T) {
 		{"too many segments", func(r *job.StitchRequest) {
 			r.Segments = make([]job.Segment, job.MaxChunks+1)
 			for i := range r.Segments {
-				r.Segments[i] = job.Segment{Key: job.SegmentKey("job-1", i, 1, 1, "mp4"), Frames: 1}
+				r.Segments[i] = job.Segment{Key: layout.SegmentKey("job-1", i, 1, 1, "mp4"), Frames: 1}
 			}
 		}, "segments", "got 10001"},
 		{"segment of another job", func(r *job.StitchRequest) { r.Segments[1].Key = "renders/job-2/chunks/000001.1.mp4" }, "segments[1].key", "must be a segment key renders/job-1/chunks/"},

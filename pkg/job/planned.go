@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // The worker and the stitcher may be invoked directly, not only by the
@@ -77,7 +79,7 @@ func (s *Spec) CheckMarker(index int, r WorkerResult) error {
 	if idx, ok := SegmentIndex(s.ID, r.SegmentKey); !ok || idx != index {
 		return fmt.Errorf("names segment %q, not one of chunk %d", r.SegmentKey, index)
 	}
-	if r.Audio != nil && r.Audio.Key != AudioKeyFor(r.SegmentKey) {
+	if r.Audio != nil && r.Audio.Key != layout.AudioKeyFor(r.SegmentKey) {
 		return fmt.Errorf("names audio %q, not its segment's", r.Audio.Key)
 	}
 	return nil
@@ -88,7 +90,7 @@ func SegmentIndex(id, key string) (int, bool) {
 	if !IsSegmentKey(id, key) {
 		return 0, false
 	}
-	name := strings.TrimPrefix(key, ChunksPrefix(id))
+	name := strings.TrimPrefix(key, layout.ChunksPrefix(id))
 	digits, _, _ := strings.Cut(name, ".")
 	n, err := strconv.Atoi(digits)
 	return n, err == nil
@@ -96,11 +98,11 @@ func SegmentIndex(id, key string) (int, bool) {
 
 // MarkerIndex returns the chunk index of a marker key of job id.
 func MarkerIndex(id, key string) (int, bool) {
-	name, ok := strings.CutPrefix(key, ChunksPrefix(id))
+	name, ok := strings.CutPrefix(key, layout.ChunksPrefix(id))
 	digits, ext, found := strings.Cut(name, ".")
 	if !ok || !found || ext != "json" || len(digits) < 6 {
 		return 0, false
 	}
 	n, err := strconv.Atoi(digits)
-	return n, err == nil && n >= 0 && MarkerKey(id, n) == key
+	return n, err == nil && n >= 0 && layout.MarkerKey(id, n) == key
 }

@@ -7,18 +7,20 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 func TestDecodeNull(t *testing.T) {
 	_, err := job.Decode(strings.NewReader(" null "))
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(ve.Error(), "expected a JSON object") {
 		t.Errorf("Decode(null) = %v, want a validation error", err)
 	}
 }
 
 func TestIsRetryableNil(t *testing.T) {
-	if job.IsRetryable(nil) {
+	if joberr.IsRetryable(nil) {
 		t.Error("IsRetryable(nil) = true")
 	}
 }
@@ -78,7 +80,7 @@ func TestSegmentKeysAreStrict(t *testing.T) {
 			t.Errorf("IsSegmentKey(%q) = true", key)
 		}
 	}
-	if !job.IsSegmentKey("j", job.SegmentKey("j", 12, 3, 4, "webm")) {
+	if !job.IsSegmentKey("j", layout.SegmentKey("j", 12, 3, 4, "webm")) {
 		t.Error("a key SegmentKey made is refused")
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // MaxSpecBytes bounds a spec document; a Helios-form spec with 10,000 chunks
@@ -187,7 +190,7 @@ func Decode(r io.Reader) (*Spec, error) {
 // "", replaces the spec's id.
 func DecodeProblems(data []byte, id string, rules Rules) (*Spec, error) {
 	spec, err := Decode(bytes.NewReader(data))
-	var decoded *ValidationError
+	var decoded *joberr.ValidationError
 	if err != nil && (!errors.As(err, &decoded) || !json.Valid(data) || len(decoded.Problems) == 0 || decoded.Problems[0].Path == "") {
 		return nil, err // not JSON, or not an object: nothing more to say
 	}
@@ -208,7 +211,7 @@ func DecodeProblems(data []byte, id string, rules Rules) (*Spec, error) {
 		}
 		return spec, nil
 	}
-	var more *ValidationError
+	var more *joberr.ValidationError
 	if errors.As(verr, &more) {
 		for _, p := range more.Problems {
 			if !restates(p, decoded.Problems) {
@@ -222,7 +225,7 @@ func DecodeProblems(data []byte, id string, rules Rules) (*Spec, error) {
 // restates reports whether p is about a field a decode problem already
 // names: the same path, a path under it, or the field an unknown name was
 // a misspelling of.
-func restates(p Problem, decoded []Problem) bool {
+func restates(p joberr.Problem, decoded []joberr.Problem) bool {
 	for _, d := range decoded {
 		if p.Path == d.Path || strings.HasPrefix(p.Path, d.Path+".") || strings.HasPrefix(p.Path, d.Path+"[") ||
 			strings.Contains(d.Message, "did you mean "+p.Path+"?") {
@@ -246,7 +249,7 @@ func decodeProblem(err error, data []byte) error {
 	// Wrong types, unknown fields and bad durations: say where, in the
 	// spec's words, and list them all.
 	if problems := locate(data, reflect.TypeFor[Spec]()); len(problems) > 0 {
-		return &ValidationError{Problems: problems}
+		return &joberr.ValidationError{Problems: problems}
 	}
 	return invalid("", strings.TrimPrefix(err.Error(), "json: "))
 }
@@ -265,7 +268,7 @@ func (s *Spec) Normalize() {
 		s.SegmentFormat = DefaultSegmentFormat
 	}
 	if s.Output == "" && s.ID != "" {
-		s.Output = DefaultOutputKey(s.ID, s.SegmentFormat)
+		s.Output = layout.DefaultOutputKey(s.ID, s.SegmentFormat)
 	}
 	if s.Retry.MaxAttempts == 0 {
 		s.Retry.MaxAttempts = DefaultMaxAttempts
@@ -301,4 +304,9 @@ func PeekID(data []byte) string {
 		return ""
 	}
 	return probe.ID
+}
+
+// invalid is a spec problem of its own.
+func invalid(path, msg string) *joberr.ValidationError {
+	return &joberr.ValidationError{Problems: []joberr.Problem{{Path: path, Message: msg}}}
 }

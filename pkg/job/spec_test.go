@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // decodeProblem decodes doc and returns the single problem of the
 // *ValidationError it must fail with.
-func decodeProblem(t *testing.T, doc string) job.Problem {
+func decodeProblem(t *testing.T, doc string) joberr.Problem {
 	t.Helper()
 	s, err := job.Decode(strings.NewReader(doc))
 	if err == nil {
@@ -26,9 +27,9 @@ func decodeProblem(t *testing.T, doc string) job.Problem {
 	if s != nil {
 		t.Errorf("Decode(%.80q) returned a spec along with error %v", doc, err)
 	}
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) {
-		t.Fatalf("Decode(%.80q) error is %T (%v), want *job.ValidationError", doc, err, err)
+		t.Fatalf("Decode(%.80q) error is %T (%v), want *joberr.ValidationError", doc, err, err)
 	}
 	if len(ve.Problems) != 1 {
 		t.Fatalf("Decode(%.80q) problems = %+v, want exactly one", doc, ve.Problems)
@@ -107,9 +108,9 @@ func TestDecodeOverMaxSpecBytesDoesNotReadEverything(t *testing.T) {
 	// An endless reader must not be read to its end.
 	r := &countingReader{}
 	_, err := job.Decode(io.MultiReader(strings.NewReader(`{"id":"a"}`), r))
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) {
-		t.Fatalf("Decode(endless) error = %v, want *job.ValidationError", err)
+		t.Fatalf("Decode(endless) error = %v, want *joberr.ValidationError", err)
 	}
 	if r.n > 2*job.MaxSpecBytes {
 		t.Errorf("read %d bytes from an endless reader; want at most about MaxSpecBytes", r.n)
@@ -313,26 +314,26 @@ func TestDurationJSON(t *testing.T) {
 // ---- errors.go ----
 
 func TestAsError(t *testing.T) {
-	typed := job.Errorf(job.Permanent, job.CodeNotAllowed, "nope")
+	typed := joberr.Errorf(joberr.Permanent, joberr.CodeNotAllowed, "nope")
 	tests := []struct {
 		name     string
 		err      error
-		wantKind job.Kind
+		wantKind joberr.Kind
 		wantCode string
 		wantMsg  string
 	}{
-		{"validation error", &job.ValidationError{Problems: []job.Problem{{Path: "id", Message: "bad"}}}, job.Permanent, job.CodeInvalid, "id: bad"},
-		{"wrapped validation error", fmt.Errorf("submit: %w", &job.ValidationError{Problems: []job.Problem{{Message: "x"}}}), job.Permanent, job.CodeInvalid, "invalid job spec"},
-		{"context canceled", context.Canceled, job.Retryable, job.CodeCancelled, "canceled"},
-		{"wrapped context canceled", fmt.Errorf("ffmpeg: %w", context.Canceled), job.Retryable, job.CodeCancelled, "ffmpeg"},
-		{"deadline exceeded", fmt.Errorf("x: %w", context.DeadlineExceeded), job.Retryable, job.CodeTimeout, "deadline"},
-		{"plain error", errors.New("boom"), job.Retryable, job.CodeInternal, "boom"},
-		{"typed error", typed, job.Permanent, job.CodeNotAllowed, "nope"},
-		{"wrapped typed error", fmt.Errorf("outer: %w", typed), job.Permanent, job.CodeNotAllowed, "nope"},
+		{"validation error", &joberr.ValidationError{Problems: []joberr.Problem{{Path: "id", Message: "bad"}}}, joberr.Permanent, joberr.CodeInvalid, "id: bad"},
+		{"wrapped validation error", fmt.Errorf("submit: %w", &joberr.ValidationError{Problems: []joberr.Problem{{Message: "x"}}}), joberr.Permanent, joberr.CodeInvalid, "invalid job spec"},
+		{"context canceled", context.Canceled, joberr.Retryable, joberr.CodeCancelled, "canceled"},
+		{"wrapped context canceled", fmt.Errorf("ffmpeg: %w", context.Canceled), joberr.Retryable, joberr.CodeCancelled, "ffmpeg"},
+		{"deadline exceeded", fmt.Errorf("x: %w", context.DeadlineExceeded), joberr.Retryable, joberr.CodeTimeout, "deadline"},
+		{"plain error", errors.New("boom"), joberr.Retryable, joberr.CodeInternal, "boom"},
+		{"typed error", typed, joberr.Permanent, joberr.CodeNotAllowed, "nope"},
+		{"wrapped typed error", fmt.Errorf("outer: %w", typed), joberr.Permanent, joberr.CodeNotAllowed, "nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := job.AsError(tt.err)
+			e := joberr.AsError(tt.err)
 			if e == nil {
 				t.Fatal("AsError returned nil")
 			}
@@ -342,21 +343,21 @@ func TestAsError(t *testing.T) {
 			if !strings.Contains(e.Message, tt.wantMsg) {
 				t.Errorf("Message = %q, want it to contain %q", e.Message, tt.wantMsg)
 			}
-			if got := job.IsRetryable(tt.err); got != (tt.wantKind == job.Retryable) {
-				t.Errorf("IsRetryable = %v, want %v", got, tt.wantKind == job.Retryable)
+			if got := joberr.IsRetryable(tt.err); got != (tt.wantKind == joberr.Retryable) {
+				t.Errorf("IsRetryable = %v, want %v", got, tt.wantKind == joberr.Retryable)
 			}
 		})
 	}
-	if job.AsError(nil) != nil {
+	if joberr.AsError(nil) != nil {
 		t.Error("AsError(nil) != nil")
 	}
-	if job.AsError(typed) != typed {
+	if joberr.AsError(typed) != typed {
 		t.Error("AsError(*Error) did not return the same error")
 	}
 }
 
 func TestErrorString(t *testing.T) {
-	e := job.Errorf(job.Retryable, job.CodeCommandFailed, "ffmpeg exited with status %d", 1)
+	e := joberr.Errorf(joberr.Retryable, joberr.CodeCommandFailed, "ffmpeg exited with status %d", 1)
 	if e.Error() != "ffmpeg exited with status 1" {
 		t.Errorf("Error() = %q", e.Error())
 	}
@@ -368,7 +369,7 @@ func TestErrorString(t *testing.T) {
 	if got, want := c.Error(), "chunk 4: ffmpeg exited with status 1\nlast line"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
-	if !c.Retryable() || job.Errorf(job.Permanent, job.CodeInvalid, "x").Retryable() {
+	if !c.Retryable() || joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "x").Retryable() {
 		t.Error("Retryable() does not follow Kind")
 	}
 }
@@ -376,20 +377,20 @@ func TestErrorString(t *testing.T) {
 func TestWireRoundTrip(t *testing.T) {
 	chunk := 3
 	errs := []error{
-		&job.Error{Kind: job.Retryable, Code: job.CodeCommandFailed, Message: "ffmpeg exited with status 1", Chunk: &chunk, ExitCode: 1, StderrTail: "Invalid data\nfound \"here\""},
-		job.Errorf(job.Permanent, job.CodeNotAllowed, "program %q is not allowed", "rm"),
-		&job.ValidationError{Problems: []job.Problem{{Path: "metadata.fps", Message: "must be > 0"}}},
+		&joberr.Error{Kind: joberr.Retryable, Code: joberr.CodeCommandFailed, Message: "ffmpeg exited with status 1", Chunk: &chunk, ExitCode: 1, StderrTail: "Invalid data\nfound \"here\""},
+		joberr.Errorf(joberr.Permanent, joberr.CodeNotAllowed, "program %q is not allowed", "rm"),
+		&joberr.ValidationError{Problems: []joberr.Problem{{Path: "metadata.fps", Message: "must be > 0"}}},
 		errors.New("unicode ✓ and <html> & \"quotes\""),
 		context.Canceled,
 	}
 	for _, err := range errs {
-		msg := job.MarshalWire(err)
-		got, ok := job.UnmarshalWire(msg)
+		msg := joberr.MarshalWire(err)
+		got, ok := joberr.UnmarshalWire(msg)
 		if !ok {
 			t.Errorf("UnmarshalWire(MarshalWire(%v)) not ok; wire = %s", err, msg)
 			continue
 		}
-		want := job.AsError(err)
+		want := joberr.AsError(err)
 		if got.Kind != want.Kind || got.Code != want.Code || got.Message != want.Message ||
 			got.ExitCode != want.ExitCode || got.StderrTail != want.StderrTail ||
 			(got.Chunk == nil) != (want.Chunk == nil) || (got.Chunk != nil && *got.Chunk != *want.Chunk) {
@@ -412,7 +413,7 @@ func TestUnmarshalWireRejects(t *testing.T) {
 		`{"kind":1}`,
 		`{"kind":"retryable"`,
 	} {
-		if e, ok := job.UnmarshalWire(msg); ok || e != nil {
+		if e, ok := joberr.UnmarshalWire(msg); ok || e != nil {
 			t.Errorf("UnmarshalWire(%q) = %+v, %v; want nil, false", msg, e, ok)
 		}
 	}
@@ -422,7 +423,7 @@ func TestUnmarshalWireRejects(t *testing.T) {
 // its full path.
 func TestDecodeListsEveryProblem(t *testing.T) {
 	_, err := job.Decode(strings.NewReader(`{"metadata":{"frames":1,"fps":"x"},"bogus":1,"chunkTimeout":300}`))
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("%v, want a ValidationError", err)
 	}
@@ -442,7 +443,7 @@ func TestDecodeProblemsListsEverything(t *testing.T) {
 	doc := `{"id":"j","metadata":{"totalFrames":"100","fps":0,"width":64,"height":48},"command":"ffmpeg",
 		"args":["-i","x{foo}","{output}"],"framesPerChunck":10,"retry":{"maxAttempts":"3"}}`
 	_, err := job.DecodeProblems([]byte(doc), "", job.Rules{Programs: job.Allowlist{"ffmpeg"}})
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("err = %v, want a *ValidationError", err)
 	}

@@ -3,6 +3,8 @@ package job
 import (
 	"slices"
 	"time"
+
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // State is where a job or a chunk is in its life.
@@ -37,7 +39,7 @@ type Status struct {
 	Chunks      []ChunkStatus `json:"chunks,omitempty"`
 	Output      string        `json:"output,omitempty"` // key of the final video, once done
 	OutputBytes int64         `json:"outputBytes,omitempty"`
-	Error       *Error        `json:"error,omitempty"`
+	Error       *joberr.Error `json:"error,omitempty"`
 	Timings     Timings       `json:"timings"`
 	// WorkerSeconds is the summed run time of every worker attempt, the
 	// figure serverless compute is billed on.
@@ -98,15 +100,15 @@ func (s *Status) AddWarnings(chunk int, messages []string) {
 
 // ChunkStatus is the progress of one chunk.
 type ChunkStatus struct {
-	Index      int    `json:"index"`
-	Start      int    `json:"start"`
-	Count      int    `json:"count"`
-	State      State  `json:"state"`
-	Attempts   int    `json:"attempts"` // the highest attempt number started, hedges included
-	Hedges     int    `json:"hedges,omitempty"`
-	DurationMs int64  `json:"durationMs,omitempty"` // the winning attempt's command time
-	SegmentKey string `json:"segmentKey,omitempty"`
-	Error      *Error `json:"error,omitempty"` // the last attempt's error
+	Index      int           `json:"index"`
+	Start      int           `json:"start"`
+	Count      int           `json:"count"`
+	State      State         `json:"state"`
+	Attempts   int           `json:"attempts"` // the highest attempt number started, hedges included
+	Hedges     int           `json:"hedges,omitempty"`
+	DurationMs int64         `json:"durationMs,omitempty"` // the winning attempt's command time
+	SegmentKey string        `json:"segmentKey,omitempty"`
+	Error      *joberr.Error `json:"error,omitempty"` // the last attempt's error
 }
 
 // Timings are wall-clock marks of the job.

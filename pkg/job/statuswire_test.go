@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 func bigStatus(chunks int, state job.State) job.Status {
@@ -25,7 +26,7 @@ func bigStatus(chunks int, state job.State) job.Status {
 			c.State, c.Attempts = job.StatePending, 0
 		case i == 13:
 			c.State, c.Attempts = job.StateFailed, 3
-			c.Error = &job.Error{Kind: job.Permanent, Code: job.CodeCommandFailed, Message: "ffmpeg exited with status 1", StderrTail: "boom"}
+			c.Error = &joberr.Error{Kind: joberr.Permanent, Code: joberr.CodeCommandFailed, Message: "ffmpeg exited with status 1", StderrTail: "boom"}
 		}
 		st.Chunks = append(st.Chunks, c)
 	}

@@ -65,8 +65,3 @@ func (b Budget) Within(ceiling Budget) Budget {
 	}
 	return Budget{USD: lower(b.USD, ceiling.USD), WorkerSeconds: lower(b.WorkerSeconds, ceiling.WorkerSeconds)}
 }
-
-// BudgetKey is a raised budget for job id, written by `helios job budget`:
-// it replaces the spec's for the job's next runs (the spec itself is
-// immutable once accepted).
-func BudgetKey(id string) string { return renders(id) + "budget.json" }

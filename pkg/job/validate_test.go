@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 var testAllow = job.Allowlist{"ffmpeg", "helios-render"}
@@ -54,14 +56,14 @@ func hc(id, start, count int) job.HeliosChunk {
 	return job.HeliosChunk{ID: id, StartFrame: start, FrameCount: count, OutputFile: out, Command: "ffmpeg -y " + out}
 }
 
-func problemsOf(t *testing.T, err error) []job.Problem {
+func problemsOf(t *testing.T, err error) []joberr.Problem {
 	t.Helper()
 	if err == nil {
 		return nil
 	}
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if !errors.As(err, &ve) {
-		t.Fatalf("error is %T (%v), want *job.ValidationError", err, err)
+		t.Fatalf("error is %T (%v), want *joberr.ValidationError", err, err)
 	}
 	if len(ve.Problems) == 0 {
 		t.Fatal("*ValidationError with no problems")
@@ -393,10 +395,10 @@ func TestValidateEmptyAllowlist(t *testing.T) {
 }
 
 func TestProblemString(t *testing.T) {
-	if got := (job.Problem{Path: "a.b", Message: "bad"}).String(); got != "a.b: bad" {
+	if got := (joberr.Problem{Path: "a.b", Message: "bad"}).String(); got != "a.b: bad" {
 		t.Errorf("String() = %q", got)
 	}
-	if got := (job.Problem{Message: "bad"}).String(); got != "bad" {
+	if got := (joberr.Problem{Message: "bad"}).String(); got != "bad" {
 		t.Errorf("String() without path = %q", got)
 	}
 }
@@ -471,7 +473,7 @@ func TestIsSafeRelative(t *testing.T) {
 		{"a\x00b", false},
 	}
 	for _, tt := range tests {
-		if got := job.IsSafeRelative(tt.p); got != tt.want {
+		if got := layout.IsSafeRelative(tt.p); got != tt.want {
 			t.Errorf("IsSafeRelative(%q) = %v, want %v", tt.p, got, tt.want)
 		}
 	}

@@ -45,7 +45,3 @@ func loopbackHost(host string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
-
-// WebhookKey marks that the webhook of one outcome of a job was sent:
-// created before sending, so each outcome is sent at most once.
-func WebhookKey(id string, state State) string { return renders(id) + "webhook." + string(state) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -22,7 +23,7 @@ type ActiveMark struct {
 // MarkActive records a claimed job (kept if it exists: its resume count
 // goes on).
 func (s *Store) MarkActive(ctx context.Context, id string) error {
-	err := storage.CreateJSON(ctx, s.bucket, job.ActiveKey(id), ActiveMark{ClaimedAt: time.Now().UTC()})
+	err := storage.CreateJSON(ctx, s.bucket, layout.ActiveKey(id), ActiveMark{ClaimedAt: time.Now().UTC()})
 	if err != nil && !errors.Is(err, storage.ErrExists) {
 		return err
 	}
@@ -32,20 +33,20 @@ func (s *Store) MarkActive(ctx context.Context, id string) error {
 // MarkEnded removes a job from the sweep's view (logged if it fails: the
 // next sweep clears the mark of an ended job).
 func (s *Store) MarkEnded(ctx context.Context, id string) {
-	if err := s.bucket.Delete(ctx, job.ActiveKey(id)); err != nil && !storage.IsNotFound(err) {
+	if err := s.bucket.Delete(ctx, layout.ActiveKey(id)); err != nil && !storage.IsNotFound(err) {
 		s.log.Warn("remove the active mark", "jobId", id, "error", err)
 	}
 }
 
 // Active lists the ids of the jobs marked active.
 func (s *Store) Active(ctx context.Context) ([]string, error) {
-	keys, err := storage.List(ctx, s.bucket, job.ActivePrefix)
+	keys, err := storage.List(ctx, s.bucket, layout.ActivePrefix)
 	if err != nil {
 		return nil, err
 	}
 	var ids []string
 	for _, key := range keys {
-		if id := strings.TrimPrefix(key, job.ActivePrefix); job.ValidID(id) {
+		if id := strings.TrimPrefix(key, layout.ActivePrefix); layout.ValidID(id) {
 			ids = append(ids, id)
 		}
 	}
@@ -55,20 +56,20 @@ func (s *Store) Active(ctx context.Context) ([]string, error) {
 // ActiveMarkOf reads the active mark of job id.
 func (s *Store) ActiveMarkOf(ctx context.Context, id string) (ActiveMark, error) {
 	var m ActiveMark
-	err := storage.ReadJSON(ctx, s.bucket, job.ActiveKey(id), &m)
+	err := storage.ReadJSON(ctx, s.bucket, layout.ActiveKey(id), &m)
 	return m, err
 }
 
 // WriteActiveMark replaces the active mark of job id.
 func (s *Store) WriteActiveMark(ctx context.Context, id string, m ActiveMark) error {
-	return storage.WriteJSON(ctx, s.bucket, job.ActiveKey(id), m)
+	return storage.WriteJSON(ctx, s.bucket, layout.ActiveKey(id), m)
 }
 
 // ClaimWebhook records that the webhook of a job's outcome is being sent,
 // and reports whether this caller is the first to: an outcome is sent at
 // most once, by whichever run gets here first.
 func (s *Store) ClaimWebhook(ctx context.Context, id string, state job.State) (bool, error) {
-	err := storage.Create(ctx, s.bucket, job.WebhookKey(id, state), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	err := storage.Create(ctx, s.bucket, layout.WebhookKey(id, string(state)), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
 	if errors.Is(err, storage.ErrExists) {
 		return false, nil
 	}

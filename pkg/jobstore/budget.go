@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -18,7 +19,7 @@ func (s *Store) RaiseBudget(ctx context.Context, id string, b job.Budget) error 
 	if _, err := s.Accepted(ctx, id); err != nil {
 		return err
 	}
-	if err := storage.WriteJSON(ctx, s.bucket, job.BudgetKey(id), b); err != nil {
+	if err := storage.WriteJSON(ctx, s.bucket, layout.BudgetKey(id), b); err != nil {
 		return fmt.Errorf("raise the budget of %q: %w", id, err)
 	}
 	return nil
@@ -28,7 +29,7 @@ func (s *Store) RaiseBudget(ctx context.Context, id string, b job.Budget) error 
 // Budget (the spec's applies) if none was.
 func (s *Store) RaisedBudget(ctx context.Context, id string) (job.Budget, error) {
 	var b job.Budget
-	err := storage.ReadJSON(ctx, s.bucket, job.BudgetKey(id), &b)
+	err := storage.ReadJSON(ctx, s.bucket, layout.BudgetKey(id), &b)
 	if err != nil && !storage.IsNotFound(err) {
 		return job.Budget{}, fmt.Errorf("read the raised budget of %q: %w", id, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -18,7 +19,7 @@ import (
 // markers (renders/<id>/chunks/*.json, well named or not) and the rest
 // (segments, and whatever else was left there).
 func (s *Store) chunkObjects(ctx context.Context, id string) (markers, segments []string, err error) {
-	keys, err := storage.List(ctx, s.bucket, job.ChunksPrefix(id))
+	keys, err := storage.List(ctx, s.bucket, layout.ChunksPrefix(id))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,7 +116,7 @@ func (s *Store) removeStray(ctx context.Context, id, key string, why error) {
 // the chunk has none: the first attempt to create it wins, the others get
 // storage.ErrExists. Other storage errors come back as they are.
 func (s *Store) CreateMarker(ctx context.Context, r job.WorkerResult) error {
-	return storage.CreateJSON(ctx, s.bucket, job.MarkerKey(r.JobID, r.Chunk.Index), r)
+	return storage.CreateJSON(ctx, s.bucket, layout.MarkerKey(r.JobID, r.Chunk.Index), r)
 }
 
 // ErrNoMarker means a chunk has no completion marker: it is not complete.
@@ -141,7 +142,7 @@ func (e *StrayMarkerError) Unwrap() error { return e.Why }
 // otherwise, so that callers classify and word it as they did.
 func (s *Store) Marker(ctx context.Context, id string, index int, spec *job.Spec) (job.WorkerResult, error) {
 	var r job.WorkerResult
-	err := storage.ReadJSON(ctx, s.bucket, job.MarkerKey(id, index), &r)
+	err := storage.ReadJSON(ctx, s.bucket, layout.MarkerKey(id, index), &r)
 	if storage.IsNotFound(err) {
 		return r, fmt.Errorf("chunk %d of job %q: %w", index, id, ErrNoMarker)
 	}
@@ -159,7 +160,7 @@ func (s *Store) Marker(ctx context.Context, id string, index int, spec *job.Spec
 // ForgetChunk removes chunk i's completion marker, so no run trusts it
 // again, then its segment (best effort): the chunk is to be rendered again.
 func (s *Store) ForgetChunk(ctx context.Context, id string, i int, damaged job.WorkerResult) error {
-	if err := s.bucket.Delete(ctx, job.MarkerKey(id, i)); err != nil && !storage.IsNotFound(err) {
+	if err := s.bucket.Delete(ctx, layout.MarkerKey(id, i)); err != nil && !storage.IsNotFound(err) {
 		return fmt.Errorf("remove the marker of chunk %d: %w", i, err)
 	}
 	if err := s.RemoveUpload(ctx, damaged); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -12,7 +13,7 @@ import (
 // ErrNotFound if no run of the job has ended yet.
 func (s *Store) History(ctx context.Context, id string) (job.History, error) {
 	var h job.History
-	err := storage.ReadJSON(ctx, s.bucket, job.HistoryKey(id), &h)
+	err := storage.ReadJSON(ctx, s.bucket, layout.HistoryKey(id), &h)
 	if storage.IsNotFound(err) {
 		return h, fmt.Errorf("history of job %q: %w", id, ErrNotFound)
 	}
@@ -21,5 +22,5 @@ func (s *Store) History(ctx context.Context, id string) (job.History, error) {
 
 // SaveHistory replaces the history of job h.JobID with h.
 func (s *Store) SaveHistory(ctx context.Context, h job.History) error {
-	return storage.WriteJSON(ctx, s.bucket, job.HistoryKey(h.JobID), h)
+	return storage.WriteJSON(ctx, s.bucket, layout.HistoryKey(h.JobID), h)
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -33,7 +35,7 @@ func TestSpecs(t *testing.T) {
 	if _, err := s.Prepare(strings.NewReader(string(data)), "other"); err == nil || !strings.Contains(err.Error(), `is "a" but the job is submitted as "other"`) {
 		t.Errorf("Prepare under another id: %v", err)
 	}
-	if _, err := s.Prepare(strings.NewReader(`{"metadata": {}}`), "x"); !errors.As(err, new(*job.ValidationError)) {
+	if _, err := s.Prepare(strings.NewReader(`{"metadata": {}}`), "x"); !errors.As(err, new(*joberr.ValidationError)) {
 		t.Errorf("Prepare of an invalid spec: %v, want a ValidationError", err)
 	}
 
@@ -55,10 +57,10 @@ func TestSpecs(t *testing.T) {
 			t.Errorf("%s of another spec: %v, want ErrConflict", name, err)
 		}
 	}
-	if got, err := s.Uploaded(ctx, job.JobKey("a")); err != nil || got.ID != "a" {
+	if got, err := s.Uploaded(ctx, layout.JobKey("a")); err != nil || got.ID != "a" {
 		t.Errorf("Uploaded: %v %v", got, err)
 	}
-	if _, err := s.Uploaded(ctx, "jobs/../x.json"); !errors.As(err, new(*job.ValidationError)) {
+	if _, err := s.Uploaded(ctx, "jobs/../x.json"); !errors.As(err, new(*joberr.ValidationError)) {
 		t.Errorf("Uploaded of a bad key: %v", err)
 	}
 	if got, err := s.Accepted(ctx, "a"); err != nil || got.Output != a.Output {
@@ -77,7 +79,7 @@ func TestLookupAndCancel(t *testing.T) {
 	if err := s.Submit(ctx, spec(t, "uploaded")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Bucket().WriteAll(ctx, job.JobKey("broken"), []byte(`{"metadata": {}}`), nil); err != nil {
+	if err := s.Bucket().WriteAll(ctx, layout.JobKey("broken"), []byte(`{"metadata": {}}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WriteStatus(ctx, &job.Status{JobID: "ran", State: job.StateRunning}); err != nil {
@@ -100,7 +102,7 @@ func TestLookupAndCancel(t *testing.T) {
 			t.Errorf("Lookup(%q) = %+v, %v; want %s, %v", tt.id, st, err, tt.wantState, tt.wantErr)
 		}
 	}
-	if st, _ := s.Lookup(ctx, "broken"); st.Error == nil || st.Error.Code != job.CodeInvalid {
+	if st, _ := s.Lookup(ctx, "broken"); st.Error == nil || st.Error.Code != joberr.CodeInvalid {
 		t.Errorf("broken upload: error %+v", st.Error)
 	}
 
@@ -155,7 +157,7 @@ func TestLeases(t *testing.T) {
 		t.Error("releasing an old generation expired the new one")
 	}
 	// A newer generation appearing makes the holder lose its lease.
-	if err := storage.CreateJSON(ctx, s.Bucket(), job.LeaseKey("j", 3), map[string]any{"owner": "x", "expiresAt": time.Now().Add(time.Hour)}); err != nil {
+	if err := storage.CreateJSON(ctx, s.Bucket(), layout.LeaseKey("j", 3), map[string]any{"owner": "x", "expiresAt": time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -183,23 +185,23 @@ func TestMarkers(t *testing.T) {
 	}
 	plan := sp.Plan()
 	good := func(i int) job.WorkerResult {
-		key := job.SegmentKey("m", i, 1, 1, "mp4")
+		key := layout.SegmentKey("m", i, 1, 1, "mp4")
 		if err := b.WriteAll(ctx, key, []byte("segment"), nil); err != nil {
 			t.Fatal(err)
 		}
 		return job.WorkerResult{JobID: "m", Chunk: plan[i], Attempt: 1, SegmentKey: key, Frames: plan[i].Count, Bytes: 7}
 	}
-	put(job.MarkerKey("m", 0), good(0))
+	put(layout.MarkerKey("m", 0), good(0))
 	gone := good(1)
-	put(job.MarkerKey("m", 1), gone)
+	put(layout.MarkerKey("m", 1), gone)
 	if err := b.Delete(ctx, gone.SegmentKey); err != nil { // its segment was lost
 		t.Fatal(err)
 	}
 	forged := good(2)
 	forged.Frames = 99
-	put(job.MarkerKey("m", 2), forged)
-	put(job.ChunksPrefix("m")+"000007.json", good(0)) // not a planned chunk
-	if err := b.WriteAll(ctx, job.ChunksPrefix("m")+"junk.json", []byte("{"), nil); err != nil {
+	put(layout.MarkerKey("m", 2), forged)
+	put(layout.ChunksPrefix("m")+"000007.json", good(0)) // not a planned chunk
+	if err := b.WriteAll(ctx, layout.ChunksPrefix("m")+"junk.json", []byte("{"), nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,17 +209,17 @@ func TestMarkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].SegmentKey != job.SegmentKey("m", 0, 1, 1, "mp4") {
+	if len(got) != 1 || got[0].SegmentKey != layout.SegmentKey("m", 0, 1, 1, "mp4") {
 		t.Errorf("Markers = %+v, want chunk 0 only", got)
 	}
-	keys, _ := storage.List(ctx, b, job.ChunksPrefix("m"))
+	keys, _ := storage.List(ctx, b, layout.ChunksPrefix("m"))
 	var markers []string
 	for _, k := range keys {
 		if strings.HasSuffix(k, ".json") {
 			markers = append(markers, k)
 		}
 	}
-	if len(markers) != 1 || markers[0] != job.MarkerKey("m", 0) {
+	if len(markers) != 1 || markers[0] != layout.MarkerKey("m", 0) {
 		t.Errorf("markers left %v, want only chunk 0's", markers)
 	}
 
@@ -227,7 +229,7 @@ func TestMarkers(t *testing.T) {
 	if err := s.RemoveSegments(ctx, "m"); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := storage.List(ctx, b, job.ChunksPrefix("m")); len(keys) != 0 {
+	if keys, _ := storage.List(ctx, b, layout.ChunksPrefix("m")); len(keys) != 0 {
 		t.Errorf("left after ForgetChunk and RemoveSegments: %v", keys)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/periodic"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -103,7 +103,7 @@ func (s *Store) currentLease(ctx context.Context, id string, exclusive bool, log
 	}
 	current := gens[len(gens)-1]
 	var held leaseDoc
-	err = storage.ReadJSON(ctx, s.bucket, job.LeaseKey(id, current), &held)
+	err = storage.ReadJSON(ctx, s.bucket, layout.LeaseKey(id, current), &held)
 	if err != nil && !storage.IsNotFound(err) {
 		return 0, err
 	}
@@ -130,7 +130,7 @@ type holder struct {
 
 func (s *Store) newHolder(id string, gen int, ttl time.Duration, log *slog.Logger) *holder {
 	host, _ := os.Hostname()
-	return &holder{s: s, id: id, gen: gen, key: job.LeaseKey(id, gen), ttl: ttl, log: log,
+	return &holder{s: s, id: id, gen: gen, key: layout.LeaseKey(id, gen), ttl: ttl, log: log,
 		owner: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())}
 }
 
@@ -205,7 +205,7 @@ func (s *Store) LeaseLive(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	var held leaseDoc
-	err = storage.ReadJSON(ctx, s.bucket, job.LeaseKey(id, gens[len(gens)-1]), &held)
+	err = storage.ReadJSON(ctx, s.bucket, layout.LeaseKey(id, gens[len(gens)-1]), &held)
 	if storage.IsNotFound(err) {
 		return false, nil
 	}
@@ -214,13 +214,13 @@ func (s *Store) LeaseLive(ctx context.Context, id string) (bool, error) {
 
 // leaseGens lists the job's lease generations in ascending order.
 func (s *Store) leaseGens(ctx context.Context, id string) ([]int, error) {
-	keys, err := storage.List(ctx, s.bucket, job.LeasePrefix(id))
+	keys, err := storage.List(ctx, s.bucket, layout.LeasePrefix(id))
 	if err != nil {
 		return nil, err
 	}
 	var gens []int
 	for _, k := range keys {
-		if g, ok := job.LeaseGen(id, k); ok {
+		if g, ok := layout.LeaseGen(id, k); ok {
 			gens = append(gens, g)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -43,7 +44,7 @@ func (s *Store) UploadAttempt(ctx context.Context, w job.WorkerJob, segment, aud
 
 // AudioKey is where the audio of the segment at segmentKey is stored: what
 // a marker's audio part must name.
-func AudioKey(segmentKey string) string { return job.AudioKeyFor(segmentKey) }
+func AudioKey(segmentKey string) string { return layout.AudioKeyFor(segmentKey) }
 
 // RemoveUpload deletes what r's attempt uploaded: its segment and audio.
 func (s *Store) RemoveUpload(ctx context.Context, r job.WorkerResult) error {
@@ -81,7 +82,7 @@ type Stored struct {
 // StoredChunks lists the objects of job id's chunks folder (segments, their
 // audio, markers) in one listing, by key.
 func (s *Store) StoredChunks(ctx context.Context, id string) (map[string]Stored, error) {
-	objs, err := storage.ListObjects(ctx, s.bucket, job.ChunksPrefix(id))
+	objs, err := storage.ListObjects(ctx, s.bucket, layout.ChunksPrefix(id))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -30,7 +32,7 @@ func (s *Store) prepare(r io.Reader, id string, override bool) (*job.Spec, error
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
 	if named := job.PeekID(data); id != "" && named != "" && named != id && !override {
-		return nil, &job.ValidationError{Problems: []job.Problem{{Path: "id",
+		return nil, &joberr.ValidationError{Problems: []joberr.Problem{{Path: "id",
 			Message: fmt.Sprintf("is %q but the job is submitted as %q; remove id or make them match", named, id)}}}
 	}
 	return job.DecodeProblems(data, id, s.rules)
@@ -44,15 +46,15 @@ func (s *Store) Submit(ctx context.Context, spec *job.Spec) error {
 	if err != nil {
 		return err
 	}
-	return s.createOnce(ctx, job.JobKey(spec.ID), data)
+	return s.createOnce(ctx, layout.JobKey(spec.ID), data)
 }
 
 // Uploaded reads and prepares the spec uploaded at key (jobs/<id>.json).
 func (s *Store) Uploaded(ctx context.Context, key string) (*job.Spec, error) {
-	id, ok := job.JobIDFromKey(key)
+	id, ok := layout.JobIDFromKey(key)
 	if !ok {
-		return nil, &job.ValidationError{Problems: []job.Problem{{Path: "key",
-			Message: fmt.Sprintf("%q is not %s<id>.json with an id of %s", key, job.JobsPrefix, job.IDRule)}}}
+		return nil, &joberr.ValidationError{Problems: []joberr.Problem{{Path: "key",
+			Message: fmt.Sprintf("%q is not %s<id>.json with an id of %s", key, layout.JobsPrefix, layout.IDRule)}}}
 	}
 	return s.read(ctx, key, id)
 }
@@ -66,7 +68,7 @@ func (s *Store) Accept(ctx context.Context, spec *job.Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := s.createOnce(ctx, job.SpecKey(spec.ID), canonical); err != nil {
+	if err := s.createOnce(ctx, layout.SpecKey(spec.ID), canonical); err != nil {
 		return fmt.Errorf("claim job %q: %w", spec.ID, err)
 	}
 	return nil
@@ -76,10 +78,10 @@ func (s *Store) Accept(ctx context.Context, spec *job.Spec) error {
 // accepted (not validated again: the allowlist of the process reading it
 // may differ); ErrNotAccepted if there is none.
 func (s *Store) Accepted(ctx context.Context, id string) (*job.Spec, error) {
-	if !job.ValidID(id) {
+	if !layout.ValidID(id) {
 		return nil, fmt.Errorf("job id %q: %w", id, ErrNotAccepted)
 	}
-	r, err := s.bucket.NewReader(ctx, job.SpecKey(id), nil)
+	r, err := s.bucket.NewReader(ctx, layout.SpecKey(id), nil)
 	if storage.IsNotFound(err) {
 		return nil, fmt.Errorf("job %q: %w", id, ErrNotAccepted)
 	}
@@ -99,7 +101,7 @@ func (s *Store) Accepted(ctx context.Context, id string) (*job.Spec, error) {
 // Uncancel withdraws a cancel request, so the job can be run again; its
 // finished chunks are kept.
 func (s *Store) Uncancel(ctx context.Context, id string) error {
-	if err := s.bucket.Delete(ctx, job.CancelKey(id)); err != nil && !storage.IsNotFound(err) {
+	if err := s.bucket.Delete(ctx, layout.CancelKey(id)); err != nil && !storage.IsNotFound(err) {
 		return fmt.Errorf("withdraw the cancel request of %q: %w", id, err)
 	}
 	return nil
@@ -108,10 +110,10 @@ func (s *Store) Uncancel(ctx context.Context, id string) error {
 // Resumable returns the accepted spec of job id, validated again, to run
 // the job again; ErrNotFound if it was never accepted.
 func (s *Store) Resumable(ctx context.Context, id string) (*job.Spec, error) {
-	if !job.ValidID(id) {
+	if !layout.ValidID(id) {
 		return nil, fmt.Errorf("job id %q: %w", id, ErrNotFound)
 	}
-	spec, err := s.read(ctx, job.SpecKey(id), id)
+	spec, err := s.read(ctx, layout.SpecKey(id), id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
@@ -164,18 +166,18 @@ type Plans func(ctx context.Context, jobID string) (*job.Spec, error)
 func (s *Store) Plans() Plans { return s.Accepted }
 
 // Check returns the accepted spec of job id once check accepts it. Errors
-// are *job.Error: permanent if the job was never accepted or check refuses
+// are *joberr.Error: permanent if the job was never accepted or check refuses
 // (the call is not what the spec plans), retryable if storage failed.
 func (p Plans) Check(ctx context.Context, id string, check func(*job.Spec) error) (*job.Spec, error) {
 	spec, err := p(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotAccepted):
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "job %s was never accepted by an orchestrator: %v", id, err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "job %s was never accepted by an orchestrator: %v", id, err)
 	case err != nil:
-		return nil, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return nil, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	if err := check(spec); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "not what the accepted spec of %s plans: %v", id, err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "not what the accepted spec of %s plans: %v", id, err)
 	}
 	return spec, nil
 }

@@ -10,16 +10,18 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
 // Status returns a job's status.json; ErrNotFound if it has none.
 func (s *Store) Status(ctx context.Context, id string) (*job.Status, error) {
-	if !job.ValidID(id) {
+	if !layout.ValidID(id) {
 		return nil, fmt.Errorf("job id %q: %w", id, ErrNotFound)
 	}
 	var st job.Status
-	err := storage.ReadJSON(ctx, s.bucket, job.StatusKey(id), &st)
+	err := storage.ReadJSON(ctx, s.bucket, layout.StatusKey(id), &st)
 	if storage.IsNotFound(err) {
 		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
@@ -45,7 +47,7 @@ func EncodeStatus(st *job.Status) ([]byte, error) { return json.MarshalIndent(st
 // a caller that keeps a status under a lock encodes it there, without
 // copying a 10,000-chunk list first.
 func (s *Store) WriteEncodedStatus(ctx context.Context, id string, data []byte) error {
-	err := s.bucket.WriteAll(ctx, job.StatusKey(id), data, &blob.WriterOptions{ContentType: "application/json"})
+	err := s.bucket.WriteAll(ctx, layout.StatusKey(id), data, &blob.WriterOptions{ContentType: "application/json"})
 	if err == nil {
 		s.statusBytes.Add(int64(len(data)))
 	}
@@ -62,10 +64,10 @@ func (s *Store) StatusBytesWritten() int64 { return s.statusBytes.Load() }
 // upload never runs, so nothing else would ever say why). Nothing is written.
 func (s *Store) Lookup(ctx context.Context, id string) (*job.Status, error) {
 	st, err := s.Status(ctx, id)
-	if !errors.Is(err, ErrNotFound) || !job.ValidID(id) {
+	if !errors.Is(err, ErrNotFound) || !layout.ValidID(id) {
 		return st, err
 	}
-	r, err := s.open(ctx, job.JobKey(id))
+	r, err := s.open(ctx, layout.JobKey(id))
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("job %q: %w", id, ErrNotFound)
 	}
@@ -74,12 +76,12 @@ func (s *Store) Lookup(ctx context.Context, id string) (*job.Status, error) {
 	}
 	defer r.Close()
 	if _, err := s.Prepare(r, id); err != nil {
-		return &job.Status{JobID: id, State: job.StateFailed, Error: job.AsError(err)}, nil
+		return &job.Status{JobID: id, State: job.StateFailed, Error: joberr.AsError(err)}, nil
 	}
 	if cancelled, err := s.CancelRequested(ctx, id); err != nil {
 		return nil, err
 	} else if cancelled {
-		return &job.Status{JobID: id, State: job.StateCancelled, Error: job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before it started")}, nil
+		return &job.Status{JobID: id, State: job.StateCancelled, Error: joberr.Errorf(joberr.Permanent, joberr.CodeCancelled, "cancelled before it started")}, nil
 	}
 	return &job.Status{JobID: id, State: job.StatePending}, nil
 }
@@ -100,7 +102,7 @@ func (s *Store) Orphaned(ctx context.Context, st *job.Status) (bool, error) {
 // has ended is ErrEnded (its status says how): asking it to stop would only
 // stop a later run of it.
 func (s *Store) Cancel(ctx context.Context, id string) error {
-	if !job.ValidID(id) {
+	if !layout.ValidID(id) {
 		return fmt.Errorf("job id %q: %w", id, ErrNotFound)
 	}
 	switch st, err := s.Status(ctx, id); {
@@ -111,14 +113,14 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 	case err == nil && st.State.Final():
 		return fmt.Errorf("job %q is %s: %w", id, st.State, ErrEnded)
 	}
-	if ok, err := s.bucket.Exists(ctx, job.SpecKey(id)); err != nil {
+	if ok, err := s.bucket.Exists(ctx, layout.SpecKey(id)); err != nil {
 		return err
 	} else if !ok {
-		if ok, err := s.bucket.Exists(ctx, job.JobKey(id)); err != nil || !ok {
+		if ok, err := s.bucket.Exists(ctx, layout.JobKey(id)); err != nil || !ok {
 			return fmt.Errorf("job %q: %w", id, ErrNotFound)
 		}
 	}
-	err := storage.Create(ctx, s.bucket, job.CancelKey(id), []byte(time.Now().UTC().Format(time.RFC3339)))
+	err := storage.Create(ctx, s.bucket, layout.CancelKey(id), []byte(time.Now().UTC().Format(time.RFC3339)))
 	if errors.Is(err, storage.ErrExists) {
 		return nil
 	}
@@ -127,7 +129,7 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 
 // CancelRequested reports whether the job was asked to stop.
 func (s *Store) CancelRequested(ctx context.Context, id string) (bool, error) {
-	ok, err := s.bucket.Exists(ctx, job.CancelKey(id))
+	ok, err := s.bucket.Exists(ctx, layout.CancelKey(id))
 	if err != nil {
 		return false, fmt.Errorf("check cancel: %w", err)
 	}

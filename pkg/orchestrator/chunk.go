@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // renderChunk renders one chunk, retrying retryable errors with backoff
@@ -30,11 +31,11 @@ func (r *run) renderChunk(ctx context.Context, c job.Chunk) (job.WorkerResult, e
 type chunkAttempts struct {
 	r              *run
 	c              job.Chunk
-	next           int        // number of the next attempt (attempts count on across runs)
-	used           int        // attempts spent in this run
-	last           *job.Error // the last attempt's error
-	lastAttempt    int        // its number
-	throttledSince time.Time  // start of the current stretch of throttling
+	next           int           // number of the next attempt (attempts count on across runs)
+	used           int           // attempts spent in this run
+	last           *joberr.Error // the last attempt's error
+	lastAttempt    int           // its number
+	throttledSince time.Time     // start of the current stretch of throttling
 }
 
 // call is one invocation of the worker for the chunk.
@@ -145,7 +146,7 @@ func (a *chunkAttempts) launch(ctx context.Context, answers chan<- call, lane in
 		c.res, c.err = r.o.workers.Execute(actx, w)
 		c.end = time.Now()
 		c.timedOut = ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
-		billed := c.err == nil || job.AsError(c.err).Code != job.CodeThrottled // a refused call is not billed
+		billed := c.err == nil || joberr.AsError(c.err).Code != joberr.CodeThrottled // a refused call is not billed
 		r.tr.callEnded(c.start, c.took(), hedge, billed)
 		if billed {
 			r.tr.invoked(fn, c.took(), c.res.Requests)
@@ -188,7 +189,7 @@ func (a *chunkAttempts) failedBeside(c call) {
 	r, i := a.r, a.c.Index
 	e := a.errorOf(c)
 	r.hedge.failed()
-	if e.Code == job.CodeThrottled {
+	if e.Code == joberr.CodeThrottled {
 		a.record(c, job.OutcomeThrottled)
 		return
 	}
@@ -198,12 +199,12 @@ func (a *chunkAttempts) failedBeside(c call) {
 }
 
 // errorOf is a failed call's error, naming the chunk.
-func (a *chunkAttempts) errorOf(c call) *job.Error {
+func (a *chunkAttempts) errorOf(c call) *joberr.Error {
 	if c.timedOut {
 		limit := a.r.spec.ChunkTimeout.Duration + a.r.o.cfg.ChunkGrace
-		return job.Errorf(job.Retryable, job.CodeTimeout, "no answer from the worker within %s", limit).WithChunk(a.c.Index)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeTimeout, "no answer from the worker within %s", limit).WithChunk(a.c.Index)
 	}
-	return job.AsError(c.err).WithChunk(a.c.Index)
+	return joberr.AsError(c.err).WithChunk(a.c.Index)
 }
 
 // settle decides what follows the try's last failed call: another attempt
@@ -212,7 +213,7 @@ func (a *chunkAttempts) settle(c call) (job.WorkerResult, error) {
 	r, i := a.r, a.c.Index
 	r.hedge.failed()
 	a.last, a.lastAttempt = a.errorOf(c), c.attempt
-	if a.last.Code == job.CodeThrottled {
+	if a.last.Code == joberr.CodeThrottled {
 		if a.throttledSince.IsZero() {
 			a.throttledSince = c.start
 		}
@@ -260,7 +261,7 @@ func (a *chunkAttempts) failed(ctx context.Context, err error) error {
 	}
 	final := *a.last
 	switch {
-	case a.last.Code == job.CodeThrottled:
+	case a.last.Code == joberr.CodeThrottled:
 		final.Message = fmt.Sprintf("%s (throttled for over %s)", a.last.Message, r.o.cfg.ThrottleBudget)
 	case !a.last.Retryable():
 		final.Message = fmt.Sprintf("%s (attempt %d, not retryable)", a.last.Message, a.lastAttempt)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 )
 
@@ -73,7 +74,7 @@ func TestBudgetStopsAJob(t *testing.T) {
 		s := oneFrameChunks("capped", 20)
 		s.Budget = job.Budget{WorkerSeconds: 55}
 		st, err := u.run(t.Context(), s, orchestrator.RunOptions{})
-		if err != nil || st.State != job.StateFailed || st.Error == nil || st.Error.Code != job.CodeBudgetExceeded {
+		if err != nil || st.State != job.StateFailed || st.Error == nil || st.Error.Code != joberr.CodeBudgetExceeded {
 			t.Fatalf("run = %s, %v, %v; want failed with budget_exceeded", st.State, st.Error, err)
 		}
 		if !strings.Contains(st.Error.Message, "worker-seconds of its budget of 55.") || !strings.Contains(st.Error.Message, "helios job budget capped") {
@@ -110,7 +111,7 @@ func TestDeploymentBudgetIsACeiling(t *testing.T) {
 		s := oneFrameChunks("ceiling", 20)
 		s.Budget = job.Budget{USD: 100}
 		st, err := u.run(t.Context(), s, orchestrator.RunOptions{})
-		if err != nil || st.Error == nil || st.Error.Code != job.CodeBudgetExceeded || !strings.Contains(st.Error.Message, "of its budget of $0.001, the deployment's cap (HELIOS_BUDGET_USD), which a job's budget cannot raise") ||
+		if err != nil || st.Error == nil || st.Error.Code != joberr.CodeBudgetExceeded || !strings.Contains(st.Error.Message, "of its budget of $0.001, the deployment's cap (HELIOS_BUDGET_USD), which a job's budget cannot raise") ||
 			strings.Contains(st.Error.Message, "helios job budget") {
 			t.Fatalf("run = %s, %v, %v; want stopped at the deployment's $0.001, saying no job budget lifts it", st.State, st.Error, err)
 		}

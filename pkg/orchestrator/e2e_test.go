@@ -25,7 +25,9 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/pipeline"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
@@ -260,16 +262,16 @@ func TestFrameExact(t *testing.T) {
 			if err != nil || stored.State != job.StateDone || stored.Output != spec.Output || stored.OutputBytes == 0 {
 				t.Fatalf("stored status = %+v, %v", stored, err)
 			}
-			for _, k := range r.keys(job.ChunksPrefix(spec.ID)) {
+			for _, k := range r.keys(layout.ChunksPrefix(spec.ID)) {
 				if !strings.HasSuffix(k, ".json") {
 					t.Errorf("segment %s left after success", k)
 				}
 			}
-			if got := len(r.keys(job.ChunksPrefix(spec.ID))); got != tt.chunks {
+			if got := len(r.keys(layout.ChunksPrefix(spec.ID))); got != tt.chunks {
 				t.Errorf("%d markers, want %d", got, tt.chunks)
 			}
 			// The lease is released (marked expired) so a resume starts at once.
-			for _, k := range r.keys(job.LeasePrefix(spec.ID)) {
+			for _, k := range r.keys(layout.LeasePrefix(spec.ID)) {
 				var l struct{ ExpiresAt time.Time }
 				if err := storage.ReadJSON(t.Context(), r.bucket, k, &l); err != nil || l.ExpiresAt.After(time.Now()) {
 					t.Errorf("lease %s still held after the run: %+v %v", k, l, err)
@@ -308,14 +310,14 @@ func TestInvalidSpecWritesNothing(t *testing.T) {
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {
 			r := newRig(t)
-			key := job.JobKey("bad")
+			key := layout.JobKey("bad")
 			if err := r.bucket.WriteAll(t.Context(), key, []byte(doc), nil); err != nil {
 				t.Fatal(err)
 			}
 			_, err := r.orchestrator().RunKey(t.Context(), key, orchestrator.RunOptions{})
-			var ve *job.ValidationError
+			var ve *joberr.ValidationError
 			if !errors.As(err, &ve) || len(ve.Problems) == 0 {
-				t.Fatalf("RunKey: err = %v, want a *job.ValidationError", err)
+				t.Fatalf("RunKey: err = %v, want a *joberr.ValidationError", err)
 			}
 			if got := r.keys(""); len(got) != 1 || got[0] != key {
 				t.Errorf("bucket holds %v after an invalid spec; want only %s", got, key)
@@ -381,12 +383,12 @@ func TestStalledChunkIsHedged(t *testing.T) {
 		t.Errorf("%d hedges; chunk 4: %+v", st.Hedges, st.Chunks[4])
 	}
 	var segments []string
-	for _, k := range r.keys(job.ChunksPrefix(st.JobID)) {
+	for _, k := range r.keys(layout.ChunksPrefix(st.JobID)) {
 		if job.IsSegmentKey(st.JobID, k) {
 			segments = append(segments, k)
 		}
 	}
-	if len(segments) != 12 || slices.Contains(segments, job.SegmentKey(st.JobID, 4, 1, 1, "mp4")) {
+	if len(segments) != 12 || slices.Contains(segments, layout.SegmentKey(st.JobID, 4, 1, 1, "mp4")) {
 		t.Errorf("segments kept: %q; want the 12 winners', not the hung attempt's", segments)
 	}
 	t.Logf("job took %s with chunk 4's first attempt hung", took.Round(time.Millisecond))
@@ -402,13 +404,13 @@ func TestFailingCommandFailsJob(t *testing.T) {
 		t.Fatalf("state = %s, want failed", st.State)
 	}
 	e := st.Error
-	if e == nil || e.Chunk == nil || e.Code != job.CodeCommandFailed || !strings.Contains(e.StderrTail, "no-such-input.mp4") {
+	if e == nil || e.Chunk == nil || e.Code != joberr.CodeCommandFailed || !strings.Contains(e.StderrTail, "no-such-input.mp4") {
 		t.Fatalf("status error = %#v; want command_failed naming the chunk with the stderr tail", e)
 	}
 	if c := st.Chunks[*e.Chunk]; c.Attempts != 3 || c.State != job.StateFailed {
 		t.Errorf("failed chunk: %d attempts, state %s; want 3 and failed", c.Attempts, c.State)
 	}
-	if r.exists(spec.Output) || r.exists(job.StitchLockKey(spec.ID)) || r.stitches.Load() != 0 {
+	if r.exists(spec.Output) || r.exists(layout.StitchLockKey(spec.ID)) || r.stitches.Load() != 0 {
 		t.Error("a failed job published an output or stitched")
 	}
 	stored, err := jobstore.New(r.bucket, nil, nil).Status(t.Context(), spec.ID)
@@ -427,7 +429,7 @@ func TestWorkerAllowlistIsPermanent(t *testing.T) {
 	spec.Command = exe
 	spec.Args = []string{"helper-sleep", "{output}"}
 	st := r.run(r.prepare(specJSON(t, spec), ""))
-	if st.State != job.StateFailed || st.Error == nil || st.Error.Code != job.CodeNotAllowed {
+	if st.State != job.StateFailed || st.Error == nil || st.Error.Code != joberr.CodeNotAllowed {
 		t.Fatalf("status = %s %#v, want failed with command_not_allowed", st.State, st.Error)
 	}
 	if c := st.Chunks[*st.Error.Chunk]; c.Attempts != 1 {
@@ -500,9 +502,9 @@ func TestResumeAfterCrash(t *testing.T) {
 		t.Fatalf("crashed Run: err = %v, want context.Canceled", err)
 	}
 	r.afterExecute = nil
-	markers := len(r.keys(job.ChunksPrefix(spec.ID)))
+	markers := len(r.keys(layout.ChunksPrefix(spec.ID)))
 	var withMarker int
-	for _, k := range r.keys(job.ChunksPrefix(spec.ID)) {
+	for _, k := range r.keys(layout.ChunksPrefix(spec.ID)) {
 		if strings.HasSuffix(k, ".json") {
 			withMarker++
 		}
@@ -561,7 +563,7 @@ type throttler struct {
 
 func (t *throttler) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
 	if t.left.Add(-1) >= 0 {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeThrottled, "TooManyRequestsException: Rate Exceeded.")
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeThrottled, "TooManyRequestsException: Rate Exceeded.")
 	}
 	return t.WorkerAdapter.Execute(ctx, w)
 }
@@ -590,7 +592,7 @@ func TestThrottlingSpendsNoAttempts(t *testing.T) {
 	th.left.Store(1 << 30)
 	o = orchestrator.New(r.jobs(), th, r, r.cfg, slog.New(slog.DiscardHandler))
 	st, err = o.Run(t.Context(), r.prepare(specJSON(t, testkit.NativeSpec("always-busy", 10, 10)), ""), orchestrator.RunOptions{})
-	if err != nil || st.State != job.StateFailed || st.Error.Code != job.CodeThrottled {
+	if err != nil || st.State != job.StateFailed || st.Error.Code != joberr.CodeThrottled {
 		t.Fatalf("Run while always throttled = %v %v, %v", st.State, st.Error, err)
 	}
 }
@@ -600,7 +602,7 @@ func TestThrottlingSpendsNoAttempts(t *testing.T) {
 func TestStaleStitchLockIsTakenOver(t *testing.T) {
 	r := newRig(t)
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("stale-lock", 10, 5)), "")
-	if err := storage.CreateJSON(t.Context(), r.bucket, job.StitchLockKey(spec.ID), map[string]any{"run": 99}); err != nil {
+	if err := storage.CreateJSON(t.Context(), r.bucket, layout.StitchLockKey(spec.ID), map[string]any{"run": 99}); err != nil {
 		t.Fatal(err)
 	}
 	st := r.run(spec)
@@ -624,7 +626,7 @@ func TestExpiredLeaseIsTakenOverOnce(t *testing.T) {
 	r := newRig(t)
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("takeover", 10, 5)), "")
 	stale := map[string]any{"owner": "crashed", "expiresAt": time.Now().Add(-time.Minute)}
-	if err := storage.CreateJSON(t.Context(), r.bucket, job.LeaseKey(spec.ID, 1), stale); err != nil {
+	if err := storage.CreateJSON(t.Context(), r.bucket, layout.LeaseKey(spec.ID, 1), stale); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -670,7 +672,7 @@ func TestCancelAfterRenderingStopsStitch(t *testing.T) {
 func TestResumeWaitsForAnInFlightStitch(t *testing.T) {
 	r := newRig(t)
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("in-flight", 10, 5)), "")
-	if err := storage.CreateJSON(t.Context(), r.bucket, job.StitchLockKey(spec.ID), map[string]any{"createdAt": time.Now().UTC(), "run": 1}); err != nil {
+	if err := storage.CreateJSON(t.Context(), r.bucket, layout.StitchLockKey(spec.ID), map[string]any{"createdAt": time.Now().UTC(), "run": 1}); err != nil {
 		t.Fatal(err)
 	}
 	r.afterExecute = func(n int32) {
@@ -686,7 +688,7 @@ func TestResumeWaitsForAnInFlightStitch(t *testing.T) {
 	if st.State != job.StateDone || r.stitches.Load() != 0 {
 		t.Errorf("state %s after %d stitches; want done without stitching again", st.State, r.stitches.Load())
 	}
-	if r.exists(job.StitchLockKey(spec.ID)) {
+	if r.exists(layout.StitchLockKey(spec.ID)) {
 		t.Error("stitch lock left after the job is done")
 	}
 }
@@ -699,15 +701,15 @@ func TestStrayMarkersAreIgnored(t *testing.T) {
 	r := newRig(t)
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("stray", 10, 5)), "")
 	strays := map[string]job.WorkerResult{
-		job.MarkerKey("stray", 7): {JobID: "stray", Chunk: job.Chunk{Index: 7, Start: 35, Count: 5}, SegmentKey: job.SegmentKey("stray", 7, 1, 1, "mp4"), Frames: 5},
-		job.MarkerKey("stray", 0): {JobID: "stray", Chunk: job.Chunk{Index: 0, Start: 0, Count: 5}, SegmentKey: "renders/victim/output.mp4", Frames: 5},
+		layout.MarkerKey("stray", 7): {JobID: "stray", Chunk: job.Chunk{Index: 7, Start: 35, Count: 5}, SegmentKey: layout.SegmentKey("stray", 7, 1, 1, "mp4"), Frames: 5},
+		layout.MarkerKey("stray", 0): {JobID: "stray", Chunk: job.Chunk{Index: 0, Start: 0, Count: 5}, SegmentKey: "renders/victim/output.mp4", Frames: 5},
 	}
 	for key, m := range strays {
 		if err := storage.CreateJSON(t.Context(), r.bucket, key, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.bucket.WriteAll(t.Context(), job.MarkerKey("stray", 1), []byte("not json"), nil); err != nil {
+	if err := r.bucket.WriteAll(t.Context(), layout.MarkerKey("stray", 1), []byte("not json"), nil); err != nil {
 		t.Fatal(err)
 	}
 	st := r.run(spec)
@@ -715,7 +717,7 @@ func TestStrayMarkersAreIgnored(t *testing.T) {
 		t.Errorf("%d chunks rendered, want both (no stray marker counts)", r.executes.Load())
 	}
 	testkit.AssertFrameExact(t, r.output(st), testkit.SinglePass(t, t.TempDir(), 10))
-	if ok, _ := r.bucket.Exists(t.Context(), job.MarkerKey("stray", 7)); ok {
+	if ok, _ := r.bucket.Exists(t.Context(), layout.MarkerKey("stray", 7)); ok {
 		t.Error("the marker past the plan is still there")
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -30,7 +32,7 @@ func stall(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return job.Errorf(job.Retryable, job.CodeInternal, "cancelled: %v", ctx.Err())
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "cancelled: %v", ctx.Err())
 	}
 }
 
@@ -89,14 +91,14 @@ func TestHedgeOvertakesAStalledAttempt(t *testing.T) {
 			t.Errorf("stored status: hedges %d (%v s)", got.Hedges, got.HedgeWorkerSeconds)
 		}
 		// The loser's segment is gone; the winner's is the one stitched.
-		if ok, _ := u.bucket.Exists(t.Context(), job.SegmentKey(s.ID, 7, 1, 1, "mp4")); ok {
+		if ok, _ := u.bucket.Exists(t.Context(), layout.SegmentKey(s.ID, 7, 1, 1, "mp4")); ok {
 			t.Error("the cancelled attempt's segment is still there")
 		}
-		if ok, _ := u.bucket.Exists(t.Context(), job.SegmentKey(s.ID, 7, 1, 2, "mp4")); !ok {
+		if ok, _ := u.bucket.Exists(t.Context(), layout.SegmentKey(s.ID, 7, 1, 2, "mp4")); !ok {
 			t.Error("the hedge's segment is gone")
 		}
 		var h job.History
-		if err := storage.ReadJSON(t.Context(), u.bucket, job.HistoryKey(s.ID), &h); err != nil {
+		if err := storage.ReadJSON(t.Context(), u.bucket, layout.HistoryKey(s.ID), &h); err != nil {
 			t.Fatal(err)
 		}
 		var seven []string
@@ -348,13 +350,13 @@ func TestBudgetReachedAtTheStitch(t *testing.T) {
 				if err := stall(ctx, 200*time.Second); err != nil {
 					return err
 				}
-				return job.Errorf(job.Permanent, job.CodeMissingOutput, "segment gone").WithChunk(2)
+				return joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "segment gone").WithChunk(2)
 			}
 			return nil
 		}
 		st, err := u.run(t.Context(), s, orchestrator.RunOptions{})
 		// Three chunks done: the fourth (chunk 2) was forgotten for its re-render.
-		if err != nil || st.State != job.StateFailed || st.Error == nil || st.Error.Code != job.CodeBudgetExceeded || st.ChunksDone != 3 {
+		if err != nil || st.State != job.StateFailed || st.Error == nil || st.Error.Code != joberr.CodeBudgetExceeded || st.ChunksDone != 3 {
 			t.Fatalf("run = %s (%d chunks done), %+v, %v; want failed with budget_exceeded at chunk 2's re-render", st.State, st.ChunksDone, st.Error, err)
 		}
 	})

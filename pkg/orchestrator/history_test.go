@@ -5,6 +5,7 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -15,7 +16,7 @@ func TestHistory(t *testing.T) {
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("recorded", 12, 3)), "")
 	r.run(spec)
 	var h job.History
-	if err := storage.ReadJSON(t.Context(), r.bucket, job.HistoryKey("recorded"), &h); err != nil {
+	if err := storage.ReadJSON(t.Context(), r.bucket, layout.HistoryKey("recorded"), &h); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[int]bool{}
@@ -37,7 +38,7 @@ func TestHistory(t *testing.T) {
 	for range 2 {
 		r.run(prepared)
 		var h job.History
-		if err := storage.ReadJSON(t.Context(), r.bucket, job.HistoryKey("recorded-fails"), &h); err != nil {
+		if err := storage.ReadJSON(t.Context(), r.bucket, layout.HistoryKey("recorded-fails"), &h); err != nil {
 			t.Fatal(err)
 		}
 		counts = append(counts, len(h.Attempts))

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/metrics"
 	"github.com/helios-project/infrastructure/pkg/periodic"
@@ -126,7 +127,7 @@ func (r *run) live() (*job.Status, error) {
 		return nil, err
 	} else if cancelled {
 		// After plan, so the status counts the chunks finished before.
-		return r.finish(job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled before rendering"), nil)
+		return r.finish(job.StateCancelled, joberr.Errorf(joberr.Permanent, joberr.CodeCancelled, "cancelled before rendering"), nil)
 	}
 	if err := r.tr.setState(r.ctx, job.StateRunning, nil); err != nil {
 		return nil, fmt.Errorf("write status: %w", err)
@@ -143,15 +144,15 @@ func (r *run) live() (*job.Status, error) {
 	}
 	switch {
 	case errors.Is(err, errCancelRequested):
-		return r.finish(job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled by request"), nil)
+		return r.finish(job.StateCancelled, joberr.Errorf(joberr.Permanent, joberr.CodeCancelled, "cancelled by request"), nil)
 	case r.ctx.Err() != nil:
 		return r.interrupted()
 	case err != nil:
-		return r.finish(job.StateFailed, job.AsError(err), nil)
+		return r.finish(job.StateFailed, joberr.AsError(err), nil)
 	}
 	// A cancel that arrived as the last chunk finished still stops the stitch.
 	if cancelled, err := r.store.CancelRequested(r.ctx, id); err == nil && cancelled {
-		return r.finish(job.StateCancelled, job.Errorf(job.Permanent, job.CodeCancelled, "cancelled by request"), nil)
+		return r.finish(job.StateCancelled, joberr.Errorf(joberr.Permanent, joberr.CodeCancelled, "cancelled by request"), nil)
 	}
 	r.tr.update(func(st *job.Status) {
 		st.Timings.RenderedAt = time.Now().UTC()
@@ -258,11 +259,11 @@ func (r *run) startHedging(ctx context.Context, chunks int) <-chan struct{} {
 // stopCause is the error of a render that stopped with err: the reason the
 // dispatch was stopped for (a cancel request, the budget), if any.
 func stopCause(ctx context.Context, err error) error {
-	var stopped *job.Error
+	var stopped *joberr.Error
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errCancelRequested):
 		return errCancelRequested
-	case errors.As(cause, &stopped) && stopped.Code == job.CodeBudgetExceeded:
+	case errors.As(cause, &stopped) && stopped.Code == joberr.CodeBudgetExceeded:
 		return stopped
 	}
 	return err
@@ -270,7 +271,7 @@ func stopCause(ctx context.Context, err error) error {
 
 // overBudget returns the reason the job stops if it has reached its
 // budget, and stops the dispatch with it; nil if it has not.
-func (r *run) overBudget() *job.Error {
+func (r *run) overBudget() *joberr.Error {
 	e := r.tr.overBudget(r.budget, r.o.cfg.Budget, time.Now())
 	if e == nil {
 		return nil
@@ -316,7 +317,7 @@ func (r *run) stopped(err error) (*job.Status, error) {
 }
 
 // finish records a final state, and takes the job out of the sweep's view.
-func (r *run) finish(state job.State, e *job.Error, also func(*job.Status)) (*job.Status, error) {
+func (r *run) finish(state job.State, e *joberr.Error, also func(*job.Status)) (*job.Status, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), windDown)
 	defer cancel()
 	r.rec.save(ctx, r) // first, so the final status counts its requests

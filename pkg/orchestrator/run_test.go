@@ -16,7 +16,9 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -49,20 +51,20 @@ func (f *fakeWorkers) Execute(ctx context.Context, w job.WorkerJob) (job.WorkerR
 			return job.WorkerResult{}, err
 		}
 	}
-	key := job.SegmentKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt, "mp4")
+	key := layout.SegmentKey(w.JobID, w.Chunk.Index, w.Run, w.Attempt, "mp4")
 	data := fmt.Appendf(nil, "chunk %d frames %d-%d\n", w.Chunk.Index, w.Chunk.Start, w.Chunk.Start+w.Chunk.Count)
 	if err := f.bucket.WriteAll(ctx, key, data, nil); err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	res := job.WorkerResult{JobID: w.JobID, Chunk: w.Chunk, Attempt: w.Attempt, SegmentKey: key, Bytes: int64(len(data)), Frames: w.Chunk.Count, Winner: true}
-	if err := storage.CreateJSON(ctx, f.bucket, job.MarkerKey(w.JobID, w.Chunk.Index), res); errors.Is(err, storage.ErrExists) {
+	if err := storage.CreateJSON(ctx, f.bucket, layout.MarkerKey(w.JobID, w.Chunk.Index), res); errors.Is(err, storage.ErrExists) {
 		res.Winner = false
-		err = storage.ReadJSON(ctx, f.bucket, job.MarkerKey(w.JobID, w.Chunk.Index), &res)
+		err = storage.ReadJSON(ctx, f.bucket, layout.MarkerKey(w.JobID, w.Chunk.Index), &res)
 		if err != nil {
-			return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+			return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 		}
 	} else if err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	res.Requests = f.requests
 	return res, nil
@@ -99,12 +101,12 @@ func (f *fakeStitcher) Stitch(ctx context.Context, r job.StitchRequest) (job.Sti
 	for i, seg := range r.Segments {
 		data, err := f.bucket.ReadAll(ctx, seg.Key)
 		if err != nil {
-			return job.StitchResult{}, job.Errorf(job.Permanent, job.CodeMissingOutput, "segment %s: %v", seg.Key, err).WithChunk(i)
+			return job.StitchResult{}, joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "segment %s: %v", seg.Key, err).WithChunk(i)
 		}
 		out.Write(data)
 	}
 	if err := f.bucket.WriteAll(ctx, r.OutputKey, out.Bytes(), nil); err != nil {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return job.StitchResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	return job.StitchResult{OutputKey: r.OutputKey, Frames: r.TotalFrames(), Bytes: int64(out.Len())}, nil
 }
@@ -201,7 +203,7 @@ func TestRunLifecycle(t *testing.T) {
 	if u.stored("life").State != job.StateDone {
 		t.Error("the stored status is not done")
 	}
-	keys, _ := storage.List(t.Context(), u.bucket, job.ChunksPrefix("life"))
+	keys, _ := storage.List(t.Context(), u.bucket, layout.ChunksPrefix("life"))
 	for _, k := range keys {
 		if !strings.HasSuffix(k, ".json") {
 			t.Errorf("segment %s left after the stitch", k)
@@ -215,7 +217,7 @@ func TestRunLifecycle(t *testing.T) {
 			t.Errorf("chunk %d still names its removed segment %s", c.Index, c.SegmentKey)
 		}
 	}
-	for _, key := range []string{job.ActiveKey("life"), job.StitchLockKey("life")} {
+	for _, key := range []string{layout.ActiveKey("life"), layout.StitchLockKey("life")} {
 		if ok, _ := u.bucket.Exists(t.Context(), key); ok {
 			t.Errorf("%s left behind", key)
 		}
@@ -239,10 +241,10 @@ func TestRunRetries(t *testing.T) {
 		wantCalls int // of chunk 1
 		wantError string
 	}{
-		{"retryable twice, then fine", failFirst(2, job.Retryable, job.CodeCommandFailed), job.StateDone, 3, ""},
-		{"retryable every time", failFirst(99, job.Retryable, job.CodeCommandFailed), job.StateFailed, 3, "attempt 3; 3 in this run, the limit"},
-		{"permanent", failFirst(99, job.Permanent, job.CodeNotAllowed), job.StateFailed, 1, "attempt 1, not retryable"},
-		{"throttled 5 times: no attempt spent", failFirst(5, job.Retryable, job.CodeThrottled), job.StateDone, 6, ""},
+		{"retryable twice, then fine", failFirst(2, joberr.Retryable, joberr.CodeCommandFailed), job.StateDone, 3, ""},
+		{"retryable every time", failFirst(99, joberr.Retryable, joberr.CodeCommandFailed), job.StateFailed, 3, "attempt 3; 3 in this run, the limit"},
+		{"permanent", failFirst(99, joberr.Permanent, joberr.CodeNotAllowed), job.StateFailed, 1, "attempt 1, not retryable"},
+		{"throttled 5 times: no attempt spent", failFirst(5, joberr.Retryable, joberr.CodeThrottled), job.StateDone, 6, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -282,11 +284,11 @@ func TestRunRetries(t *testing.T) {
 }
 
 // failFirst fails the first n attempts of a chunk with kind and code.
-func failFirst(n int, kind job.Kind, code string) func(job.WorkerJob) error {
+func failFirst(n int, kind joberr.Kind, code string) func(job.WorkerJob) error {
 	var calls atomic.Int32
 	return func(w job.WorkerJob) error {
 		if int(calls.Add(1)) <= n {
-			return job.Errorf(kind, code, "injected %s", code)
+			return joberr.Errorf(kind, code, "injected %s", code)
 		}
 		return nil
 	}
@@ -435,7 +437,7 @@ func TestRunStopsWhenItsLeaseIsTaken(t *testing.T) {
 	u.workers.fail = func(ctx context.Context, w job.WorkerJob) error {
 		if w.Chunk.Index == 0 {
 			// Another orchestrator takes the job over.
-			if err := storage.CreateJSON(ctx, u.bucket, job.LeaseKey(w.JobID, w.Run+1), map[string]any{"owner": "other", "expiresAt": time.Now().Add(time.Hour)}); err != nil {
+			if err := storage.CreateJSON(ctx, u.bucket, layout.LeaseKey(w.JobID, w.Run+1), map[string]any{"owner": "other", "expiresAt": time.Now().Add(time.Hour)}); err != nil {
 				return err
 			}
 		}
@@ -498,7 +500,7 @@ func TestRunRerendersADamagedSegment(t *testing.T) {
 			u := newUnit(t)
 			u.stitcher.fail = func(_ context.Context, r job.StitchRequest) error {
 				if every || u.stitcher.calls.Load() == 1 {
-					return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s is damaged", r.Segments[2].Key).WithChunk(2)
+					return joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "segment %s is damaged", r.Segments[2].Key).WithChunk(2)
 				}
 				return nil
 			}

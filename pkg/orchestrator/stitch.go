@@ -9,6 +9,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -56,7 +57,7 @@ func (r *run) stitch(results map[int]job.WorkerResult) (*job.Status, error) {
 		if err := r.store.UnlockStitch(context.WithoutCancel(r.ctx), r.spec.ID); err != nil {
 			r.log.Warn("release stitch lock", "error", err)
 		}
-		e := *job.AsError(err)
+		e := *joberr.AsError(err)
 		if i, ok := damagedChunk(&e); ok && !rerendered[i] {
 			rerendered[i] = true
 			r.log.Warn("a segment is damaged; rendering its chunk again", "chunk", i, "code", e.Code, "error", e.Message)
@@ -68,7 +69,7 @@ func (r *run) stitch(results map[int]job.WorkerResult) (*job.Status, error) {
 			if r.ctx.Err() != nil {
 				return r.interrupted()
 			}
-			e = *job.AsError(rerr)
+			e = *joberr.AsError(rerr)
 			e.Message = fmt.Sprintf("rendering chunk %d again after its segment was found damaged: %s", i, e.Message)
 		} else {
 			e.Message = "stitch failed: " + e.Message
@@ -102,7 +103,7 @@ func (r *run) stitchWithRetries(req job.StitchRequest) (job.StitchResult, error)
 		if err == nil || r.ctx.Err() != nil {
 			return res, err
 		}
-		e := job.AsError(err)
+		e := joberr.AsError(err)
 		r.log.Warn("stitch attempt failed", "code", e.Code, "error", e.Message)
 		if !e.Retryable() {
 			return res, backoff.Permanent(e)
@@ -116,21 +117,21 @@ func (r *run) stitchWithRetries(req job.StitchRequest) (job.StitchResult, error)
 // damagedChunk says which chunk's segment a stitch failure blames, when
 // rendering that chunk again can fix it: the segment is missing, is not
 // the one its marker names, or is not what the marker promises.
-func damagedChunk(e *job.Error) (int, bool) {
+func damagedChunk(e *joberr.Error) (int, bool) {
 	if e.Chunk == nil {
 		return 0, false
 	}
 	switch e.Code {
-	case job.CodeFrameMismatch, job.CodeMissingOutput, job.CodeInvalid:
+	case joberr.CodeFrameMismatch, joberr.CodeMissingOutput, joberr.CodeInvalid:
 		return *e.Chunk, true
 	}
 	return 0, false
 }
 
 // rerender forgets chunk i's damaged result and renders the chunk again.
-func (r *run) rerender(i int, damaged job.WorkerResult, why *job.Error) (job.WorkerResult, error) {
+func (r *run) rerender(i int, damaged job.WorkerResult, why *joberr.Error) (job.WorkerResult, error) {
 	if err := r.store.ForgetChunk(r.ctx, r.spec.ID, i, damaged); err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err).WithChunk(i)
 	}
 	r.tr.chunkDamaged(i, why)
 	if err := r.tr.setState(r.ctx, job.StateRunning, nil); err != nil {

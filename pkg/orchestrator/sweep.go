@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/metrics"
 )
@@ -132,7 +133,7 @@ func (o *Orchestrator) failStranded(ctx context.Context, id string, resumes int)
 	}
 	now := time.Now().UTC()
 	st.State = job.StateFailed
-	st.Error = job.Errorf(job.Permanent, job.CodeInternal,
+	st.Error = joberr.Errorf(joberr.Permanent, joberr.CodeInternal,
 		"resumed %d times by the sweep without finishing a chunk in between; given up (its finished chunks are kept: run or resume it again once the cause is fixed)", resumes)
 	st.Timings.FinishedAt, st.Timings.UpdatedAt = now, now
 	if err := o.store.WriteStatus(ctx, st); err != nil {

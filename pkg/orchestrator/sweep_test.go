@@ -17,6 +17,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/webhook"
@@ -40,10 +41,10 @@ func strandSpec(t *testing.T, b *blob.Bucket, spec *job.Spec, done int, until ti
 			t.Fatal(err)
 		}
 	}
-	must(storage.Create(ctx, b, job.SpecKey(id), data))
-	must(storage.WriteJSON(ctx, b, job.ActiveKey(id), map[string]any{"claimedAt": time.Now().UTC()}))
-	must(storage.WriteJSON(ctx, b, job.StatusKey(id), job.Status{JobID: id, State: job.StateRunning, ChunksTotal: 4, ChunksDone: done}))
-	must(storage.WriteJSON(ctx, b, job.LeaseKey(id, 1), map[string]any{"owner": "dead", "expiresAt": until.UTC()}))
+	must(storage.Create(ctx, b, layout.SpecKey(id), data))
+	must(storage.WriteJSON(ctx, b, layout.ActiveKey(id), map[string]any{"claimedAt": time.Now().UTC()}))
+	must(storage.WriteJSON(ctx, b, layout.StatusKey(id), job.Status{JobID: id, State: job.StateRunning, ChunksTotal: 4, ChunksDone: done}))
+	must(storage.WriteJSON(ctx, b, layout.LeaseKey(id, 1), map[string]any{"owner": "dead", "expiresAt": until.UTC()}))
 }
 
 func TestSweepResumesStrandedJobs(t *testing.T) {
@@ -52,7 +53,7 @@ func TestSweepResumesStrandedJobs(t *testing.T) {
 	strand(t, b, "stranded", 1, time.Now().Add(-time.Minute))
 	strand(t, b, "alive", 1, time.Now().Add(time.Minute)) // its orchestrator renews the lease
 	strand(t, b, "ended", 4, time.Now().Add(-time.Minute))
-	storage.WriteJSON(t.Context(), b, job.StatusKey("ended"), job.Status{JobID: "ended", State: job.StateDone})
+	storage.WriteJSON(t.Context(), b, layout.StatusKey("ended"), job.Status{JobID: "ended", State: job.StateDone})
 
 	var resumed []string
 	opts := orchestrator.SweepOptions{MaxResumes: 2, Resume: func(_ context.Context, id string) error { resumed = append(resumed, id); return nil }}
@@ -63,13 +64,13 @@ func TestSweepResumesStrandedJobs(t *testing.T) {
 	if !slices.Equal(resumed, []string{"stranded"}) || rep.Checked != 3 || rep.Cleared != 1 {
 		t.Errorf("resumed %v, report %+v", resumed, rep)
 	}
-	if ok, _ := b.Exists(t.Context(), job.ActiveKey("ended")); ok {
+	if ok, _ := b.Exists(t.Context(), layout.ActiveKey("ended")); ok {
 		t.Error("an ended job is still marked active")
 	}
 
 	// Progress between sweeps resets the count; none, and the job is
 	// failed after MaxResumes sweeps, with the reason.
-	storage.WriteJSON(t.Context(), b, job.StatusKey("stranded"), job.Status{JobID: "stranded", State: job.StateRunning, ChunksTotal: 4, ChunksDone: 2})
+	storage.WriteJSON(t.Context(), b, layout.StatusKey("stranded"), job.Status{JobID: "stranded", State: job.StateRunning, ChunksTotal: 4, ChunksDone: 2})
 	o.Sweep(t.Context(), opts) // progress: resume 1 again
 	o.Sweep(t.Context(), opts) // resume 2
 	rep, _ = o.Sweep(t.Context(), opts)
@@ -83,7 +84,7 @@ func TestSweepResumesStrandedJobs(t *testing.T) {
 	if st.ChunksDone != 2 {
 		t.Errorf("the failed status lost the finished chunks: %d", st.ChunksDone)
 	}
-	if ok, _ := b.Exists(t.Context(), job.ActiveKey("stranded")); ok {
+	if ok, _ := b.Exists(t.Context(), layout.ActiveKey("stranded")); ok {
 		t.Error("a failed job is still marked active")
 	}
 }
@@ -124,7 +125,7 @@ func TestRunMarksTheJobActive(t *testing.T) {
 	var sawMark atomic.Bool
 	spec := r.prepare(specJSON(t, testkit.NativeSpec("marked", 6, 3)), "")
 	r.afterExecute = func(n int32) {
-		if ok, _ := r.bucket.Exists(t.Context(), job.ActiveKey("marked")); ok {
+		if ok, _ := r.bucket.Exists(t.Context(), layout.ActiveKey("marked")); ok {
 			sawMark.Store(true)
 		}
 	}
@@ -132,7 +133,7 @@ func TestRunMarksTheJobActive(t *testing.T) {
 	if !sawMark.Load() {
 		t.Error("no active mark while the job ran")
 	}
-	if ok, _ := r.bucket.Exists(t.Context(), job.ActiveKey("marked")); ok {
+	if ok, _ := r.bucket.Exists(t.Context(), layout.ActiveKey("marked")); ok {
 		t.Error("the active mark outlived the job")
 	}
 }

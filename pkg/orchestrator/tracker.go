@@ -9,6 +9,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/cost"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/periodic"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -111,7 +112,7 @@ func (t *tracker) attemptUncounted(i, attempts int) {
 	})
 }
 
-func (t *tracker) attemptFailed(i int, e *job.Error) {
+func (t *tracker) attemptFailed(i int, e *joberr.Error) {
 	t.update(func(st *job.Status) { st.Chunks[i].Error = e })
 }
 
@@ -136,7 +137,7 @@ func (t *tracker) markDone(st *job.Status, i int, r job.WorkerResult) {
 
 // chunkDamaged puts a done chunk whose segment turned out damaged back to
 // pending, saying why.
-func (t *tracker) chunkDamaged(i int, why *job.Error) {
+func (t *tracker) chunkDamaged(i int, why *joberr.Error) {
 	t.update(func(st *job.Status) {
 		c := &st.Chunks[i]
 		if c.State == job.StateDone {
@@ -156,7 +157,7 @@ func (t *tracker) chunkStopped(i int) {
 	})
 }
 
-func (t *tracker) chunkFailed(i int, e *job.Error) {
+func (t *tracker) chunkFailed(i int, e *joberr.Error) {
 	t.update(func(st *job.Status) {
 		st.Chunks[i].State = job.StateFailed
 		st.Chunks[i].Error = e
@@ -212,7 +213,7 @@ func (t *tracker) price(now time.Time) {
 // overBudget returns the error that stops a job which reached b, counting
 // the time of the invocations still running as worker time; nil if it has
 // not.
-func (t *tracker) overBudget(b, ceiling job.Budget, now time.Time) *job.Error {
+func (t *tracker) overBudget(b, ceiling job.Budget, now time.Time) *joberr.Error {
 	if b == (job.Budget{}) {
 		return nil
 	}
@@ -239,11 +240,11 @@ func (t *tracker) overBudget(b, ceiling job.Budget, now time.Time) *job.Error {
 	}
 	if variable != "" {
 		// The deployment's cap: no job's budget lifts it.
-		return job.Errorf(job.Permanent, job.CodeBudgetExceeded,
+		return joberr.Errorf(joberr.Permanent, joberr.CodeBudgetExceeded,
 			"%s, the deployment's cap (%s), which a job's budget cannot raise. Its finished chunks (%d of %d) are kept: raise the cap and run the job again",
 			why, variable, t.st.ChunksDone, t.st.ChunksTotal)
 	}
-	return job.Errorf(job.Permanent, job.CodeBudgetExceeded,
+	return joberr.Errorf(joberr.Permanent, joberr.CodeBudgetExceeded,
 		"%s. Its finished chunks (%d of %d) are kept: raise the budget (helios job budget %s --usd N or --worker-seconds N) and run the job again",
 		why, t.st.ChunksDone, t.st.ChunksTotal, t.st.JobID)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 )
 
@@ -218,7 +219,7 @@ func TestNoNetworkByDefault(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s %s: reached a loopback listener with network off", c.mode, c.addr)
 		}
-		var je *job.Error
+		var je *joberr.Error
 		if !errors.As(err, &je) || !(strings.Contains(je.StderrTail, "operation not permitted") || strings.Contains(je.StderrTail, "permission denied")) {
 			t.Errorf("%s: refused for another reason: %v", c.mode, err)
 		}
@@ -455,7 +456,7 @@ func TestNoLibraryFromTheWorkDir(t *testing.T) {
 }
 
 func errTail(err error) string {
-	var je *job.Error
+	var je *joberr.Error
 	if errors.As(err, &je) {
 		return je.StderrTail
 	}

@@ -5,7 +5,7 @@
 // calls the very same byte-level Invoke in process.
 //
 // Errors leave a handler as a HeliosError: on Lambda the errorType is
-// "HeliosError" and the errorMessage is the *job.Error as JSON; over HTTP the
+// "HeliosError" and the errorMessage is the *joberr.Error as JSON; over HTTP the
 // body is that JSON with a 4xx (permanent) or 5xx (retryable) status. Either
 // way the caller gets back the kind, code, exit code and stderr tail.
 package serve
@@ -29,7 +29,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // Handler is a typed function handler. Its Invoke method is the byte-level
@@ -45,7 +45,7 @@ func (h Handler[In, Out]) Invoke(ctx context.Context, payload []byte) ([]byte, e
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return nil, WireError(job.Errorf(job.Permanent, job.CodeInvalid, "payload does not decode: %v", err))
+		return nil, WireError(joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "payload does not decode: %v", err))
 	}
 	out, err := h(ctx, in)
 	if err != nil {
@@ -56,7 +56,7 @@ func (h Handler[In, Out]) Invoke(ctx context.Context, payload []byte) ([]byte, e
 
 // WireError is err as Lambda reports a handled function error.
 func WireError(err error) messages.InvokeResponse_Error {
-	return messages.InvokeResponse_Error{Type: job.ErrorType, Message: job.MarshalWire(err)}
+	return messages.InvokeResponse_Error{Type: joberr.ErrorType, Message: joberr.MarshalWire(err)}
 }
 
 // Platform says where a function runs; pkg/config reads it from the
@@ -154,13 +154,13 @@ func RequireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="helios"`)
-			writeError(w, http.StatusUnauthorized, job.Errorf(job.Permanent, job.CodeInvalid, "missing or wrong bearer token (HELIOS_HTTP_TOKEN)"))
+			writeError(w, http.StatusUnauthorized, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "missing or wrong bearer token (HELIOS_HTTP_TOKEN)"))
 			return
 		}
 		if r.ContentLength != 0 { // a body (or one of unknown length) must be JSON
 			ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if ct != "application/json" && ct != "application/cloudevents+json" {
-				writeError(w, http.StatusUnsupportedMediaType, job.Errorf(job.Permanent, job.CodeInvalid, "content type %q: send application/json", ct))
+				writeError(w, http.StatusUnsupportedMediaType, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "content type %q: send application/json", ct))
 				return
 			}
 		}
@@ -190,17 +190,17 @@ func DetachedHTTPHandler(h lambda.Handler, limit time.Duration, maxInFlight int)
 func httpHandler(h lambda.Handler, detachedLimit time.Duration, slots chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
-			writeError(w, http.StatusMethodNotAllowed, job.Errorf(job.Permanent, job.CodeInvalid, "use POST with a JSON body"))
+			writeError(w, http.StatusMethodNotAllowed, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "use POST with a JSON body"))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, job.Errorf(job.Permanent, job.CodePayloadTooLarge, "body over %d bytes", MaxHTTPBody))
+			writeError(w, http.StatusRequestEntityTooLarge, joberr.Errorf(joberr.Permanent, joberr.CodePayloadTooLarge, "body over %d bytes", MaxHTTPBody))
 			return
 		case err != nil:
-			writeError(w, http.StatusBadRequest, job.Errorf(job.Retryable, job.CodeTransport, "reading the body: %v", err))
+			writeError(w, http.StatusBadRequest, joberr.Errorf(joberr.Retryable, joberr.CodeTransport, "reading the body: %v", err))
 			return
 		}
 		if slots != nil {
@@ -222,9 +222,9 @@ func httpHandler(h lambda.Handler, detachedLimit time.Duration, slots chan struc
 		out, err := h.Invoke(ctx, body)
 		if err != nil {
 			var fe messages.InvokeResponse_Error
-			e := job.AsError(err)
+			e := joberr.AsError(err)
 			if errors.As(err, &fe) {
-				e = job.DecodeFunctionError(fe.Type, fe.Message)
+				e = joberr.DecodeFunctionError(fe.Type, fe.Message)
 			}
 			status := http.StatusInternalServerError
 			if !e.Retryable() {
@@ -238,9 +238,9 @@ func httpHandler(h lambda.Handler, detachedLimit time.Duration, slots chan struc
 	})
 }
 
-func writeError(w http.ResponseWriter, status int, e *job.Error) {
+func writeError(w http.ResponseWriter, status int, e *joberr.Error) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Helios-Error", job.ErrorType)
+	w.Header().Set("X-Helios-Error", joberr.ErrorType)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(e)
 }

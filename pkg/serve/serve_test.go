@@ -13,7 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
@@ -22,10 +22,10 @@ type out struct{ Twice int }
 
 func double(_ context.Context, i in) (out, error) {
 	if i.N < 0 {
-		return out{}, job.Errorf(job.Permanent, job.CodeInvalid, "N must not be negative")
+		return out{}, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "N must not be negative")
 	}
 	if i.N == 0 {
-		return out{}, job.Errorf(job.Retryable, job.CodeCommandFailed, "zero")
+		return out{}, joberr.Errorf(joberr.Retryable, joberr.CodeCommandFailed, "zero")
 	}
 	return out{2 * i.N}, nil
 }
@@ -58,7 +58,7 @@ func TestHTTPHandler(t *testing.T) {
 		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.want) {
 			t.Errorf("%s %.40s: %d %s; want %d with %q", c.method, c.body, rec.Code, rec.Body.String(), c.status, c.want)
 		}
-		if rec.Code >= 400 && c.status != 405 && rec.Header().Get("X-Helios-Error") != job.ErrorType {
+		if rec.Code >= 400 && c.status != 405 && rec.Header().Get("X-Helios-Error") != joberr.ErrorType {
 			t.Errorf("%s %.40s: error without the X-Helios-Error header", c.method, c.body)
 		}
 	}
@@ -147,14 +147,14 @@ func TestInvoke(t *testing.T) {
 	tests := []struct {
 		payload  string
 		want     string // the output, or "" for an error
-		wantKind job.Kind
+		wantKind joberr.Kind
 		wantCode string
 	}{
 		{`{"N": 21}`, `{"Twice":42}`, "", ""},
-		{`{"N": -1}`, "", job.Permanent, job.CodeInvalid},
-		{`{"N": 0}`, "", job.Retryable, job.CodeCommandFailed},
-		{`{"N": 1, "Extra": true}`, "", job.Permanent, job.CodeInvalid}, // unknown fields are refused
-		{`[1]`, "", job.Permanent, job.CodeInvalid},
+		{`{"N": -1}`, "", joberr.Permanent, joberr.CodeInvalid},
+		{`{"N": 0}`, "", joberr.Retryable, joberr.CodeCommandFailed},
+		{`{"N": 1, "Extra": true}`, "", joberr.Permanent, joberr.CodeInvalid}, // unknown fields are refused
+		{`[1]`, "", joberr.Permanent, joberr.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.payload, func(t *testing.T) {
@@ -166,10 +166,10 @@ func TestInvoke(t *testing.T) {
 				return
 			}
 			var fe messages.InvokeResponse_Error
-			if !errors.As(err, &fe) || fe.Type != job.ErrorType {
-				t.Fatalf("Invoke error %v (%T); want a %s function error", err, err, job.ErrorType)
+			if !errors.As(err, &fe) || fe.Type != joberr.ErrorType {
+				t.Fatalf("Invoke error %v (%T); want a %s function error", err, err, joberr.ErrorType)
 			}
-			e := job.DecodeFunctionError(fe.Type, fe.Message)
+			e := joberr.DecodeFunctionError(fe.Type, fe.Message)
 			if e.Kind != tt.wantKind || e.Code != tt.wantCode {
 				t.Errorf("decoded %s/%s (%s); want %s/%s", e.Kind, e.Code, e.Message, tt.wantKind, tt.wantCode)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
@@ -189,11 +190,11 @@ func bigJob(b *testing.B, bucket *blob.Bucket, n int) job.StitchRequest {
 		m := first
 		m.Chunk = job.Chunk{Index: i, Start: i, Count: 1}
 		if i > 0 {
-			m.SegmentKey, m.Bytes, m.MD5 = job.SegmentKey("big", i, 0, 1, "mp4"), int64(len(data)), hex.EncodeToString(sum[:])
+			m.SegmentKey, m.Bytes, m.MD5 = layout.SegmentKey("big", i, 0, 1, "mp4"), int64(len(data)), hex.EncodeToString(sum[:])
 			if err := bucket.WriteAll(b.Context(), m.SegmentKey, data, nil); err != nil {
 				b.Fatal(err)
 			}
-			if err := storage.CreateJSON(b.Context(), bucket, job.MarkerKey("big", i), m); err != nil {
+			if err := storage.CreateJSON(b.Context(), bucket, layout.MarkerKey("big", i), m); err != nil {
 				b.Fatal(err)
 			}
 		}

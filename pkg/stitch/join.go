@@ -14,6 +14,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -30,7 +31,7 @@ func (h *Handler) join(ctx context.Context, req job.StitchRequest, markers []job
 	res := job.StitchResult{OutputKey: req.OutputKey}
 	rate, err := framerate.Of(req.Timeline.FPS)
 	if err != nil {
-		return res, job.Errorf(job.Permanent, job.CodeInvalid, "timeline: %v", err)
+		return res, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "timeline: %v", err)
 	}
 	if err := joinable(req, markers, rate); err != nil {
 		return res, err
@@ -65,15 +66,15 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 	grid := req.Timeline.Audio
 	for i, m := range markers {
 		if len(m.Init) == 0 {
-			return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's marker has no init: its segment was not placed on the job's timeline", i).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "chunk %d's marker has no init: its segment was not placed on the job's timeline", i).WithChunk(i)
 		}
 		if m.Frames != req.Segments[i].Frames {
-			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "chunk %d's segment has %d frames, the request expects %d", i, m.Frames, req.Segments[i].Frames).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "chunk %d's segment has %d frames, the request expects %d", i, m.Frames, req.Segments[i].Frames).WithChunk(i)
 		}
 		if a := m.Audio; a != nil {
 			share := rate.Samples(m.Chunk.Start, m.Chunk.End(), grid.SampleRate)
 			if a.Key != jobstore.AudioKey(m.SegmentKey) || a.Samples != share || a.Bytes != share*int64(grid.Channels)*2 {
-				return job.Errorf(job.Permanent, job.CodeInvalid, "chunk %d's audio (%s, %d samples, %d bytes) is not its segment's, %d samples of %d channels",
+				return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "chunk %d's audio (%s, %d samples, %d bytes) is not its segment's, %d samples of %d channels",
 					i, a.Key, a.Samples, a.Bytes, share, grid.Channels).WithChunk(i)
 			}
 		}
@@ -81,7 +82,7 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 			continue
 		}
 		if err := fmp4.Joinable(markers[0].Init, m.Init); err != nil {
-			return job.Errorf(job.Permanent, job.CodeIncompatible, "chunk %d cannot be joined with chunk 0: %v", i, err).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeIncompatible, "chunk %d cannot be joined with chunk 0: %v", i, err).WithChunk(i)
 		}
 	}
 	return nil
@@ -98,15 +99,15 @@ func joinable(req job.StitchRequest, markers []job.WorkerResult, rate framerate.
 func (h *Handler) checkStored(ctx context.Context, req job.StitchRequest, markers []job.WorkerResult) error {
 	stored, err := h.Store.StoredChunks(ctx, req.JobID)
 	if err != nil {
-		return job.Errorf(job.Retryable, job.CodeStorage, "list the segments: %v", err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "list the segments: %v", err)
 	}
 	check := func(i int, key string, size int64, md5hex, sha string) error {
 		obj, ok := stored[key]
 		switch {
 		case !ok:
-			return job.Errorf(job.Permanent, job.CodeMissingOutput, "%s does not exist", key).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "%s does not exist", key).WithChunk(i)
 		case obj.Size != size:
-			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", key, obj.Size, size).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", key, obj.Size, size).WithChunk(i)
 		case md5hex != "" && len(obj.MD5) > 0 && hex.EncodeToString(obj.MD5) != md5hex:
 			return h.verify(ctx, part{chunk: i, key: key, size: size, sha256: sha})
 		}
@@ -133,7 +134,7 @@ func (h *Handler) verify(ctx context.Context, p part) error {
 		if o.damaged != nil {
 			return o.damaged
 		}
-		return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(p.chunk)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err).WithChunk(p.chunk)
 	}
 	return nil
 }
@@ -188,7 +189,7 @@ func (h *Handler) remux(ctx context.Context, req job.StitchRequest, markers []jo
 func (h *Handler) remuxFile(ctx context.Context, key string, r ffmpeg.Remux, in streams) (int64, error) {
 	dir, err := os.MkdirTemp(h.TempDir, "helios-stitch-*")
 	if err != nil {
-		return 0, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
+		return 0, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	r.OutputFile = filepath.Join(dir, "output"+filepath.Ext(key))
@@ -243,7 +244,7 @@ func (in streams) complete() error {
 }
 
 // damaged is the first part found not to be what its marker promises.
-func (in streams) damaged() *job.Error {
+func (in streams) damaged() *joberr.Error {
 	for _, s := range in {
 		if s.damaged != nil {
 			return s.damaged
@@ -295,14 +296,14 @@ func (h *Handler) audio(ctx context.Context, req job.StitchRequest, markers []jo
 // is and reported as the result.
 func (h *Handler) published(ctx context.Context, res job.StitchResult, err error) (job.StitchResult, error) {
 	if !errors.Is(err, storage.ErrExists) {
-		if e := (*job.Error)(nil); errors.As(err, &e) {
+		if e := (*joberr.Error)(nil); errors.As(err, &e) {
 			return res, e // ffmpeg's failure, with its stderr
 		}
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return res, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	size, serr := h.Store.OutputSize(ctx, res.OutputKey)
 	if serr != nil {
-		return res, job.Errorf(job.Retryable, job.CodeStorage, "%v", serr)
+		return res, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", serr)
 	}
 	h.logger().Info("output already published by an earlier stitch; left as it is", "output", res.OutputKey)
 	res.Bytes = size

@@ -24,6 +24,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -532,7 +533,7 @@ func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := work(t, b, 1, 5, 5)
-		if e := job.AsError(err); e == nil || e.Kind != job.Permanent || e.Code != job.CodeIncompatible ||
+		if e := joberr.AsError(err); e == nil || e.Kind != joberr.Permanent || e.Code != joberr.CodeIncompatible ||
 			!strings.Contains(e.Message, "chunk 1 cannot be joined with chunk 0") || !strings.Contains(e.Message, "width 64 vs 32") {
 			t.Errorf("chunk 1 = %v; want a permanent incompatible_segment error naming the chunk and the width", err)
 		}
@@ -549,7 +550,7 @@ func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 		}
 		req := request(first, second)
 		_, err = stitcher(b).Handle(t.Context(), req)
-		if e := job.AsError(err); e == nil || e.Code != job.CodeIncompatible || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, "width 64 vs 32") {
+		if e := joberr.AsError(err); e == nil || e.Code != joberr.CodeIncompatible || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, "width 64 vs 32") {
 			t.Errorf("stitch = %v; want incompatible_segment for chunk 1 naming the width", err)
 		}
 		if ok, _ := b.Exists(t.Context(), req.OutputKey); ok {
@@ -595,8 +596,8 @@ func TestJoinRefusesWhatCannotBeJoined(t *testing.T) {
 			}
 			req := request(first, second)
 			_, err = stitcher(b).Handle(t.Context(), req)
-			var e *job.Error
-			if !errors.As(err, &e) || e.Kind != job.Permanent || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, c.want) {
+			var e *joberr.Error
+			if !errors.As(err, &e) || e.Kind != joberr.Permanent || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, c.want) {
 				t.Errorf("stitch = %v; want chunk 1 reported damaged (%q)", err, c.want)
 			}
 			if ok, _ := b.Exists(t.Context(), req.OutputKey); ok {
@@ -637,7 +638,7 @@ func TestRemuxRefusesAChangedSegment(t *testing.T) {
 	}
 	h := &stitch.Handler{Store: jobstore.New(b, nil, nil), Media: ffmpeg.New(), TempDir: t.TempDir()}
 	_, err = h.Handle(t.Context(), req)
-	if e := job.AsError(err); e == nil || e.Kind != job.Permanent || e.Code != job.CodeFrameMismatch || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, "SHA-256") {
+	if e := joberr.AsError(err); e == nil || e.Kind != joberr.Permanent || e.Code != joberr.CodeFrameMismatch || e.Chunk == nil || *e.Chunk != 1 || !strings.Contains(e.Message, "SHA-256") {
 		t.Errorf("stitch = %v; want chunk 1 reported damaged by its SHA-256", err)
 	}
 	if ok, _ := b.Exists(t.Context(), req.OutputKey); ok {

@@ -9,7 +9,7 @@ import (
 	"hash"
 	"io"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // part is one chunk's object in a stream of them: the segment or audio
@@ -39,7 +39,7 @@ type objects struct {
 	got  int64 // bytes of the current part read
 	n    int64 // bytes of stored objects read
 
-	damaged *job.Error // why a part was refused
+	damaged *joberr.Error // why a part was refused
 }
 
 // opener opens the stored segments and audio parts markers name
@@ -106,9 +106,9 @@ func (o *objects) finish(p part) error {
 	o.next++
 	switch got := hex.EncodeToString(o.sum.Sum(nil)); {
 	case o.got != p.size:
-		o.damaged = job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", p.key, o.got, p.size).WithChunk(p.chunk)
+		o.damaged = joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "%s is %d bytes; its marker promises %d", p.key, o.got, p.size).WithChunk(p.chunk)
 	case p.key != "" && p.sha256 != "" && got != p.sha256:
-		o.damaged = job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s does not have the SHA-256 its marker promises: it changed after its worker checked it", p.key).WithChunk(p.chunk)
+		o.damaged = joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "%s does not have the SHA-256 its marker promises: it changed after its worker checked it", p.key).WithChunk(p.chunk)
 	default:
 		return nil
 	}
@@ -136,7 +136,7 @@ func (o *objects) complete() error {
 		return o.damaged
 	}
 	if o.cur != nil || o.next < len(o.parts) {
-		return job.Errorf(job.Retryable, job.CodeInternal, "ffmpeg stopped reading before the end of chunk %d's part; nothing was published", o.parts[min(o.next, len(o.parts)-1)].chunk)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "ffmpeg stopped reading before the end of chunk %d's part; nothing was published", o.parts[min(o.next, len(o.parts)-1)].chunk)
 	}
 	return nil
 }

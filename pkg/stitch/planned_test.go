@@ -9,7 +9,9 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -36,7 +38,7 @@ func plannedJob(t *testing.T, b *blob.Bucket, req job.StitchRequest, sizes ...in
 			t.Fatal(err)
 		}
 		m := job.WorkerResult{JobID: "s", Chunk: c, Attempt: 1, SegmentKey: req.Segments[i].Key, Frames: c.Count, Bytes: attrs.Size}
-		if err := storage.CreateJSON(t.Context(), b, job.MarkerKey("s", i), m); err != nil {
+		if err := storage.CreateJSON(t.Context(), b, layout.MarkerKey("s", i), m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,8 +78,8 @@ func TestStitchDoesOnlyWhatThePlanSays(t *testing.T) {
 			plannedJob(t, b, req, 3, 2)
 			c.edit(t, b, &req)
 			_, err := h.Handle(t.Context(), req)
-			var e *job.Error
-			if !errors.As(err, &e) || e.Kind != job.Permanent || !strings.Contains(e.Error(), c.want) {
+			var e *joberr.Error
+			if !errors.As(err, &e) || e.Kind != joberr.Permanent || !strings.Contains(e.Error(), c.want) {
 				t.Fatalf("err = %v, want a permanent error saying %q", err, c.want)
 			}
 			if ok, _ := b.Exists(t.Context(), req.OutputKey); ok {
@@ -103,7 +105,7 @@ func TestStitchDoesOnlyWhatThePlanSays(t *testing.T) {
 		h, b, _ := newHandler(t)
 		h.Plans = jobstore.New(b, nil, nil).Plans()
 		_, err := h.Handle(t.Context(), segments(t, b, 2))
-		if e := job.AsError(err); e == nil || e.Code != job.CodeInvalid || !strings.Contains(e.Message, "never accepted") {
+		if e := joberr.AsError(err); e == nil || e.Code != joberr.CodeInvalid || !strings.Contains(e.Message, "never accepted") {
 			t.Errorf("err = %v", err)
 		}
 	})

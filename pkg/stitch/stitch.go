@@ -25,6 +25,7 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -103,7 +104,7 @@ type Handler struct {
 // the job's timeline (MP4 family) are joined as bytes (join.go); others are
 // downloaded in parallel, each one's frame count checked, joined by the
 // Stitcher, and the total checked. Nothing is published unless every check
-// passes. Errors are *job.Error. The result reports the storage requests
+// passes. Errors are *joberr.Error. The result reports the storage requests
 // the stitch made, for the job's cost.
 func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.StitchResult, error) {
 	var ops storage.Ops
@@ -114,7 +115,7 @@ func (h *Handler) Handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 
 func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.StitchResult, error) {
 	if err := req.Validate(); err != nil {
-		return job.StitchResult{}, job.AsError(err)
+		return job.StitchResult{}, joberr.AsError(err)
 	}
 	start := time.Now()
 	log := h.logger().With("jobId", req.JobID, "segments", len(req.Segments))
@@ -135,7 +136,7 @@ func (h *Handler) handle(ctx context.Context, req job.StitchRequest) (job.Stitch
 	}
 	dir, err := os.MkdirTemp(h.TempDir, "helios-stitch-*")
 	if err != nil {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
+		return job.StitchResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	output, frames, err := h.concat(ctx, req, markers, dir)
@@ -157,20 +158,20 @@ func (h *Handler) concat(ctx context.Context, req job.StitchRequest, markers []j
 		g.Go(func() error { return h.fetch(gctx, seg, i, local[i], markers) })
 	}
 	if err := g.Wait(); err != nil {
-		return "", 0, job.AsError(err)
+		return "", 0, joberr.AsError(err)
 	}
 
 	output := filepath.Join(dir, "output"+path.Ext(req.OutputKey))
 	if err := h.Stitcher.Stitch(ctx, local, output); err != nil {
-		return "", 0, job.AsError(err)
+		return "", 0, joberr.AsError(err)
 	}
 	want := req.TotalFrames()
 	got, err := h.Media.CountFrames(ctx, output)
 	if err != nil {
-		return "", 0, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
+		return "", 0, joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch, "%v", err)
 	}
 	if got != want {
-		return "", 0, job.Errorf(job.Retryable, job.CodeFrameMismatch,
+		return "", 0, joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch,
 			"stitched output has %d frames, the segments add up to %d; nothing was published", got, want)
 	}
 	return output, got, nil
@@ -185,13 +186,13 @@ func (h *Handler) publish(ctx context.Context, req job.StitchRequest, output str
 	if errors.Is(err, storage.ErrExists) {
 		size, serr := h.Store.OutputSize(ctx, req.OutputKey)
 		if serr != nil {
-			return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", serr)
+			return job.StitchResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", serr)
 		}
 		log.Info("output already published by an earlier stitch; left as it is", "output", req.OutputKey)
 		return job.StitchResult{OutputKey: req.OutputKey, Bytes: size, Frames: frames, DurationMs: time.Since(start).Milliseconds()}, nil
 	}
 	if err != nil {
-		return job.StitchResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return job.StitchResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	res := job.StitchResult{OutputKey: req.OutputKey, Bytes: n, Frames: frames, DurationMs: time.Since(start).Milliseconds()}
 	log.Info("stitched", "output", req.OutputKey, "bytes", n, "frames", frames, "ms", res.DurationMs)
@@ -223,7 +224,7 @@ func (h *Handler) planned(ctx context.Context, req job.StitchRequest, always boo
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, job.AsError(err)
+		return nil, joberr.AsError(err)
 	}
 	return markers, nil
 }
@@ -236,14 +237,14 @@ func (h *Handler) marker(ctx context.Context, req job.StitchRequest, i int, spec
 	var stray *jobstore.StrayMarkerError
 	switch {
 	case errors.Is(err, jobstore.ErrNoMarker):
-		return m, job.Errorf(job.Permanent, job.CodeMissingOutput, "chunk %d has no completion marker", i).WithChunk(i)
+		return m, joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "chunk %d has no completion marker", i).WithChunk(i)
 	case errors.As(err, &stray):
 		err = stray.Why
 	case err != nil:
-		return m, job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
+		return m, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err).WithChunk(i)
 	}
 	if err != nil || m.SegmentKey != seg.Key {
-		return m, job.Errorf(job.Permanent, job.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
+		return m, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "segment %s is not the one chunk %d's marker names (%s): %v", seg.Key, i, m.SegmentKey, err).WithChunk(i)
 	}
 	return m, nil
 }
@@ -252,29 +253,29 @@ func (h *Handler) fetch(ctx context.Context, seg job.Segment, i int, dst string,
 	n, err := h.Store.DownloadSegment(ctx, seg.Key, dst)
 	if err != nil {
 		if storage.IsNotFound(err) {
-			return job.Errorf(job.Permanent, job.CodeMissingOutput, "segment %s does not exist", seg.Key).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "segment %s does not exist", seg.Key).WithChunk(i)
 		}
-		return job.Errorf(job.Retryable, job.CodeStorage, "%v", err).WithChunk(i)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err).WithChunk(i)
 	}
 	if markers != nil {
 		// Replaced, truncated or corrupted since its worker checked it.
 		if n != markers[i].Bytes {
-			return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s is %d bytes; its marker promises %d", seg.Key, n, markers[i].Bytes).WithChunk(i)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "segment %s is %d bytes; its marker promises %d", seg.Key, n, markers[i].Bytes).WithChunk(i)
 		}
 		if want := markers[i].SHA256; want != "" {
 			if got, err := storage.FileSHA256(dst); err != nil {
-				return job.Errorf(job.Retryable, job.CodeInternal, "checksum %s: %v", seg.Key, err).WithChunk(i)
+				return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "checksum %s: %v", seg.Key, err).WithChunk(i)
 			} else if got != want {
-				return job.Errorf(job.Permanent, job.CodeFrameMismatch, "segment %s does not have the SHA-256 its marker promises: it changed after its worker checked it", seg.Key).WithChunk(i)
+				return joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "segment %s does not have the SHA-256 its marker promises: it changed after its worker checked it", seg.Key).WithChunk(i)
 			}
 		}
 	}
 	got, err := h.Media.CountFrames(ctx, dst)
 	if err != nil {
-		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err).WithChunk(i)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch, "%v", err).WithChunk(i)
 	}
 	if got != seg.Frames {
-		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "segment %s has %d frames, expected %d", seg.Key, got, seg.Frames).WithChunk(i)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch, "segment %s has %d frames, expected %d", seg.Key, got, seg.Frames).WithChunk(i)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/stitch"
 	"github.com/helios-project/infrastructure/pkg/storage"
@@ -78,13 +79,13 @@ func TestStitchRefusesBadInput(t *testing.T) {
 	tests := []struct {
 		name string
 		edit func(*job.StitchRequest)
-		kind job.Kind
+		kind joberr.Kind
 		code string
 	}{
-		{"declared frames wrong", func(r *job.StitchRequest) { r.Segments[1].Frames++ }, job.Retryable, job.CodeFrameMismatch},
-		{"segment missing", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/s/chunks/999999.1-1.mkv" }, job.Permanent, job.CodeMissingOutput},
-		{"segment outside the job", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/other/chunks/000000.1-1.mkv" }, job.Permanent, job.CodeInvalid},
-		{"output under jobs/", func(r *job.StitchRequest) { r.OutputKey = "jobs/x.mp4" }, job.Permanent, job.CodeInvalid},
+		{"declared frames wrong", func(r *job.StitchRequest) { r.Segments[1].Frames++ }, joberr.Retryable, joberr.CodeFrameMismatch},
+		{"segment missing", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/s/chunks/999999.1-1.mkv" }, joberr.Permanent, joberr.CodeMissingOutput},
+		{"segment outside the job", func(r *job.StitchRequest) { r.Segments[0].Key = "renders/other/chunks/000000.1-1.mkv" }, joberr.Permanent, joberr.CodeInvalid},
+		{"output under jobs/", func(r *job.StitchRequest) { r.OutputKey = "jobs/x.mp4" }, joberr.Permanent, joberr.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +93,7 @@ func TestStitchRefusesBadInput(t *testing.T) {
 			req := segments(t, b, 3, 2)
 			tt.edit(&req)
 			_, err := h.Handle(t.Context(), req)
-			var e *job.Error
+			var e *joberr.Error
 			if !errors.As(err, &e) || e.Kind != tt.kind || e.Code != tt.code {
 				t.Fatalf("err = %v, want %s %s", err, tt.kind, tt.code)
 			}

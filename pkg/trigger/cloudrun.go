@@ -7,7 +7,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // HTTP is the orchestrator served over HTTP, as on Cloud Run:
@@ -77,7 +78,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request) {
 	res, err := h.dispatch(ctx, ev, waitWhenHeld)
 	out := res.Outcome
 	switch {
-	case err != nil && !job.IsRetryable(err):
+	case err != nil && !joberr.IsRetryable(err):
 		// The spec cannot run (invalid, or its id taken): a redelivery
 		// cannot change that, so the event is acknowledged.
 	case err != nil && h.continuedAfterFailure(ctx, out, err, started):
@@ -104,11 +105,11 @@ const (
 // would reach no one). A young request answers 5xx instead, and the
 // platform redelivers it with backoff.
 func (h *Handler) continuedAfterFailure(ctx context.Context, out Outcome, err error, started time.Time) bool {
-	if h.Continue == nil || time.Since(started) < minPushWait || !job.ValidID(out.JobID) {
+	if h.Continue == nil || time.Since(started) < minPushWait || !layout.ValidID(out.JobID) {
 		return false
 	}
 	in := Invoke{JobID: out.JobID}
-	if id, ok := job.JobIDFromKey(out.Key); ok && id == out.JobID {
+	if id, ok := layout.JobIDFromKey(out.Key); ok && id == out.JobID {
 		in = Invoke{Key: out.Key} // the upload may not have been accepted yet
 	}
 	if cerr := h.Continue(context.WithoutCancel(ctx), in); cerr != nil {

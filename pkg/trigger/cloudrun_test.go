@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/trigger"
@@ -135,7 +136,7 @@ func TestHTTPEventStatusCodes(t *testing.T) {
 	}{
 		{"storage down: retry", errors.New("read spec: connection refused"), 500, "connection refused"},
 		{"duplicate delivery: done", jobstore.ErrAlreadyRunning, 200, "already running elsewhere"},
-		{"invalid spec: acknowledged", &job.ValidationError{Problems: []job.Problem{{Path: "args", Message: "must contain {output}"}}}, 200, "must contain {output}"},
+		{"invalid spec: acknowledged", &joberr.ValidationError{Problems: []joberr.Problem{{Path: "args", Message: "must contain {output}"}}}, 200, "must contain {output}"},
 		{"unknown job: acknowledged", jobstore.ErrNotFound, 200, "job not found"},
 	}
 	for _, c := range cases {

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 )
 
@@ -106,7 +108,7 @@ const (
 // the orchestrator's, runs the job, applies the platform's whenHeld to a
 // call that finds the job held elsewhere, and settles the outcome (a run
 // stopped by the margin continues in a new invocation). The error is a
-// *job.Error: permanent if the job cannot run, retryable if the platform
+// *joberr.Error: permanent if the job cannot run, retryable if the platform
 // should deliver the event again; the result says what became of the
 // event even then.
 func (h *Handler) dispatch(ctx context.Context, ev event, held whenHeld) (result, error) {
@@ -119,7 +121,7 @@ func (h *Handler) dispatch(ctx context.Context, ev event, held whenHeld) (result
 		switch held {
 		case retryWhenHeld:
 			h.log().Info("job's lease is held; the platform will deliver the call again", "jobId", out.JobID)
-			return result{Outcome: out, fate: elsewhere}, job.Errorf(job.Retryable, job.CodeThrottled, "%v", err)
+			return result{Outcome: out, fate: elsewhere}, joberr.Errorf(joberr.Retryable, joberr.CodeThrottled, "%v", err)
 		case waitWhenHeld:
 			st, err = h.waitForLease(ctx, ev, out.JobID, err)
 		}
@@ -132,17 +134,17 @@ func (h *Handler) dispatch(ctx context.Context, ev event, held whenHeld) (result
 func (h *Handler) admit(ev event) (Outcome, error) {
 	switch ev.kind {
 	case resume:
-		return Outcome{Key: job.JobKey(ev.jobID), JobID: ev.jobID}, nil
+		return Outcome{Key: layout.JobKey(ev.jobID), JobID: ev.jobID}, nil
 	case start:
-		id, ok := job.JobIDFromKey(ev.key)
+		id, ok := layout.JobIDFromKey(ev.key)
 		if !ok {
-			return Outcome{Key: ev.key}, job.Errorf(job.Permanent, job.CodeInvalid, "key %q: expected %s<id>.json with an id of %s", ev.key, job.JobsPrefix, job.IDRule)
+			return Outcome{Key: ev.key}, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "key %q: expected %s<id>.json with an id of %s", ev.key, layout.JobsPrefix, layout.IDRule)
 		}
 		return Outcome{Key: ev.key, JobID: id}, nil
 	}
 	out := Outcome{Key: ev.key}
 	if out.Note = h.ignored(ev); out.Note == "" {
-		out.JobID, _ = job.JobIDFromKey(ev.key)
+		out.JobID, _ = layout.JobIDFromKey(ev.key)
 		return out, nil
 	}
 	h.log().Info("upload ignored", "bucket", ev.bucket, "key", ev.key, "why", out.Note)
@@ -151,16 +153,16 @@ func (h *Handler) admit(ev event) (Outcome, error) {
 
 // ignored says why an upload is not one the orchestrator acts on, or "".
 func (h *Handler) ignored(ev event) string {
-	_, ok := job.JobIDFromKey(ev.key)
+	_, ok := layout.JobIDFromKey(ev.key)
 	switch {
 	case ev.skip != "":
 		return "ignored: " + ev.skip
 	case h.BucketName != "" && ev.bucket != h.BucketName:
 		return "ignored: bucket " + ev.bucket + " is not " + h.BucketName
-	case !strings.HasPrefix(ev.key, job.JobsPrefix) || !strings.HasSuffix(ev.key, ".json"):
-		return "ignored: not under " + job.JobsPrefix + " with suffix .json"
+	case !strings.HasPrefix(ev.key, layout.JobsPrefix) || !strings.HasSuffix(ev.key, ".json"):
+		return "ignored: not under " + layout.JobsPrefix + " with suffix .json"
 	case !ok:
-		return "ignored: not " + job.JobsPrefix + "<id>.json with an id of " + job.IDRule
+		return "ignored: not " + layout.JobsPrefix + "<id>.json with an id of " + layout.IDRule
 	}
 	return ""
 }
@@ -242,7 +244,7 @@ var errStopping = errors.New("the process is shutting down")
 func (h *Handler) continued(ctx context.Context, id string, err error) bool {
 	stopped := errors.Is(err, context.DeadlineExceeded) ||
 		(errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errStopping))
-	if h.Continue == nil || !stopped || !job.ValidID(id) {
+	if h.Continue == nil || !stopped || !layout.ValidID(id) {
 		return false
 	}
 	if cerr := h.Continue(context.WithoutCancel(ctx), Invoke{JobID: id}); cerr != nil {
@@ -257,14 +259,14 @@ func (h *Handler) continued(ctx context.Context, id string, err error) bool {
 // that cannot run is permanent; anything else (storage, an interrupted run)
 // is worth the platform's retry of the event.
 func runError(err error) error {
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		return job.AsError(err)
+		return joberr.AsError(err)
 	case errors.Is(err, jobstore.ErrConflict), errors.Is(err, jobstore.ErrNotFound):
-		return job.Errorf(job.Permanent, job.CodeInvalid, "%v", err)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "%v", err)
 	}
-	return job.Errorf(job.Retryable, job.CodeInternal, "%v", err)
+	return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "%v", err)
 }
 
 // sweep resumes jobs left behind (orchestrator.Sweep), through Continue:
@@ -272,13 +274,13 @@ func runError(err error) error {
 // It acts on no one job, so it is no event of the dispatcher's.
 func (h *Handler) sweep(ctx context.Context) (orchestrator.SweepReport, error) {
 	if h.Continue == nil {
-		return orchestrator.SweepReport{}, job.Errorf(job.Permanent, job.CodeInvalid, "this orchestrator cannot hand jobs to new invocations, so it cannot sweep")
+		return orchestrator.SweepReport{}, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "this orchestrator cannot hand jobs to new invocations, so it cannot sweep")
 	}
 	rep, err := h.Orch.Sweep(ctx, orchestrator.SweepOptions{
 		Resume: func(ctx context.Context, id string) error { return h.Continue(ctx, Invoke{JobID: id}) },
 	})
 	if err != nil {
-		return rep, job.Errorf(job.Retryable, job.CodeStorage, "sweep: %v", err)
+		return rep, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "sweep: %v", err)
 	}
 	return rep, nil
 }

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // API is the orchestrator's HTTP API:
@@ -37,8 +39,8 @@ func (h *Handler) API() http.Handler {
 }
 
 type apiError struct {
-	Error    string        `json:"error"`
-	Problems []job.Problem `json:"problems,omitempty"`
+	Error    string           `json:"error"`
+	Problems []joberr.Problem `json:"problems,omitempty"`
 }
 
 // Accepted is the answer to POST /jobs.
@@ -65,7 +67,7 @@ func (h *Handler) postJob(w http.ResponseWriter, r *http.Request) {
 		id = NewID(time.Now())
 	}
 	spec, err := h.Jobs.Prepare(bytes.NewReader(body), id)
-	var ve *job.ValidationError
+	var ve *joberr.ValidationError
 	if errors.As(err, &ve) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid job spec", Problems: ve.Problems})
 		return
@@ -85,7 +87,7 @@ func (h *Handler) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log().Info("job submitted", "jobId", spec.ID)
-	writeJSON(w, http.StatusAccepted, Accepted{JobID: spec.ID, Status: "submitted", StatusURL: "/jobs/" + spec.ID, SpecKey: job.JobKey(spec.ID)})
+	writeJSON(w, http.StatusAccepted, Accepted{JobID: spec.ID, Status: "submitted", StatusURL: "/jobs/" + spec.ID, SpecKey: layout.JobKey(spec.ID)})
 }
 
 // StatusResponse is the answer to GET /jobs/{id}: the status with a

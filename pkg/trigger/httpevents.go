@@ -14,7 +14,7 @@ import (
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 // CloudEvent types the orchestrator takes (Eventarc's names).
@@ -125,7 +125,7 @@ func (h *Handler) cloudEvent(r *http.Request) (event, error) {
 		return h.pubsubEvent(push.Message)
 	}
 	return event{}, badf("CloudEvent type %q is not handled: send %s (uploads under %s) or %s", ev.Type(),
-		EventStorageFinalized, job.JobsPrefix, EventPubSubPublished)
+		EventStorageFinalized, layout.JobsPrefix, EventPubSubPublished)
 }
 
 // jsonEvent decodes a plain JSON body: a Pub/Sub push, or a direct call.
@@ -190,8 +190,8 @@ func (h *Handler) callEvent(in Invoke) (event, error) {
 		return event{}, badf("give jobId or key, not both")
 	case in.Key != "":
 		return event{kind: upload, bucket: h.BucketName, key: in.Key}, nil
-	case !job.ValidID(in.JobID):
-		return event{}, badf("jobId %q: expected %s", in.JobID, job.IDRule)
+	case !layout.ValidID(in.JobID):
+		return event{}, badf("jobId %q: expected %s", in.JobID, layout.IDRule)
 	}
 	return event{kind: resume, jobID: in.JobID}, nil
 }

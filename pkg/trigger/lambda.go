@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/serve"
 )
 
@@ -41,7 +41,7 @@ type shape struct {
 func (h *Handler) handle(ctx context.Context, payload json.RawMessage) (any, error) {
 	var s shape
 	if err := json.Unmarshal(payload, &s); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "event is not a JSON object: %v", err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "event is not a JSON object: %v", err)
 	}
 	switch {
 	case len(s.Records) > 0 && s.Records[0].EventSource == "aws:s3":
@@ -49,14 +49,14 @@ func (h *Handler) handle(ctx context.Context, payload json.RawMessage) (any, err
 	case s.RequestContext != nil && s.RequestContext.HTTP != nil && s.RequestContext.HTTP.Method != "":
 		return h.httpV2(ctx, payload)
 	case s.RequestContext != nil && s.RequestContext.HTTPMethod != "":
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid,
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid,
 			"API Gateway REST (payload format 1.0) events are not supported: use a Function URL or an HTTP API with payload format 2.0")
 	case s.JobID != "" || s.Key != "":
 		return h.direct(ctx, Invoke{JobID: s.JobID, Key: s.Key})
 	case s.Sweep != nil:
 		return h.sweep(ctx)
 	}
-	return nil, job.Errorf(job.Permanent, job.CodeInvalid,
+	return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid,
 		`unrecognised event: expected an S3 event, an HTTP request (payload format 2.0), {"jobId": "<id>"}, {"key": "jobs/<id>.json"} or {"sweep": {}}`)
 }
 
@@ -67,7 +67,7 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 	ev := event{kind: resume, jobID: in.JobID}
 	switch {
 	case in.JobID != "" && in.Key != "":
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "give jobId or key, not both")
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "give jobId or key, not both")
 	case in.JobID == "":
 		ev = event{kind: start, key: in.Key}
 	}
@@ -92,7 +92,7 @@ func (h *Handler) direct(ctx context.Context, in Invoke) (any, error) {
 func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) {
 	var ev events.S3Event
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "S3 event does not decode: %v", err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "S3 event does not decode: %v", err)
 	}
 	ctx, cancel := h.withMargin(ctx)
 	defer cancel()
@@ -110,7 +110,7 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 			mu.Lock()
 			failures = append(failures, errors.New(res.Key+": "+err.Error()))
 			mu.Unlock()
-			if job.IsRetryable(err) {
+			if joberr.IsRetryable(err) {
 				return err // stop the others: the whole event will be retried
 			}
 			return nil
@@ -120,7 +120,7 @@ func (h *Handler) s3(ctx context.Context, payload json.RawMessage) (any, error) 
 		return nil, err
 	}
 	if len(failures) > 0 {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "%v", errors.Join(failures...))
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "%v", errors.Join(failures...))
 	}
 	return map[string]any{"records": outcomes}, nil
 }
@@ -142,7 +142,7 @@ func s3Upload(rec events.S3EventRecord) event {
 func (h *Handler) httpV2(ctx context.Context, payload json.RawMessage) (any, error) {
 	var ev events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return nil, job.Errorf(job.Permanent, job.CodeInvalid, "HTTP event does not decode: %v", err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "HTTP event does not decode: %v", err)
 	}
 	body := []byte(ev.Body)
 	if ev.IsBase64Encoded {

@@ -20,7 +20,9 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/orchestrator"
 	"github.com/helios-project/infrastructure/pkg/trigger"
 )
@@ -64,7 +66,7 @@ func newHandler(t *testing.T) (*trigger.Handler, *fakeOrch) {
 	return &trigger.Handler{Orch: f, Jobs: jobs, BucketName: "renders", Log: log, MaxBody: 4096}, f
 }
 
-func invoke(t *testing.T, h *trigger.Handler, ev any) ([]byte, *job.Error) {
+func invoke(t *testing.T, h *trigger.Handler, ev any) ([]byte, *joberr.Error) {
 	t.Helper()
 	payload, _ := json.Marshal(ev)
 	out, err := h.Lambda().Invoke(t.Context(), payload)
@@ -73,7 +75,7 @@ func invoke(t *testing.T, h *trigger.Handler, ev any) ([]byte, *job.Error) {
 		if !errors.As(err, &fe) {
 			t.Fatalf("Invoke: %v", err)
 		}
-		return nil, job.DecodeFunctionError(fe.Type, fe.Message)
+		return nil, joberr.DecodeFunctionError(fe.Type, fe.Message)
 	}
 	return out, nil
 }
@@ -106,8 +108,8 @@ func TestS3Event(t *testing.T) {
 	if n := strings.Count(string(out), "ignored"); n != 5 || !strings.Contains(string(out), `"jobs/my film.json"`) {
 		t.Errorf("%d records ignored, want 5 (keys decoded): %s", n, out)
 	}
-	if !strings.Contains(string(out), job.IDRule) {
-		t.Errorf("the invalid id's note does not state the rule %q: %s", job.IDRule, out)
+	if !strings.Contains(string(out), layout.IDRule) {
+		t.Errorf("the invalid id's note does not state the rule %q: %s", layout.IDRule, out)
 	}
 }
 
@@ -115,8 +117,8 @@ func TestS3EventErrors(t *testing.T) {
 	h, f := newHandler(t)
 	ev := events.S3Event{Records: []events.S3EventRecord{record("renders", "ObjectCreated:Put", "jobs/a.json")}}
 
-	f.err = &job.ValidationError{Problems: []job.Problem{{Path: "metadata.fps", Message: "must be greater than 0"}}}
-	if _, e := invoke(t, h, ev); e == nil || e.Kind != job.Permanent || !strings.Contains(e.Message, "metadata.fps") {
+	f.err = &joberr.ValidationError{Problems: []joberr.Problem{{Path: "metadata.fps", Message: "must be greater than 0"}}}
+	if _, e := invoke(t, h, ev); e == nil || e.Kind != joberr.Permanent || !strings.Contains(e.Message, "metadata.fps") {
 		t.Errorf("invalid spec: %v, want a permanent error naming the field", e)
 	}
 	f.err = jobstore.ErrAlreadyRunning
@@ -145,11 +147,11 @@ func TestDirectInvoke(t *testing.T) {
 	if _, e := invoke(t, h, map[string]string{"key": "jobs/x.json"}); e != nil || f.keys[0] != "jobs/x.json" {
 		t.Errorf("run key: %v %v", f.keys, e)
 	}
-	if _, e := invoke(t, h, map[string]string{"jobId": "a", "key": "jobs/a.json"}); e == nil || e.Kind != job.Permanent {
+	if _, e := invoke(t, h, map[string]string{"jobId": "a", "key": "jobs/a.json"}); e == nil || e.Kind != joberr.Permanent {
 		t.Errorf("both: %v", e)
 	}
 	for _, bad := range []any{map[string]int{"x": 1}, []int{1}, "str"} {
-		if _, e := invoke(t, h, bad); e == nil || e.Kind != job.Permanent {
+		if _, e := invoke(t, h, bad); e == nil || e.Kind != joberr.Permanent {
 			t.Errorf("%v: %v, want a permanent error", bad, e)
 		}
 	}
@@ -173,7 +175,7 @@ func TestAPI(t *testing.T) {
 	code, body := do("POST", "/jobs", valid)
 	var acc trigger.Accepted
 	json.Unmarshal([]byte(body), &acc)
-	if code != 202 || acc.JobID == "" || acc.SpecKey != job.JobKey(acc.JobID) {
+	if code != 202 || acc.JobID == "" || acc.SpecKey != layout.JobKey(acc.JobID) {
 		t.Fatalf("POST = %d %s", code, body)
 	}
 	if ok, _ := h.Jobs.Bucket().Exists(t.Context(), acc.SpecKey); !ok {
@@ -215,7 +217,7 @@ type blockingOrch struct{ *fakeOrch }
 
 func (b *blockingOrch) RunKey(ctx context.Context, key string, _ orchestrator.RunOptions) (*job.Status, error) {
 	<-ctx.Done()
-	id, _ := job.JobIDFromKey(key)
+	id, _ := layout.JobIDFromKey(key)
 	return &job.Status{JobID: id, State: job.StateRunning}, fmt.Errorf("job interrupted: %w", ctx.Err())
 }
 
@@ -230,7 +232,7 @@ func TestStopsBeforeTheDeadline(t *testing.T) {
 	start := time.Now()
 	_, err := h.Lambda().Invoke(ctx, payload)
 	var fe messages.InvokeResponse_Error
-	if !errors.As(err, &fe) || !job.DecodeFunctionError(fe.Type, fe.Message).Retryable() {
+	if !errors.As(err, &fe) || !joberr.DecodeFunctionError(fe.Type, fe.Message).Retryable() {
 		t.Fatalf("Invoke = %v, want a retryable function error", err)
 	}
 	if d := time.Since(start); d > 2500*time.Millisecond {

@@ -13,7 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -25,38 +26,38 @@ const (
 // fetchAssets downloads a content-addressed bundle into tmp, checks its
 // sha256 against the key, and unpacks it into work.
 func (h *Handler) fetchAssets(ctx context.Context, key, tmp, work string) error {
-	want, ok := job.AssetDigest(key)
+	want, ok := layout.AssetDigest(key)
 	if !ok {
-		return job.Errorf(job.Permanent, job.CodeBadAssets, "asset key %q is not assets/<sha256>.tar.gz", key)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeBadAssets, "asset key %q is not assets/<sha256>.tar.gz", key)
 	}
 	bundle := filepath.Join(tmp, "assets.tar.gz")
 	if _, err := storage.DownloadFile(ctx, h.Store.Bucket(), key, bundle); err != nil {
 		if storage.IsNotFound(err) {
-			return job.Errorf(job.Permanent, job.CodeBadAssets, "asset bundle %s does not exist", key)
+			return joberr.Errorf(joberr.Permanent, joberr.CodeBadAssets, "asset bundle %s does not exist", key)
 		}
-		return job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	f, err := os.Open(bundle)
 	if err != nil {
-		return job.Errorf(job.Retryable, job.CodeInternal, "open assets: %v", err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "open assets: %v", err)
 	}
 	defer f.Close()
 	sum := sha256.New()
 	if _, err := io.Copy(sum, f); err != nil {
-		return job.Errorf(job.Retryable, job.CodeInternal, "hash assets: %v", err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "hash assets: %v", err)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != want {
-		return job.Errorf(job.Permanent, job.CodeBadAssets, "asset bundle %s has sha256 %s", key, got)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeBadAssets, "asset bundle %s has sha256 %s", key, got)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return job.Errorf(job.Retryable, job.CodeInternal, "rewind assets: %v", err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "rewind assets: %v", err)
 	}
 	limit := h.MaxAssetBytes
 	if limit <= 0 {
 		limit = defaultMaxAssetBytes
 	}
 	if err := Extract(f, work, limit); err != nil {
-		return job.Errorf(job.Permanent, job.CodeBadAssets, "asset bundle %s: %v", key, err)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeBadAssets, "asset bundle %s: %v", key, err)
 	}
 	return nil
 }
@@ -97,7 +98,7 @@ func extractEntry(r io.Reader, hdr *tar.Header, dir string, total *int64, maxByt
 	if name == "" || name == "." {
 		return nil
 	}
-	if !job.IsSafeRelative(name) {
+	if !layout.IsSafeRelative(name) {
 		return fmt.Errorf("entry %q escapes the work dir", hdr.Name)
 	}
 	target := filepath.Join(dir, filepath.FromSlash(name))

@@ -66,8 +66,8 @@ func tarGz(t testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-// layout makes base/{work,sibling} and returns base, work and sibling.
-func layout(t *testing.T) (base, work, sibling string) {
+// workDirs makes base/{work,sibling} and returns base, work and sibling.
+func workDirs(t *testing.T) (base, work, sibling string) {
 	t.Helper()
 	base = t.TempDir()
 	work = filepath.Join(base, "work")
@@ -133,7 +133,7 @@ func assertNothingOutside(t *testing.T, base, work, sibling string) {
 }
 
 func TestExtractNormalArchive(t *testing.T) {
-	base, work, sibling := layout(t)
+	base, work, sibling := workDirs(t)
 	archive := tarGz(t,
 		dir("./"),
 		dir("."),
@@ -191,7 +191,7 @@ func TestExtractNormalArchive(t *testing.T) {
 }
 
 func TestExtractEmptyArchive(t *testing.T) {
-	_, work, _ := layout(t)
+	_, work, _ := workDirs(t)
 	if err := worker.Extract(bytes.NewReader(tarGz(t)), work, 0); err != nil {
 		t.Fatalf("Extract(empty archive): %v", err)
 	}
@@ -229,7 +229,7 @@ func TestExtractRefusesUnsafeEntries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base, work, sibling := layout(t)
+			base, work, sibling := workDirs(t)
 			archive := tarGz(t, file("ok.txt", "fine"), tt.bad, file("after.txt", "must not be written"))
 			err := worker.Extract(bytes.NewReader(archive), work, 1<<20)
 			if err == nil {
@@ -258,7 +258,7 @@ func TestExtractRefusesUnsafeEntries(t *testing.T) {
 // The refusal of a link must hold even when a later entry would write
 // through it.
 func TestExtractSymlinkThenWriteThrough(t *testing.T) {
-	base, work, sibling := layout(t)
+	base, work, sibling := workDirs(t)
 	archive := tarGz(t,
 		entry{name: "link", typ: tar.TypeSymlink, linkname: "../sibling"},
 		file("link/evil", "x"),
@@ -286,7 +286,7 @@ func TestExtractSizeCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			base, work, sibling := layout(t)
+			base, work, sibling := workDirs(t)
 			var entries []entry
 			for i, n := range tt.files {
 				entries = append(entries, file("f"+strconv.Itoa(i), strings.Repeat("z", n)))
@@ -319,7 +319,7 @@ func TestExtractSizeCap(t *testing.T) {
 }
 
 func TestExtractRefusesDuplicateFile(t *testing.T) {
-	_, work, _ := layout(t)
+	_, work, _ := workDirs(t)
 	archive := tarGz(t, file("a.txt", "first"), file("./a.txt", "second"))
 	err := worker.Extract(bytes.NewReader(archive), work, 1<<20)
 	if err == nil {
@@ -336,7 +336,7 @@ func TestExtractRefusesDuplicateFile(t *testing.T) {
 func TestExtractDoesNotFollowExistingSymlink(t *testing.T) {
 	// A work dir that already holds a link (not from the archive) must not
 	// let a regular file entry write through it: O_EXCL refuses the name.
-	base, work, sibling := layout(t)
+	base, work, sibling := workDirs(t)
 	if err := os.Symlink(filepath.Join(sibling, "target"), filepath.Join(work, "f.txt")); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestExtractDoesNotFollowExistingSymlink(t *testing.T) {
 }
 
 func TestExtractCorruptInput(t *testing.T) {
-	_, work, _ := layout(t)
+	_, work, _ := workDirs(t)
 	good := tarGz(t, file("a.txt", strings.Repeat("data ", 1000)))
 	tests := []struct {
 		name  string

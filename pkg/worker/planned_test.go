@@ -6,7 +6,9 @@ import (
 
 	"github.com/helios-project/infrastructure/internal/testkit"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -35,11 +37,11 @@ func TestWorkerDoesOnlyWhatThePlanSays(t *testing.T) {
 			w.Args = append([]string(nil), planned.Args...)
 			mutate(&w)
 			_, err := h.Handle(t.Context(), w)
-			e := wantCode(t, err, job.Permanent, job.CodeInvalid)
+			e := wantCode(t, err, joberr.Permanent, joberr.CodeInvalid)
 			if !strings.Contains(e.Message, "accepted") {
 				t.Errorf("message %q does not say why", e.Message)
 			}
-			if ok, _ := b.Exists(t.Context(), job.MarkerKey(w.JobID, w.Chunk.Index)); ok {
+			if ok, _ := b.Exists(t.Context(), layout.MarkerKey(w.JobID, w.Chunk.Index)); ok {
 				t.Error("a refused call created a completion marker")
 			}
 		})
@@ -57,14 +59,14 @@ func TestWorkerIgnoresAForgedMarker(t *testing.T) {
 	spec := testkit.NativeSpec("forged", 10, 5)
 	testkit.Accept(t, b, spec)
 	forged := job.WorkerResult{JobID: "forged", Chunk: job.Chunk{Index: 0, Start: 0, Count: 5}, SegmentKey: "renders/victim/output.mp4", Frames: 5}
-	if err := storage.CreateJSON(t.Context(), b, job.MarkerKey("forged", 0), forged); err != nil {
+	if err := storage.CreateJSON(t.Context(), b, layout.MarkerKey("forged", 0), forged); err != nil {
 		t.Fatal(err)
 	}
 	_, err := h.Handle(t.Context(), spec.WorkerJob(spec.Plan()[0], 1, 1))
 	if err == nil {
 		t.Fatal("the forged marker was taken as the chunk's result")
 	}
-	if e := wantCode(t, err, job.Retryable, job.CodeStorage); !strings.Contains(e.Message, "does not describe") {
+	if e := wantCode(t, err, joberr.Retryable, joberr.CodeStorage); !strings.Contains(e.Message, "does not describe") {
 		t.Errorf("error %q", e.Message)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // What the worker gives a command besides its work dir (the job's files
@@ -123,7 +124,7 @@ func (a *attempt) warnings() []string {
 		if json.Unmarshal(lines.Bytes(), &w) != nil || w.Warning == "" {
 			continue
 		}
-		m := job.Shorten(job.ShortenWords(w.Warning), maxWarningBytes)
+		m := joberr.Shorten(joberr.ShortenWords(w.Warning), maxWarningBytes)
 		if !slices.Contains(out, m) {
 			out = append(out, m)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/framerate"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
 
@@ -34,19 +35,19 @@ func (h *Handler) segment(ctx context.Context, w job.WorkerJob, output, dir stri
 	if w.Timeline == nil {
 		frames, err := h.Media.CountFrames(ctx, output)
 		if err != nil {
-			return seg, job.Errorf(job.Retryable, job.CodeFrameMismatch, "%v", err)
+			return seg, joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch, "%v", err)
 		}
 		seg.frames = frames
 	} else if err := h.place(ctx, w, output, dir, &seg); err != nil {
 		return seg, err
 	}
 	if seg.frames != w.Chunk.Count {
-		return seg, job.Errorf(job.Retryable, job.CodeFrameMismatch,
+		return seg, joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch,
 			"segment has %d frames, chunk [%d, %d) needs %d", seg.frames, w.Chunk.Start, w.Chunk.End(), w.Chunk.Count)
 	}
 	var err error
 	if seg.sha256, seg.md5, err = storage.FileSums(seg.path); err != nil {
-		return seg, job.Errorf(job.Retryable, job.CodeInternal, "checksum %s: %v", w.OutputFile, err)
+		return seg, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "checksum %s: %v", w.OutputFile, err)
 	}
 	return seg, nil
 }
@@ -57,11 +58,11 @@ func (h *Handler) segment(ctx context.Context, w job.WorkerJob, output, dir stri
 func (h *Handler) place(ctx context.Context, w job.WorkerJob, output, dir string, seg *segment) error {
 	rate, err := framerate.Of(w.Timeline.FPS)
 	if err != nil {
-		return job.Errorf(job.Permanent, job.CodeInvalid, "timeline: %v", err)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "timeline: %v", err)
 	}
 	summary, err := inspect(output)
 	if err != nil {
-		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "%s: %v", w.OutputFile, err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch, "%s: %v", w.OutputFile, err)
 	}
 	codec := summary.Audio
 	seg.path = filepath.Join(dir, "placed."+w.Format())
@@ -114,20 +115,20 @@ func audioCut(w job.WorkerJob, rate framerate.Rate, codec, dir string) *fmp4.Aud
 func (h *Handler) fragment(ctx context.Context, w job.WorkerJob, output, dir string, cut *fmp4.AudioCut, dst string, p fmp4.Placement) (*fmp4.Placed, error) {
 	fragmented := filepath.Join(dir, "fragmented.mp4")
 	if err := h.Media.Fragment(ctx, output, fragmented, cut); err != nil {
-		e := job.AsError(err)
-		if e.Code == job.CodeCommandFailed {
+		e := joberr.AsError(err)
+		if e.Code == joberr.CodeCommandFailed {
 			// ffmpeg could not read what the command wrote.
-			e.Code = job.CodeFrameMismatch
+			e.Code = joberr.CodeFrameMismatch
 		}
 		return nil, e
 	}
 	placed, err := placeFile(dst, fragmented, p)
 	if err != nil {
 		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-			return nil, job.Errorf(job.Retryable, job.CodeInternal, "place %s: %v", w.OutputFile, err) // the disk, not the video
+			return nil, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "place %s: %v", w.OutputFile, err) // the disk, not the video
 		}
 		// The same command renders the same frames: not worth a retry.
-		return nil, job.Errorf(job.Permanent, job.CodeFrameMismatch, "%s cannot be placed on the job's timeline: %v", w.OutputFile, err)
+		return nil, joberr.Errorf(joberr.Permanent, joberr.CodeFrameMismatch, "%s cannot be placed on the job's timeline: %v", w.OutputFile, err)
 	}
 	return placed, nil
 }
@@ -137,14 +138,14 @@ func (h *Handler) fragment(ctx context.Context, w job.WorkerJob, output, dir str
 func checkAudio(w job.WorkerJob, cut *fmp4.AudioCut, codec string, seg *segment) error {
 	info, err := os.Stat(cut.Path)
 	if err != nil {
-		return job.Errorf(job.Retryable, job.CodeInternal, "audio of %s: %v", w.OutputFile, err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "audio of %s: %v", w.OutputFile, err)
 	}
 	if want := cut.Samples * int64(cut.Channels) * 2; info.Size() != want {
-		return job.Errorf(job.Retryable, job.CodeFrameMismatch, "audio of %s has %d bytes of PCM, the chunk's %d samples × %d channels need %d", w.OutputFile, info.Size(), cut.Samples, cut.Channels, want)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeFrameMismatch, "audio of %s has %d bytes of PCM, the chunk's %d samples × %d channels need %d", w.OutputFile, info.Size(), cut.Samples, cut.Channels, want)
 	}
 	sum, _, err := storage.FileSums(cut.Path)
 	if err != nil {
-		return job.Errorf(job.Retryable, job.CodeInternal, "checksum the audio of %s: %v", w.OutputFile, err)
+		return joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "checksum the audio of %s: %v", w.OutputFile, err)
 	}
 	seg.audioPath = cut.Path
 	seg.audio = &job.AudioPart{Samples: cut.Samples, Bytes: info.Size(), SHA256: sum, Codec: codec}
@@ -188,7 +189,7 @@ func (h *Handler) checkJoinable(ctx context.Context, w job.WorkerJob, spec *job.
 		return err
 	}
 	if err := fmp4.Joinable(m.Init, init); err != nil {
-		return job.Errorf(job.Permanent, job.CodeIncompatible, "chunk %d cannot be joined with chunk 0: %v", w.Chunk.Index, err)
+		return joberr.Errorf(joberr.Permanent, joberr.CodeIncompatible, "chunk %d cannot be joined with chunk 0: %v", w.Chunk.Index, err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/fmp4"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -53,7 +54,7 @@ type Handler struct {
 	Logger  *slog.Logger
 }
 
-// Handle renders one chunk. Errors are *job.Error. The result reports the
+// Handle renders one chunk. Errors are *joberr.Error. The result reports the
 // storage requests this invocation made, for the job's cost.
 func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
 	var ops storage.Ops
@@ -64,7 +65,7 @@ func (h *Handler) Handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 
 func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error) {
 	if err := w.Validate(); err != nil {
-		return job.WorkerResult{}, job.AsError(err)
+		return job.WorkerResult{}, joberr.AsError(err)
 	}
 	entered := time.Now()
 	log := h.logger().With("jobId", w.JobID, "chunk", w.Chunk.Index, "attempt", w.Attempt)
@@ -75,9 +76,9 @@ func (h *Handler) handle(ctx context.Context, w job.WorkerJob) (job.WorkerResult
 	return res, nil
 }
 
-// failed is err as the chunk's *job.Error, logged.
-func failed(ctx context.Context, w job.WorkerJob, log *slog.Logger, err error) *job.Error {
-	e := job.AsError(err).WithChunk(w.Chunk.Index)
+// failed is err as the chunk's *joberr.Error, logged.
+func failed(ctx context.Context, w job.WorkerJob, log *slog.Logger, err error) *joberr.Error {
+	e := joberr.AsError(err).WithChunk(w.Chunk.Index)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		// The caller gave up on this invocation (the job was cancelled,
 		// or the orchestrator stopped): not a failure of the chunk.
@@ -110,12 +111,12 @@ func (h *Handler) render(ctx context.Context, w job.WorkerJob, entered time.Time
 func (h *Handler) renderAttempt(ctx context.Context, w job.WorkerJob, spec *job.Spec, entered time.Time, log *slog.Logger) (job.WorkerResult, error) {
 	dir, err := os.MkdirTemp(h.TempDir, "helios-chunk-*")
 	if err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create work dir: %v", err)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "create work dir: %v", err)
 	}
 	defer os.RemoveAll(dir)
 	at, err := h.newAttempt(dir)
 	if err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeInternal, "create the attempt's dirs: %v", err)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "create the attempt's dirs: %v", err)
 	}
 	defer at.close()
 	if w.Assets != "" {
@@ -151,7 +152,7 @@ func (h *Handler) run(ctx context.Context, w job.WorkerJob, at *attempt, entered
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline) - h.uploadReserve()
 		if left <= 0 {
-			return execx.Result{}, job.Errorf(job.Retryable, job.CodeTimeout, "no time left before the worker's deadline")
+			return execx.Result{}, joberr.Errorf(joberr.Retryable, joberr.CodeTimeout, "no time left before the worker's deadline")
 		}
 		if timeout == 0 || left < timeout {
 			timeout, capped = left, true
@@ -165,12 +166,12 @@ func (h *Handler) run(ctx context.Context, w job.WorkerJob, at *attempt, entered
 		Env:     at.env(w.Env),
 		Timeout: timeout,
 	})
-	var te *job.Error
-	if capped && errors.As(err, &te) && te.Code == job.CodeTimeout && time.Since(entered)-timeout < timeout/10 {
+	var te *joberr.Error
+	if capped && errors.As(err, &te) && te.Code == joberr.CodeTimeout && time.Since(entered)-timeout < timeout/10 {
 		// The command had (nearly) the whole invocation and still ran out:
 		// it would time out again, the chunk is too long for this worker.
 		// (If fetching assets ate the time, the timeout stays retryable.)
-		e := job.Errorf(job.Permanent, job.CodeTimeout,
+		e := joberr.Errorf(joberr.Permanent, joberr.CodeTimeout,
 			"%s needed more than the %s this worker has per invocation; use smaller chunks (framesPerChunk)", w.Command, timeout.Round(time.Second))
 		e.StderrTail = te.StderrTail
 		return res, e
@@ -184,20 +185,20 @@ func (h *Handler) run(ctx context.Context, w job.WorkerJob, at *attempt, entered
 func commandOutput(w job.WorkerJob, work, stderr string) (string, error) {
 	root, err := os.OpenRoot(work)
 	if err != nil {
-		return "", job.Errorf(job.Retryable, job.CodeInternal, "open work dir: %v", err)
+		return "", joberr.Errorf(joberr.Retryable, joberr.CodeInternal, "open work dir: %v", err)
 	}
 	defer root.Close()
 	info, err := root.Lstat(filepath.FromSlash(w.OutputFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		e := job.Errorf(job.Retryable, job.CodeMissingOutput, "%s exited 0 but wrote no %s", w.Command, w.OutputFile)
+		e := joberr.Errorf(joberr.Retryable, joberr.CodeMissingOutput, "%s exited 0 but wrote no %s", w.Command, w.OutputFile)
 		e.StderrTail = execx.LastLines(stderr, 20)
 		return "", e
 	case err != nil:
-		return "", job.Errorf(job.Permanent, job.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err)
+		return "", joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "%s cannot be read inside the work dir: %v", w.OutputFile, err)
 	case !info.Mode().IsRegular():
 		// A symlink could point anywhere on the worker; never upload one.
-		return "", job.Errorf(job.Permanent, job.CodeMissingOutput, "%s is not a regular file", w.OutputFile)
+		return "", joberr.Errorf(joberr.Permanent, joberr.CodeMissingOutput, "%s is not a regular file", w.OutputFile)
 	}
 	return filepath.Join(work, filepath.FromSlash(w.OutputFile)), nil
 }
@@ -208,7 +209,7 @@ func commandOutput(w job.WorkerJob, work, stderr string) (string, error) {
 func (h *Handler) complete(ctx context.Context, w job.WorkerJob, spec *job.Spec, seg segment, ran execx.Result, warnings []string, log *slog.Logger) (job.WorkerResult, error) {
 	up, err := h.Store.UploadAttempt(ctx, w, seg.path, seg.audioPath)
 	if err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	if seg.audio != nil {
 		seg.audio.Key = up.AudioKey
@@ -225,14 +226,14 @@ func (h *Handler) complete(ctx context.Context, w job.WorkerJob, spec *job.Spec,
 	if errors.Is(err, storage.ErrExists) {
 		prev, ok, rerr := h.readMarker(ctx, w, spec)
 		if rerr != nil || !ok {
-			return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr)
+			return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "the chunk's marker exists but cannot be read or does not describe it: %v", rerr)
 		}
 		log.Info("another attempt completed the chunk first", "winner", prev.SegmentKey)
 		h.removeUpload(context.WithoutCancel(ctx), result)
 		return prev, nil
 	}
 	if err != nil {
-		return job.WorkerResult{}, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return job.WorkerResult{}, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	log.Info("chunk done", "segment", up.SegmentKey, "bytes", up.Bytes, "frames", seg.frames, "audio", seg.audio != nil, "ms", ran.Duration.Milliseconds(), "warnings", len(result.Warnings))
 	return result, nil
@@ -267,7 +268,7 @@ func (h *Handler) readMarker(ctx context.Context, w job.WorkerJob, spec *job.Spe
 		h.logger().Warn("ignoring a completion marker that does not describe the planned chunk", "jobId", w.JobID, "chunk", w.Chunk.Index, "why", stray.Why)
 		return r, false, nil
 	case err != nil:
-		return r, false, job.Errorf(job.Retryable, job.CodeStorage, "%v", err)
+		return r, false, joberr.Errorf(joberr.Retryable, joberr.CodeStorage, "%v", err)
 	}
 	r.Winner = false
 	return r, true, nil

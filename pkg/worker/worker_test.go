@@ -21,7 +21,9 @@ import (
 	"github.com/helios-project/infrastructure/pkg/execx"
 	"github.com/helios-project/infrastructure/pkg/ffmpeg"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/pagefetch"
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
@@ -41,9 +43,9 @@ func chunkJob(start, count, attempt int) job.WorkerJob {
 	return spec.WorkerJob(job.Chunk{Index: start / 10, Start: start, Count: count}, 1, attempt)
 }
 
-func wantCode(t *testing.T, err error, kind job.Kind, code string) *job.Error {
+func wantCode(t *testing.T, err error, kind joberr.Kind, code string) *joberr.Error {
 	t.Helper()
-	var e *job.Error
+	var e *joberr.Error
 	if !errors.As(err, &e) || e.Kind != kind || e.Code != code {
 		t.Fatalf("err = %v; want %s %s", err, kind, code)
 	}
@@ -65,11 +67,11 @@ func TestRenderChunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Winner || res.Frames != 4 || res.Bytes == 0 || res.SegmentKey != job.SegmentKey("w", 2, 1, 1, "mp4") {
+	if !res.Winner || res.Frames != 4 || res.Bytes == 0 || res.SegmentKey != layout.SegmentKey("w", 2, 1, 1, "mp4") {
 		t.Errorf("result = %+v", res)
 	}
 	var marker job.WorkerResult
-	if err := storage.ReadJSON(t.Context(), b, job.MarkerKey("w", 2), &marker); err != nil || marker.SegmentKey != res.SegmentKey {
+	if err := storage.ReadJSON(t.Context(), b, layout.MarkerKey("w", 2), &marker); err != nil || marker.SegmentKey != res.SegmentKey {
 		t.Errorf("marker = %+v, %v", marker, err)
 	}
 	assertEmpty(t, tmp)
@@ -79,7 +81,7 @@ func TestRenderChunk(t *testing.T) {
 	if err != nil || again.Winner || again.SegmentKey != res.SegmentKey {
 		t.Errorf("second attempt = %+v, %v; want the first attempt's result, not winner", again, err)
 	}
-	if ok, _ := b.Exists(t.Context(), job.SegmentKey("w", 2, 1, 2, "mp4")); ok {
+	if ok, _ := b.Exists(t.Context(), layout.SegmentKey("w", 2, 1, 2, "mp4")); ok {
 		t.Error("second attempt uploaded a segment")
 	}
 }
@@ -103,8 +105,8 @@ func TestRacingAttemptsLeaveOneSegment(t *testing.T) {
 	if first.SegmentKey != second.SegmentKey || first.Winner == second.Winner {
 		t.Errorf("results %+v and %+v; want one winner, both naming its segment", first, second)
 	}
-	keys, _ := storage.List(t.Context(), b, job.ChunksPrefix("w"))
-	if want := []string{first.SegmentKey, job.MarkerKey("w", 3)}; len(keys) != 2 || !slices.Contains(keys, want[0]) || !slices.Contains(keys, want[1]) {
+	keys, _ := storage.List(t.Context(), b, layout.ChunksPrefix("w"))
+	if want := []string{first.SegmentKey, layout.MarkerKey("w", 3)}; len(keys) != 2 || !slices.Contains(keys, want[0]) || !slices.Contains(keys, want[1]) {
 		t.Errorf("chunk objects = %q; want %q", keys, want)
 	}
 }
@@ -113,7 +115,7 @@ func TestWrongFrameCountIsRefused(t *testing.T) {
 	h, b, _ := newHandler(t)
 	w := chunkJob(0, 5, 1)
 	w.Chunk.Count = 6 // the command renders 5 frames, the chunk needs 6
-	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Retryable, job.CodeFrameMismatch)
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Retryable, joberr.CodeFrameMismatch)
 	keys, _ := storage.List(t.Context(), b, "")
 	if len(keys) != 0 {
 		t.Errorf("a bad segment was uploaded: %v", keys)
@@ -124,14 +126,14 @@ func TestMissingSegment(t *testing.T) {
 	h, _, _ := newHandler(t)
 	w := chunkJob(0, 3, 1)
 	w.Args[len(w.Args)-1] = "elsewhere.mp4"
-	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Retryable, job.CodeMissingOutput)
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Retryable, joberr.CodeMissingOutput)
 }
 
 func TestCommandNotAllowed(t *testing.T) {
 	h, _, tmp := newHandler(t)
 	w := chunkJob(0, 3, 1)
 	w.Command = "sh"
-	e := wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeNotAllowed)
+	e := wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Permanent, joberr.CodeNotAllowed)
 	if e.Chunk == nil || *e.Chunk != 0 {
 		t.Errorf("error does not name the chunk: %#v", e)
 	}
@@ -142,7 +144,7 @@ func TestInvalidJob(t *testing.T) {
 	h, _, _ := newHandler(t)
 	w := chunkJob(0, 3, 1)
 	w.OutputFile = "../../etc/passwd.mp4"
-	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeInvalid)
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Permanent, joberr.CodeInvalid)
 }
 
 // bundle makes a tar.gz holding one file and returns it with its asset key.
@@ -189,11 +191,11 @@ func TestAssets(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.JobID = "b"
-		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeBadAssets)
+		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Permanent, joberr.CodeBadAssets)
 	})
 	t.Run("missing", func(t *testing.T) {
 		w.JobID, w.Assets = "c", "assets/"+hex.EncodeToString(make([]byte, 32))+".tar.gz"
-		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeBadAssets)
+		wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Permanent, joberr.CodeBadAssets)
 	})
 }
 
@@ -208,7 +210,7 @@ func TestChunkLongerThanTheDeadline(t *testing.T) {
 	// ffmpeg reading a never-ending source at its native rate never finishes.
 	w.Args = []string{"-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-y", "chunk.mp4"}
 	w.OutputFile = "chunk.mp4"
-	e := wantCode(t, func() error { _, err := h.Handle(ctx, w); return err }(), job.Permanent, job.CodeTimeout)
+	e := wantCode(t, func() error { _, err := h.Handle(ctx, w); return err }(), joberr.Permanent, joberr.CodeTimeout)
 	if !strings.Contains(e.Message, "use smaller chunks") {
 		t.Errorf("message %q does not say what to do", e.Message)
 	}
@@ -225,7 +227,7 @@ func TestOutputThroughSymlinkedDirectory(t *testing.T) {
 	outside := t.TempDir()
 	os.WriteFile(filepath.Join(outside, "secret.mp4"), []byte("not yours"), 0o600)
 	w := job.WorkerJob{JobID: "s", Chunk: job.Chunk{Count: 1}, Attempt: 1, Command: "ln", Args: []string{"-s", outside, "sub"}, OutputFile: "sub/secret.mp4"}
-	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), job.Permanent, job.CodeMissingOutput)
+	wantCode(t, func() error { _, err := h.Handle(t.Context(), w); return err }(), joberr.Permanent, joberr.CodeMissingOutput)
 }
 
 func TestKeepSegmentIsNotTaggedForExpiry(t *testing.T) {
@@ -281,7 +283,7 @@ ffmpeg "$@"
 		t.Errorf("warnings = %q", res.Warnings)
 	}
 	var marker job.WorkerResult
-	if err := storage.ReadJSON(t.Context(), b, job.MarkerKey("w", 0), &marker); err != nil || !slices.Equal(marker.Warnings, res.Warnings) {
+	if err := storage.ReadJSON(t.Context(), b, layout.MarkerKey("w", 0), &marker); err != nil || !slices.Equal(marker.Warnings, res.Warnings) {
 		t.Errorf("marker warnings = %q, %v", marker.Warnings, err)
 	}
 	assertEmpty(t, tmp)

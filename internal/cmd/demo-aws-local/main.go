@@ -24,6 +24,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/demo"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -98,7 +99,7 @@ func readEvent(eventPath string) (ev events.S3Event, key, id string, err error) 
 		return ev, "", "", fmt.Errorf("%s: %w", eventPath, err)
 	}
 	key = ev.Records[0].S3.Object.Key
-	id, ok := job.JobIDFromKey(key)
+	id, ok := layout.JobIDFromKey(key)
 	if !ok {
 		return ev, "", "", fmt.Errorf("%s names %q, not jobs/<id>.json", eventPath, key)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/helios-project/infrastructure/internal/gcplocal"
 	"github.com/helios-project/infrastructure/pkg/job"
 	"github.com/helios-project/infrastructure/pkg/jobstore"
+	"github.com/helios-project/infrastructure/pkg/layout"
 	"github.com/helios-project/infrastructure/pkg/sandbox"
 	"github.com/helios-project/infrastructure/pkg/storage"
 )
@@ -46,10 +47,10 @@ func run(ctx context.Context, specPath, out string, timeout time.Duration) error
 	if id == "" {
 		id = strings.TrimSuffix(filepath.Base(specPath), filepath.Ext(specPath))
 	}
-	if !job.ValidID(id) {
+	if !layout.ValidID(id) {
 		return fmt.Errorf("%s: no usable job id (give the spec an \"id\")", specPath)
 	}
-	key := job.JobKey(id)
+	key := layout.JobKey(id)
 
 	work, err := os.MkdirTemp("", "helios-gcp-local-")
 	if err != nil {

@@ -19,13 +19,14 @@ import (
 
 	"github.com/helios-project/infrastructure/pkg/adapter"
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 // Probe commands.
 const (
 	ProbeEcho      = "echo"      // succeed, describing the job
-	ProbePermanent = "permanent" // fail with a permanent *job.Error
-	ProbeRetryable = "retryable" // fail with a retryable *job.Error (exit code 3)
+	ProbePermanent = "permanent" // fail with a permanent *joberr.Error
+	ProbeRetryable = "retryable" // fail with a retryable *joberr.Error (exit code 3)
 	ProbeUntyped   = "untyped"   // fail with a plain error
 	ProbePanic     = "panic"     // crash
 	ProbeBlock     = "block"     // wait for cancellation (at most 5 s)
@@ -46,11 +47,11 @@ func ProbeWorker(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error)
 	case ProbeEcho:
 		return echo, nil
 	case ProbePermanent:
-		e := job.Errorf(job.Permanent, job.CodeNotAllowed, "probe refuses %q", strings.Join(w.Args, " ")).WithChunk(w.Chunk.Index)
+		e := joberr.Errorf(joberr.Permanent, joberr.CodeNotAllowed, "probe refuses %q", strings.Join(w.Args, " ")).WithChunk(w.Chunk.Index)
 		e.StderrTail = "probe: permanent failure\nlast line"
 		return job.WorkerResult{}, e
 	case ProbeRetryable:
-		e := job.Errorf(job.Retryable, job.CodeCommandFailed, "probe exited with status 3").WithChunk(w.Chunk.Index)
+		e := joberr.Errorf(joberr.Retryable, joberr.CodeCommandFailed, "probe exited with status 3").WithChunk(w.Chunk.Index)
 		e.ExitCode, e.StderrTail = 3, "probe: transient failure"
 		return job.WorkerResult{}, e
 	case ProbeUntyped:
@@ -68,11 +69,11 @@ func ProbeWorker(ctx context.Context, w job.WorkerJob) (job.WorkerResult, error)
 		}
 	case ProbeBarrier:
 		if err := barrier(ctx, w.Args); err != nil {
-			return job.WorkerResult{}, job.Errorf(job.Permanent, job.CodeInternal, "%v", err)
+			return job.WorkerResult{}, joberr.Errorf(joberr.Permanent, joberr.CodeInternal, "%v", err)
 		}
 		return echo, nil
 	}
-	return job.WorkerResult{}, job.Errorf(job.Permanent, job.CodeInvalid, "unknown probe command %q", w.Command)
+	return job.WorkerResult{}, joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "unknown probe command %q", w.Command)
 }
 
 // ProbeStitcher is the stitcher the suite talks to.
@@ -176,20 +177,20 @@ func checkStitchRoundTrip(t *testing.T, a *adapter.Adapter) {
 	}
 }
 
-// checkPermanentError: a permanent *job.Error arrives as one, with its
+// checkPermanentError: a permanent *joberr.Error arrives as one, with its
 // stderr tail, chunk and message.
 func checkPermanentError(t *testing.T, a *adapter.Adapter) {
-	e := wantJobError(t, a, probeJob(ProbePermanent, "rm", "-rf"), job.Permanent, job.CodeNotAllowed)
+	e := wantJobError(t, a, probeJob(ProbePermanent, "rm", "-rf"), joberr.Permanent, joberr.CodeNotAllowed)
 	if e.StderrTail != "probe: permanent failure\nlast line" || e.Chunk == nil || *e.Chunk != 7 ||
 		!strings.Contains(e.Message, `"rm -rf"`) {
 		t.Errorf("error lost detail in transit: %#v", e)
 	}
 }
 
-// checkRetryableError: a retryable *job.Error arrives as one, with its
+// checkRetryableError: a retryable *joberr.Error arrives as one, with its
 // exit code and stderr tail.
 func checkRetryableError(t *testing.T, a *adapter.Adapter) {
-	e := wantJobError(t, a, probeJob(ProbeRetryable), job.Retryable, job.CodeCommandFailed)
+	e := wantJobError(t, a, probeJob(ProbeRetryable), joberr.Retryable, joberr.CodeCommandFailed)
 	if e.ExitCode != 3 || e.StderrTail != "probe: transient failure" {
 		t.Errorf("error lost detail in transit: %#v", e)
 	}
@@ -197,18 +198,18 @@ func checkRetryableError(t *testing.T, a *adapter.Adapter) {
 
 // checkUntypedErrorIsRetryable: a plain error is worth another attempt.
 func checkUntypedErrorIsRetryable(t *testing.T, a *adapter.Adapter) {
-	wantJobError(t, a, probeJob(ProbeUntyped), job.Retryable, job.CodeInternal)
+	wantJobError(t, a, probeJob(ProbeUntyped), joberr.Retryable, joberr.CodeInternal)
 }
 
 // checkCrashIsRetryable: a worker that crashes is lost, worth another
 // attempt.
 func checkCrashIsRetryable(t *testing.T, a *adapter.Adapter) {
-	wantJobError(t, a, probeJob(ProbePanic), job.Retryable, job.CodeWorkerLost)
+	wantJobError(t, a, probeJob(ProbePanic), joberr.Retryable, joberr.CodeWorkerLost)
 }
 
 // checkPayloadTooLarge: a job over adapter.MaxPayload is refused for good.
 func checkPayloadTooLarge(t *testing.T, a *adapter.Adapter) {
-	wantJobError(t, a, probeJob(ProbeEcho, strings.Repeat("x", adapter.MaxPayload)), job.Permanent, job.CodePayloadTooLarge)
+	wantJobError(t, a, probeJob(ProbeEcho, strings.Repeat("x", adapter.MaxPayload)), joberr.Permanent, joberr.CodePayloadTooLarge)
 }
 
 // checkCancellation: cancelling the context ends an invocation promptly,
@@ -248,12 +249,12 @@ func checkConcurrency(t *testing.T, n int, open func(t *testing.T) *adapter.Adap
 	}
 }
 
-func wantJobError(t *testing.T, a *adapter.Adapter, w job.WorkerJob, kind job.Kind, code string) *job.Error {
+func wantJobError(t *testing.T, a *adapter.Adapter, w job.WorkerJob, kind joberr.Kind, code string) *joberr.Error {
 	t.Helper()
 	_, err := a.Execute(t.Context(), w)
-	var e *job.Error
+	var e *joberr.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("Execute(%s): err = %v (%T), want *job.Error", w.Command, err, err)
+		t.Fatalf("Execute(%s): err = %v (%T), want *joberr.Error", w.Command, err, err)
 	}
 	if e.Kind != kind || e.Code != code {
 		t.Fatalf("Execute(%s): error kind/code = %s/%s, want %s/%s (%v)", w.Command, e.Kind, e.Code, kind, code, e)

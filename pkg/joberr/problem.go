@@ -1,4 +1,4 @@
-package job
+package joberr
 
 import "strings"
 
@@ -26,8 +26,4 @@ func (e *ValidationError) Error() string {
 		parts[i] = p.String()
 	}
 	return "invalid job spec: " + strings.Join(parts, "; ")
-}
-
-func invalid(path, msg string) *ValidationError {
-	return &ValidationError{Problems: []Problem{{Path: path, Message: msg}}}
 }

@@ -1,4 +1,4 @@
-package job_test
+package joberr_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/joberr"
 )
 
 func TestShorten(t *testing.T) {
@@ -17,11 +18,11 @@ func TestShorten(t *testing.T) {
 		{strings.Repeat("é", 150), strings.Repeat("é", 50) + "… (150 characters)"},
 		{strings.Repeat("word ", 100), strings.Repeat("word ", 100)},
 	} {
-		if got := job.ShortenWords(tc.in); got != tc.want {
+		if got := joberr.ShortenWords(tc.in); got != tc.want {
 			t.Errorf("ShortenWords(%.40q…) = %.200q, want %.200q", tc.in, got, tc.want)
 		}
 	}
-	if e := job.Errorf(job.Permanent, job.CodeInvalid, "chunk command %q", uri); len(e.Message) > 150 {
+	if e := joberr.Errorf(joberr.Permanent, joberr.CodeInvalid, "chunk command %q", uri); len(e.Message) > 150 {
 		t.Errorf("Errorf kept a long value: %d bytes", len(e.Message))
 	}
 }

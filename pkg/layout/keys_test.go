@@ -1,4 +1,4 @@
-package job_test
+package layout_test
 
 import (
 	"slices"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/helios-project/infrastructure/pkg/job"
+	"github.com/helios-project/infrastructure/pkg/layout"
 )
 
 func TestJobIDFromKey(t *testing.T) {
@@ -40,13 +41,13 @@ func TestJobIDFromKey(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tt := range tests {
-		id, ok := job.JobIDFromKey(tt.key)
+		id, ok := layout.JobIDFromKey(tt.key)
 		if id != tt.wantID || ok != tt.wantOK {
 			t.Errorf("JobIDFromKey(%q) = %q, %v; want %q, %v", tt.key, id, ok, tt.wantID, tt.wantOK)
 		}
 	}
 	for _, id := range []string{"a", "job-1", "A.b_c"} {
-		got, ok := job.JobIDFromKey(job.JobKey(id))
+		got, ok := layout.JobIDFromKey(layout.JobKey(id))
 		if !ok || got != id {
 			t.Errorf("JobIDFromKey(JobKey(%q)) = %q, %v", id, got, ok)
 		}
@@ -55,18 +56,18 @@ func TestJobIDFromKey(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	tests := []struct{ got, want string }{
-		{job.JobKey("j1"), "jobs/j1.json"},
-		{job.SpecKey("j1"), "renders/j1/spec.json"},
-		{job.StatusKey("j1"), "renders/j1/status.json"},
-		{job.ChunksPrefix("j1"), "renders/j1/chunks/"},
-		{job.SegmentKey("j1", 0, 3, 1, "mp4"), "renders/j1/chunks/000000.3-1.mp4"},
-		{job.SegmentKey("j1", 9999, 2, 10, "mov"), "renders/j1/chunks/009999.2-10.mov"},
-		{job.MarkerKey("j1", 0), "renders/j1/chunks/000000.json"},
-		{job.MarkerKey("j1", 42), "renders/j1/chunks/000042.json"},
-		{job.StitchLockKey("j1"), "renders/j1/stitch.lock"},
-		{job.CancelKey("j1"), "renders/j1/cancel"},
-		{job.DefaultOutputKey("j1", "webm"), "renders/j1/output.webm"},
-		{job.LeaseKey("j1", 3), "renders/j1/lease.000003"},
+		{layout.JobKey("j1"), "jobs/j1.json"},
+		{layout.SpecKey("j1"), "renders/j1/spec.json"},
+		{layout.StatusKey("j1"), "renders/j1/status.json"},
+		{layout.ChunksPrefix("j1"), "renders/j1/chunks/"},
+		{layout.SegmentKey("j1", 0, 3, 1, "mp4"), "renders/j1/chunks/000000.3-1.mp4"},
+		{layout.SegmentKey("j1", 9999, 2, 10, "mov"), "renders/j1/chunks/009999.2-10.mov"},
+		{layout.MarkerKey("j1", 0), "renders/j1/chunks/000000.json"},
+		{layout.MarkerKey("j1", 42), "renders/j1/chunks/000042.json"},
+		{layout.StitchLockKey("j1"), "renders/j1/stitch.lock"},
+		{layout.CancelKey("j1"), "renders/j1/cancel"},
+		{layout.DefaultOutputKey("j1", "webm"), "renders/j1/output.webm"},
+		{layout.LeaseKey("j1", 3), "renders/j1/lease.000003"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -74,11 +75,11 @@ func TestKeys(t *testing.T) {
 		}
 	}
 	// Write keys never fall under the trigger prefix.
-	for _, k := range []string{job.SpecKey("jobs"), job.StatusKey("x"), job.MarkerKey("x", 1), job.DefaultOutputKey("jobs", "mp4")} {
-		if strings.HasPrefix(k, job.JobsPrefix) || !strings.HasPrefix(k, job.RendersPrefix) {
-			t.Errorf("%q is not under %s", k, job.RendersPrefix)
+	for _, k := range []string{layout.SpecKey("jobs"), layout.StatusKey("x"), layout.MarkerKey("x", 1), layout.DefaultOutputKey("jobs", "mp4")} {
+		if strings.HasPrefix(k, layout.JobsPrefix) || !strings.HasPrefix(k, layout.RendersPrefix) {
+			t.Errorf("%q is not under %s", k, layout.RendersPrefix)
 		}
-		if !job.IsSafeRelative(k) {
+		if !layout.IsSafeRelative(k) {
 			t.Errorf("%q is not a safe relative key", k)
 		}
 	}
@@ -89,8 +90,8 @@ func TestChunkKeysSortInFrameOrder(t *testing.T) {
 	indices := []int{0, 1, 2, 9, 10, 11, 99, 100, 101, 999, 1000, 1234, 9999, job.MaxChunks - 1}
 	var markers, segments []string
 	for _, i := range indices {
-		markers = append(markers, job.MarkerKey("j", i))
-		segments = append(segments, job.SegmentKey("j", i, 1, 1+i%10, "mp4"))
+		markers = append(markers, layout.MarkerKey("j", i))
+		segments = append(segments, layout.SegmentKey("j", i, 1, 1+i%10, "mp4"))
 	}
 	for name, keys := range map[string][]string{"markers": markers, "segments": segments} {
 		shuffled := slices.Clone(keys)
@@ -100,14 +101,14 @@ func TestChunkKeysSortInFrameOrder(t *testing.T) {
 			t.Errorf("%s in lexical order:\n%q\nwant frame order:\n%q", name, shuffled, keys)
 		}
 		for _, k := range keys {
-			if !strings.HasPrefix(k, job.ChunksPrefix("j")) {
-				t.Errorf("%q is not under %s", k, job.ChunksPrefix("j"))
+			if !strings.HasPrefix(k, layout.ChunksPrefix("j")) {
+				t.Errorf("%q is not under %s", k, layout.ChunksPrefix("j"))
 			}
 		}
 	}
 	// Every padded index has the same width.
 	for _, i := range indices {
-		name := strings.TrimPrefix(job.MarkerKey("j", i), job.ChunksPrefix("j"))
+		name := strings.TrimPrefix(layout.MarkerKey("j", i), layout.ChunksPrefix("j"))
 		if len(name) != len("000000.json") {
 			t.Errorf("MarkerKey index %d = %q, want 6 digits", i, name)
 		}
@@ -138,7 +139,7 @@ func TestAssetDigest(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := job.AssetDigest(tt.key)
+		got, ok := layout.AssetDigest(tt.key)
 		if got != tt.want || ok != tt.wantOK {
 			t.Errorf("AssetDigest(%q) = %q, %v; want %q, %v", tt.key, got, ok, tt.want, tt.wantOK)
 		}

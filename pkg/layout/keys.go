@@ -1,4 +1,7 @@
-package job
+// Package layout is where a job's objects are in the bucket: the keys of
+// specs, status, chunks, leases and outputs, the rule for job ids, and
+// which relative paths are safe.
+package layout
 
 import (
 	"fmt"
@@ -46,6 +49,12 @@ func JobIDFromKey(key string) (string, bool) {
 
 func renders(id string) string { return RendersPrefix + id + "/" }
 
+// JobDir is the folder of job id's objects, renders/<id>/.
+func JobDir(id string) string { return renders(id) }
+
+// ValidAssetKey reports whether key names an asset bundle by its digest.
+func ValidAssetKey(key string) bool { return assetKeyPattern.MatchString(key) }
+
 // SpecKey holds the accepted, normalized spec, written once.
 func SpecKey(id string) string { return renders(id) + "spec.json" }
 
@@ -70,15 +79,6 @@ func SegmentKey(id string, index, run, attempt int, format string) string {
 // segmentKey: raw PCM.
 func AudioKeyFor(segmentKey string) string {
 	return strings.TrimSuffix(segmentKey, path.Ext(segmentKey)) + ".pcm"
-}
-
-// segmentName matches a segment's name in ChunksPrefix, in one of Formats.
-var segmentName = regexp.MustCompile(`^[0-9]{6}\.[0-9]+-[0-9]+\.(` + strings.Join(formatExts(), "|") + `)$`)
-
-// IsSegmentKey reports whether key names a segment of job id.
-func IsSegmentKey(id, key string) bool {
-	rest, ok := strings.CutPrefix(key, ChunksPrefix(id))
-	return ok && segmentName.MatchString(rest)
 }
 
 // MarkerKey is a chunk's completion marker, created if not exists: the first
@@ -121,8 +121,35 @@ func LeaseGen(id, key string) (int, bool) {
 // name it as its output and have the stitcher overwrite it.
 func isJobObject(id, key string) bool {
 	switch key {
-	case JobKey(id), ActiveKey(id), SpecKey(id), StatusKey(id), StitchLockKey(id), CancelKey(id):
+	case JobKey(id), ActiveKey(id), SpecKey(id), StatusKey(id), StitchLockKey(id), CancelKey(id), HistoryKey(id), BudgetKey(id):
 		return true
 	}
-	return strings.HasPrefix(key, ChunksPrefix(id)) || strings.HasPrefix(key, LeasePrefix(id))
+	return strings.HasPrefix(key, ChunksPrefix(id)) || strings.HasPrefix(key, LeasePrefix(id)) || strings.HasPrefix(key, renders(id)+"webhook.")
+}
+
+// HistoryKey is where a job's history is kept.
+func HistoryKey(id string) string { return renders(id) + "history.json" }
+
+// BudgetKey is a raised budget for job id, written by `helios job budget`:
+// it replaces the spec's for the job's next runs (the spec itself is
+// immutable once accepted).
+func BudgetKey(id string) string { return renders(id) + "budget.json" }
+
+// WebhookKey marks that the webhook of one outcome of a job was sent:
+// created before sending, so each outcome is sent at most once.
+func WebhookKey(id, state string) string { return renders(id) + "webhook." + state }
+
+// ValidOutputKey reports whether a job may publish its video at key: a file
+// directly in renders/<id>/, or a key under outputs/<id>/. Nothing else, so
+// a job can overwrite neither inputs nor another job's files, and the
+// stitcher's write permission stays two prefixes wide.
+func ValidOutputKey(id, key string) bool {
+	if !IsSafeRelative(key) {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(key, renders(id)); ok {
+		// Not a folder, nor one of the job's own objects (keys.go).
+		return rest != "" && !strings.Contains(rest, "/") && !isJobObject(id, key)
+	}
+	return strings.HasPrefix(key, OutputsPrefix+id+"/")
 }

@@ -1,4 +1,9 @@
-package job
+// Package joberr is the typed error of a Helios job (Error: whether an
+// attempt is worth repeating, a code, the chunk, the command's exit code
+// and the tail of its stderr) and its wire form, which survives Lambda's
+// errorType/errorMessage and HTTP error bodies; a spec's problems
+// (ValidationError); and the shortening of long values in messages.
+package joberr
 
 import (
 	"context"
