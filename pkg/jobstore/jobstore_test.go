@@ -146,9 +146,11 @@ func TestLeases(t *testing.T) {
 	if _, err := s.AcquireLease(ctx, "j", opts); !errors.Is(err, jobstore.ErrAlreadyRunning) {
 		t.Errorf("second lease while held: %v", err)
 	}
-	// Exclusive: the holder is known to be gone.
+	// Exclusive: the holder is known to be gone. The TTL is long enough that
+	// a loaded machine renews in time (a lease unrenewed for half its life
+	// is lost too, for another cause), short enough to renew within a second.
 	lost := make(chan error, 1)
-	second, err := s.AcquireLease(ctx, "j", jobstore.LeaseOptions{TTL: 90 * time.Millisecond, Exclusive: true, OnLost: func(cause error) { lost <- cause }})
+	second, err := s.AcquireLease(ctx, "j", jobstore.LeaseOptions{TTL: 3 * time.Second, Exclusive: true, OnLost: func(cause error) { lost <- cause }})
 	if err != nil || second.Gen != 2 {
 		t.Fatalf("exclusive lease: %+v %v", second, err)
 	}
@@ -165,7 +167,7 @@ func TestLeases(t *testing.T) {
 		if !errors.Is(cause, jobstore.ErrLeaseLost) {
 			t.Errorf("OnLost got %v, want ErrLeaseLost", cause)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Error("the holder was not told of the newer generation")
 	}
 	second.Release()
