@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,64 +91,6 @@ func render(t *testing.T, r testkit.Renderer, browser, comp, mode string, start,
 	return out
 }
 
-// pcm decodes a file's audio as 48 kHz stereo s16le.
-func pcm(t *testing.T, path string) []byte {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path,
-		"-map", "0:a", "-ar", "48000", "-ac", "2", "-f", "s16le", "-").Output()
-	if err != nil {
-		t.Fatalf("decode the audio of %s: %v", path, err)
-	}
-	return out
-}
-
-// lumaRange is the darkest and brightest luma of frame n of a video.
-func lumaRange(t *testing.T, path string, n int) (lo, hi int) {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path,
-		"-vf", fmt.Sprintf("select=eq(n\\,%d),signalstats,metadata=print:file=-", n), "-frames:v", "1", "-f", "null", "-").Output()
-	if err != nil {
-		t.Fatalf("signalstats of %s: %v", path, err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "lavfi.signalstats.YMIN="); ok {
-			lo, _ = strconv.Atoi(v)
-		}
-		if v, ok := strings.CutPrefix(line, "lavfi.signalstats.YMAX="); ok {
-			hi, _ = strconv.Atoi(v)
-		}
-	}
-	return lo, hi
-}
-
-// peak is the largest sample magnitude of s16le audio.
-func peak(audio []byte) int {
-	p := 0
-	for i := 0; i+1 < len(audio); i += 2 {
-		v := int(int16(uint16(audio[i]) | uint16(audio[i+1])<<8))
-		p = max(p, v, -v)
-	}
-	return p
-}
-
-// assertSameAudio compares two s16le streams sample for sample, naming the
-// first difference and where it is (a chunk boundary shows as its frame).
-func assertSameAudio(t *testing.T, got, want []byte) {
-	t.Helper()
-	if peak(want) < 1000 {
-		t.Fatalf("the reference audio is (nearly) silent, peak %d: nothing to compare", peak(want))
-	}
-	if len(got) != len(want) {
-		t.Fatalf("audio has %d samples, want %d", len(got)/4, len(want)/4)
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			s := i / 4
-			t.Fatalf("audio differs from sample %d (%.4f s, frame %.2f at 30 fps)", s, float64(s)/48000, float64(s)*30/48000)
-		}
-	}
-}
-
 // TestChunksMatchOnePass renders each example in chunks of 7, 25 and 58
 // frames (none divides 90) and in one pass, in both browsers, and compares
 // every decoded frame and every audio sample.
@@ -167,7 +108,7 @@ func TestChunksMatchOnePass(t *testing.T) {
 			for _, c := range [][2]int{{0, 7}, {7, 25}, {32, 58}} {
 				part := render(t, r, tc.browser, tc.comp, tc.mode, c[0], c[1])
 				frames = append(frames, testkit.FrameMD5(t, part)...)
-				audio = append(audio, pcm(t, part)...)
+				audio = append(audio, testkit.PCM(t, part)...)
 			}
 			want := testkit.FrameMD5(t, one)
 			if len(want) != 90 || want[0] == want[45] || want[45] == want[89] {
@@ -175,7 +116,7 @@ func TestChunksMatchOnePass(t *testing.T) {
 			}
 			// Every chunk's first frame was drawn (the page was ready).
 			for _, f := range []int{0, 7, 32} {
-				if lo, hi := lumaRange(t, one, f); hi-lo < 50 {
+				if lo, hi := testkit.LumaRange(t, one, f); hi-lo < 50 {
 					t.Errorf("frame %d is blank: luma %d..%d", f, lo, hi)
 				}
 			}
@@ -186,7 +127,7 @@ func TestChunksMatchOnePass(t *testing.T) {
 					}
 				}
 			}
-			assertSameAudio(t, audio, pcm(t, one))
+			testkit.AssertSameAudio(t, audio, testkit.PCM(t, one))
 		})
 	}
 }
@@ -248,7 +189,7 @@ func TestJobRunMatchesOnePass(t *testing.T) {
 	}
 	one := onePass(t, r, spec)
 	testkit.AssertFrameExact(t, out, one)
-	assertSameAudio(t, pcm(t, out), pcm(t, one))
+	testkit.AssertSameAudio(t, testkit.PCM(t, out), testkit.PCM(t, one))
 }
 
 // TestLambdaBrowserWorker runs the canvas example's spec on the emulated
@@ -303,7 +244,7 @@ func TestLambdaBrowserWorker(t *testing.T) {
 	if got := strings.TrimSpace(string(probe)); got != "aac,3.000000" {
 		t.Errorf("audio stream is %q, want aac,3.000000", got)
 	}
-	if p := peak(pcm(t, out)); p < 1000 {
+	if p := testkit.Peak(testkit.PCM(t, out)); p < 1000 {
 		t.Errorf("the output's audio is (nearly) silent: peak %d", p)
 	}
 }

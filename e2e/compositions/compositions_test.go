@@ -1,11 +1,10 @@
-package helios
-
-// What real compositions use, each in a composition written for it
-// (testdata/real): videos that must show the right frame, WebGL in canvas
-// mode, transformed layers that must come out the same every time, fonts
-// from another origin, data: URI media and mono tracks. Each either
-// renders right, chunked as in one pass, or fails loudly, naming the way
-// out.
+// Package compositions renders what real compositions use, each in a
+// composition written for it (testdata/real): videos that must show the
+// right frame, WebGL in canvas mode, transformed layers that must come out
+// the same every time, fonts from another origin, data: URI media, mono
+// tracks and observers. Each either renders right, chunked as in one pass,
+// or fails loudly, naming the way out.
+package compositions
 
 import (
 	"bytes"
@@ -37,6 +36,26 @@ import (
 	"github.com/helios-project/infrastructure/pkg/storage"
 	"github.com/helios-project/infrastructure/pkg/worker"
 )
+
+func TestMain(m *testing.M) {
+	sandbox.Main() // the worker handlers of these tests confine their commands by re-running this binary
+	os.Exit(m.Run())
+}
+
+// need skips under -short (Chromium renders are not run) and returns the
+// Helios renderer.
+func need(t testing.TB) testkit.Renderer {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: Chromium renders are not run")
+	}
+	testkit.RequireFFmpeg(t)
+	return testkit.RequireRenderer(t)
+}
+
+// compositions are the examples, whose @helios-project/core the
+// compositions here use (make renderer installs it).
+var compositions = filepath.Join("..", "..", "examples", "compositions")
 
 // coreDir is the @helios-project/core the examples install (make renderer).
 var coreDir = filepath.Join(compositions, "node_modules", "@helios-project", "core")
@@ -158,7 +177,7 @@ func chunked(t *testing.T, r testkit.Renderer, dir, browser, comp, mode string, 
 		part, _ := renderIn(t, r, dir, browser, comp, mode, start, n)
 		frames = append(frames, testkit.FrameMD5(t, part)...)
 		if len(probeStreams(t, part, "a")) > 0 {
-			audio = append(audio, pcm(t, part)...)
+			audio = append(audio, testkit.PCM(t, part)...)
 		}
 		start += n
 	}
@@ -244,7 +263,7 @@ func TestWebGLInCanvasMode(t *testing.T) {
 		t.Errorf("the render warned:\n%s", stderr)
 	}
 	for _, f := range []int{0, 30, 59} {
-		if lo, hi := lumaRange(t, one, f); hi-lo < 50 {
+		if lo, hi := testkit.LumaRange(t, one, f); hi-lo < 50 {
 			t.Errorf("frame %d is blank: luma %d..%d", f, lo, hi)
 		}
 	}
@@ -276,13 +295,13 @@ func TestDataURIMedia(t *testing.T) {
 	r := need(t)
 	dir := realBundle(t, "datamedia")
 	one, _ := renderIn(t, r, dir, r.Shell, "datamedia", "dom", 0, 60)
-	audio := pcm(t, one)
-	if p := peak(audio); p < 16000 || p > 16400 {
+	audio := testkit.PCM(t, one)
+	if p := testkit.Peak(audio); p < 16000 || p > 16400 {
 		t.Errorf("the mix peaks at %d, want the track's 16383", p)
 	}
 	frames, chunkAudio := chunked(t, r, dir, r.Shell, "datamedia", "dom", 19, 41)
 	assertSameFrames(t, "chunked", frames, testkit.FrameMD5(t, one))
-	assertSameAudio(t, chunkAudio, audio)
+	testkit.AssertSameAudio(t, chunkAudio, audio)
 
 	// An audible data: URI that cannot be played fails the chunk for good,
 	// and the message quotes the URI's start and length, not 27 KB of it.
@@ -306,7 +325,7 @@ func TestMonoAtFullLevel(t *testing.T) {
 	r := need(t)
 	dir := realBundle(t, "mono")
 	out, _ := renderIn(t, r, dir, r.Shell, "mono", "dom", 0, 30)
-	audio := pcm(t, out)
+	audio := testkit.PCM(t, out)
 	left, right := 0, 0
 	for i := 0; i+3 < len(audio); i += 4 {
 		l, rr := int(int16(uint16(audio[i])|uint16(audio[i+1])<<8)), int(int16(uint16(audio[i+2])|uint16(audio[i+3])<<8))
