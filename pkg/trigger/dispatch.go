@@ -117,7 +117,10 @@ func (h *Handler) dispatch(ctx context.Context, ev event, held whenHeld) (result
 		return result{Outcome: out, fate: ignored}, err
 	}
 	st, err := h.run(ctx, ev)
-	if ev.call() && errors.Is(err, jobstore.ErrAlreadyRunning) && h.done(ctx, out.JobID) == nil {
+	if ev.call() && errors.Is(err, jobstore.ErrAlreadyRunning) {
+		if done := h.done(ctx, out.JobID); done != nil {
+			return finished(out, done), nil
+		}
 		switch held {
 		case retryWhenHeld:
 			h.log().Info("job's lease is held; the platform will deliver the call again", "jobId", out.JobID)
@@ -205,8 +208,7 @@ func (h *Handler) settle(ctx context.Context, out Outcome, st *job.Status, err e
 		// between writing its final status and letting the lease go: the
 		// job is then done, not running, whatever delivered the event.
 		if done := h.done(ctx, out.JobID); done != nil {
-			out.State = done.State
-			return result{Outcome: out, fate: ran, status: done}, nil
+			return finished(out, done), nil
 		}
 		out.Note = noteElsewhere
 		if errors.Is(err, jobstore.ErrLeaseLost) {
@@ -223,6 +225,12 @@ func (h *Handler) settle(ctx context.Context, out Outcome, st *job.Status, err e
 	}
 	out.State = st.State
 	return result{Outcome: out, fate: ran, status: st}, nil
+}
+
+// finished is the result for a job found done.
+func finished(out Outcome, done *job.Status) result {
+	out.State = done.State
+	return result{Outcome: out, fate: ran, status: done}
 }
 
 // done returns the job's status if it says done, nil if not or unknown.
